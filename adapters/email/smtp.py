@@ -1,0 +1,101 @@
+"""SMTP transport for outbox emails (`SUBDESK_SMTP_URL`).
+
+URL forms: `smtp://[user:pass@]host[:port]` (STARTTLS when offered),
+`smtp+plain://…` (never STARTTLS; local relays and tests), `smtps://…` (implicit TLS).
+Each email's Message-ID derives from its outbox row, so a resend after a crash is
+recognisably the same message to the receiving side.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+from dataclasses import dataclass
+from email.message import EmailMessage
+from email.utils import formataddr, parseaddr
+from urllib.parse import unquote, urlsplit
+
+import aiosmtplib
+
+from adapters.console.render import render
+from bot.messages import Message
+from bot.ports import DeliveryError
+from storage.outbox import OutboxItem
+
+
+@dataclass(frozen=True)
+class SmtpTarget:
+    host: str
+    port: int
+    username: str | None
+    password: str | None
+    implicit_tls: bool
+    starttls: bool | None  # None: use it when the server offers it
+
+    @classmethod
+    def from_url(cls, url: str) -> SmtpTarget:
+        parts = urlsplit(url)
+        scheme = parts.scheme.lower()
+        if scheme not in ("smtp", "smtps", "smtp+plain", "smtp+starttls"):
+            raise ValueError("SUBDESK_SMTP_URL must start with smtp://, smtps:// or smtp+plain://")
+        implicit = scheme == "smtps"
+        return cls(
+            host=parts.hostname or "localhost",
+            port=parts.port or (465 if implicit else 25),
+            username=unquote(parts.username) if parts.username else None,
+            password=unquote(parts.password) if parts.password else None,
+            implicit_tls=implicit,
+            starttls={"smtp+plain": False, "smtp+starttls": True}.get(scheme),
+        )
+
+
+def build_email(item: OutboxItem, message: Message, sender: str) -> EmailMessage:
+    email = EmailMessage()
+    email["From"] = sender
+    name, address = parseaddr(item.recipient)
+    email["To"] = formataddr((name, item.target)) if address == item.target else item.target
+    email["Subject"] = message.email_subject
+    digest = hashlib.sha256(item.key.encode()).hexdigest()[:24]
+    domain = parseaddr(sender)[1].partition("@")[2] or "subdesk.invalid"
+    email["Message-ID"] = f"<{digest}.{item.id}@{domain}>"
+    email["X-Subdesk-Outbox"] = str(item.id)
+    body = render(message)
+    email.set_content(body)
+    email.add_alternative(
+        "<html><body><pre style=\"font-family: sans-serif; white-space: pre-wrap\">"
+        f"{html.escape(body)}</pre></body></html>",
+        subtype="html",
+    )
+    return email
+
+
+class SmtpTransport:
+    platform = "email"
+
+    def __init__(self, url: str, sender: str, *, timeout: float = 30.0) -> None:
+        self.target = SmtpTarget.from_url(url)
+        self.sender = sender
+        self.timeout = timeout
+
+    async def deliver(self, item: OutboxItem, message: Message) -> str | None:
+        email = build_email(item, message, self.sender)
+        t = self.target
+        try:
+            await aiosmtplib.send(
+                email,
+                hostname=t.host,
+                port=t.port,
+                username=t.username,
+                password=t.password,
+                use_tls=t.implicit_tls,
+                start_tls=t.starttls,
+                timeout=self.timeout,
+            )
+        except aiosmtplib.SMTPRecipientsRefused as exc:
+            raise DeliveryError("recipient refused", permanent=True) from exc
+        except aiosmtplib.SMTPResponseException as exc:
+            permanent = 500 <= exc.code < 600
+            raise DeliveryError(f"SMTP {exc.code}", permanent=permanent) from exc
+        except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+            raise DeliveryError(f"SMTP unavailable ({type(exc).__name__})") from exc
+        return str(email["Message-ID"])

@@ -1,0 +1,336 @@
+"""The `subdesk` command line (SPEC §6)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from collections.abc import Awaitable, Callable, Coroutine
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+from rich.table import Table
+
+from bot.config import Settings
+from bot.domain import OutboxStatus, Platform, StaffRole
+from bot.importing import ImportFailed
+from bot.runtime import App, SchemaOutdated, build_app
+from bot.services.base import ServiceError
+
+T = TypeVar("T")
+
+cli = typer.Typer(
+    name="subdesk",
+    help="Subdesk: support tickets, billing and alerts for your customers, in chat.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+db_cli = typer.Typer(help="Database schema.", no_args_is_help=True)
+import_cli = typer.Typer(help="Import order forms and invoices (JSON or CSV).", no_args_is_help=True)
+staff_cli = typer.Typer(help="Vendor staff.", no_args_is_help=True)
+outbox_cli = typer.Typer(help="Outbound messages: status, retry, drain.", invoke_without_command=True)
+reminders_cli = typer.Typer(help="Billing reminders.", no_args_is_help=True)
+cli.add_typer(db_cli, name="db")
+cli.add_typer(import_cli, name="import")
+cli.add_typer(staff_cli, name="staff")
+cli.add_typer(outbox_cli, name="outbox")
+cli.add_typer(reminders_cli, name="reminders")
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    err.print(f"[red]error:[/red] {message}", markup=True, highlight=False)
+    return typer.Exit(code)
+
+
+def _run(coro: Coroutine[Any, Any, T]) -> T:
+    try:
+        return asyncio.run(coro)
+    except SchemaOutdated as exc:
+        raise _fail(str(exc)) from None
+    except ImportFailed as exc:
+        err.print("[red]error:[/red] nothing was imported:")
+        for line in exc.errors:
+            err.print(f"  {line}", markup=False)
+        raise typer.Exit(1) from None
+    except ServiceError as exc:
+        raise _fail(str(exc)) from None
+    except (OSError, ConnectionError) as exc:
+        raise _fail(f"cannot reach the database ({type(exc).__name__})") from None
+
+
+async def _with_app(
+    fn: Callable[[App], Awaitable[T]],
+    *,
+    console: bool = False,
+    upgrade: bool = False,
+) -> T:
+    settings = Settings()
+    app = await build_app(
+        settings, console_out=_print_plain if console else None, upgrade=upgrade
+    )
+    try:
+        return await fn(app)
+    finally:
+        await app.close()
+
+
+def _print_plain(text: str) -> None:
+    out.print(text, markup=False, highlight=False)
+
+
+def _setup_logging() -> None:
+    level = Settings().log_level.upper()
+    logging.basicConfig(
+        level=getattr(logging, level, logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+
+
+# run / demo / console ------------------------------------------------------------------
+
+
+@cli.command()
+def run() -> None:
+    """Run everything configured; with no chat platform, the console on the embedded database."""
+    _setup_logging()
+    settings = Settings()
+    if settings.chat_platform_configured:
+        raise _fail(
+            "Slack and Matrix adapters are not part of this build yet; unset SLACK_BOT_TOKEN "
+            "and MATRIX_HOMESERVER to use the console."
+        )
+    _run(_console_main(settings, as_email=None, seed_if_empty=True))
+
+
+@cli.command()
+def demo() -> None:
+    """Seed a demo organization and open the console as its Technical Contact."""
+    _setup_logging()
+    _run(_console_main(Settings(), as_email=None, seed=True))
+
+
+@cli.command()
+def console(
+    as_: Annotated[str, typer.Option("--as", help="Email of the contact or staff member.")],
+) -> None:
+    """The console as any contact or staff member; reads commands line by line from stdin."""
+    _setup_logging()
+    _run(_console_main(Settings(), as_email=as_))
+
+
+async def _console_main(
+    settings: Settings, *, as_email: str | None, seed: bool = False, seed_if_empty: bool = False
+) -> None:
+    from adapters.console.app import ConsoleSession
+    from bot.demo import CONSOLE_ACCOUNT, DEMO_STAFF, DEMO_STAFF_ROLES, DEMO_TECH, demo_form
+
+    app = await build_app(settings, console_out=_print_plain, upgrade=False)
+    interactive = sys.stdin.isatty()
+    try:
+        async with app.db.read() as session:
+            from storage.directory import Directory
+
+            empty = not await Directory(session, app.clock.now()).orgs()
+        if seed or (seed_if_empty and empty):
+            await app.services.onboarding.import_orders(demo_form(app.clock))
+            await app.services.identity.add_staff(DEMO_STAFF, DEMO_STAFF_ROLES, "Sam Support")
+            platform, workspace, user = CONSOLE_ACCOUNT
+            await app.services.identity.admin_link(DEMO_TECH, platform, workspace, user)
+            out.print(
+                "Seeded the demo organization 'demo' (Ana Main ana@demo.test, Ada Admin "
+                "ada@demo.test, Tom Tech tom@demo.test) and staff member sam@vendor.test.",
+                markup=False,
+            )
+        if as_email is None:
+            out.print(
+                f"Console adapter on {settings.database_path_hint()} (no chat platform "
+                "configured). Type /subdesk help; Ctrl-D to leave.",
+                markup=False,
+            )
+        session_ = ConsoleSession(app.core, app.dispatcher, email=as_email, out=_print_plain)
+        await app.dispatcher.drain(max_wait=0)
+        if as_email is not None:
+            actor = await app.services.identity.actor(session_.sender)
+            if not actor.known:
+                raise ServiceError(f"{as_email} is neither a contact nor a staff member.")
+            out.print(f"Console as {actor.label}. Type /subdesk help; Ctrl-D to leave.",
+                      markup=False)
+        await session_.repl(interactive=interactive)
+    finally:
+        await app.close()
+
+
+# db / import / staff / link ------------------------------------------------------------
+
+
+@db_cli.command("upgrade")
+def db_upgrade() -> None:
+    """Apply database migrations up to the newest."""
+
+    async def go(app: App) -> None:
+        out.print(f"Database {app.settings.database_path_hint()} is up to date.", markup=False)
+
+    _run(_with_app(go, upgrade=True))
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        console=err,
+        transient=False,
+    )
+
+
+@import_cli.command("orders")
+def import_orders(file: Annotated[Path, typer.Argument(exists=True, dir_okay=False)]) -> None:
+    """Create or update organizations and contacts from an order form (idempotent by key)."""
+    from bot.services.onboarding import parse_orders
+
+    async def go(app: App) -> None:
+        form = parse_orders(file.name, file.read_bytes())
+        with _progress() as bar:
+            task = bar.add_task("organizations", total=len(form.organizations))
+            report = await app.services.onboarding.import_orders(
+                form, progress=lambda done, total: bar.update(task, completed=done)
+            )
+        out.print(
+            f"Imported {file.name}: {report.created} created, {report.updated} updated, "
+            f"{report.unchanged} unchanged, {report.contacts_added} contacts added, "
+            f"{report.messages_queued} messages queued.",
+            markup=False,
+        )
+
+    _run(_with_app(go))
+
+
+def _parse_slack(value: str) -> tuple[Platform, str, str]:
+    team, sep, user = value.partition(":")
+    if not sep or not team or not user:
+        raise _fail("--slack takes TEAM:USER, e.g. T0ACME:U0TOM")
+    return Platform.SLACK, team, user
+
+
+def _parse_matrix(value: str) -> tuple[Platform, str, str]:
+    if not value.startswith("@") or ":" not in value:
+        raise _fail("--matrix takes a Matrix user id like @tom:example.org")
+    return Platform.MATRIX, value.split(":", 1)[1], value
+
+
+@staff_cli.command("add")
+def staff_add(
+    email: str,
+    role: Annotated[list[StaffRole], typer.Option("--role", help="engineer, billing or admin.")],
+    name: Annotated[str, typer.Option(help="Display name.")] = "",
+    slack: Annotated[str | None, typer.Option(help="TEAM:USER")] = None,
+    matrix: Annotated[str | None, typer.Option(help="@user:server")] = None,
+) -> None:
+    """Add (or give more roles to) a vendor staff member."""
+    links = []
+    if slack:
+        links.append(_parse_slack(slack))
+    if matrix:
+        links.append(_parse_matrix(matrix))
+
+    async def go(app: App) -> None:
+        who = await app.services.identity.add_staff(email, role, name, links)
+        out.print(f"Staff member {who} <{email.lower()}>: {', '.join(r.value for r in role)}.",
+                  markup=False)
+
+    _run(_with_app(go))
+
+
+@cli.command("link")
+def link(
+    email: str,
+    slack: Annotated[str | None, typer.Option(help="TEAM:USER")] = None,
+    matrix: Annotated[str | None, typer.Option(help="@user:server")] = None,
+) -> None:
+    """Link a chat account to a contact or staff member without email proof."""
+    if (slack is None) == (matrix is None):
+        raise _fail("give exactly one of --slack TEAM:USER or --matrix MXID")
+    platform, workspace, user = _parse_slack(slack) if slack else _parse_matrix(str(matrix))
+
+    async def go(app: App) -> None:
+        who = await app.services.identity.admin_link(email, platform, workspace, user)
+        out.print(f"Linked {platform.value} {user} to {who} <{email.lower()}>.", markup=False)
+
+    _run(_with_app(go))
+
+
+# outbox ------------------------------------------------------------------------------
+
+
+@outbox_cli.callback()
+def outbox_default(ctx: typer.Context) -> None:
+    """With no subcommand: the status."""
+    if ctx.invoked_subcommand is None:
+        outbox_status()
+
+
+@outbox_cli.command("status")
+def outbox_status(
+    show: Annotated[
+        OutboxStatus | None, typer.Option(help="List messages in this state.")
+    ] = None,
+) -> None:
+    """Counts by state, and the messages that need attention (dead letters)."""
+    from storage.outbox import OutboxStore
+
+    async def go(app: App) -> None:
+        async with app.db.read() as session:
+            store = OutboxStore(session, app.clock.now())
+            counts = await store.counts()
+            items = await store.items(show or OutboxStatus.DEAD, limit=50)
+        out.print("  ".join(f"{k}: {v}" for k, v in counts.items()), markup=False)
+        if items:
+            table = Table("id", "platform", "recipient", "attempts", "status", "last error")
+            for item in items:
+                table.add_row(str(item.id), item.platform, item.recipient or item.target,
+                              str(item.attempts), item.status.value, (item.last_error or "")[:80])
+            out.print(table)
+
+    _run(_with_app(go))
+
+
+@outbox_cli.command("retry")
+def outbox_retry(item_id: int) -> None:
+    """Queue a dead (or waiting) message again with fresh attempts."""
+    from storage.outbox import OutboxStore
+
+    async def go(app: App) -> None:
+        async with app.db.transaction() as session:
+            ok = await OutboxStore(session, app.clock.now()).retry(item_id)
+        if not ok:
+            raise ServiceError(f"no unsent outbox message #{item_id}")
+        out.print(f"Outbox message #{item_id} queued again.", markup=False)
+
+    _run(_with_app(go))
+
+
+@outbox_cli.command("drain")
+def outbox_drain(
+    max_wait: Annotated[float, typer.Option(help="Longest wait for retries, in seconds.")] = 30.0,
+) -> None:
+    """Deliver everything due (with the transports configured here), then exit."""
+
+    async def go(app: App) -> None:
+        stats = await app.dispatcher.drain(max_wait=max_wait)
+        out.print(f"Delivered {stats.sent}, retrying {stats.retried}, dead {stats.dead}.",
+                  markup=False)
+
+    _run(_with_app(go, console=True))
+
+
+def main() -> None:
+    cli()

@@ -1,0 +1,178 @@
+"""A pure parser for the command grammar: text in, a `Parsed` or a `ParseError` out.
+
+It never raises on user input and does no I/O. `/word` (Slack, console), `!word` (Matrix)
+and a bare `word` are the same command.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from typing import Final
+
+from bot.commands.grammar import DEFAULTS, GRAMMAR, ROOTS
+from bot.commands.spec import Arg, ArgKind, CommandSpec
+
+MAX_LENGTH: Final = 4000
+_TOKEN = re.compile(r"\S+")
+_EMAIL = re.compile(r"^[^@\s<>\"'`|]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251})\.[A-Za-z]{2,63}$")
+_TICKET = re.compile(r"^#?(\d{1,12})$")
+_NUMBER = re.compile(r"^#?(\d{1,9})$")
+_CODE = re.compile(r"^\d{6}$")
+_WORD = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+ArgValue = str | int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Parsed:
+    spec: CommandSpec
+    args: dict[str, ArgValue]
+
+    def text(self, name: str) -> str | None:
+        value = self.args.get(name)
+        return None if value is None else str(value)
+
+    def number(self, name: str) -> int:
+        value = self.args[name]
+        assert isinstance(value, int)
+        return value
+
+
+@dataclass(frozen=True, slots=True)
+class ParseError:
+    """Why the input is not a command, and the usage lines that would help."""
+
+    message: str
+    root: str | None = None
+    spec: CommandSpec | None = None
+
+    def usages(self, prefix: str = "/") -> list[str]:
+        if self.spec is not None:
+            return [self.spec.usage(prefix)]
+        if self.root is not None:
+            return [s.usage(prefix) for s in GRAMMAR if s.root == self.root]
+        return []
+
+
+def _clean(text: str) -> str | None:
+    """Drop control characters other than newlines and tabs; None when nothing is left."""
+    if any(unicodedata.category(ch) == "Cc" and ch not in "\n\t" for ch in text):
+        text = "".join(ch for ch in text if unicodedata.category(ch) != "Cc" or ch in "\n\t")
+    text = text.strip()
+    return text or None
+
+
+def parse(text: str) -> Parsed | ParseError:
+    """Parse one command line such as `/ticket comment #12 works now`."""
+    if not isinstance(text, str):
+        return ParseError("Empty command. Try /subdesk help.")
+    if len(text) > MAX_LENGTH:
+        head = _TOKEN.match(text.lstrip())
+        root = head.group(0).lstrip("/!").lower() if head else None
+        return ParseError(
+            f"That is too long ({len(text)} characters; the limit is {MAX_LENGTH}).",
+            root if root in ROOTS else None,
+        )
+    cleaned = _clean(text)
+    if cleaned is None:
+        return ParseError("Empty command. Try /subdesk help.")
+    tokens = list(_TOKEN.finditer(cleaned))
+    root = tokens[0].group(0).lstrip("/!").lower()
+    if root not in ROOTS:
+        shown = tokens[0].group(0)[:40]
+        return ParseError(f"Unknown command {shown!r}. Try /subdesk help.")
+
+    words = [t.group(0).lower() for t in tokens[1:]]
+    candidates = sorted(
+        (s for s in GRAMMAR if s.root == root), key=lambda s: len(s.words), reverse=True
+    )
+    spec = next(
+        (s for s in candidates if tuple(words[: len(s.words)]) == s.words and s.words), None
+    )
+    if spec is None:
+        bare = next((s for s in candidates if not s.words), None)
+        if not words and root in DEFAULTS:
+            return Parsed(next(s for s in GRAMMAR if s.key == DEFAULTS[root]), {})
+        if bare is not None:
+            spec = bare
+        elif not words:
+            return ParseError(f"/{root} needs a subcommand.", root)
+        else:
+            return ParseError(f"Unknown subcommand {words[0][:40]!r} for /{root}.", root)
+
+    rest = tokens[1 + len(spec.words) :]
+    return _parse_args(spec, cleaned, rest)
+
+
+def _parse_args(spec: CommandSpec, raw: str, tokens: list[re.Match[str]]) -> Parsed | ParseError:
+    args: dict[str, ArgValue] = {}
+    i = 0
+    for arg in spec.args:
+        token = tokens[i].group(0) if i < len(tokens) else None
+        if arg.kind is ArgKind.TEXT:
+            value = raw[tokens[i].start() :].strip() if token is not None else None
+            if value is None and not arg.optional:
+                return ParseError(f"{arg.name} is missing.", spec.root, spec)
+            args[arg.name] = value
+            i = len(tokens)
+            continue
+        if token is None:
+            if arg.optional:
+                args[arg.name] = None
+                continue
+            return ParseError(f"{arg.name} is missing.", spec.root, spec)
+        converted = _convert(arg, token)
+        if isinstance(converted, ParseError):
+            later = spec.args[spec.args.index(arg) + 1 :]
+            if arg.optional and not _looks_like(arg, token, bool(later)):
+                args[arg.name] = None
+                continue
+            return ParseError(converted.message, spec.root, spec)
+        args[arg.name] = converted
+        i += 1
+    if i < len(tokens):
+        extra = tokens[i].group(0)[:40]
+        return ParseError(f"Unexpected {extra!r}.", spec.root, spec)
+    return Parsed(spec, args)
+
+
+def _looks_like(arg: Arg, token: str, more_args: bool) -> bool:
+    """Whether a token that failed to convert was meant for this optional argument.
+
+    An optional choice followed by free text (`/ticket new [SEV] [SUBJECT]`) lets the token
+    pass on to the text; anywhere else a bad token is a mistake worth naming.
+    """
+    return arg.kind is not ArgKind.CHOICE or not more_args
+
+
+def _convert(arg: Arg, token: str) -> ArgValue | ParseError:
+    match arg.kind:
+        case ArgKind.CHOICE:
+            if token.lower() in arg.choices:
+                return token.lower()
+            return ParseError(f"{arg.name} must be one of {', '.join(arg.choices)}.")
+        case ArgKind.TICKET:
+            if m := _TICKET.match(token):
+                return int(m.group(1))
+            return ParseError(f"{arg.name} must be a ticket number like #1042.")
+        case ArgKind.NUMBER:
+            if (m := _NUMBER.match(token)) and int(m.group(1)) > 0:
+                return int(m.group(1))
+            return ParseError(f"{arg.name} must be a positive whole number.")
+        case ArgKind.EMAIL:
+            if len(token) <= 254 and _EMAIL.match(token):
+                return token.lower()
+            return ParseError(f"{arg.name} must be an email address like ana@example.com.")
+        case ArgKind.CODE:
+            if _CODE.match(token):
+                return token
+            return ParseError(f"{arg.name} must be the 6-digit code from the email.")
+        case ArgKind.WORD:
+            if _WORD.match(token):
+                return token
+            return ParseError(f"{arg.name} must be a single word (letters, digits, - _ .).")
+        case ArgKind.TEXT:  # pragma: no cover - handled by the caller
+            return token
+    return ParseError(f"{arg.name} is not understood.")  # pragma: no cover

@@ -1,0 +1,238 @@
+"""Settings from the environment, a `.env` file and `subdesk.toml` (SPEC §6).
+
+Every variable of the contract keeps its documented name; `subdesk.toml` accepts the same
+names or their lower-case field names. Secrets are `SecretStr`, so they print as `**********`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from bot.domain import Level, Severity
+
+DEFAULT_DATABASE_URL = "sqlite:///subdesk.db"
+
+
+def _env(name: str, field_name: str) -> AliasChoices:
+    return AliasChoices(name, field_name)
+
+
+DEFAULT_TECHNICAL_LIMITS: dict[str, int] = {"basic": 1, "standard": 2, "premium": 5}
+
+# First-response targets in minutes, by level then severity.
+DEFAULT_SLA_MINUTES: dict[str, dict[str, int]] = {
+    "basic": {"sev1": 240, "sev2": 480, "sev3": 1440, "sev4": 2880},
+    "standard": {"sev1": 120, "sev2": 240, "sev3": 720, "sev4": 1440},
+    "premium": {"sev1": 30, "sev2": 120, "sev3": 480, "sev4": 960},
+}
+
+# Invoice reminder stages in days relative to the due date (negative: before).
+DEFAULT_REMINDER_OFFSETS: tuple[int, ...] = (-7, 0, 7, 14, 30)
+DEFAULT_RENEWAL_OFFSETS: tuple[int, ...] = (60, 30, 7)
+
+
+class Settings(BaseSettings):
+    """Runtime configuration. Construct with keyword arguments in tests."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        populate_by_name=True,
+        toml_file="subdesk.toml",
+    )
+
+    database_url: str = Field(
+        DEFAULT_DATABASE_URL, validation_alias=_env("SUBDESK_DATABASE_URL", "database_url")
+    )
+    http_host: str = Field("127.0.0.1", validation_alias=_env("SUBDESK_HTTP_HOST", "http_host"))
+    http_port: int = Field(3000, validation_alias=_env("SUBDESK_HTTP_PORT", "http_port"))
+    api_token: SecretStr | None = Field(
+        None, validation_alias=_env("SUBDESK_API_TOKEN", "api_token")
+    )
+    smtp_url: SecretStr | None = Field(None, validation_alias=_env("SUBDESK_SMTP_URL", "smtp_url"))
+    mail_from: str = Field(
+        "Subdesk <subdesk@localhost>", validation_alias=_env("SUBDESK_MAIL_FROM", "mail_from")
+    )
+    triage_channels: Annotated[tuple[str, ...], NoDecode] = Field(
+        (), validation_alias=_env("SUBDESK_TRIAGE_CHANNELS", "triage_channels")
+    )
+    billing_channels: Annotated[tuple[str, ...], NoDecode] = Field(
+        (), validation_alias=_env("SUBDESK_BILLING_CHANNELS", "billing_channels")
+    )
+    slack_bot_token: SecretStr | None = Field(
+        None, validation_alias=_env("SLACK_BOT_TOKEN", "slack_bot_token")
+    )
+    slack_signing_secret: SecretStr | None = Field(
+        None, validation_alias=_env("SLACK_SIGNING_SECRET", "slack_signing_secret")
+    )
+    slack_app_token: SecretStr | None = Field(
+        None, validation_alias=_env("SLACK_APP_TOKEN", "slack_app_token")
+    )
+    slack_api_url: str = Field(
+        "https://slack.com/api/", validation_alias=_env("SLACK_API_URL", "slack_api_url")
+    )
+    matrix_homeserver: str | None = Field(
+        None, validation_alias=_env("MATRIX_HOMESERVER", "matrix_homeserver")
+    )
+    matrix_user_id: str | None = Field(
+        None, validation_alias=_env("MATRIX_USER_ID", "matrix_user_id")
+    )
+    matrix_password: SecretStr | None = Field(
+        None, validation_alias=_env("MATRIX_PASSWORD", "matrix_password")
+    )
+    matrix_access_token: SecretStr | None = Field(
+        None, validation_alias=_env("MATRIX_ACCESS_TOKEN", "matrix_access_token")
+    )
+
+    # Policy knobs (SPEC §2 defaults, configurable).
+    technical_limits: dict[str, int] = Field(
+        default_factory=lambda: dict(DEFAULT_TECHNICAL_LIMITS),
+        validation_alias=_env("SUBDESK_TECHNICAL_LIMITS", "technical_limits"),
+    )
+    sla_minutes: dict[str, dict[str, int]] = Field(
+        default_factory=lambda: {k: dict(v) for k, v in DEFAULT_SLA_MINUTES.items()},
+        validation_alias=_env("SUBDESK_SLA_MINUTES", "sla_minutes"),
+    )
+    sla_warning_ratio: float = Field(
+        0.8, validation_alias=_env("SUBDESK_SLA_WARNING_RATIO", "sla_warning_ratio")
+    )
+    reminder_offsets: tuple[int, ...] = Field(
+        DEFAULT_REMINDER_OFFSETS,
+        validation_alias=_env("SUBDESK_REMINDER_OFFSETS", "reminder_offsets"),
+    )
+    renewal_offsets: tuple[int, ...] = Field(
+        DEFAULT_RENEWAL_OFFSETS,
+        validation_alias=_env("SUBDESK_RENEWAL_OFFSETS", "renewal_offsets"),
+    )
+    reminder_time: dt.time = Field(
+        dt.time(9, 0), validation_alias=_env("SUBDESK_REMINDER_TIME", "reminder_time")
+    )
+    attachment_max_bytes: int = Field(
+        10 * 1024 * 1024,
+        validation_alias=_env("SUBDESK_ATTACHMENT_MAX_BYTES", "attachment_max_bytes"),
+    )
+    attachment_types: tuple[str, ...] = Field(
+        (
+            "text/plain",
+            "text/csv",
+            "application/json",
+            "application/pdf",
+            "application/zip",
+            "application/gzip",
+            "image/png",
+            "image/jpeg",
+            "application/octet-stream",
+        ),
+        validation_alias=_env("SUBDESK_ATTACHMENT_TYPES", "attachment_types"),
+    )
+
+    # Outbox dispatcher.
+    outbox_max_attempts: int = Field(
+        8, validation_alias=_env("SUBDESK_OUTBOX_MAX_ATTEMPTS", "outbox_max_attempts")
+    )
+    outbox_base_delay: float = Field(
+        2.0, validation_alias=_env("SUBDESK_OUTBOX_BASE_DELAY", "outbox_base_delay")
+    )
+    outbox_max_delay: float = Field(
+        900.0, validation_alias=_env("SUBDESK_OUTBOX_MAX_DELAY", "outbox_max_delay")
+    )
+    outbox_poll_interval: float = Field(
+        0.5, validation_alias=_env("SUBDESK_OUTBOX_POLL_INTERVAL", "outbox_poll_interval")
+    )
+    outbox_per_target_interval: float = Field(
+        1.0,
+        validation_alias=_env("SUBDESK_OUTBOX_PER_TARGET_INTERVAL", "outbox_per_target_interval"),
+    )
+    link_code_ttl_minutes: int = Field(
+        15, validation_alias=_env("SUBDESK_LINK_CODE_TTL_MINUTES", "link_code_ttl_minutes")
+    )
+    link_code_attempts: int = Field(
+        5, validation_alias=_env("SUBDESK_LINK_CODE_ATTEMPTS", "link_code_attempts")
+    )
+    log_level: str = Field("INFO", validation_alias=_env("SUBDESK_LOG_LEVEL", "log_level"))
+
+    @field_validator("triage_channels", "billing_channels", mode="before")
+    @classmethod
+    def _split_channels(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("triage_channels", "billing_channels")
+    @classmethod
+    def _check_channels(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for channel in value:
+            platform, _, target = channel.partition(":")
+            if platform not in ("slack", "matrix", "console") or not target:
+                raise ValueError(
+                    f"channel {channel!r} must look like slack:CHANNEL_ID or matrix:!room:server"
+                )
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (
+            init_settings,
+            env_settings,
+            dotenv_settings,
+            TomlConfigSettingsSource(settings_cls),
+            file_secret_settings,
+        )
+
+    # Derived views --------------------------------------------------------------------
+
+    @property
+    def slack_enabled(self) -> bool:
+        return self.slack_bot_token is not None
+
+    @property
+    def matrix_enabled(self) -> bool:
+        return self.matrix_homeserver is not None and self.matrix_user_id is not None
+
+    @property
+    def chat_platform_configured(self) -> bool:
+        return self.slack_enabled or self.matrix_enabled
+
+    def technical_limit(self, level: Level) -> int:
+        return self.technical_limits.get(level.value, DEFAULT_TECHNICAL_LIMITS[level.value])
+
+    def sla_target(self, level: Level, severity: Severity) -> dt.timedelta:
+        minutes = self.sla_minutes.get(level.value, {}).get(
+            severity.value, DEFAULT_SLA_MINUTES[level.value][severity.value]
+        )
+        return dt.timedelta(minutes=minutes)
+
+    def database_path_hint(self) -> str:
+        """The database URL with any password masked, for logs and banners."""
+        from sqlalchemy.engine import make_url
+
+        return make_url(self.database_url).render_as_string(hide_password=True)
+
+
+def load_settings(config_dir: Path | None = None, **overrides: Any) -> Settings:
+    """Settings as the CLI sees them; `config_dir` chooses where .env/subdesk.toml live."""
+    if config_dir is None:
+        return Settings(**overrides)
+    return Settings(
+        _env_file=config_dir / ".env",  # type: ignore[call-arg]
+        **overrides,
+    )

@@ -1,0 +1,127 @@
+"""The core's one entry point: `Core.handle(Invocation) -> Reply`.
+
+Adapters turn platform payloads into an `Invocation`, call `handle`, and render the `Reply`.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+from bot.clock import Clock, SystemClock
+from bot.commands import ParseError, parse
+from bot.config import Settings
+from bot.domain import Actor
+from bot.invocation import Invocation
+from bot.messages import Reply
+from bot.policy import allows
+from bot.registry import CommandContext, Registry
+from bot.services.base import Denied, NotFound, ServiceError
+from bot.services.contacts import ContactService
+from bot.services.identity import IdentityService
+from bot.services.notify import Notifier
+from bot.services.onboarding import OnboardingService
+from storage.db import Database
+
+log = logging.getLogger(__name__)
+
+UNAVAILABLE = "Subdesk is temporarily unavailable. Please try again in a minute."
+
+
+@dataclass
+class Services:
+    """Every use-case service, built once and shared by adapters, CLI and scheduler."""
+
+    db: Database
+    settings: Settings
+    clock: Clock
+    notifier: Notifier
+    identity: IdentityService
+    contacts: ContactService
+    onboarding: OnboardingService
+
+    @classmethod
+    def build(cls, db: Database, settings: Settings, clock: Clock | None = None) -> Services:
+        clock = clock or SystemClock()
+        notifier = Notifier()
+        args = (db, settings, clock, notifier)
+        return cls(
+            db=db,
+            settings=settings,
+            clock=clock,
+            notifier=notifier,
+            identity=IdentityService(*args),
+            contacts=ContactService(*args),
+            onboarding=OnboardingService(*args),
+        )
+
+
+class Core:
+    def __init__(self, services: Services, registry: Registry) -> None:
+        self.services = services
+        self.registry = registry
+
+    async def handle(self, invocation: Invocation) -> Reply:
+        """Parse, resolve the actor, check permission, run the handler; never raises."""
+        parsed = parse(invocation.text)
+        try:
+            actor = await self.services.identity.actor(invocation.sender)
+            if isinstance(parsed, ParseError):
+                return self._usage(parsed, actor, invocation.prefix)
+            spec = parsed.spec
+            if not allows(actor, spec.permission):
+                if not actor.known:
+                    return Reply.error(
+                        "I don't know who you are yet. Link this account first: "
+                        f"{invocation.prefix}subdesk link EMAIL"
+                    )
+                return Reply.error(
+                    f"{spec.usage(invocation.prefix)} is not available to you. "
+                    f"Try {invocation.prefix}subdesk help."
+                )
+            handler = self.registry.handler(spec.key)
+            if handler is None:
+                return Reply.error(
+                    f"{invocation.prefix}{spec.root} {' '.join(spec.words)} is not enabled on "
+                    "this deployment yet.".replace("  ", " ")
+                )
+            return await handler(CommandContext(invocation, actor, parsed))
+        except (NotFound, Denied) as exc:
+            return Reply.error(str(exc))
+        except ServiceError as exc:
+            return Reply.error(str(exc))
+        except (OperationalError, PoolTimeout, ConnectionError, OSError) as exc:
+            log.warning("database unavailable while handling a command: %s", type(exc).__name__)
+            return Reply.error(UNAVAILABLE)
+        except DBAPIError as exc:
+            if exc.connection_invalidated:
+                return Reply.error(UNAVAILABLE)
+            log.exception("database error while handling %s", _safe(invocation))
+            return Reply.error("Something went wrong; the error was logged.")
+        except Exception:
+            log.exception("error while handling %s", _safe(invocation))
+            return Reply.error("Something went wrong; the error was logged.")
+
+    def _usage(self, error: ParseError, actor: Actor, prefix: str) -> Reply:
+        usages = error.usages(prefix)
+        if error.spec is None and error.root is not None:
+            usages = [
+                s.usage(prefix)
+                for s in self.registry.specs()
+                if s.root == error.root and allows(actor, s.permission)
+            ] or usages[:0]
+        lines = [error.message]
+        if usages:
+            lines.append("Usage: " + "\n       ".join(usages))
+        elif error.root is not None:
+            lines.append(f"Try {prefix}subdesk help.")
+        return Reply.error("\n".join(lines))
+
+
+def _safe(invocation: Invocation) -> str:
+    """A log label that carries no user text (it may hold secrets or personal data)."""
+    s = invocation.sender
+    return f"{s.platform.value} command from {s.user_id[:64]}"

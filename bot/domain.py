@@ -1,0 +1,167 @@
+"""Domain vocabulary shared by the core, storage and adapters (SPEC §1–§2).
+
+Plain enums and frozen value objects only: no I/O and no platform imports.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class Program(StrEnum):
+    CUSTOMER = "customer"
+    PARTNER = "partner"
+
+
+class Level(StrEnum):
+    BASIC = "basic"
+    STANDARD = "standard"
+    PREMIUM = "premium"
+
+
+class Region(StrEnum):
+    US = "us"
+    EUROPE = "europe"
+    WORLDWIDE = "worldwide"
+
+
+class ContactRole(StrEnum):
+    MAIN = "main"
+    ADMINISTRATIVE = "administrative"
+    TECHNICAL = "technical"
+
+
+class StaffRole(StrEnum):
+    ENGINEER = "engineer"
+    BILLING = "billing"
+    ADMIN = "admin"
+
+
+class Platform(StrEnum):
+    SLACK = "slack"
+    MATRIX = "matrix"
+    CONSOLE = "console"
+    EMAIL = "email"
+
+
+class Severity(StrEnum):
+    SEV1 = "sev1"
+    SEV2 = "sev2"
+    SEV3 = "sev3"
+    SEV4 = "sev4"
+
+
+class TicketStatus(StrEnum):
+    NEW = "new"
+    OPEN = "open"
+    PENDING = "pending"
+    ON_HOLD = "on_hold"
+    SOLVED = "solved"
+    CLOSED = "closed"
+
+
+class RequestStatus(StrEnum):
+    PENDING = "pending"
+    APPROVED = "approved"
+    DENIED = "denied"
+
+
+class OutboxStatus(StrEnum):
+    PENDING = "pending"
+    SENDING = "sending"
+    SENT = "sent"
+    DEAD = "dead"
+
+
+class AlertLevel(StrEnum):
+    INFO = "info"
+    WARNING = "warning"
+    CRITICAL = "critical"
+
+
+@dataclass(frozen=True, slots=True)
+class Organization:
+    id: int
+    key: str
+    name: str
+    program: Program
+    level: Level
+    region: Region
+    timezone: str
+    starts_on: dt.date | None
+    ends_on: dt.date | None
+    sharing: bool
+    alert_channels: tuple[str, ...] = ()
+
+    def subscription_active(self, today: dt.date) -> bool:
+        """True while `today` lies inside the subscription period (inclusive)."""
+        if self.starts_on is not None and today < self.starts_on:
+            return False
+        return self.ends_on is None or today <= self.ends_on
+
+
+@dataclass(frozen=True, slots=True)
+class Contact:
+    id: int
+    org_id: int
+    name: str
+    email: str
+    roles: frozenset[ContactRole]
+
+    @property
+    def is_main(self) -> bool:
+        return ContactRole.MAIN in self.roles
+
+    @property
+    def is_administrative(self) -> bool:
+        return ContactRole.ADMINISTRATIVE in self.roles
+
+    @property
+    def is_technical(self) -> bool:
+        return ContactRole.TECHNICAL in self.roles
+
+
+@dataclass(frozen=True, slots=True)
+class StaffMember:
+    id: int
+    email: str
+    name: str
+    roles: frozenset[StaffRole]
+
+
+@dataclass(frozen=True, slots=True)
+class ChatIdentity:
+    platform: Platform
+    workspace: str
+    user_id: str
+    contact_id: int | None
+    staff_id: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """Who is acting: a contact of one organization, a staff member, or nobody known.
+
+    `sole_contact` is true when the contact is the organization's only contact, which
+    makes a Main Contact a Technical Contact for every purpose (SPEC §1).
+    """
+
+    contact: Contact | None = None
+    org: Organization | None = None
+    staff: StaffMember | None = None
+    sole_contact: bool = False
+    identity: ChatIdentity | None = None
+
+    @property
+    def known(self) -> bool:
+        return self.contact is not None or self.staff is not None
+
+    @property
+    def label(self) -> str:
+        if self.staff is not None:
+            return f"{self.staff.name} <{self.staff.email}>"
+        if self.contact is not None:
+            return f"{self.contact.name} <{self.contact.email}>"
+        return "unknown user"

@@ -1,0 +1,14 @@
+"""Command handlers: parsed arguments in, service call, neutral `Reply` out."""
+
+from __future__ import annotations
+
+from bot.core import Services
+from bot.handlers import directory
+from bot.registry import Registry
+
+
+def build_registry(services: Services) -> Registry:
+    """A registry with every feature this build provides."""
+    registry = Registry()
+    directory.register(registry, services)
+    return registry

@@ -1,0 +1,108 @@
+"""Reading JSON and CSV import files into validated models, with errors that name the spot.
+
+Shared by order forms and billing imports; no database access here.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class ImportFailed(Exception):
+    """The file is invalid; `errors` are human lines naming the line/field. Nothing was written."""
+
+    def __init__(self, errors: Sequence[str]) -> None:
+        super().__init__("; ".join(errors[:5]) + (f" (+{len(errors) - 5} more)" if len(errors) > 5 else ""))
+        self.errors = list(errors)
+
+
+def _loc(loc: Iterable[int | str]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def describe(error: ValidationError, prefix: str = "") -> list[str]:
+    lines = []
+    for item in error.errors():
+        where = _loc(item["loc"])
+        lines.append(f"{prefix}{where}: {item['msg']}")
+    return lines
+
+
+def detect_format(name: str, data: bytes) -> str:
+    lowered = name.lower()
+    if lowered.endswith(".json"):
+        return "json"
+    if lowered.endswith(".csv"):
+        return "csv"
+    return "json" if data.lstrip()[:1] in (b"{", b"[") else "csv"
+
+
+def load_json(data: bytes, model: type[M]) -> M:
+    try:
+        raw = json.loads(data.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ImportFailed([f"the file is not UTF-8 text (byte {exc.start})"]) from exc
+    except json.JSONDecodeError as exc:
+        raise ImportFailed([f"line {exc.lineno}, column {exc.colno}: {exc.msg}"]) from exc
+    return validate(raw, model)
+
+
+def validate(raw: Any, model: type[M]) -> M:
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        raise ImportFailed(describe(exc)) from exc
+
+
+def read_csv(data: bytes, required: Sequence[str]) -> list[tuple[int, dict[str, str]]]:
+    """Rows with their 1-based file line numbers; header names are lower-cased and trimmed."""
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ImportFailed([f"the file is not UTF-8 text (byte {exc.start})"]) from exc
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    if reader.fieldnames is None:
+        raise ImportFailed(["line 1: the file is empty (a header row is needed)"])
+    headers = [h.strip().lower() for h in reader.fieldnames]
+    missing = [name for name in required if name not in headers]
+    if missing:
+        raise ImportFailed([f"line 1: missing column(s) {', '.join(missing)}"])
+    rows = []
+    for record in reader:
+        if None in record:
+            raise ImportFailed([f"line {reader.line_num}: more values than columns"])
+        row = {
+            k.strip().lower(): (v or "").strip() for k, v in record.items() if k is not None
+        }
+        if any(row.values()):
+            rows.append((reader.line_num, row))
+    return rows
+
+
+def csv_rows_to_models(
+    rows: list[tuple[int, dict[str, str]]],
+    model: type[M],
+    build: Callable[[dict[str, str]], dict[str, Any]],
+) -> list[tuple[int, M]]:
+    """Validate each row on its own so that errors name the CSV line."""
+    out: list[tuple[int, M]] = []
+    errors: list[str] = []
+    for line, row in rows:
+        try:
+            out.append((line, model.model_validate(build(row))))
+        except ValidationError as exc:
+            errors.extend(describe(exc, prefix=f"line {line}, "))
+    if errors:
+        raise ImportFailed(errors)
+    return out

@@ -1,0 +1,75 @@
+"""The standing messages Subdesk sends people: welcomes, link codes, request decisions."""
+
+from __future__ import annotations
+
+from bot.domain import Contact, Organization
+from bot.messages import BulletList, Context, Fields, Heading, Message, Paragraph, Tone
+
+
+def welcome(org: Organization, contact: Contact) -> Message:
+    """Sent to a new Main Contact: contractual, subscription and billing matters."""
+    period = f"{org.starts_on or '—'} to {org.ends_on or 'open-ended'}"
+    return Message(
+        text=f"Welcome to {org.name}'s {org.level.value} subscription, {contact.name}.",
+        subject=f"Welcome to your {org.level.value} subscription",
+        blocks=(
+            Heading(f"Welcome, {contact.name}"),
+            Paragraph(
+                f"You are the Main Contact of {org.name}. You will receive contractual, "
+                "subscription and billing notices, and you manage your organization's contacts."
+            ),
+            Fields((("Organization", org.name), ("Level", org.level.value), ("Period", period))),
+            BulletList(
+                (
+                    "/contacts — see and manage your designated contacts",
+                    "/billing invoices — your invoices and statement",
+                    "/subdesk help — everything you can do",
+                )
+            ),
+        ),
+    )
+
+
+def support_welcome(org: Organization, contact: Contact) -> Message:
+    """Sent to a new Technical Contact."""
+    return Message(
+        text=f"Support Welcome: {contact.name}, you are a Technical Contact of {org.name}.",
+        subject=f"Support Welcome — {org.name}",
+        tone=Tone.GOOD,
+        blocks=(
+            Heading(f"Support Welcome, {contact.name}"),
+            Paragraph(
+                f"You are a Technical Contact of {org.name} ({org.level.value} subscription). "
+                "You can open and follow support tickets and you receive technical alerts."
+            ),
+            BulletList(
+                (
+                    "/ticket new [sev1|sev2|sev3|sev4] SUBJECT — open a ticket",
+                    "/ticket list — follow your tickets",
+                    "/subdesk link — link your chat account to get updates here",
+                )
+            ),
+        ),
+    )
+
+
+def link_code(code: str, minutes: int) -> Message:
+    return Message(
+        text=f"Your Subdesk link code is {code}. It expires in {minutes} minutes.",
+        subject="Your Subdesk link code",
+        blocks=(
+            Heading("Link your chat account"),
+            Paragraph(f"Your code is {code}. Reply with: /subdesk link verify {code}"),
+            Context(
+                f"It expires in {minutes} minutes. If you did not ask for it, ignore this email."
+            ),
+        ),
+    )
+
+
+def role_granted(org: Organization, contact: Contact, role: str) -> Message:
+    return Message(
+        text=f"{contact.name}, you are now the {role} of {org.name}.",
+        subject=f"You are now the {role} of {org.name}",
+        blocks=(Heading(f"You are now the {role}"), Paragraph(f"Organization: {org.name}.")),
+    )

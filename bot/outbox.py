@@ -1,0 +1,206 @@
+"""The outbox dispatcher: claims due messages, delivers them, retries, dead-letters.
+
+Delivery is at-least-once at the transport and exactly-once per idempotency key in the
+table; transports that can (Matrix transaction ids, email Message-IDs) make a resend after
+a crash land as the same message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import os
+import random
+import socket
+import time
+from collections import defaultdict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from bot.clock import Clock
+from bot.config import Settings
+from bot.messages import Message
+from bot.ports import DeliveryError, Transport
+from storage.db import Database
+from storage.outbox import OutboxItem, OutboxStore
+
+log = logging.getLogger(__name__)
+
+LEASE = dt.timedelta(seconds=120)
+
+
+@dataclass
+class DispatchStats:
+    sent: int = 0
+    retried: int = 0
+    dead: int = 0
+
+    def __iadd__(self, other: DispatchStats) -> DispatchStats:
+        self.sent += other.sent
+        self.retried += other.retried
+        self.dead += other.dead
+        return self
+
+
+@dataclass
+class _Pacer:
+    """Per-target spacing (Slack allows about one message a second per channel)."""
+
+    interval: float
+    last: dict[tuple[str, str], float] = field(default_factory=dict)
+
+    async def wait(self, key: tuple[str, str]) -> None:
+        if self.interval <= 0:
+            return
+        now = time.monotonic()
+        ready = self.last.get(key, 0.0) + self.interval
+        if ready > now:
+            await asyncio.sleep(ready - now)
+        self.last[key] = time.monotonic()
+
+
+def backoff(attempt: int, base: float, cap: float, rng: random.Random) -> float:
+    """Exponential backoff with jitter: uniform in [d/2, d] for d = base·2^(attempt-1)."""
+    delay = min(cap, base * 2 ** max(0, attempt - 1))
+    return rng.uniform(delay / 2, delay)
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        db: Database,
+        settings: Settings,
+        clock: Clock,
+        transports: Mapping[str, Transport],
+        *,
+        worker: str | None = None,
+        on_dead: Callable[[OutboxItem, str], None] | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.db = db
+        self.settings = settings
+        self.clock = clock
+        self.transports = dict(transports)
+        self.worker = worker or f"{socket.gethostname()}:{os.getpid()}"
+        self.on_dead = on_dead
+        self.rng = rng or random.Random()
+        self.pacer = _Pacer(settings.outbox_per_target_interval)
+        self.wakeup = asyncio.Event()
+
+    def poke(self) -> None:
+        """Tell a running dispatcher that something was queued."""
+        self.wakeup.set()
+
+    async def run_once(self, limit: int = 100) -> DispatchStats:
+        """Claim one batch of due messages and deliver it."""
+        async with self.db.transaction() as session:
+            store = OutboxStore(session, self.clock.now())
+            items = await store.claim_due(
+                limit=limit, worker=self.worker, lease=LEASE, platforms=list(self.transports)
+            )
+        if not items:
+            return DispatchStats()
+        groups: dict[tuple[str, str], list[OutboxItem]] = defaultdict(list)
+        for item in items:
+            groups[(item.platform, item.target)].append(item)
+        results = await asyncio.gather(*(self._deliver_group(k, g) for k, g in groups.items()))
+        total = DispatchStats()
+        for stats in results:
+            total += stats
+        return total
+
+    async def _deliver_group(self, key: tuple[str, str], items: list[OutboxItem]) -> DispatchStats:
+        stats = DispatchStats()
+        for item in items:
+            await self.pacer.wait(key)
+            stats += await self._deliver(item)
+        return stats
+
+    async def _deliver(self, item: OutboxItem) -> DispatchStats:
+        transport = self.transports[item.platform]
+        try:
+            message = Message.from_json(item.payload)
+            ref = await transport.deliver(item, message)
+        except DeliveryError as exc:
+            return await self._failed(item, str(exc), exc.retry_after, exc.permanent)
+        except Exception as exc:  # a transport bug or an unexpected peer answer
+            log.warning("outbox %s: %s while delivering", item.id, type(exc).__name__)
+            return await self._failed(item, f"{type(exc).__name__}: {exc}", None, False)
+        async with self.db.transaction() as session:
+            await OutboxStore(session, self.clock.now()).mark_sent(item.id, ref)
+        return DispatchStats(sent=1)
+
+    async def _failed(
+        self, item: OutboxItem, error: str, retry_after: float | None, permanent: bool
+    ) -> DispatchStats:
+        now = self.clock.now()
+        async with self.db.transaction() as session:
+            store = OutboxStore(session, now)
+            if permanent or item.attempts >= self.settings.outbox_max_attempts:
+                await store.mark_dead(item.id, error)
+                dead = True
+            else:
+                delay = (
+                    retry_after
+                    if retry_after is not None
+                    else backoff(
+                        item.attempts,
+                        self.settings.outbox_base_delay,
+                        self.settings.outbox_max_delay,
+                        self.rng,
+                    )
+                )
+                await store.mark_retry(item.id, now + dt.timedelta(seconds=delay), error)
+                dead = False
+        if dead:
+            log.error("outbox %s dead after %s attempt(s): %s", item.id, item.attempts, error)
+            if self.on_dead is not None:
+                self.on_dead(item, error)
+            return DispatchStats(dead=1)
+        log.info("outbox %s retry %s: %s", item.id, item.attempts, error)
+        return DispatchStats(retried=1)
+
+    async def drain(self, *, max_wait: float = 60.0) -> DispatchStats:
+        """Deliver everything due now, waiting for retries due within `max_wait` seconds."""
+        total = DispatchStats()
+        deadline = time.monotonic() + max_wait
+        while True:
+            stats = await self.run_once()
+            total += stats
+            if stats.sent or stats.dead:
+                continue
+            if not await self._sleep_until_next(deadline):
+                return total
+
+    async def _sleep_until_next(self, deadline: float) -> bool:
+        """Sleep until the next pending message is due, if that is before the deadline."""
+        async with self.db.read() as session:
+            due = await OutboxStore(session, self.clock.now()).next_due(list(self.transports))
+        if due is None:
+            return False
+        wait = (due - self.clock.now()).total_seconds()
+        if wait <= 0:
+            return True
+        if time.monotonic() + wait > deadline:
+            return False
+        await asyncio.sleep(wait)
+        return True
+
+    async def run_forever(self, stop: asyncio.Event) -> None:
+        """Deliver until `stop` is set; sleeps between polls unless poked."""
+        interval = self.settings.outbox_poll_interval
+        while not stop.is_set():
+            try:
+                stats = await self.run_once()
+            except Exception as exc:  # database down: keep going, nothing is lost
+                log.warning("outbox dispatcher: %s; retrying", type(exc).__name__)
+                stats = DispatchStats()
+                await asyncio.sleep(min(5.0, interval * 4))
+            if stats.sent or stats.retried or stats.dead:
+                continue
+            self.wakeup.clear()
+            try:
+                await asyncio.wait_for(self.wakeup.wait(), timeout=interval)
+            except TimeoutError:
+                pass

@@ -1,0 +1,1 @@
+"""Use cases: each service method is one transaction and enforces the policy."""

@@ -1,0 +1,75 @@
+"""What every service shares: the transaction scope, errors, and the clock."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.clock import Clock
+from bot.config import Settings
+from storage.billing import BillingStore
+from storage.db import Database
+from storage.directory import Directory
+from storage.outbox import ClaimStore, OutboxStore
+from storage.tickets import TicketStore
+
+if TYPE_CHECKING:
+    from bot.services.notify import Notifier
+
+
+class ServiceError(Exception):
+    """A refusal the user should read (never a stack trace)."""
+
+
+class NotFound(ServiceError):
+    pass
+
+
+class Denied(ServiceError):
+    pass
+
+
+class Invalid(ServiceError):
+    pass
+
+
+class Unavailable(ServiceError):
+    pass
+
+
+class Tx:
+    """The stores of one transaction, all seeing the same `now`."""
+
+    def __init__(self, session: AsyncSession, now: dt.datetime) -> None:
+        self.session = session
+        self.now = now
+        self.directory = Directory(session, now)
+        self.outbox = OutboxStore(session, now)
+        self.claims = ClaimStore(session, now)
+        self.tickets = TicketStore(session, now)
+        self.billing = BillingStore(session, now)
+
+
+class Service:
+    def __init__(
+        self, db: Database, settings: Settings, clock: Clock, notifier: Notifier
+    ) -> None:
+        self.db = db
+        self.settings = settings
+        self.clock = clock
+        self.notifier = notifier
+
+    @asynccontextmanager
+    async def tx(self) -> AsyncIterator[Tx]:
+        """A read-write transaction: committed when the block ends without error."""
+        async with self.db.transaction() as session:
+            yield Tx(session, self.clock.now())
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[Tx]:
+        async with self.db.read() as session:
+            yield Tx(session, self.clock.now())

@@ -1,0 +1,210 @@
+"""Who is talking: resolving chat accounts to people, and linking them with proof (SPEC §4)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+
+from bot import notices
+from bot.domain import Actor, ChatIdentity, ContactRole, Platform, StaffRole
+from bot.invocation import Sender
+from bot.services.base import Invalid, NotFound, Service, Tx
+
+CODE_RESEND_SECONDS = 60
+
+
+def hash_code(code: str, salt: str) -> str:
+    """A slow salted hash: a leaked table does not give the six digits away cheaply."""
+    digest = hashlib.scrypt(code.encode(), salt=bytes.fromhex(salt), n=2**14, r=8, p=1, dklen=32)
+    return digest.hex()
+
+
+async def resolve_actor(tx: Tx, sender: Sender) -> Actor:
+    """The person behind a sender: by trusted email (console `--as`) or by linked identity."""
+    directory = tx.directory
+    if sender.asserted_email:
+        email = sender.asserted_email.lower()
+        staff = await directory.staff_by_email(email)
+        if staff is not None:
+            return Actor(staff=staff)
+        contacts = await directory.contacts_with_email(email)
+        if not contacts:
+            return Actor()
+        return await _contact_actor(tx, contacts[0].id, None)
+    identity = await directory.identity(sender.platform.value, sender.workspace, sender.user_id)
+    if identity is None:
+        return Actor()
+    if identity.staff_id is not None:
+        staff = await directory.staff(identity.staff_id)
+        return Actor(staff=staff, identity=identity)
+    assert identity.contact_id is not None
+    return await _contact_actor(tx, identity.contact_id, identity)
+
+
+async def _contact_actor(tx: Tx, contact_id: int, identity: ChatIdentity | None) -> Actor:
+    contact = await tx.directory.contact(contact_id)
+    if contact is None:
+        return Actor()
+    org = await tx.directory.org(contact.org_id)
+    others = await tx.directory.contacts(contact.org_id)
+    sole = len(others) == 1 and ContactRole.MAIN in contact.roles
+    return Actor(contact=contact, org=org, sole_contact=sole, identity=identity)
+
+
+@dataclass(frozen=True, slots=True)
+class LinkOutcome:
+    linked: bool
+    text: str
+
+
+class IdentityService(Service):
+    async def actor(self, sender: Sender) -> Actor:
+        async with self.read() as tx:
+            return await resolve_actor(tx, sender)
+
+    async def link(self, sender: Sender, email: str | None) -> LinkOutcome:
+        """Start (or, with a platform-verified email, finish) linking this chat account."""
+        if sender.platform is Platform.CONSOLE and sender.asserted_email:
+            raise Invalid("This console session already acts as that person; nothing to link.")
+        if sender.verified_email and (email is None or email == sender.verified_email.lower()):
+            return await self._link_verified(sender, sender.verified_email.lower())
+        if email is None:
+            raise Invalid("Give the email your organization designated: /subdesk link EMAIL")
+        minutes = self.settings.link_code_ttl_minutes
+        neutral = LinkOutcome(
+            False,
+            f"If {email} belongs to a designated contact, a 6-digit code is on its way there. "
+            f"Reply with /subdesk link verify CODE within {minutes} minutes.",
+        )
+        async with self.tx() as tx:
+            contacts = await tx.directory.contacts_with_email(email)
+            if not contacts:
+                return neutral
+            existing = await tx.directory.link_code(
+                sender.platform.value, sender.workspace, sender.user_id
+            )
+            if existing is not None:
+                issued = existing.expires_at - dt.timedelta(minutes=minutes)
+                if (tx.now - issued).total_seconds() < CODE_RESEND_SECONDS:
+                    raise Invalid("A code was sent less than a minute ago; check your email.")
+            code = f"{secrets.randbelow(1_000_000):06d}"
+            salt = secrets.token_hex(16)
+            await tx.directory.put_link_code(
+                sender.platform.value,
+                sender.workspace,
+                sender.user_id,
+                contact_id=contacts[0].id,
+                code_hash=hash_code(code, salt),
+                salt=salt,
+                attempts=self.settings.link_code_attempts,
+                expires_at=tx.now + dt.timedelta(minutes=minutes),
+            )
+            await self.notifier.email(
+                tx,
+                email,
+                f"link-code:{sender.platform.value}:{sender.workspace}:{sender.user_id}:{salt}",
+                notices.link_code(code, minutes),
+                recipient=f"{contacts[0].name} <{email}>",
+            )
+        return neutral
+
+    async def verify(self, sender: Sender, code: str) -> LinkOutcome:
+        key = (sender.platform.value, sender.workspace, sender.user_id)
+        async with self.tx() as tx:
+            pending = await tx.directory.link_code(*key)
+            if pending is None or pending.expires_at <= tx.now or pending.attempts_left <= 0:
+                if pending is not None:
+                    await tx.directory.drop_link_code(*key)
+                return LinkOutcome(
+                    False, "There is no valid code for this account. Ask for a new one: "
+                    "/subdesk link EMAIL"
+                )
+            if not hmac.compare_digest(hash_code(code, pending.salt), pending.code_hash):
+                left = pending.attempts_left - 1
+                if left <= 0:
+                    await tx.directory.drop_link_code(*key)
+                    return LinkOutcome(False, "That code is wrong and no attempts are left. "
+                                       "Ask for a new one: /subdesk link EMAIL")
+                await tx.directory.spend_link_attempt(*key)
+                return LinkOutcome(
+                    False, f"That code is wrong; {left} attempt{'s' if left != 1 else ''} left."
+                )
+            await tx.directory.drop_link_code(*key)
+            contact = await tx.directory.contact(pending.contact_id)
+            if contact is None:
+                return LinkOutcome(False, "That contact no longer exists.")
+            await tx.directory.link(*key, contact_id=contact.id)
+            await tx.directory.audit(
+                f"{contact.name} <{contact.email}>", contact.org_id, "identity.linked",
+                ":".join(key), None, {"contact": contact.email, "proof": "email-code"},
+            )
+            org = await tx.directory.org(contact.org_id)
+            return LinkOutcome(True, f"Linked: you are {contact.name} <{contact.email}> of "
+                               f"{org.name if org else '?'}.")
+
+    async def _link_verified(self, sender: Sender, email: str) -> LinkOutcome:
+        async with self.tx() as tx:
+            staff = await tx.directory.staff_by_email(email)
+            contacts = await tx.directory.contacts_with_email(email)
+            key = (sender.platform.value, sender.workspace, sender.user_id)
+            if contacts:
+                await tx.directory.link(*key, contact_id=contacts[0].id)
+                name = contacts[0].name
+            elif staff is not None:
+                await tx.directory.link(*key, staff_id=staff.id)
+                name = staff.name
+            else:
+                return LinkOutcome(
+                    False, f"Your verified email {email} is not a designated contact. Ask your "
+                    "Main Contact to designate you."
+                )
+            await tx.directory.audit(name, contacts[0].org_id if contacts else None,
+                                     "identity.linked", ":".join(key), None,
+                                     {"email": email, "proof": "platform-verified-email"})
+            return LinkOutcome(True, f"Linked: you are {name} <{email}>.")
+
+    async def unlink(self, sender: Sender) -> bool:
+        async with self.tx() as tx:
+            return await tx.directory.unlink(
+                sender.platform.value, sender.workspace, sender.user_id
+            )
+
+    # Vendor-side (CLI) -----------------------------------------------------------------
+
+    async def admin_link(self, email: str, platform: Platform, workspace: str, user_id: str) -> str:
+        """Link a chat account by an admin's word (`subdesk link`)."""
+        async with self.tx() as tx:
+            staff = await tx.directory.staff_by_email(email)
+            contacts = await tx.directory.contacts_with_email(email)
+            if contacts:
+                await tx.directory.link(platform.value, workspace, user_id,
+                                        contact_id=contacts[0].id)
+                who = contacts[0].name
+                org_id: int | None = contacts[0].org_id
+            elif staff is not None:
+                await tx.directory.link(platform.value, workspace, user_id, staff_id=staff.id)
+                who, org_id = staff.name, None
+            else:
+                raise NotFound(f"No contact or staff member has the email {email}.")
+            await tx.directory.audit("cli", org_id, "identity.linked",
+                                     f"{platform.value}:{workspace}:{user_id}", None,
+                                     {"email": email, "proof": "admin"})
+            return who
+
+    async def add_staff(
+        self,
+        email: str,
+        roles: list[StaffRole],
+        name: str = "",
+        links: list[tuple[Platform, str, str]] | None = None,
+    ) -> str:
+        async with self.tx() as tx:
+            member = await tx.directory.upsert_staff(email, name or email.split("@")[0], roles)
+            for platform, workspace, user_id in links or []:
+                await tx.directory.link(platform.value, workspace, user_id, staff_id=member.id)
+            await tx.directory.audit("cli", None, "staff.upsert", email, None,
+                                     {"roles": sorted(r.value for r in member.roles)})
+            return member.name

@@ -1,0 +1,329 @@
+"""Order forms (SPEC §4 Onboarding, §6): organizations and their contacts, idempotent by key."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from collections.abc import Callable
+from typing import Any
+from zoneinfo import ZoneInfo, available_timezones
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from bot import notices
+from bot.emails import Email
+from bot.domain import ContactRole, Level, Platform, Program, Region
+from bot.importing import (
+    ImportFailed,
+    csv_rows_to_models,
+    detect_format,
+    load_json,
+    read_csv,
+)
+from bot.services.base import Service, Tx
+from storage.directory import OrgFields
+
+Progress = Callable[[int, int], None]
+_CHANNEL = re.compile(r"^(slack:[A-Z0-9]{2,}|matrix:![^:\s]+:\S+)$")
+_SLACK_ID = re.compile(r"^[A-Z0-9]{2,}:[A-Z0-9]{2,}$")
+_MXID = re.compile(r"^@[^:\s]+:\S+$")
+_KEY = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+
+
+class Subscription(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    starts_on: dt.date
+    ends_on: dt.date
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Subscription:
+        if self.ends_on < self.starts_on:
+            raise ValueError("ends_on is before starts_on")
+        return self
+
+
+class ContactIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    role: ContactRole
+    name: str = Field(min_length=1, max_length=200)
+    email: Email
+    slack: str | None = None
+    matrix: str | None = None
+
+    @field_validator("slack")
+    @classmethod
+    def _slack(cls, value: str | None) -> str | None:
+        if value and not _SLACK_ID.match(value):
+            raise ValueError("must look like TEAM_ID:USER_ID, e.g. T0ACME:U0TOM")
+        return value or None
+
+    @field_validator("matrix")
+    @classmethod
+    def _matrix(cls, value: str | None) -> str | None:
+        if value and not _MXID.match(value):
+            raise ValueError("must be a Matrix user id like @tom:example.org")
+        return value or None
+
+
+class OrganizationIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    key: str
+    name: str = Field(min_length=1, max_length=200)
+    program: Program
+    level: Level
+    region: Region
+    timezone: str
+    subscription: Subscription
+    contacts: list[ContactIn] = Field(min_length=1)
+    alert_channels: list[str] = Field(default_factory=list)
+
+    @field_validator("key")
+    @classmethod
+    def _key(cls, value: str) -> str:
+        if not _KEY.match(value):
+            raise ValueError("must be lower-case letters, digits, - or _ (at most 64)")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, value: str) -> str:
+        if value not in _zones():
+            raise ValueError(f"{value!r} is not an IANA timezone such as Europe/Madrid")
+        ZoneInfo(value)
+        return value
+
+    @field_validator("alert_channels")
+    @classmethod
+    def _channels(cls, value: list[str]) -> list[str]:
+        for channel in value:
+            if not _CHANNEL.match(channel):
+                raise ValueError(f"{channel!r} must be slack:CHANNEL_ID or matrix:!room:server")
+        return value
+
+    @model_validator(mode="after")
+    def _roles(self) -> OrganizationIn:
+        mains = [c for c in self.contacts if c.role is ContactRole.MAIN]
+        if len(mains) != 1:
+            raise ValueError(f"needs exactly one main contact (found {len(mains)})")
+        admins = {c.email for c in self.contacts if c.role is ContactRole.ADMINISTRATIVE}
+        if len(admins) > 1:
+            raise ValueError("has more than one administrative contact")
+        return self
+
+
+class OrderForm(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    organizations: list[OrganizationIn]
+
+    @model_validator(mode="after")
+    def _unique(self) -> OrderForm:
+        keys = [o.key for o in self.organizations]
+        dupes = sorted({k for k in keys if keys.count(k) > 1})
+        if dupes:
+            raise ValueError(f"organization key(s) repeated: {', '.join(dupes)}")
+        return self
+
+
+_zone_cache: set[str] = set()
+
+
+def _zones() -> set[str]:
+    if not _zone_cache:
+        _zone_cache.update(available_timezones())
+    return _zone_cache
+
+
+CSV_COLUMNS = ("key", "name", "program", "level", "region", "timezone", "starts_on", "ends_on",
+               "role", "contact_name", "email")
+
+
+class _CsvRow(BaseModel):
+    """One CSV line: the organization columns plus one contact."""
+
+    org: dict[str, Any]
+    contact: ContactIn
+
+
+def _csv_build(row: dict[str, str]) -> dict[str, Any]:
+    channels = [c for c in re.split(r"[;\s]+", row.get("alert_channels", "")) if c]
+    return {
+        "org": {
+            "key": row["key"],
+            "name": row["name"],
+            "program": row["program"],
+            "level": row["level"],
+            "region": row["region"],
+            "timezone": row["timezone"],
+            "subscription": {"starts_on": row["starts_on"], "ends_on": row["ends_on"]},
+            "alert_channels": channels,
+        },
+        "contact": {
+            "role": row["role"],
+            "name": row["contact_name"],
+            "email": row["email"],
+            "slack": row.get("slack") or None,
+            "matrix": row.get("matrix") or None,
+        },
+    }
+
+
+def parse_orders(name: str, data: bytes) -> OrderForm:
+    """An order form from JSON or CSV bytes; raises `ImportFailed` naming line and field."""
+    if detect_format(name, data) == "json":
+        return load_json(data, OrderForm)
+    rows = csv_rows_to_models(read_csv(data, CSV_COLUMNS), _CsvRow, _csv_build)
+    grouped: dict[str, dict[str, Any]] = {}
+    first_line: dict[str, int] = {}
+    errors: list[str] = []
+    for line, row in rows:
+        key = str(row.org["key"])
+        if key not in grouped:
+            grouped[key] = {**row.org, "contacts": []}
+            first_line[key] = line
+        elif {k: v for k, v in row.org.items()} != {
+            k: v for k, v in grouped[key].items() if k != "contacts"
+        }:
+            errors.append(
+                f"line {line}: organization columns differ from line {first_line[key]} "
+                f"for key {key!r}"
+            )
+        grouped[key]["contacts"].append(row.contact.model_dump())
+    if errors:
+        raise ImportFailed(errors)
+    try:
+        return load_json(_json_bytes({"organizations": list(grouped.values())}), OrderForm)
+    except ImportFailed as exc:
+        raise ImportFailed(
+            [_csv_context(e, list(grouped), first_line) for e in exc.errors]
+        ) from exc
+
+
+def _json_bytes(value: Any) -> bytes:
+    return json.dumps(value, default=str).encode()
+
+
+def _csv_context(error: str, keys: list[str], first_line: dict[str, int]) -> str:
+    match = re.match(r"organizations\[(\d+)\](.*)", error)
+    if not match:
+        return error
+    key = keys[int(match.group(1))]
+    return f"line {first_line[key]} (organization {key!r}){match.group(2)}"
+
+
+class ImportReport(BaseModel):
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    contacts_added: int = 0
+    messages_queued: int = 0
+
+
+class OnboardingService(Service):
+    async def import_orders(
+        self, form: OrderForm, progress: Progress | None = None
+    ) -> ImportReport:
+        """Apply an order form in one transaction; re-importing the same form changes nothing."""
+        report = ImportReport()
+        total = len(form.organizations)
+        async with self.tx() as tx:
+            errors: list[str] = []
+            for index, org_in in enumerate(form.organizations):
+                limit = self.settings.technical_limit(org_in.level)
+                technical = {c.email for c in org_in.contacts if c.role is ContactRole.TECHNICAL}
+                if len(technical) > limit:
+                    errors.append(
+                        f"organizations[{index}].contacts: {len(technical)} technical contacts "
+                        f"exceed the {org_in.level.value} limit of {limit}"
+                    )
+            if errors:
+                raise ImportFailed(errors)
+            for done, org_in in enumerate(form.organizations, start=1):
+                await self._apply(tx, org_in, report)
+                if progress is not None:
+                    progress(done, total)
+        return report
+
+    async def _apply(self, tx: Tx, org_in: OrganizationIn, report: ImportReport) -> None:
+        fields = OrgFields(
+            key=org_in.key,
+            name=org_in.name,
+            program=org_in.program,
+            level=org_in.level,
+            region=org_in.region,
+            timezone=org_in.timezone,
+            starts_on=org_in.subscription.starts_on,
+            ends_on=org_in.subscription.ends_on,
+            alert_channels=tuple(org_in.alert_channels),
+        )
+        org, before = await tx.directory.upsert_org(fields)
+        await tx.directory.lock_org(org.id)
+        changed = before is None or before != org
+        if before is None:
+            report.created += 1
+            await tx.directory.audit("import", org.id, "org.created", org.key, None,
+                                     {"name": org.name, "level": org.level.value})
+        elif changed:
+            report.updated += 1
+            await tx.directory.audit("import", org.id, "org.updated", org.key,
+                                     {"level": before.level.value, "name": before.name,
+                                      "ends_on": str(before.ends_on)},
+                                     {"level": org.level.value, "name": org.name,
+                                      "ends_on": str(org.ends_on)})
+        # Exclusive roles move to whoever the form names; Technical roles are added.
+        for role in (ContactRole.MAIN, ContactRole.ADMINISTRATIVE):
+            named = {c.email for c in org_in.contacts if c.role is role}
+            if not named:
+                continue
+            for holder in await tx.directory.contacts(org.id):
+                if role in holder.roles and holder.email not in named:
+                    await tx.directory.set_role(holder.id, role, False)
+                    await tx.directory.audit("import", org.id, f"role.{role.value}.removed",
+                                             holder.email, None, None)
+                    changed = True
+        for contact_in in org_in.contacts:
+            contact = await tx.directory.contact_by_email(org.id, contact_in.email)
+            if contact is None:
+                contact = await tx.directory.add_contact(
+                    org.id, contact_in.name, contact_in.email, [contact_in.role]
+                )
+                report.contacts_added += 1
+                changed = True
+                await tx.directory.audit("import", org.id, f"role.{contact_in.role.value}.granted",
+                                         contact.email, None, {"name": contact.name})
+            else:
+                if contact_in.name != contact.name:
+                    await tx.directory.rename_contact(contact.id, contact_in.name)
+                    changed = True
+                if contact_in.role not in contact.roles:
+                    await tx.directory.set_role(contact.id, contact_in.role, True)
+                    changed = True
+                    await tx.directory.audit("import", org.id,
+                                             f"role.{contact_in.role.value}.granted",
+                                             contact.email, None, None)
+                contact = await tx.directory.contact(contact.id) or contact
+            if contact_in.slack:
+                team, user = contact_in.slack.split(":", 1)
+                if await tx.directory.identity(Platform.SLACK.value, team, user) is None:
+                    await tx.directory.link(Platform.SLACK.value, team, user, contact_id=contact.id)
+            if contact_in.matrix:
+                server = contact_in.matrix.split(":", 1)[1]
+                if await tx.directory.identity(Platform.MATRIX.value, server,
+                                               contact_in.matrix) is None:
+                    await tx.directory.link(Platform.MATRIX.value, server, contact_in.matrix,
+                                            contact_id=contact.id)
+        if not changed and before is not None:
+            report.unchanged += 1
+        # Welcome messages: keyed by org and email, so a re-import never sends them twice.
+        for contact in await tx.directory.contacts(org.id):
+            if contact.is_main:
+                report.messages_queued += await self.notifier.to_contact(
+                    tx, contact, f"welcome:{org.key}:{contact.email}",
+                    notices.welcome(org, contact),
+                )
+            if contact.is_technical:
+                report.messages_queued += await self.notifier.to_contact(
+                    tx, contact, f"support-welcome:{org.id}:{contact.email}",
+                    notices.support_welcome(org, contact),
+                )
+

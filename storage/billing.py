@@ -1,0 +1,13 @@
+"""Invoices, payments and billing requests."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+
+class BillingStore:
+    def __init__(self, session: AsyncSession, now: dt.datetime) -> None:
+        self.s = session
+        self.now = now

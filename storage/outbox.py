@@ -1,0 +1,234 @@
+"""The outbox table and idempotent claims: the storage half of exactly-once delivery."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.domain import OutboxStatus
+from storage.models import OutboxRow, ReminderClaimRow
+from storage.sql import insert_ignore
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxItem:
+    id: int
+    key: str
+    platform: str
+    target: str
+    kind: str
+    recipient: str
+    payload: dict[str, Any]
+    status: OutboxStatus
+    attempts: int
+    next_attempt_at: dt.datetime
+    last_error: str | None
+    platform_ref: str | None
+    created_at: dt.datetime
+    sent_at: dt.datetime | None
+
+
+def _item(row: OutboxRow) -> OutboxItem:
+    return OutboxItem(
+        id=row.id,
+        key=row.idempotency_key,
+        platform=row.platform,
+        target=row.target,
+        kind=row.kind,
+        recipient=row.recipient,
+        payload=row.payload,
+        status=OutboxStatus(row.status),
+        attempts=row.attempts,
+        next_attempt_at=row.next_attempt_at,
+        last_error=row.last_error,
+        platform_ref=row.platform_ref,
+        created_at=row.created_at,
+        sent_at=row.sent_at,
+    )
+
+
+class OutboxStore:
+    def __init__(self, session: AsyncSession, now: dt.datetime) -> None:
+        self.s = session
+        self.now = now
+
+    async def enqueue(
+        self,
+        key: str,
+        *,
+        platform: str,
+        target: str,
+        kind: str,
+        payload: dict[str, Any],
+        recipient: str = "",
+        not_before: dt.datetime | None = None,
+    ) -> int | None:
+        """Queue one message; None when a message with this key already exists."""
+        return await insert_ignore(
+            self.s,
+            OutboxRow,
+            {
+                "idempotency_key": key,
+                "platform": platform,
+                "target": target,
+                "kind": kind,
+                "recipient": recipient,
+                "payload": payload,
+                "status": OutboxStatus.PENDING.value,
+                "attempts": 0,
+                "next_attempt_at": not_before or self.now,
+                "created_at": self.now,
+            },
+            ("idempotency_key",),
+        )
+
+    async def claim_due(
+        self, *, limit: int, worker: str, lease: dt.timedelta, platforms: list[str]
+    ) -> list[OutboxItem]:
+        """Take up to `limit` due messages (and ones whose lease ran out) for delivery.
+
+        On PostgreSQL concurrent dispatchers skip each other's rows (`SKIP LOCKED`); on
+        SQLite the write transaction itself serialises them.
+        """
+        due = (
+            select(OutboxRow.id)
+            .where(
+                OutboxRow.platform.in_(platforms),
+                or_(
+                    (OutboxRow.status == OutboxStatus.PENDING.value)
+                    & (OutboxRow.next_attempt_at <= self.now),
+                    (OutboxRow.status == OutboxStatus.SENDING.value)
+                    & (OutboxRow.lease_until < self.now),
+                )
+            )
+            .order_by(OutboxRow.next_attempt_at, OutboxRow.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        ids = list(await self.s.scalars(due))
+        if not ids:
+            return []
+        rows = await self.s.scalars(
+            update(OutboxRow)
+            .where(OutboxRow.id.in_(ids))
+            .values(
+                status=OutboxStatus.SENDING.value,
+                lease_until=self.now + lease,
+                claimed_by=worker,
+                attempts=OutboxRow.attempts + 1,
+            )
+            .returning(OutboxRow)
+        )
+        return sorted((_item(r) for r in rows), key=lambda i: (i.next_attempt_at, i.id))
+
+    async def mark_sent(self, item_id: int, platform_ref: str | None) -> None:
+        await self.s.execute(
+            update(OutboxRow)
+            .where(OutboxRow.id == item_id)
+            .values(
+                status=OutboxStatus.SENT.value,
+                sent_at=self.now,
+                lease_until=None,
+                platform_ref=platform_ref,
+                last_error=None,
+            )
+        )
+
+    async def mark_retry(self, item_id: int, at: dt.datetime, error: str) -> None:
+        await self.s.execute(
+            update(OutboxRow)
+            .where(OutboxRow.id == item_id)
+            .values(
+                status=OutboxStatus.PENDING.value,
+                next_attempt_at=at,
+                lease_until=None,
+                last_error=error[:2000],
+            )
+        )
+
+    async def mark_dead(self, item_id: int, error: str) -> None:
+        await self.s.execute(
+            update(OutboxRow)
+            .where(OutboxRow.id == item_id)
+            .values(status=OutboxStatus.DEAD.value, lease_until=None, last_error=error[:2000])
+        )
+
+    async def retry(self, item_id: int) -> bool:
+        """Put a dead (or any unsent) message back in the queue with fresh attempts."""
+        result = await self.s.execute(
+            update(OutboxRow)
+            .where(OutboxRow.id == item_id, OutboxRow.status != OutboxStatus.SENT.value)
+            .values(
+                status=OutboxStatus.PENDING.value,
+                attempts=0,
+                next_attempt_at=self.now,
+                lease_until=None,
+            )
+        )
+        return bool(getattr(result, "rowcount", 0))
+
+    async def get(self, item_id: int) -> OutboxItem | None:
+        row = await self.s.get(OutboxRow, item_id)
+        return None if row is None else _item(row)
+
+    async def by_key(self, key: str) -> OutboxItem | None:
+        row = await self.s.scalar(select(OutboxRow).where(OutboxRow.idempotency_key == key))
+        return None if row is None else _item(row)
+
+    async def counts(self) -> dict[str, int]:
+        rows = await self.s.execute(
+            select(OutboxRow.status, func.count()).group_by(OutboxRow.status)
+        )
+        counts = {status.value: 0 for status in OutboxStatus}
+        counts.update({status: int(n) for status, n in rows.tuples()})
+        return counts
+
+    async def items(self, status: OutboxStatus | None = None, limit: int = 50) -> list[OutboxItem]:
+        stmt = select(OutboxRow).order_by(OutboxRow.id.desc()).limit(limit)
+        if status is not None:
+            stmt = stmt.where(OutboxRow.status == status.value)
+        return [_item(r) for r in await self.s.scalars(stmt)]
+
+    async def next_due(self, platforms: list[str]) -> dt.datetime | None:
+        """When the earliest pending message becomes due (None when nothing is pending)."""
+        value = await self.s.scalar(
+            select(func.min(OutboxRow.next_attempt_at)).where(
+                OutboxRow.status == OutboxStatus.PENDING.value,
+                OutboxRow.platform.in_(platforms),
+            )
+        )
+        if value is None:
+            return None
+        if isinstance(value, str):  # SQLite returns aggregates untyped
+            value = dt.datetime.fromisoformat(value)
+        assert isinstance(value, dt.datetime)
+        return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+
+
+class ClaimStore:
+    """(kind, subject, stage) claims: whoever inserts first acts, everyone else skips."""
+
+    def __init__(self, session: AsyncSession, now: dt.datetime) -> None:
+        self.s = session
+        self.now = now
+
+    async def claim(self, kind: str, subject_id: int, stage: str) -> bool:
+        new_id = await insert_ignore(
+            self.s,
+            ReminderClaimRow,
+            {"kind": kind, "subject_id": subject_id, "stage": stage, "claimed_at": self.now},
+            ("kind", "subject_id", "stage"),
+        )
+        return new_id is not None
+
+    async def claimed(self, kind: str, subject_id: int) -> set[str]:
+        rows = await self.s.scalars(
+            select(ReminderClaimRow.stage).where(
+                ReminderClaimRow.kind == kind, ReminderClaimRow.subject_id == subject_id
+            )
+        )
+        return set(rows)

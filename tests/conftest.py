@@ -1,0 +1,146 @@
+"""Shared fixtures: a migrated database per test (SQLite, or PostgreSQL when
+`SUBDESK_TEST_DATABASE_URL` names one), a fixed clock, and the console harness."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import os
+import shutil
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy.engine import make_url
+
+from bot.clock import FixedClock
+from bot.config import Settings
+from storage.db import Database
+from storage.models import Base
+from tests.harness import Harness
+
+PG_URL = os.environ.get("SUBDESK_TEST_DATABASE_URL", "")
+NOW = dt.datetime(2026, 11, 25, 10, 0, tzinfo=dt.UTC)
+
+
+def _worker() -> str:
+    return os.environ.get("PYTEST_XDIST_WORKER", "main")
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A migrated, empty database for this test session (one per xdist worker)."""
+    if PG_URL:
+        name = f"subdesk_test_{_worker()}"
+        url = _create_pg_database(PG_URL, name)
+        asyncio.run(_upgrade(url))
+        yield url
+        _drop_pg_database(PG_URL, name)
+    else:
+        template = tmp_path_factory.mktemp("db") / "template.db"
+        url = f"sqlite:///{template}"
+        asyncio.run(_upgrade(url))
+        yield url
+
+
+async def _upgrade(url: str) -> None:
+    db = Database(url)
+    try:
+        await db.upgrade()
+    finally:
+        await db.dispose()
+
+
+def _create_pg_database(url: str, name: str) -> str:
+    async def go() -> None:
+        import asyncpg
+
+        parsed = make_url(url)
+        conn = await asyncpg.connect(
+            host=parsed.host, port=parsed.port or 5432, user=parsed.username or "postgres",
+            password=parsed.password, database=parsed.database or "postgres",
+        )
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            await conn.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await conn.close()
+
+    asyncio.run(go())
+    return make_url(url).set(database=name).render_as_string(hide_password=False)
+
+
+def _drop_pg_database(url: str, name: str) -> None:
+    async def go() -> None:
+        import asyncpg
+
+        parsed = make_url(url)
+        conn = await asyncpg.connect(
+            host=parsed.host, port=parsed.port or 5432, user=parsed.username or "postgres",
+            password=parsed.password, database=parsed.database or "postgres",
+        )
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await conn.close()
+
+    asyncio.run(go())
+
+
+@pytest.fixture
+def db_url(database_url: str, tmp_path: Path) -> str:
+    """A clean database for one test: a copy of the SQLite template, or truncated tables."""
+    if database_url.startswith("sqlite"):
+        source = Path(make_url(database_url).database or "")
+        target = tmp_path / "subdesk.db"
+        shutil.copy(source, target)
+        return f"sqlite:///{target}"
+    tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+    sync = make_url(database_url)
+
+    async def truncate() -> None:
+        import asyncpg
+
+        conn = await asyncpg.connect(
+            host=sync.host, port=sync.port or 5432, user=sync.username or "postgres",
+            password=sync.password, database=sync.database,
+        )
+        try:
+            await conn.execute(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
+        finally:
+            await conn.close()
+
+    asyncio.run(truncate())
+    return database_url
+
+
+@pytest.fixture
+def clock() -> FixedClock:
+    return FixedClock(NOW)
+
+
+@pytest.fixture
+def settings(db_url: str) -> Settings:
+    return Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        database_url=db_url,
+        outbox_per_target_interval=0.0,
+        outbox_base_delay=0.01,
+        outbox_max_delay=0.05,
+        triage_channels=("console:triage",),
+        billing_channels=("console:billing",),
+    )
+
+
+@pytest.fixture
+async def db(db_url: str) -> AsyncIterator[Database]:
+    database = Database(db_url)
+    yield database
+    await database.dispose()
+
+
+@pytest.fixture
+async def harness(settings: Settings, clock: FixedClock, db: Database) -> AsyncIterator[Harness]:
+    h = await Harness.create(settings, clock, db)
+    yield h
+

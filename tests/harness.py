@@ -1,0 +1,75 @@
+"""The console adapter as a test fake: type as anyone, see every delivery.
+
+    h = await Harness.create(settings, clock, db)
+    await h.seed_demo()
+    reply = await h.as_("tom@demo.test").send("/ticket new sev2 Database down")
+    assert h.delivered_to("ana@demo.test")
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from adapters.console.app import ConsoleSession
+from adapters.console.transport import ConsoleTransport
+from bot.clock import FixedClock
+from bot.config import Settings
+from bot.demo import DEMO_STAFF, DEMO_STAFF_ROLES, demo_form
+from bot.domain import StaffRole
+from bot.messages import Message
+from bot.runtime import App, build_app
+from bot.services.onboarding import OrderForm
+from storage.db import Database
+from storage.outbox import OutboxItem
+
+
+@dataclass
+class Harness:
+    app: App
+    clock: FixedClock
+    console: ConsoleTransport
+    email: ConsoleTransport
+    lines: list[str] = field(default_factory=list)
+
+    @classmethod
+    async def create(cls, settings: Settings, clock: FixedClock, db: Database) -> Harness:
+        lines: list[str] = []
+        console = ConsoleTransport("console", lines.append)
+        email = ConsoleTransport("email", lines.append)
+        app = await build_app(
+            settings, clock=clock, db=db, transports={"console": console, "email": email}
+        )
+        return cls(app, clock, console, email, lines)
+
+    def as_(self, email: str | None = None, *, user_id: str = "local") -> ConsoleSession:
+        """A console session acting as `email` (trusted), or as an unlinked console account."""
+        return ConsoleSession(
+            self.app.core, self.app.dispatcher, email=email, user_id=user_id,
+            out=self.lines.append,
+        )
+
+    async def seed_demo(self) -> None:
+        await self.app.services.onboarding.import_orders(demo_form(self.clock))
+        await self.app.services.identity.add_staff(DEMO_STAFF, DEMO_STAFF_ROLES, "Sam Support")
+        await self.app.dispatcher.drain(max_wait=0)
+
+    async def import_orders(self, form: dict[str, object]) -> None:
+        await self.app.services.onboarding.import_orders(OrderForm.model_validate(form))
+        await self.app.dispatcher.drain(max_wait=0)
+
+    async def add_staff(self, email: str, *roles: StaffRole, name: str = "") -> None:
+        await self.app.services.identity.add_staff(email, list(roles), name)
+
+    @property
+    def delivered(self) -> list[tuple[OutboxItem, Message]]:
+        return sorted(self.console.delivered + self.email.delivered, key=lambda d: d[0].id)
+
+    def delivered_to(self, target: str) -> list[Message]:
+        """Messages delivered to an email address, console account or channel id."""
+        return [m for item, m in self.delivered if item.target == target]
+
+    def emails_to(self, address: str) -> list[Message]:
+        return [m for item, m in self.email.delivered if item.target == address]
+
+    async def drain(self) -> None:
+        await self.app.dispatcher.drain(max_wait=0)
