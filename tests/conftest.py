@@ -31,7 +31,7 @@ def _worker() -> str:
 def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A migrated, empty database for this test session (one per xdist worker)."""
     if PG_URL:
-        name = f"subdesk_test_{_worker()}"
+        name = f"subdesk_test_{_worker()}_{os.getpid()}"
         url = _create_pg_database(PG_URL, name)
         asyncio.run(_upgrade(url))
         yield url
