@@ -30,9 +30,13 @@ cli = typer.Typer(
     pretty_exceptions_enable=False,
 )
 db_cli = typer.Typer(help="Database schema.", no_args_is_help=True)
-import_cli = typer.Typer(help="Import order forms and invoices (JSON or CSV).", no_args_is_help=True)
+import_cli = typer.Typer(
+    help="Import order forms and invoices (JSON or CSV).", no_args_is_help=True
+)
 staff_cli = typer.Typer(help="Vendor staff.", no_args_is_help=True)
-outbox_cli = typer.Typer(help="Outbound messages: status, retry, drain.", invoke_without_command=True)
+outbox_cli = typer.Typer(
+    help="Outbound messages: status, retry, drain.", invoke_without_command=True
+)
 reminders_cli = typer.Typer(help="Billing reminders.", no_args_is_help=True)
 cli.add_typer(db_cli, name="db")
 cli.add_typer(import_cli, name="import")
@@ -330,6 +334,22 @@ def outbox_drain(
                   markup=False)
 
     _run(_with_app(go, console=True))
+
+
+# manifest ----------------------------------------------------------------------------
+
+
+@cli.command("manifest")
+def manifest_cmd(
+    url: Annotated[str, typer.Option(help="Public base URL of this deployment's HTTP server.")],
+    socket_mode: Annotated[bool, typer.Option("--socket-mode", help="Use Socket Mode.")] = False,
+) -> None:
+    """Print the Slack app manifest (YAML) for this deployment."""
+    from bot.manifest import manifest_yaml
+
+    if not url.startswith(("https://", "http://")):
+        raise _fail("--url must start with https:// (or http:// for testing)")
+    sys.stdout.write(manifest_yaml(url, socket_mode=socket_mode))
 
 
 def main() -> None:

@@ -233,6 +233,6 @@ def load_settings(config_dir: Path | None = None, **overrides: Any) -> Settings:
     if config_dir is None:
         return Settings(**overrides)
     return Settings(
-        _env_file=config_dir / ".env",  # type: ignore[call-arg]
+        _env_file=config_dir / ".env",
         **overrides,
     )

@@ -20,7 +20,8 @@ class ImportFailed(Exception):
     """The file is invalid; `errors` are human lines naming the line/field. Nothing was written."""
 
     def __init__(self, errors: Sequence[str]) -> None:
-        super().__init__("; ".join(errors[:5]) + (f" (+{len(errors) - 5} more)" if len(errors) > 5 else ""))
+        more = f" (+{len(errors) - 5} more)" if len(errors) > 5 else ""
+        super().__init__("; ".join(errors[:5]) + more)
         self.errors = list(errors)
 
 

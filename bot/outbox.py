@@ -8,6 +8,7 @@ a crash land as the same message.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import logging
 import os
@@ -200,7 +201,5 @@ class Dispatcher:
             if stats.sent or stats.retried or stats.dead:
                 continue
             self.wakeup.clear()
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.wakeup.wait(), timeout=interval)
-            except TimeoutError:
-                pass

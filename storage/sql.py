@@ -15,7 +15,7 @@ def insert_for(session: AsyncSession, model: type[DeclarativeBase]) -> Any:
     """A dialect-specific INSERT that supports ON CONFLICT (SQLite and PostgreSQL)."""
     table = model.__table__
     assert isinstance(table, Table)
-    if session.bind.dialect.name == "postgresql":
+    if session.get_bind().dialect.name == "postgresql":
         return postgresql.insert(table)
     return sqlite.insert(table)
 

@@ -49,6 +49,7 @@ def register(registry: Registry, services: Services) -> None:
         actor = ctx.actor
         sender = ctx.invocation.sender
         account = f"{sender.platform.value}:{sender.workspace}:{sender.user_id}"
+        fields: tuple[tuple[str, str], ...]
         if actor.staff is not None:
             roles = ", ".join(sorted(r.value for r in actor.staff.roles)) or "none"
             fields = (("Name", actor.staff.name), ("Email", actor.staff.email),

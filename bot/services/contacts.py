@@ -105,7 +105,9 @@ class ContactService(Service):
             )
             return target
 
-    async def request_technical(self, actor: Actor, email: str, name: str | None) -> TechnicalRequest:
+    async def request_technical(
+        self, actor: Actor, email: str, name: str | None
+    ) -> TechnicalRequest:
         org = self._require_main(actor)
         assert actor.contact is not None
         async with self.tx() as tx:

@@ -12,8 +12,8 @@ from zoneinfo import ZoneInfo, available_timezones
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from bot import notices
-from bot.emails import Email
 from bot.domain import ContactRole, Level, Platform, Program, Region
+from bot.emails import Email
 from bot.importing import (
     ImportFailed,
     csv_rows_to_models,
