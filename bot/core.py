@@ -16,7 +16,7 @@ from bot.commands import ParseError, parse
 from bot.config import Settings
 from bot.domain import Actor
 from bot.invocation import Invocation
-from bot.messages import Reply
+from bot.messages import Message, Reply
 from bot.policy import allows
 from bot.registry import CommandContext, Registry
 from bot.services.base import Denied, NotFound, ServiceError
@@ -25,10 +25,13 @@ from bot.services.identity import IdentityService
 from bot.services.notify import Notifier
 from bot.services.onboarding import OnboardingService
 from storage.db import Database
+from storage.outbox import ClaimStore
 
 log = logging.getLogger(__name__)
 
 UNAVAILABLE = "Subdesk is temporarily unavailable. Please try again in a minute."
+FAILED = "Something went wrong; the error was logged."
+_RETRYABLE = frozenset({UNAVAILABLE, FAILED})
 
 
 @dataclass
@@ -65,7 +68,32 @@ class Core:
         self.registry = registry
 
     async def handle(self, invocation: Invocation) -> Reply:
-        """Parse, resolve the actor, check permission, run the handler; never raises."""
+        """Parse, resolve the actor, check permission, run the handler; never raises.
+
+        An invocation with an `event_id` the platform already delivered (a retry) is
+        answered without running again; one whose handling failed may be retried.
+        """
+        if invocation.event_id is None:
+            return await self._handle(invocation)
+        platform = invocation.sender.platform.value
+        try:
+            async with self.services.db.transaction() as session:
+                fresh = await ClaimStore(session, self.services.clock.now()).claim_event(
+                    platform, invocation.event_id
+                )
+        except (OperationalError, PoolTimeout, ConnectionError, OSError):
+            return Reply.error(UNAVAILABLE)
+        if not fresh:
+            return Reply(Message("Already handled."), ok=True, duplicate=True)
+        reply = await self._handle(invocation)
+        if not reply.ok and reply.message.text in _RETRYABLE:
+            async with self.services.db.transaction() as session:
+                await ClaimStore(session, self.services.clock.now()).release_event(
+                    platform, invocation.event_id
+                )
+        return reply
+
+    async def _handle(self, invocation: Invocation) -> Reply:
         parsed = parse(invocation.text)
         try:
             actor = await self.services.identity.actor(invocation.sender)
@@ -100,10 +128,10 @@ class Core:
             if exc.connection_invalidated:
                 return Reply.error(UNAVAILABLE)
             log.exception("database error while handling %s", _safe(invocation))
-            return Reply.error("Something went wrong; the error was logged.")
+            return Reply.error(FAILED)
         except Exception:
             log.exception("error while handling %s", _safe(invocation))
-            return Reply.error("Something went wrong; the error was logged.")
+            return Reply.error(FAILED)
 
     def _usage(self, error: ParseError, actor: Actor, prefix: str) -> Reply:
         usages = error.usages(prefix)

@@ -170,6 +170,7 @@ class Reply:
     ok: bool = True
     modal: str | None = None  # adapters that have modals open this form instead (e.g. "ticket.new")
     public: bool = False
+    duplicate: bool = False  # a platform retry of something already handled
 
     @classmethod
     def text(cls, text: str, *, ok: bool = True) -> Reply:

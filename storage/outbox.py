@@ -6,11 +6,11 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain import OutboxStatus
-from storage.models import OutboxRow, ReminderClaimRow
+from storage.models import OutboxRow, ProcessedEventRow, ReminderClaimRow
 from storage.sql import insert_ignore
 
 
@@ -224,6 +224,25 @@ class ClaimStore:
             ("kind", "subject_id", "stage"),
         )
         return new_id is not None
+
+    async def claim_event(self, platform: str, event_id: str) -> bool:
+        """Record an inbound platform event; False when it was already handled."""
+        new_id = await insert_ignore(
+            self.s,
+            ProcessedEventRow,
+            {"platform": platform, "event_id": event_id[:255], "created_at": self.now},
+            ("platform", "event_id"),
+        )
+        return new_id is not None
+
+    async def release_event(self, platform: str, event_id: str) -> None:
+        """Forget an inbound event whose handling failed, so the platform's retry is served."""
+        await self.s.execute(
+            delete(ProcessedEventRow).where(
+                ProcessedEventRow.platform == platform,
+                ProcessedEventRow.event_id == event_id[:255],
+            )
+        )
 
     async def claimed(self, kind: str, subject_id: int) -> set[str]:
         rows = await self.s.scalars(
