@@ -51,40 +51,35 @@ async def _upgrade(url: str) -> None:
         await db.dispose()
 
 
+async def _pg_execute(url: str, *statements: str) -> None:
+    """Run statements on the PostgreSQL database that `url` names (no transaction)."""
+    import asyncpg
+
+    parsed = make_url(url)
+    conn = await asyncpg.connect(
+        host=parsed.host,
+        port=parsed.port or 5432,
+        user=parsed.username or "postgres",
+        password=parsed.password,
+        database=parsed.database or "postgres",
+    )
+    try:
+        for statement in statements:
+            await conn.execute(statement)
+    finally:
+        await conn.close()
+
+
 def _create_pg_database(url: str, name: str) -> str:
-    async def go() -> None:
-        import asyncpg
-
-        parsed = make_url(url)
-        conn = await asyncpg.connect(
-            host=parsed.host, port=parsed.port or 5432, user=parsed.username or "postgres",
-            password=parsed.password, database=parsed.database or "postgres",
-        )
-        try:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            await conn.execute(f'CREATE DATABASE "{name}"')
-        finally:
-            await conn.close()
-
-    asyncio.run(go())
+    asyncio.run(
+        _pg_execute(url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)',
+                    f'CREATE DATABASE "{name}"')
+    )
     return make_url(url).set(database=name).render_as_string(hide_password=False)
 
 
 def _drop_pg_database(url: str, name: str) -> None:
-    async def go() -> None:
-        import asyncpg
-
-        parsed = make_url(url)
-        conn = await asyncpg.connect(
-            host=parsed.host, port=parsed.port or 5432, user=parsed.username or "postgres",
-            password=parsed.password, database=parsed.database or "postgres",
-        )
-        try:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await conn.close()
-
-    asyncio.run(go())
+    asyncio.run(_pg_execute(url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 @pytest.fixture
@@ -96,21 +91,7 @@ def db_url(database_url: str, tmp_path: Path) -> str:
         shutil.copy(source, target)
         return f"sqlite:///{target}"
     tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
-    sync = make_url(database_url)
-
-    async def truncate() -> None:
-        import asyncpg
-
-        conn = await asyncpg.connect(
-            host=sync.host, port=sync.port or 5432, user=sync.username or "postgres",
-            password=sync.password, database=sync.database,
-        )
-        try:
-            await conn.execute(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
-        finally:
-            await conn.close()
-
-    asyncio.run(truncate())
+    asyncio.run(_pg_execute(database_url, f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
     return database_url
 
 
