@@ -112,7 +112,7 @@ def run() -> None:
             "Slack and Matrix adapters are not part of this build yet; unset SLACK_BOT_TOKEN "
             "and MATRIX_HOMESERVER to use the console."
         )
-    _run(_console_main(settings, as_email=None, seed_if_empty=True))
+    _run(_console_main(settings, as_email=None, seed_if_empty=True, serve=True))
 
 
 @cli.command()
@@ -132,7 +132,12 @@ def console(
 
 
 async def _console_main(
-    settings: Settings, *, as_email: str | None, seed: bool = False, seed_if_empty: bool = False
+    settings: Settings,
+    *,
+    as_email: str | None,
+    seed: bool = False,
+    seed_if_empty: bool = False,
+    serve: bool = False,
 ) -> None:
     from adapters.console.app import ConsoleSession
     from bot.demo import CONSOLE_ACCOUNT, DEMO_STAFF, DEMO_STAFF_ROLES, DEMO_TECH, demo_form
@@ -168,7 +173,17 @@ async def _console_main(
                 raise ServiceError(f"{as_email} is neither a contact nor a staff member.")
             out.print(f"Console as {actor.label}. Type /subdesk help; Ctrl-D to leave.",
                       markup=False)
-        await session_.repl(interactive=interactive)
+        background = None
+        if serve:
+            from bot.background import start_background
+
+            # Piped sessions drain after each command, which keeps their output in order.
+            background = await start_background(app, dispatcher=interactive)
+        try:
+            await session_.repl(interactive=interactive)
+        finally:
+            if background is not None:
+                await background.close()
     finally:
         await app.close()
 
@@ -214,6 +229,53 @@ def import_orders(file: Annotated[Path, typer.Argument(exists=True, dir_okay=Fal
             f"{report.messages_queued} messages queued.",
             markup=False,
         )
+
+    _run(_with_app(go))
+
+
+@import_cli.command("invoices")
+def import_invoices(file: Annotated[Path, typer.Argument(exists=True, dir_okay=False)]) -> None:
+    """Create or update invoices and record payments (idempotent by invoice number)."""
+    from bot.services.billing import parse_invoices
+
+    async def go(app: App) -> None:
+        batch = parse_invoices(file.name, file.read_bytes())
+        total = len(batch.file.invoices) + len(batch.file.payments)
+        with _progress() as bar:
+            task = bar.add_task("invoices and payments", total=total)
+            report = await app.services.billing.import_invoices(
+                batch, progress=lambda done, total: bar.update(task, completed=done)
+            )
+        out.print(
+            f"Imported {file.name}: {report.created} invoices created, {report.updated} "
+            f"updated, {report.unchanged} unchanged; {report.payments_recorded} payments "
+            f"recorded, {report.payments_known} already known; {report.paid} invoices paid.",
+            markup=False,
+        )
+
+    _run(_with_app(go))
+
+
+@reminders_cli.command("run-once")
+def reminders_run_once(
+    now: Annotated[
+        str | None, typer.Option(help="Sweep as of this ISO time (default: now; UTC if naive).")
+    ] = None,
+) -> None:
+    """One reminder sweep: claim every due stage and queue its messages, then exit."""
+    import datetime as dt
+
+    at = None
+    if now is not None:
+        try:
+            at = dt.datetime.fromisoformat(now)
+        except ValueError:
+            raise _fail(f"--now takes an ISO time like 2026-12-01T09:00:00Z, not {now!r}") from None
+        at = at if at.tzinfo else at.replace(tzinfo=dt.UTC)
+
+    async def go(app: App) -> None:
+        report = await app.services.reminders.sweep(at)
+        out.print(f"Reminder sweep: {report}.", markup=False)
 
     _run(_with_app(go))
 

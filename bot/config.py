@@ -119,6 +119,9 @@ class Settings(BaseSettings):
     reminder_time: dt.time = Field(
         dt.time(9, 0), validation_alias=_env("SUBDESK_REMINDER_TIME", "reminder_time")
     )
+    reminder_batch: int = Field(
+        5000, ge=1, validation_alias=_env("SUBDESK_REMINDER_BATCH", "reminder_batch")
+    )
     attachment_max_bytes: int = Field(
         10 * 1024 * 1024,
         validation_alias=_env("SUBDESK_ATTACHMENT_MAX_BYTES", "attachment_max_bytes"),
@@ -224,8 +227,17 @@ class Settings(BaseSettings):
     def database_path_hint(self) -> str:
         """The database URL with any password masked, for logs and banners."""
         from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
 
-        return make_url(self.database_url).render_as_string(hide_password=True)
+        try:
+            return make_url(self.database_url).render_as_string(hide_password=True)
+        except ArgumentError:
+            return "(unparsable database URL)"
+
+    def __repr_args__(self) -> Any:
+        """Like pydantic's, with the database URL's password masked too."""
+        for name, value in super().__repr_args__():
+            yield name, self.database_path_hint() if name == "database_url" else value
 
 
 def load_settings(config_dir: Path | None = None, **overrides: Any) -> Settings:

@@ -20,10 +20,15 @@ from bot.messages import Message, Reply
 from bot.policy import allows
 from bot.registry import CommandContext, Registry
 from bot.services.base import Denied, NotFound, ServiceError
+from bot.services.billing import BillingService
 from bot.services.contacts import ContactService
 from bot.services.identity import IdentityService
 from bot.services.notify import Notifier
 from bot.services.onboarding import OnboardingService
+from bot.services.reminders import ReminderService
+from bot.services.sla import SlaService
+from bot.services.tickets import TicketService
+from bot.services.triage import TriageService
 from storage.db import Database
 from storage.outbox import ClaimStore
 
@@ -45,6 +50,11 @@ class Services:
     identity: IdentityService
     contacts: ContactService
     onboarding: OnboardingService
+    billing: BillingService
+    reminders: ReminderService
+    tickets: TicketService
+    triage: TriageService
+    sla: SlaService
 
     @classmethod
     def build(cls, db: Database, settings: Settings, clock: Clock | None = None) -> Services:
@@ -58,7 +68,12 @@ class Services:
             notifier=notifier,
             identity=IdentityService(*args),
             contacts=ContactService(*args),
+            tickets=TicketService(*args),
+            triage=TriageService(*args),
+            sla=SlaService(*args),
             onboarding=OnboardingService(*args),
+            billing=BillingService(*args),
+            reminders=ReminderService(*args),
         )
 
 

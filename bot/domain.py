@@ -165,3 +165,78 @@ class Actor:
         if self.contact is not None:
             return f"{self.contact.name} <{self.contact.email}>"
         return "unknown user"
+
+
+ACTIVE_STATUSES: frozenset[TicketStatus] = frozenset(
+    {TicketStatus.NEW, TicketStatus.OPEN, TicketStatus.PENDING, TicketStatus.ON_HOLD}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Ticket:
+    """A support ticket. `first_response_due_at` moves later while the SLA clock is paused."""
+
+    id: int
+    org_id: int
+    opener_id: int | None
+    subject: str
+    description: str
+    severity: Severity
+    status: TicketStatus
+    assignee_id: int | None
+    source_platform: str
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    first_response_due_at: dt.datetime | None
+    first_responded_at: dt.datetime | None
+    sla_paused_at: dt.datetime | None
+    solved_at: dt.datetime | None
+    closed_at: dt.datetime | None
+
+    @property
+    def ref(self) -> str:
+        return f"#{self.id}"
+
+    @property
+    def active(self) -> bool:
+        return self.status in ACTIVE_STATUSES
+
+    @property
+    def awaiting_first_response(self) -> bool:
+        """True while the first-response clock runs (not answered, not paused, not done)."""
+        return (
+            self.first_responded_at is None
+            and self.status in (TicketStatus.NEW, TicketStatus.OPEN, TicketStatus.ON_HOLD)
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class TicketComment:
+    """A public comment or an internal note (never shown to customers)."""
+
+    id: int
+    ticket_id: int
+    author_contact_id: int | None
+    author_staff_id: int | None
+    author_name: str
+    body: str
+    internal: bool
+    source_platform: str
+    created_at: dt.datetime
+
+    @property
+    def by_staff(self) -> bool:
+        return self.author_staff_id is not None
+
+
+@dataclass(frozen=True, slots=True)
+class Attachment:
+    id: int
+    ticket_id: int
+    comment_id: int | None
+    name: str
+    size: int
+    content_type: str
+    storage_ref: str
+    internal: bool
+    created_at: dt.datetime

@@ -6,9 +6,10 @@ every rule: a contact never acts on another organization's data.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from enum import StrEnum
 
-from bot.domain import Actor, ContactRole, StaffRole
+from bot.domain import Actor, Attachment, ContactRole, StaffRole, TicketComment
 
 
 class Permission(StrEnum):
@@ -17,6 +18,7 @@ class Permission(StrEnum):
     CONTACTS = "contacts"  # see the organization's contacts
     CONTACTS_MANAGE = "contacts_manage"  # Main Contact
     TICKETS = "tickets"  # Technical Contact, or the sole Main Contact
+    TICKETS_VIEW = "tickets_view"  # read one ticket: TICKETS, or engineers and vendor admins
     BILLING = "billing"  # Main or Administrative Contact
     TRIAGE = "triage"  # support engineer
     STAFF_BILLING = "staff_billing"  # billing agent
@@ -53,6 +55,8 @@ def allows(actor: Actor, permission: Permission) -> bool:
             return ContactRole.MAIN in roles
         case Permission.TICKETS:
             return ContactRole.TECHNICAL in roles
+        case Permission.TICKETS_VIEW:
+            return ContactRole.TECHNICAL in roles or sees_all_tickets(actor)
         case Permission.BILLING:
             return bool(roles & {ContactRole.MAIN, ContactRole.ADMINISTRATIVE})
         case Permission.TRIAGE:
@@ -71,9 +75,19 @@ def in_org(actor: Actor, org_id: int) -> bool:
     return actor.contact is not None and actor.contact.org_id == org_id
 
 
+def sees_all_tickets(actor: Actor) -> bool:
+    """Support engineers and vendor admins see every ticket and its internal notes."""
+    return bool(staff_roles(actor) & {StaffRole.ENGINEER, StaffRole.ADMIN})
+
+
+def sharing_for(actor: Actor, org_id: int) -> bool:
+    """The ticket-sharing flag that applies to `actor` for a ticket of `org_id`."""
+    return actor.org is not None and actor.org.id == org_id and actor.org.sharing
+
+
 def may_view_ticket(actor: Actor, *, org_id: int, opener_id: int | None, sharing: bool) -> bool:
     """Staff engineers see every ticket; contacts their own, or their org's when shared."""
-    if StaffRole.ENGINEER in staff_roles(actor) or StaffRole.ADMIN in staff_roles(actor):
+    if sees_all_tickets(actor):
         return True
     if not in_org(actor, org_id) or not allows(actor, Permission.TICKETS):
         return False
@@ -90,6 +104,36 @@ def may_comment_ticket(
     if actor.staff is not None:
         return False
     return may_view_ticket(actor, org_id=org_id, opener_id=opener_id, sharing=sharing)
+
+
+def may_change_ticket(actor: Actor, *, org_id: int, opener_id: int | None) -> bool:
+    """Close and reopen: engineers, and the Technical Contact who opened the ticket.
+
+    Sharing grants read and comment only, so colleagues cannot close each other's tickets.
+    """
+    if StaffRole.ENGINEER in staff_roles(actor):
+        return True
+    if actor.staff is not None or not in_org(actor, org_id):
+        return False
+    assert actor.contact is not None
+    return allows(actor, Permission.TICKETS) and opener_id == actor.contact.id
+
+
+def may_see_internal(actor: Actor) -> bool:
+    """Internal notes and internal attachments are for vendor staff who handle tickets."""
+    return actor.contact is None and sees_all_tickets(actor)
+
+
+def visible_comments(actor: Actor, comments: Iterable[TicketComment]) -> list[TicketComment]:
+    """The comments `actor` may read: everything for staff, public ones for customers."""
+    internal = may_see_internal(actor)
+    return [c for c in comments if internal or not c.internal]
+
+
+def visible_attachments(actor: Actor, attachments: Iterable[Attachment]) -> list[Attachment]:
+    """The attachments `actor` may see: internal ones only for staff."""
+    internal = may_see_internal(actor)
+    return [a for a in attachments if internal or not a.internal]
 
 
 def may_view_billing(actor: Actor, org_id: int) -> bool:

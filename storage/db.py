@@ -22,6 +22,12 @@ from sqlalchemy.pool import NullPool
 
 log = logging.getLogger(__name__)
 
+# aiosqlite logs every call with its arguments at DEBUG: user text, link codes, tokens.
+# Like SQLAlchemy's own loggers, it stays quiet unless someone configures it explicitly.
+_aiosqlite_log = logging.getLogger("aiosqlite")
+if _aiosqlite_log.level == logging.NOTSET:
+    _aiosqlite_log.setLevel(logging.INFO)
+
 MIGRATIONS = Path(__file__).with_name("migrations")
 _READONLY = "subdesk_readonly"
 # Any 64-bit constant: replicas starting at once run migrations one after the other.
@@ -64,7 +70,8 @@ class Database:
     def __init__(self, url: str, *, pool_size: int = 10, echo: bool = False) -> None:
         self.url = async_url(url)
         self.dialect = self.url.get_backend_name()
-        kwargs: dict[str, Any] = {"echo": echo}
+        # Statement parameters carry user text (and link codes); errors must not show them.
+        kwargs: dict[str, Any] = {"echo": echo, "hide_parameters": True}
         if self.dialect == "sqlite":
             database = self.url.database
             if database and database != ":memory:":

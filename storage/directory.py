@@ -303,11 +303,12 @@ class Directory:
         return [staff_value(r) for r in rows]
 
     async def upsert_staff(self, email: str, name: str, roles: Iterable[StaffRole]) -> StaffMember:
+        """Create a staff member or add roles; an empty `name` keeps the current one."""
         row = await self.s.scalar(select(StaffRow).where(StaffRow.email == email.lower()))
         if row is None:
             row = StaffRow(
                 email=email.lower(),
-                name=name,
+                name=name or email.split("@")[0],
                 is_engineer=False,
                 is_billing=False,
                 is_admin=False,

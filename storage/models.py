@@ -180,12 +180,30 @@ class LinkCodeRow(Base):
     created_at: Mapped[dt.datetime]
 
 
+# Partial-index predicates, repeated verbatim in the queries that must use them (SQLite
+# matches a partial index only when the query holds the same terms).
+TICKETS_AWAITING = "first_responded_at IS NULL AND status IN ('new', 'open', 'on_hold')"
+TICKETS_ACTIVE = "status IN ('new', 'open', 'pending', 'on_hold')"
+
+
 class TicketRow(Base):
     __tablename__ = "tickets"
     __table_args__ = (
-        Index("ix_tickets_org_opener_status", "org_id", "opener_id", "status"),
-        Index("ix_tickets_org_status", "org_id", "status"),
-        Index("ix_tickets_queue", "status", "first_response_due_at"),
+        Index("ix_tickets_org_opener_status", "org_id", "opener_id", "status", "id"),
+        Index("ix_tickets_org_status", "org_id", "status", "id"),
+        Index(
+            "ix_tickets_awaiting",
+            "first_response_due_at",
+            "id",
+            sqlite_where=text(TICKETS_AWAITING),
+            postgresql_where=text(TICKETS_AWAITING),
+        ),
+        Index(
+            "ix_tickets_active",
+            "id",
+            sqlite_where=text(TICKETS_ACTIVE),
+            postgresql_where=text(TICKETS_ACTIVE),
+        ),
     )
 
     id: Mapped[int] = _id()

@@ -158,10 +158,17 @@ class OutboxStore:
         )
 
     async def retry(self, item_id: int) -> bool:
-        """Put a dead (or any unsent) message back in the queue with fresh attempts."""
+        """Put a dead (or waiting) message back in the queue with fresh attempts.
+
+        A message being delivered right now (`sending`) is left alone: queueing it again
+        would let a second dispatcher send it while the first one still is.
+        """
         result = await self.s.execute(
             update(OutboxRow)
-            .where(OutboxRow.id == item_id, OutboxRow.status != OutboxStatus.SENT.value)
+            .where(
+                OutboxRow.id == item_id,
+                OutboxRow.status.in_([OutboxStatus.DEAD.value, OutboxStatus.PENDING.value]),
+            )
             .values(
                 status=OutboxStatus.PENDING.value,
                 attempts=0,
@@ -184,7 +191,7 @@ class OutboxStore:
             select(OutboxRow.status, func.count()).group_by(OutboxRow.status)
         )
         counts = {status.value: 0 for status in OutboxStatus}
-        counts.update({status: int(n) for status, n in rows.tuples()})
+        counts.update({str(status): int(n) for status, n in rows})
         return counts
 
     async def items(self, status: OutboxStatus | None = None, limit: int = 50) -> list[OutboxItem]:

@@ -1,13 +1,351 @@
-"""Tickets, comments, followers, attachments and thread links."""
+"""Tickets, comments, followers and attachments: plain values in and out, no policy."""
 
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
+from typing import Any
 
+from sqlalchemy import RowMapping, Table, and_, exists, insert, not_, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.domain import Attachment, Level, Severity, Ticket, TicketComment, TicketStatus
+from storage.models import (
+    TICKETS_ACTIVE,
+    TICKETS_AWAITING,
+    AttachmentRow,
+    ContactRow,
+    OrganizationRow,
+    ReminderClaimRow,
+    StaffRow,
+    TicketCommentRow,
+    TicketFollowerRow,
+    TicketRow,
+)
+from storage.sql import insert_for
+
+
+def _table(model: type[Any]) -> Table:
+    table = model.__table__
+    assert isinstance(table, Table)
+    return table
+
+
+T = _table(TicketRow)
+C = _table(TicketCommentRow)
+A = _table(AttachmentRow)
+F = _table(TicketFollowerRow)
+ORG = _table(OrganizationRow)
+CONTACT = _table(ContactRow)
+STAFF = _table(StaffRow)
+CLAIM = _table(ReminderClaimRow)
+
+_AWAITING = text(TICKETS_AWAITING)
+_ACTIVE = text(TICKETS_ACTIVE)
+_ATTACHMENT_COLUMNS = [c for c in A.c if c.name != "content"]
+
+
+def ticket_value(row: RowMapping) -> Ticket:
+    return Ticket(
+        id=row["id"],
+        org_id=row["org_id"],
+        opener_id=row["opener_id"],
+        subject=row["subject"],
+        description=row["description"],
+        severity=Severity(row["severity"]),
+        status=TicketStatus(row["status"]),
+        assignee_id=row["assignee_id"],
+        source_platform=row["source_platform"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        first_response_due_at=row["first_response_due_at"],
+        first_responded_at=row["first_responded_at"],
+        sla_paused_at=row["sla_paused_at"],
+        solved_at=row["solved_at"],
+        closed_at=row["closed_at"],
+    )
+
+
+def _attachment_value(row: RowMapping) -> Attachment:
+    return Attachment(
+        id=row["id"],
+        ticket_id=row["ticket_id"],
+        comment_id=row["comment_id"],
+        name=row["name"],
+        size=row["size"],
+        content_type=row["content_type"],
+        storage_ref=row["storage_ref"],
+        internal=row["internal"],
+        created_at=row["created_at"],
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class QueueEntry:
+    """A ticket as the triage queue shows it, with its organization and assignee."""
+
+    ticket: Ticket
+    org_key: str
+    org_name: str
+    level: Level
+    assignee_name: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class SlaCandidate:
+    ticket: Ticket
+    org_key: str
+    org_name: str
+    level: Level
 
 
 class TicketStore:
+    """Every method runs inside the caller's transaction and never commits."""
+
     def __init__(self, session: AsyncSession, now: dt.datetime) -> None:
         self.s = session
         self.now = now
+
+    # Tickets --------------------------------------------------------------------------
+
+    async def create(
+        self,
+        *,
+        org_id: int,
+        opener_id: int | None,
+        subject: str,
+        description: str,
+        severity: Severity,
+        source_platform: str,
+        first_response_due_at: dt.datetime | None,
+    ) -> Ticket:
+        """Insert a new ticket; its id comes from the primary key sequence."""
+        result = await self.s.execute(
+            insert(T)
+            .values(
+                org_id=org_id,
+                opener_id=opener_id,
+                subject=subject,
+                description=description,
+                severity=severity.value,
+                status=TicketStatus.NEW.value,
+                source_platform=source_platform,
+                created_at=self.now,
+                updated_at=self.now,
+                first_response_due_at=first_response_due_at,
+            )
+            .returning(*T.c)
+        )
+        return ticket_value(result.mappings().one())
+
+    async def get(self, ticket_id: int, *, lock: bool = False) -> Ticket | None:
+        stmt = select(T).where(T.c.id == ticket_id)
+        if lock:
+            stmt = stmt.with_for_update()
+        row = (await self.s.execute(stmt)).mappings().first()
+        return None if row is None else ticket_value(row)
+
+    async def update(self, ticket_id: int, **changes: Any) -> Ticket:
+        """Change columns of one ticket (enums by value) and touch `updated_at`."""
+        values = {k: (v.value if isinstance(v, Severity | TicketStatus) else v)
+                  for k, v in changes.items()}
+        values.setdefault("updated_at", self.now)
+        result = await self.s.execute(
+            update(T).where(T.c.id == ticket_id).values(**values).returning(*T.c)
+        )
+        return ticket_value(result.mappings().one())
+
+    async def for_contacts(
+        self, org_id: int, opener_id: int | None, *, active_only: bool, limit: int
+    ) -> list[Ticket]:
+        """Newest first: one opener's tickets, or the whole organization's (`opener_id` None)."""
+        stmt = select(T).where(T.c.org_id == org_id)
+        if opener_id is not None:
+            stmt = stmt.where(T.c.opener_id == opener_id)
+        if active_only:
+            stmt = stmt.where(_ACTIVE)
+        stmt = stmt.order_by(T.c.id.desc()).limit(limit)
+        return [ticket_value(r) for r in (await self.s.execute(stmt)).mappings()]
+
+    async def queue(self, limit: int) -> list[QueueEntry]:
+        """Active tickets by SLA urgency: running first-response clocks by due time, then
+        every other active ticket, oldest first."""
+        columns = (*T.c, ORG.c.key.label("org_key"), ORG.c.name.label("org_name"),
+                   ORG.c.level.label("org_level"), STAFF.c.name.label("assignee_name"))
+        joined = T.join(ORG, ORG.c.id == T.c.org_id).outerjoin(
+            STAFF, STAFF.c.id == T.c.assignee_id
+        )
+        urgent = (
+            select(*columns).select_from(joined).where(_AWAITING)
+            .order_by(T.c.first_response_due_at, T.c.id).limit(limit)
+        )
+        rows = list((await self.s.execute(urgent)).mappings())
+        if len(rows) < limit:
+            rest = (
+                select(*columns).select_from(joined)
+                .where(_ACTIVE, not_(and_(T.c.first_responded_at.is_(None),
+                                          T.c.status.in_(("new", "open", "on_hold")))))
+                .order_by(T.c.id).limit(limit - len(rows))
+            )
+            rows.extend((await self.s.execute(rest)).mappings())
+        return [
+            QueueEntry(ticket_value(r), r["org_key"], r["org_name"], Level(r["org_level"]),
+                       r["assignee_name"])
+            for r in rows
+        ]
+
+    async def sla_candidates(self, due_before: dt.datetime, limit: int) -> list[SlaCandidate]:
+        """Tickets whose first-response clock runs and is due before `due_before`, leaving
+        out those with nothing left to claim: breached ones, and not-yet-due ones already
+        claimed "at risk"."""
+
+        def claimed(stage: str) -> Any:
+            return exists().where(
+                CLAIM.c.kind == "sla", CLAIM.c.subject_id == T.c.id, CLAIM.c.stage == stage
+            )
+
+        breached = or_(
+            claimed("breached"),
+            and_(T.c.first_response_due_at > self.now, claimed("at_risk")),
+        )
+        stmt = (
+            select(*T.c, ORG.c.key.label("org_key"), ORG.c.name.label("org_name"),
+                   ORG.c.level.label("org_level"))
+            .select_from(T.join(ORG, ORG.c.id == T.c.org_id))
+            .where(_AWAITING, T.c.first_response_due_at <= due_before, not_(breached))
+            .order_by(T.c.first_response_due_at, T.c.id)
+            .limit(limit)
+        )
+        return [
+            SlaCandidate(ticket_value(r), r["org_key"], r["org_name"], Level(r["org_level"]))
+            for r in (await self.s.execute(stmt)).mappings()
+        ]
+
+    # Comments -------------------------------------------------------------------------
+
+    async def add_comment(
+        self,
+        ticket_id: int,
+        *,
+        body: str,
+        internal: bool,
+        source_platform: str,
+        author_contact_id: int | None = None,
+        author_staff_id: int | None = None,
+        author_name: str = "",
+        platform_refs: dict[str, Any] | None = None,
+    ) -> TicketComment:
+        result = await self.s.execute(
+            insert(C)
+            .values(
+                ticket_id=ticket_id,
+                author_contact_id=author_contact_id,
+                author_staff_id=author_staff_id,
+                body=body,
+                internal=internal,
+                source_platform=source_platform,
+                platform_refs=platform_refs or {},
+                created_at=self.now,
+            )
+            .returning(C.c.id)
+        )
+        return TicketComment(
+            id=int(result.scalar_one()),
+            ticket_id=ticket_id,
+            author_contact_id=author_contact_id,
+            author_staff_id=author_staff_id,
+            author_name=author_name,
+            body=body,
+            internal=internal,
+            source_platform=source_platform,
+            created_at=self.now,
+        )
+
+    async def comments(self, ticket_id: int, *, include_internal: bool) -> list[TicketComment]:
+        """The ticket's thread, oldest first; internal notes only when asked for."""
+        stmt = (
+            select(C, CONTACT.c.name.label("contact_name"), STAFF.c.name.label("staff_name"))
+            .select_from(
+                C.outerjoin(CONTACT, CONTACT.c.id == C.c.author_contact_id).outerjoin(
+                    STAFF, STAFF.c.id == C.c.author_staff_id
+                )
+            )
+            .where(C.c.ticket_id == ticket_id)
+            .order_by(C.c.id)
+        )
+        if not include_internal:
+            stmt = stmt.where(C.c.internal.is_(False))
+        return [
+            TicketComment(
+                id=r["id"],
+                ticket_id=r["ticket_id"],
+                author_contact_id=r["author_contact_id"],
+                author_staff_id=r["author_staff_id"],
+                author_name=r["staff_name"] or r["contact_name"] or "someone",
+                body=r["body"],
+                internal=r["internal"],
+                source_platform=r["source_platform"],
+                created_at=r["created_at"],
+            )
+            for r in (await self.s.execute(stmt)).mappings()
+        ]
+
+    # Attachments ----------------------------------------------------------------------
+
+    async def add_attachment(
+        self,
+        ticket_id: int,
+        *,
+        name: str,
+        content_type: str,
+        content: bytes,
+        storage_ref: str,
+        internal: bool,
+        comment_id: int | None = None,
+        contact_id: int | None = None,
+        staff_id: int | None = None,
+    ) -> Attachment:
+        result = await self.s.execute(
+            insert(A)
+            .values(
+                ticket_id=ticket_id,
+                comment_id=comment_id,
+                name=name,
+                size=len(content),
+                content_type=content_type,
+                storage_ref=storage_ref,
+                content=content,
+                internal=internal,
+                uploaded_by_contact_id=contact_id,
+                uploaded_by_staff_id=staff_id,
+                created_at=self.now,
+            )
+            .returning(*_ATTACHMENT_COLUMNS)
+        )
+        return _attachment_value(result.mappings().one())
+
+    async def attachments(self, ticket_id: int, *, include_internal: bool) -> list[Attachment]:
+        stmt = select(*_ATTACHMENT_COLUMNS).where(A.c.ticket_id == ticket_id).order_by(A.c.id)
+        if not include_internal:
+            stmt = stmt.where(A.c.internal.is_(False))
+        return [_attachment_value(r) for r in (await self.s.execute(stmt)).mappings()]
+
+    async def attachment_content(self, attachment_id: int) -> bytes | None:
+        value = await self.s.scalar(select(A.c.content).where(A.c.id == attachment_id))
+        return None if value is None else bytes(value)
+
+    # Followers ------------------------------------------------------------------------
+
+    async def follow(self, ticket_id: int, contact_id: int) -> None:
+        stmt = (
+            insert_for(self.s, TicketFollowerRow)
+            .values(ticket_id=ticket_id, contact_id=contact_id, created_at=self.now)
+            .on_conflict_do_nothing(index_elements=["ticket_id", "contact_id"])
+        )
+        await self.s.execute(stmt)
+
+    async def followers(self, ticket_id: int) -> list[int]:
+        rows = await self.s.scalars(
+            select(F.c.contact_id).where(F.c.ticket_id == ticket_id).order_by(F.c.contact_id)
+        )
+        return list(rows)

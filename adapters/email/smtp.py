@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import html
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.utils import formataddr, parseaddr
 from urllib.parse import unquote, urlsplit
@@ -28,7 +28,7 @@ class SmtpTarget:
     host: str
     port: int
     username: str | None
-    password: str | None
+    password: str | None = field(repr=False)
     implicit_tls: bool
     starttls: bool | None  # None: use it when the server offers it
 

@@ -79,7 +79,8 @@ GRAMMAR: tuple[CommandSpec, ...] = (
         P.TICKETS,
         "tickets",
     ),
-    _c("ticket.show", "ticket show", (_TICKET,), "one ticket and its thread", P.TICKETS, "tickets"),
+    _c("ticket.show", "ticket show", (_TICKET,), "one ticket and its thread", P.TICKETS_VIEW,
+       "tickets"),
     _c(
         "ticket.comment",
         "ticket comment",

@@ -17,9 +17,12 @@ from bot.commands.spec import Arg, ArgKind, CommandSpec
 MAX_LENGTH: Final = 4000
 _TOKEN = re.compile(r"\S+")
 _EMAIL = re.compile(r"^[^@\s<>\"'`|]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251})\.[A-Za-z]{2,63}$")
-_TICKET = re.compile(r"^#?(\d{1,12})$")
-_NUMBER = re.compile(r"^#?(\d{1,9})$")
-_CODE = re.compile(r"^\d{6}$")
+_TICKET = re.compile(r"^#?([0-9]{1,12})$")
+_NUMBER = re.compile(r"^#?([0-9]{1,9})$")
+_CODE = re.compile(r"^[0-9]{6}$")
+# Invisible characters that can hide or disguise a command: byte-order marks, zero-width
+# spaces and bidi controls. Joiners (U+200C, U+200D) stay: emoji and scripts need them.
+_INVISIBLE = re.compile("[\ufeff\u200b\u2060\u200e\u200f\u202a-\u202e\u2066-\u2069\u061c]")
 _WORD = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 ArgValue = str | int | None
@@ -57,7 +60,8 @@ class ParseError:
 
 
 def _clean(text: str) -> str | None:
-    """Drop control characters other than newlines and tabs; None when nothing is left."""
+    """Drop control and invisible characters (keeping newlines and tabs); None when empty."""
+    text = _INVISIBLE.sub("", text)
     if any(unicodedata.category(ch) == "Cc" and ch not in "\n\t" for ch in text):
         text = "".join(ch for ch in text if unicodedata.category(ch) != "Cc" or ch in "\n\t")
     text = text.strip()
@@ -95,7 +99,7 @@ def parse(text: str) -> Parsed | ParseError:
         bare = next((s for s in candidates if not s.words), None)
         if not words and root in DEFAULTS:
             return Parsed(next(s for s in GRAMMAR if s.key == DEFAULTS[root]), {})
-        if bare is not None:
+        if bare is not None and (bare.args or not words):
             spec = bare
         elif not words:
             return ParseError(f"/{root} needs a subcommand.", root)

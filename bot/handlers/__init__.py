@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bot.core import Services
-from bot.handlers import directory
+from bot.handlers import billing, directory, tickets, triage
 from bot.registry import Registry
 
 
@@ -11,4 +11,7 @@ def build_registry(services: Services) -> Registry:
     """A registry with every feature this build provides."""
     registry = Registry()
     directory.register(registry, services)
+    billing.register(registry, services)
+    tickets.register(registry, services)
+    triage.register(registry, services)
     return registry

@@ -18,6 +18,15 @@ _ROLE_LABEL = {
 }
 
 
+NAME_MAX = 200  # the width of the name columns
+
+
+def _checked_name(name: str | None) -> str | None:
+    if name is not None and len(name) > NAME_MAX:
+        raise Invalid(f"NAME is too long ({len(name)} characters; at most {NAME_MAX}).")
+    return name
+
+
 def role_label(role: ContactRole) -> str:
     return _ROLE_LABEL[role]
 
@@ -68,6 +77,7 @@ class ContactService(Service):
         if role is ContactRole.TECHNICAL:
             raise Invalid("Technical Contacts are requested: /contacts request-technical EMAIL")
         org = self._require_main(actor)
+        name = _checked_name(name)
         async with self.tx() as tx:
             await tx.directory.lock_org(org.id)
             current = [c for c in await tx.directory.contacts(org.id) if role in c.roles]
@@ -110,6 +120,7 @@ class ContactService(Service):
     ) -> TechnicalRequest:
         org = self._require_main(actor)
         assert actor.contact is not None
+        name = _checked_name(name)
         async with self.tx() as tx:
             await tx.directory.lock_org(org.id)
             existing = await tx.directory.contact_by_email(org.id, email)

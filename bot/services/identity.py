@@ -202,7 +202,7 @@ class IdentityService(Service):
         links: list[tuple[Platform, str, str]] | None = None,
     ) -> str:
         async with self.tx() as tx:
-            member = await tx.directory.upsert_staff(email, name or email.split("@")[0], roles)
+            member = await tx.directory.upsert_staff(email, name, roles)
             for platform, workspace, user_id in links or []:
                 await tx.directory.link(platform.value, workspace, user_id, staff_id=member.id)
             await tx.directory.audit("cli", None, "staff.upsert", email, None,

@@ -9,16 +9,43 @@ channel however often it is queued.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from bot.domain import ChatIdentity, Contact, Platform, StaffMember
 from bot.messages import Message
 from bot.services.base import Tx
+from storage.bulk import OutboxDraft
 
 
 def split_channel(channel: str) -> tuple[str, str]:
     """`slack:C123` → ("slack", "C123"); `matrix:!room:server` keeps the room's own colons."""
     platform, _, target = channel.partition(":")
     return platform, target
+
+
+def person_drafts(
+    name: str,
+    email: str,
+    accounts: Iterable[tuple[str, str]],
+    key: str,
+    payload: dict[str, Any],
+    *,
+    critical: bool = False,
+) -> list[OutboxDraft]:
+    """The outbox rows that notify one person: a DM per linked (platform, user id) account,
+    else (or also, when critical) an email. Pure, so bulk senders and `Notifier` share one
+    rule."""
+    label = f"{name} <{email}>"
+    drafts = [
+        OutboxDraft(f"{key}:{platform}:{user_id}", platform, user_id, "dm", label, payload)
+        for platform, user_id in accounts
+    ]
+    if not drafts or critical:
+        drafts.append(
+            OutboxDraft(f"{key}:email:{email}", Platform.EMAIL.value, email, "email", label,
+                        payload)
+        )
+    return drafts
 
 
 class Notifier:
@@ -49,23 +76,19 @@ class Notifier:
         *,
         critical: bool,
     ) -> int:
-        label = f"{name} <{email}>"
         queued = 0
-        linked = False
-        for identity in identities:
-            platform = identity.platform.value
-            linked = True
+        accounts = [(i.platform.value, i.user_id) for i in identities]
+        for draft in person_drafts(name, email, accounts, key, message.to_json(),
+                                   critical=critical):
             inserted = await tx.outbox.enqueue(
-                f"{key}:{platform}:{identity.user_id}",
-                platform=platform,
-                target=identity.user_id,
-                kind="dm",
-                payload=message.to_json(),
-                recipient=label,
+                draft.key,
+                platform=draft.platform,
+                target=draft.target,
+                kind=draft.kind,
+                payload=draft.payload,
+                recipient=draft.recipient,
             )
             queued += inserted is not None
-        if not linked or critical:
-            queued += await self.email(tx, email, key, message, recipient=label)
         return queued
 
     async def email(

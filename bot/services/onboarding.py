@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo, available_timezones
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from bot import notices
-from bot.domain import ContactRole, Level, Platform, Program, Region
+from bot.domain import Contact, ContactRole, Level, Platform, Program, Region
 from bot.emails import Email
 from bot.importing import (
     ImportFailed,
@@ -181,12 +181,10 @@ def parse_orders(name: str, data: bytes) -> OrderForm:
         if key not in grouped:
             grouped[key] = {**row.org, "contacts": []}
             first_line[key] = line
-        elif {k: v for k, v in row.org.items()} != {
-            k: v for k, v in grouped[key].items() if k != "contacts"
-        }:
+        elif differ := _differing_columns(row.org, grouped[key]):
             errors.append(
                 f"line {line}: organization columns differ from line {first_line[key]} "
-                f"for key {key!r}"
+                f"for key {key!r}: {', '.join(differ)}"
             )
         grouped[key]["contacts"].append(row.contact.model_dump())
     if errors:
@@ -197,6 +195,21 @@ def parse_orders(name: str, data: bytes) -> OrderForm:
         raise ImportFailed(
             [_csv_context(e, list(grouped), first_line) for e in exc.errors]
         ) from exc
+
+
+def _differing_columns(org: dict[str, Any], first: dict[str, Any]) -> list[str]:
+    """The CSV organization columns whose values differ between two rows of one key."""
+    differ: list[str] = []
+    for name, value in org.items():
+        if isinstance(value, dict):
+            differ += [k for k, v in value.items() if first[name].get(k) != v]
+        elif first[name] != value:
+            differ.append(name)
+    return differ
+
+
+def _roles(contact: Contact, without: ContactRole | None = None) -> list[str]:
+    return sorted(r.value for r in contact.roles if r is not without)
 
 
 def _json_bytes(value: Any) -> bytes:
@@ -271,6 +284,7 @@ class OnboardingService(Service):
                                      {"level": org.level.value, "name": org.name,
                                       "ends_on": str(org.ends_on)})
         # Exclusive roles move to whoever the form names; Technical roles are added.
+        stripped: list[int] = []
         for role in (ContactRole.MAIN, ContactRole.ADMINISTRATIVE):
             named = {c.email for c in org_in.contacts if c.role is role}
             if not named:
@@ -279,7 +293,9 @@ class OnboardingService(Service):
                 if role in holder.roles and holder.email not in named:
                     await tx.directory.set_role(holder.id, role, False)
                     await tx.directory.audit("import", org.id, f"role.{role.value}.removed",
-                                             holder.email, None, None)
+                                             holder.email, {"roles": _roles(holder)},
+                                             {"roles": _roles(holder, without=role)})
+                    stripped.append(holder.id)
                     changed = True
         for contact_in in org_in.contacts:
             contact = await tx.directory.contact_by_email(org.id, contact_in.email)
@@ -312,6 +328,8 @@ class OnboardingService(Service):
                                                contact_in.matrix) is None:
                     await tx.directory.link(Platform.MATRIX.value, server, contact_in.matrix,
                                             contact_id=contact.id)
+        for contact_id in stripped:
+            await tx.directory.delete_contact_if_roleless(contact_id)
         if not changed and before is not None:
             report.unchanged += 1
         # Welcome messages: keyed by org and email, so a re-import never sends them twice.

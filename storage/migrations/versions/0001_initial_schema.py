@@ -277,9 +277,10 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_tickets'))
     )
     with op.batch_alter_table('tickets', schema=None) as batch_op:
-        batch_op.create_index('ix_tickets_org_opener_status', ['org_id', 'opener_id', 'status'], unique=False)
-        batch_op.create_index('ix_tickets_org_status', ['org_id', 'status'], unique=False)
-        batch_op.create_index('ix_tickets_queue', ['status', 'first_response_due_at'], unique=False)
+        batch_op.create_index('ix_tickets_active', ['id'], unique=False, sqlite_where=sa.text("status IN ('new', 'open', 'pending', 'on_hold')"), postgresql_where=sa.text("status IN ('new', 'open', 'pending', 'on_hold')"))
+        batch_op.create_index('ix_tickets_awaiting', ['first_response_due_at', 'id'], unique=False, sqlite_where=sa.text("first_responded_at IS NULL AND status IN ('new', 'open', 'on_hold')"), postgresql_where=sa.text("first_responded_at IS NULL AND status IN ('new', 'open', 'on_hold')"))
+        batch_op.create_index('ix_tickets_org_opener_status', ['org_id', 'opener_id', 'status', 'id'], unique=False)
+        batch_op.create_index('ix_tickets_org_status', ['org_id', 'status', 'id'], unique=False)
 
     op.create_table('ticket_comments',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
@@ -344,9 +345,10 @@ def downgrade() -> None:
 
     op.drop_table('ticket_comments')
     with op.batch_alter_table('tickets', schema=None) as batch_op:
-        batch_op.drop_index('ix_tickets_queue')
         batch_op.drop_index('ix_tickets_org_status')
         batch_op.drop_index('ix_tickets_org_opener_status')
+        batch_op.drop_index('ix_tickets_awaiting')
+        batch_op.drop_index('ix_tickets_active')
 
     op.drop_table('tickets')
     with op.batch_alter_table('technical_requests', schema=None) as batch_op:

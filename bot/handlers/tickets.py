@@ -1,0 +1,130 @@
+"""/ticket: open, list, show, comment, close and reopen."""
+
+from __future__ import annotations
+
+from bot.commands.grammar import BY_KEY
+from bot.core import Services
+from bot.domain import Severity
+from bot.messages import (
+    Block,
+    BulletList,
+    Context,
+    Fields,
+    Heading,
+    Message,
+    Paragraph,
+    Reply,
+    Tone,
+)
+from bot.registry import CommandContext, Registry
+from bot.services.ticket_cards import due_label, ticket_line, when
+from bot.services.tickets import TicketView
+
+
+def _platform(ctx: CommandContext) -> str:
+    return ctx.invocation.sender.platform.value
+
+
+def render_view(view: TicketView, tz: str | None, now_label: str | None = None) -> Message:
+    """One ticket and its thread, as its reader may see it."""
+    t = view.ticket
+    fields = [
+        ("Organization", f"{view.org.name} ({view.org.key})"),
+        ("Severity", t.severity.value),
+        ("Status", t.status.value),
+        ("Opened by", view.opener),
+        ("Assignee", view.assignee or "unassigned"),
+        ("Opened", when(t.created_at, tz)),
+        ("Updated", when(t.updated_at, tz)),
+    ]
+    if now_label is not None:
+        fields.append(("First response", now_label))
+    thread = tuple(
+        f"{when(c.created_at, tz)} {c.author_name}"
+        + (" [internal note]" if c.internal else "")
+        + f": {c.body}"
+        for c in view.comments
+    )
+    files = tuple(
+        f"{a.name} ({a.content_type}, {a.size} bytes)" + (" [internal]" if a.internal else "")
+        for a in view.attachments
+    )
+    blocks: list[Block] = [Heading(f"Ticket {t.ref}: {t.subject}"), Fields(tuple(fields))]
+    if t.description:
+        blocks.append(Paragraph(t.description))
+    blocks.append(BulletList(thread) if thread else Context("No comments yet."))
+    if files:
+        blocks.extend([Paragraph("Attachments:"), BulletList(files)])
+    text = Message("", blocks=tuple(blocks)).plain()
+    return Message(text, blocks=tuple(blocks), thread_key=f"ticket:{t.id}:opener")
+
+
+def register(registry: Registry, services: Services) -> None:
+    tickets = services.tickets
+
+    @registry.command("ticket.new")
+    async def new(ctx: CommandContext) -> Reply:
+        severity = Severity(ctx.parsed.text("SEVERITY") or Severity.SEV3.value)
+        subject = ctx.parsed.text("SUBJECT")
+        if not subject:
+            tickets.require_tickets(ctx.actor)
+            usage = BY_KEY["ticket.new"].usage(ctx.prefix)
+            return Reply(Message(f"Usage: {usage}", tone=Tone.WARNING), ok=False,
+                         modal="ticket.new")
+        ticket = await tickets.open(ctx.actor, subject, severity,
+                                    source_platform=_platform(ctx))
+        tz = ctx.actor.org.timezone if ctx.actor.org else None
+        return Reply(
+            Message(
+                f"Opened ticket {ticket.ref} ({ticket.severity.value}): {ticket.subject}. "
+                f"First response due by {when(ticket.first_response_due_at, tz)}. "
+                "Updates come to you here or by email.",
+                tone=Tone.GOOD,
+            )
+        )
+
+    @registry.command("ticket.list")
+    async def list_(ctx: CommandContext) -> Reply:
+        include_closed = ctx.parsed.text("SCOPE") == "all"
+        result = await tickets.list_tickets(ctx.actor, include_closed=include_closed)
+        tz = result.org.timezone
+        whose = f"{result.org.name}'s" if result.org_wide else "Your"
+        scope = "tickets" if include_closed else "open tickets"
+        lines = tuple(ticket_line(t, tz) for t in result.tickets)
+        head = f"{whose} {scope}"
+        if not lines:
+            hint = "" if include_closed else f" ({ctx.prefix}ticket list all shows closed ones)"
+            return Reply.text(f"{head}: none{hint}.")
+        text = "\n".join([f"{head}:", *lines])
+        return Reply(Message(text, blocks=(Heading(head), BulletList(lines))))
+
+    @registry.command("ticket.show")
+    async def show(ctx: CommandContext) -> Reply:
+        view = await tickets.show(ctx.actor, ctx.parsed.number("ID"))
+        if view.staff:
+            label = due_label(view.ticket, services.clock.now())
+            return Reply(render_view(view, None, label))
+        return Reply(render_view(view, view.org.timezone))
+
+    @registry.command("ticket.comment")
+    async def comment(ctx: CommandContext) -> Reply:
+        number = ctx.parsed.number("ID")
+        _, files = await tickets.comment(
+            ctx.actor, number, str(ctx.parsed.text("TEXT")),
+            files=ctx.invocation.files, source_platform=_platform(ctx),
+        )
+        extra = f" with {len(files)} attachment(s)" if files else ""
+        return Reply.text(f"Comment added to #{number}{extra}.")
+
+    @registry.command("ticket.close")
+    async def close(ctx: CommandContext) -> Reply:
+        ticket = await tickets.close(ctx.actor, ctx.parsed.number("ID"), ctx.parsed.text("TEXT"),
+                                     source_platform=_platform(ctx))
+        return Reply.text(f"Closed ticket {ticket.ref}. {ctx.prefix}ticket reopen {ticket.id} "
+                          "brings it back.")
+
+    @registry.command("ticket.reopen")
+    async def reopen(ctx: CommandContext) -> Reply:
+        ticket = await tickets.reopen(ctx.actor, ctx.parsed.number("ID"), ctx.parsed.text("TEXT"),
+                                      source_platform=_platform(ctx))
+        return Reply.text(f"Reopened ticket {ticket.ref}.")

@@ -1,0 +1,67 @@
+"""/triage: the queue by SLA urgency, claim, status, severity, notes and public replies."""
+
+from __future__ import annotations
+
+from bot.core import Services
+from bot.domain import Severity, TicketStatus
+from bot.messages import BulletList, Context, Heading, Message, Reply
+from bot.registry import CommandContext, Registry
+from bot.services.ticket_cards import due_label
+
+
+def _platform(ctx: CommandContext) -> str:
+    return ctx.invocation.sender.platform.value
+
+
+def register(registry: Registry, services: Services) -> None:
+    triage = services.triage
+
+    @registry.command("triage.queue")
+    async def queue(ctx: CommandContext) -> Reply:
+        entries = await triage.queue(ctx.actor)
+        if not entries:
+            return Reply.text("The triage queue is empty.")
+        now = services.clock.now()
+        lines = tuple(
+            f"{e.ticket.ref} · {e.ticket.severity.value} · {e.ticket.status.value} · "
+            f"{e.org_key} · {e.ticket.subject} · {due_label(e.ticket, now)} · "
+            f"{e.assignee_name or 'unassigned'}"
+            for e in entries
+        )
+        hint = f"{ctx.prefix}triage claim ID · {ctx.prefix}ticket show ID"
+        text = "\n".join(["Triage queue (most urgent first):", *lines])
+        return Reply(Message(text, blocks=(Heading("Triage queue (most urgent first)"),
+                                           BulletList(lines), Context(hint))))
+
+    @registry.command("triage.claim")
+    async def claim(ctx: CommandContext) -> Reply:
+        ticket = await triage.claim(ctx.actor, ctx.parsed.number("ID"))
+        return Reply.text(f"{ticket.ref} is yours ({ticket.status.value}).")
+
+    @registry.command("triage.status")
+    async def status(ctx: CommandContext) -> Reply:
+        ticket = await triage.set_status(
+            ctx.actor, ctx.parsed.number("ID"), TicketStatus(str(ctx.parsed.text("STATUS")))
+        )
+        return Reply.text(f"{ticket.ref} is now {ticket.status.value}.")
+
+    @registry.command("triage.severity")
+    async def severity(ctx: CommandContext) -> Reply:
+        ticket = await triage.set_severity(
+            ctx.actor, ctx.parsed.number("ID"), Severity(str(ctx.parsed.text("SEV")))
+        )
+        return Reply.text(f"{ticket.ref} is now {ticket.severity.value}.")
+
+    @registry.command("triage.note")
+    async def note(ctx: CommandContext) -> Reply:
+        number = ctx.parsed.number("ID")
+        await triage.note(ctx.actor, number, str(ctx.parsed.text("TEXT")),
+                          files=ctx.invocation.files, source_platform=_platform(ctx))
+        return Reply.text(f"Internal note added to #{number} (not visible to the customer).")
+
+    @registry.command("triage.reply")
+    async def reply(ctx: CommandContext) -> Reply:
+        number = ctx.parsed.number("ID")
+        await triage.reply(ctx.actor, number, str(ctx.parsed.text("TEXT")),
+                           files=ctx.invocation.files, source_platform=_platform(ctx))
+        return Reply.text(f"Reply sent on #{number}.")

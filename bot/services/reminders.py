@@ -1,0 +1,179 @@
+"""Invoice reminders and subscription renewal notices (SPEC §4 Reminders), exactly once.
+
+A sweep at `now` selects, with indexed SQL, only unpaid invoices whose reminder window may
+have opened, works out each one's latest reached stage, and claims it in `reminder_claims`
+(INSERT … ON CONFLICT DO NOTHING). Only the claims this sweep wins get outbox rows, whose
+idempotency keys derive from the claim, in the same transaction. So a restart, a crash
+mid-sweep (a batch commits whole or not at all), a clock jump, or several replicas sweeping
+at once all end with one reminder per (invoice, stage); after downtime only the latest missed
+stage goes out.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from bot import billing_notices
+from bot.reminder_stages import (
+    INVOICE,
+    RENEWAL,
+    invoice_offset,
+    invoice_stage,
+    invoice_stage_due,
+    renewal_stage_due,
+)
+from bot.scheduler import Job
+from bot.services.base import Service, Tx
+from bot.services.notify import person_drafts
+from storage.billing import ReminderCandidate, RenewalCandidate
+from storage.bulk import OutboxDraft, claim_many, enqueue_many
+
+if TYPE_CHECKING:
+    from bot.core import Services
+
+log = logging.getLogger(__name__)
+
+SWEEP_EVERY_SECONDS = 300.0
+
+
+@dataclass
+class SweepReport:
+    """What one sweep did."""
+
+    candidates: int = 0
+    invoice_reminders: int = 0
+    renewal_notices: int = 0
+    messages: int = 0
+
+    def __str__(self) -> str:
+        return (f"{self.invoice_reminders} invoice reminder(s) and {self.renewal_notices} "
+                f"renewal notice(s) claimed, {self.messages} message(s) queued "
+                f"({self.candidates} invoice(s) looked at)")
+
+
+class ReminderService(Service):
+    async def sweep(self, now: dt.datetime | None = None) -> SweepReport:
+        """Claim and queue every reminder due at `now` (default: the clock)."""
+        now = (now or self.clock.now()).astimezone(dt.UTC)
+        report = SweepReport()
+        await self._invoices(now, report)
+        await self._renewals(now, report)
+        if report.invoice_reminders or report.renewal_notices:
+            log.info("reminder sweep at %s: %s", now.isoformat(), report)
+        return report
+
+    # Invoices -----------------------------------------------------------------------------
+
+    async def _invoices(self, now: dt.datetime, report: SweepReport) -> None:
+        offsets = tuple(sorted(set(self.settings.reminder_offsets)))
+        if not offsets:
+            return
+        # No zone is more than a day ahead of UTC, so nothing due later can have a stage yet.
+        due_until = now.date() + dt.timedelta(days=1 - offsets[0])
+        final = invoice_stage(offsets[-1])
+        after: tuple[dt.date, int] | None = None
+        limit = self.settings.reminder_batch
+        while True:
+            async with self.tx() as tx:
+                batch = await tx.billing.reminder_candidates(
+                    due_until=due_until, final_stage=final, after=after, limit=limit
+                )
+                if not batch:
+                    return
+                after = (batch[-1].due_on, batch[-1].invoice_id)
+                report.candidates += len(batch)
+                await self._invoice_batch(tx, now, offsets, batch, report)
+            if len(batch) < limit:
+                return
+
+    async def _invoice_batch(
+        self,
+        tx: Tx,
+        now: dt.datetime,
+        offsets: tuple[int, ...],
+        batch: Sequence[ReminderCandidate],
+        report: SweepReport,
+    ) -> None:
+        at = self.settings.reminder_time
+        wanted: dict[tuple[int, str], ReminderCandidate] = {}
+        for c in batch:
+            stage = invoice_stage_due(c.due_on, offsets, c.timezone, at, now, c.claimed)
+            if stage is not None:
+                wanted[(c.invoice_id, stage)] = c
+        won = await claim_many(tx.session, INVOICE, sorted(wanted), now)
+        if not won:
+            return
+        report.invoice_reminders += len(won)
+        recipients = await tx.billing.billing_recipients(
+            sorted({wanted[w].org_id for w in won}), main_only=False
+        )
+        drafts: list[OutboxDraft] = []
+        for invoice_id, stage in sorted(won):
+            c = wanted[(invoice_id, stage)]
+            offset = invoice_offset(stage)
+            assert offset is not None
+            payload = billing_notices.invoice_reminder(
+                org_name=c.org_name, region=c.region, number=c.number, due_on=c.due_on,
+                outstanding=c.amount - c.paid_amount, currency=c.currency, offset=offset,
+            ).to_json()
+            key = f"reminder:{INVOICE}:{invoice_id}:{stage}"
+            for person in recipients.get(c.org_id, []):
+                drafts.extend(person_drafts(person.name, person.email, person.accounts, key,
+                                            payload))
+        report.messages += await enqueue_many(tx.session, drafts, tx.now)
+
+    # Renewals -----------------------------------------------------------------------------
+
+    async def _renewals(self, now: dt.datetime, report: SweepReport) -> None:
+        days = tuple(sorted(set(self.settings.renewal_offsets)))
+        if not days:
+            return
+        async with self.tx() as tx:
+            candidates = await tx.billing.renewal_candidates(
+                ends_from=now.date() - dt.timedelta(days=1),
+                ends_until=now.date() + dt.timedelta(days=days[-1] + 1),
+            )
+            await self._renewal_batch(tx, now, days, candidates, report)
+
+    async def _renewal_batch(
+        self,
+        tx: Tx,
+        now: dt.datetime,
+        days: tuple[int, ...],
+        candidates: Sequence[RenewalCandidate],
+        report: SweepReport,
+    ) -> None:
+        at = self.settings.reminder_time
+        wanted: dict[tuple[int, str], tuple[RenewalCandidate, int]] = {}
+        for c in candidates:
+            due = renewal_stage_due(c.ends_on, days, c.timezone, at, now, c.claimed)
+            if due is not None:
+                wanted[(c.org_id, due[0])] = (c, due[1])
+        won = await claim_many(tx.session, RENEWAL, sorted(wanted), now)
+        if not won:
+            return
+        report.renewal_notices += len(won)
+        recipients = await tx.billing.billing_recipients(
+            sorted({org_id for org_id, _ in won}), main_only=True
+        )
+        drafts: list[OutboxDraft] = []
+        for org_id, stage in sorted(won):
+            c, days_before = wanted[(org_id, stage)]
+            payload = billing_notices.renewal_notice(
+                org_name=c.org_name, region=c.region, level=c.level, ends_on=c.ends_on,
+                days_before=days_before,
+            ).to_json()
+            key = f"reminder:{RENEWAL}:{org_id}:{c.ends_on.isoformat()}:{days_before}"
+            for person in recipients.get(org_id, []):
+                drafts.extend(person_drafts(person.name, person.email, person.accounts, key,
+                                            payload))
+        report.messages += await enqueue_many(tx.session, drafts, tx.now)
+
+
+def reminder_job(services: Services) -> Job:
+    """The scheduler job that sweeps reminders every few minutes."""
+    return Job("reminders", services.reminders.sweep, SWEEP_EVERY_SECONDS)

@@ -1,0 +1,196 @@
+"""Neutral messages about tickets: the opener's card, triage cards, updates, SLA alerts.
+
+Customer-facing builders take only public facts; internal notes have their own builder
+that only staff channels ever receive.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from bot.domain import Organization, Severity, Ticket
+from bot.messages import Actions, Button, Context, Fields, Heading, Message, Paragraph, Tone
+
+if TYPE_CHECKING:
+    from storage.tickets import SlaCandidate
+
+
+def zone(name: str | None) -> dt.tzinfo:
+    if not name:
+        return dt.UTC
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return dt.UTC
+
+
+def when(at: dt.datetime | None, tz: str | None = None) -> str:
+    """`2026-11-25 11:00 CET` in the given IANA zone (UTC by default)."""
+    if at is None:
+        return "—"
+    local = at.astimezone(zone(tz))
+    return f"{local:%Y-%m-%d %H:%M} {local.tzname() or 'UTC'}"
+
+
+def span(delta: dt.timedelta) -> str:
+    """A short duration: `2d 3h`, `1h 20m`, `45m`."""
+    minutes = int(abs(delta).total_seconds() // 60)
+    days, rest = divmod(minutes, 24 * 60)
+    hours, mins = divmod(rest, 60)
+    if days:
+        return f"{days}d {hours}h"
+    if hours:
+        return f"{hours}h {mins}m"
+    return f"{mins}m"
+
+
+def due_label(ticket: Ticket, now: dt.datetime) -> str:
+    """Where the first-response clock stands, for staff."""
+    if ticket.first_responded_at is not None:
+        return "responded"
+    if ticket.sla_paused_at is not None:
+        return "paused (pending)"
+    if ticket.first_response_due_at is None or not ticket.active:
+        return "—"
+    left = ticket.first_response_due_at - now
+    return f"due in {span(left)}" if left.total_seconds() > 0 else f"overdue {span(left)}"
+
+
+def ticket_line(ticket: Ticket, tz: str | None = None) -> str:
+    return (
+        f"{ticket.ref} · {ticket.severity.value} · {ticket.status.value} · {ticket.subject} · "
+        f"updated {when(ticket.updated_at, tz)}"
+    )
+
+
+def opener_thread(ticket_id: int) -> str:
+    return f"ticket:{ticket_id}:opener"
+
+
+def triage_thread(ticket_id: int) -> str:
+    return f"ticket:{ticket_id}:triage"
+
+
+def opener_card(ticket: Ticket, org: Organization) -> Message:
+    """The card a Technical Contact gets for a ticket they opened; replies in its thread
+    become public comments."""
+    return Message(
+        text=f"Ticket {ticket.ref} opened ({ticket.severity.value}): {ticket.subject}",
+        subject=f"[{ticket.ref}] {ticket.subject}",
+        thread_key=opener_thread(ticket.id),
+        blocks=(
+            Heading(f"Ticket {ticket.ref}: {ticket.subject}"),
+            Fields(
+                (
+                    ("Severity", ticket.severity.value),
+                    ("Status", ticket.status.value),
+                    ("Organization", org.name),
+                    ("First response due", when(ticket.first_response_due_at, org.timezone)),
+                )
+            ),
+            Paragraph(
+                f"Reply in this thread or use /ticket comment {ticket.id} TEXT to add to it."
+            ),
+        ),
+    )
+
+
+def triage_card(ticket: Ticket, org: Organization, opener: str, now: dt.datetime) -> Message:
+    """The staff triage card for a new ticket; sev1 is loud."""
+    loud = ticket.severity is Severity.SEV1
+    head = (
+        f"SEV1 — {ticket.ref} {ticket.subject}"
+        if loud
+        else f"New ticket {ticket.ref}: {ticket.subject}"
+    )
+    return Message(
+        text=f"{'SEV1 ' if loud else ''}New ticket {ticket.ref} from {org.name} "
+        f"({ticket.severity.value}): {ticket.subject}",
+        subject=f"[{ticket.ref}] {ticket.subject}",
+        tone=Tone.DANGER if loud else Tone.NORMAL,
+        thread_key=triage_thread(ticket.id),
+        blocks=(
+            Heading(head),
+            Fields(
+                (
+                    ("Organization", f"{org.name} ({org.key}, {org.level.value})"),
+                    ("Opened by", opener),
+                    ("Severity", ticket.severity.value),
+                    ("Status", ticket.status.value),
+                    ("First response", f"{when(ticket.first_response_due_at)} "
+                                       f"({due_label(ticket, now)})"),
+                )
+            ),
+            *((Paragraph(ticket.description),) if ticket.description else ()),
+            Actions(
+                (
+                    Button("Claim", "triage.claim", str(ticket.id), "primary"),
+                    Button("Status", "triage.status", str(ticket.id)),
+                    Button("Severity", "triage.severity", str(ticket.id)),
+                    Button("Reply", "triage.reply", str(ticket.id)),
+                )
+            ),
+            Context(f"/triage claim {ticket.id} · /triage reply {ticket.id} TEXT"),
+        ),
+    )
+
+
+def customer_update(ticket: Ticket, headline: str, body: str | None = None) -> Message:
+    """A public change, told to the opener and followers in the ticket's thread."""
+    return Message(
+        text=headline + (f"\n{body}" if body else ""),
+        subject=f"[{ticket.ref}] {ticket.subject}",
+        thread_key=opener_thread(ticket.id),
+        blocks=(
+            Heading(headline),
+            *((Paragraph(body),) if body else ()),
+            Context(f"{ticket.ref} · {ticket.severity.value} · {ticket.status.value}"),
+        ),
+    )
+
+
+def triage_update(
+    ticket: Ticket, headline: str, body: str | None = None, *, internal: bool = False
+) -> Message:
+    """A change told to the triage channels in the ticket's triage thread."""
+    return Message(
+        text=headline + (f"\n{body}" if body else ""),
+        thread_key=triage_thread(ticket.id),
+        tone=Tone.DANGER if ticket.severity is Severity.SEV1 else Tone.NORMAL,
+        blocks=(
+            Heading(headline),
+            *((Paragraph(body),) if body else ()),
+            Context(
+                ("internal note · " if internal else "")
+                + f"{ticket.ref} · {ticket.severity.value} · {ticket.status.value}"
+            ),
+        ),
+    )
+
+
+def sla_alert(candidate: SlaCandidate, stage: str, now: dt.datetime) -> Message:
+    """ "At risk" or "breached" for the triage channels."""
+    ticket = candidate.ticket
+    breached = stage == "breached"
+    label = "SLA breached" if breached else "SLA at risk"
+    head = f"{label}: {ticket.ref} {ticket.subject}"
+    return Message(
+        text=f"{head} ({candidate.org_name}, {ticket.severity.value}, {due_label(ticket, now)})",
+        tone=Tone.DANGER if breached else Tone.WARNING,
+        thread_key=triage_thread(ticket.id),
+        blocks=(
+            Heading(head),
+            Fields(
+                (
+                    ("Organization", f"{candidate.org_name} ({candidate.org_key})"),
+                    ("Severity", ticket.severity.value),
+                    ("First response due", when(ticket.first_response_due_at)),
+                    ("Clock", due_label(ticket, now)),
+                )
+            ),
+            Actions((Button("Claim", "triage.claim", str(ticket.id), "primary"),
+                     Button("Reply", "triage.reply", str(ticket.id)))),
+        ),
+    )

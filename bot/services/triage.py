@@ -1,0 +1,160 @@
+"""Triage for support engineers: the queue, claim, status, severity, notes and replies.
+
+Every public change is told to the opener (and, with sharing on, to following colleagues)
+through the outbox; internal notes go to the triage channels only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from bot.domain import Actor, Attachment, Severity, StaffMember, Ticket, TicketComment, TicketStatus
+from bot.invocation import IncomingFile
+from bot.policy import Permission, allows
+from bot.services.base import Denied, Invalid
+from bot.services.sla import resized_due, status_changes
+from bot.services.ticket_cards import customer_update, triage_update
+from bot.services.tickets import TicketBase
+from storage.tickets import QueueEntry
+
+QUEUE_LIMIT = 25
+
+_STATUS_WORDS = {
+    TicketStatus.NEW: "new",
+    TicketStatus.OPEN: "open",
+    TicketStatus.PENDING: "pending (waiting for your answer)",
+    TicketStatus.ON_HOLD: "on hold",
+    TicketStatus.SOLVED: "solved",
+    TicketStatus.CLOSED: "closed",
+}
+
+
+class TriageService(TicketBase):
+    def _engineer(self, actor: Actor) -> StaffMember:
+        if actor.staff is None or not allows(actor, Permission.TRIAGE):
+            raise Denied("Triage is for support engineers.")
+        return actor.staff
+
+    async def queue(self, actor: Actor, limit: int = QUEUE_LIMIT) -> list[QueueEntry]:
+        """Active tickets, the most urgent first-response clock first."""
+        self._engineer(actor)
+        async with self.read() as tx:
+            return await tx.tickets.queue(limit)
+
+    async def claim(self, actor: Actor, ticket_id: int) -> Ticket:
+        """Assign the ticket to oneself; a new ticket becomes open."""
+        staff = self._engineer(actor)
+        async with self.tx() as tx:
+            ticket = await self._visible(tx, actor, ticket_id, lock=True)
+            if ticket.assignee_id == staff.id:
+                raise Invalid(f"{ticket.ref} is already yours.")
+            changes: dict[str, object] = {"assignee_id": staff.id}
+            if ticket.status is TicketStatus.NEW:
+                changes.update(status_changes(ticket, TicketStatus.OPEN, tx.now))
+            ticket = await tx.tickets.update(ticket.id, **changes)
+            key = f"ticket:{ticket.id}:assigned:{staff.id}:{tx.now.isoformat()}"
+            await self._tell_customers(
+                tx, ticket, key,
+                customer_update(ticket, f"{staff.name} is handling your ticket {ticket.ref}"),
+            )
+            await self._tell_triage(
+                tx, f"{key}:triage", triage_update(ticket, f"{staff.name} claimed {ticket.ref}")
+            )
+            return ticket
+
+    async def set_status(self, actor: Actor, ticket_id: int, status: TicketStatus) -> Ticket:
+        """Change the status; `pending` pauses the first-response clock."""
+        staff = self._engineer(actor)
+        async with self.tx() as tx:
+            ticket = await self._visible(tx, actor, ticket_id, lock=True)
+            if ticket.status is status:
+                raise Invalid(f"{ticket.ref} is already {status.value}.")
+            ticket = await tx.tickets.update(ticket.id, **status_changes(ticket, status, tx.now))
+            key = f"ticket:{ticket.id}:status:{status.value}:{tx.now.isoformat()}"
+            await self._tell_customers(
+                tx, ticket, key,
+                customer_update(ticket, f"Ticket {ticket.ref} is now {_STATUS_WORDS[status]}"),
+            )
+            await self._tell_triage(
+                tx, f"{key}:triage",
+                triage_update(ticket, f"{staff.name} set {ticket.ref} to {status.value}"),
+            )
+            return ticket
+
+    async def set_severity(self, actor: Actor, ticket_id: int, severity: Severity) -> Ticket:
+        """Change the severity; a running first-response clock takes the new target."""
+        staff = self._engineer(actor)
+        async with self.tx() as tx:
+            ticket = await self._visible(tx, actor, ticket_id, lock=True)
+            if ticket.severity is severity:
+                raise Invalid(f"{ticket.ref} is already {severity.value}.")
+            org = await tx.directory.org(ticket.org_id)
+            assert org is not None
+            due = resized_due(self.settings, org.level, ticket, severity)
+            ticket = await tx.tickets.update(ticket.id, severity=severity,
+                                             first_response_due_at=due)
+            key = f"ticket:{ticket.id}:severity:{severity.value}:{tx.now.isoformat()}"
+            await self._tell_customers(
+                tx, ticket, key,
+                customer_update(ticket, f"Ticket {ticket.ref} is now {severity.value}"),
+            )
+            await self._tell_triage(
+                tx, f"{key}:triage",
+                triage_update(ticket, f"{staff.name} set {ticket.ref} to {severity.value}"),
+            )
+            return ticket
+
+    async def note(
+        self, actor: Actor, ticket_id: int, text: str, *, files: Sequence[IncomingFile] = (),
+        source_platform: str = "console",
+    ) -> tuple[TicketComment, list[Attachment]]:
+        """An internal note: stored, shown to staff, never sent to a customer."""
+        return await self._comment(actor, ticket_id, text, files, source_platform, internal=True)
+
+    async def reply(
+        self, actor: Actor, ticket_id: int, text: str, *, files: Sequence[IncomingFile] = (),
+        source_platform: str = "console",
+    ) -> tuple[TicketComment, list[Attachment]]:
+        """A public reply; the first one stops the first-response clock."""
+        return await self._comment(actor, ticket_id, text, files, source_platform, internal=False)
+
+    async def _comment(
+        self, actor: Actor, ticket_id: int, text: str, files: Sequence[IncomingFile],
+        platform: str, *, internal: bool,
+    ) -> tuple[TicketComment, list[Attachment]]:
+        staff = self._engineer(actor)
+        checked = self._check_files(files)
+        async with self.tx() as tx:
+            ticket = await self._visible(tx, actor, ticket_id, lock=True)
+            comment = await tx.tickets.add_comment(
+                ticket.id, body=text, internal=internal, source_platform=platform,
+                author_staff_id=staff.id, author_name=staff.name,
+            )
+            stored = await self._store_files(tx, actor, ticket, checked, internal=internal,
+                                             comment_id=comment.id)
+            key = f"ticket:{ticket.id}:comment:{comment.id}"
+            files_note = f"\n({len(stored)} file(s) attached)" if stored else ""
+            if internal:
+                ticket = await tx.tickets.update(ticket.id)
+                await self._tell_triage(
+                    tx, f"{key}:triage",
+                    triage_update(ticket, f"{staff.name} added an internal note to {ticket.ref}",
+                                  text + files_note, internal=True),
+                )
+                return comment, stored
+            changes: dict[str, object] = {}
+            if ticket.first_responded_at is None:
+                changes["first_responded_at"] = tx.now
+            if ticket.status is TicketStatus.NEW:
+                changes.update(status_changes(ticket, TicketStatus.OPEN, tx.now))
+            ticket = await tx.tickets.update(ticket.id, **changes)
+            await self._tell_customers(
+                tx, ticket, key,
+                customer_update(ticket, f"{staff.name} replied on {ticket.ref}",
+                                text + files_note),
+            )
+            await self._tell_triage(
+                tx, f"{key}:triage",
+                triage_update(ticket, f"{staff.name} replied on {ticket.ref}", text + files_note),
+            )
+            return comment, stored

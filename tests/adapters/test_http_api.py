@@ -1,0 +1,128 @@
+"""The HTTP server: health, readiness, bearer auth, OpenAPI validation and idempotent imports."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+import yaml
+from aiohttp.test_utils import TestClient, TestServer
+from openapi_spec_validator import validate
+from pydantic import SecretStr
+
+from adapters.http.server import SPEC_PATH, build_http_app
+from bot.clock import FixedClock
+from bot.config import Settings
+from storage.db import Database
+from tests.harness import Harness
+
+TOKEN = "s3cret-token"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+ORDER = {"organizations": [{
+    "key": "acme", "name": "ACME Corp", "program": "customer", "level": "standard",
+    "region": "europe", "timezone": "Europe/Madrid",
+    "subscription": {"starts_on": "2026-01-01", "ends_on": "2026-12-31"},
+    "contacts": [{"role": "main", "name": "Ana Main", "email": "ana@acme.test"}]}]}
+INVOICES = {
+    "invoices": [{"number": "INV-1", "organization": "acme", "issued_on": "2026-11-01",
+                  "due_on": "2026-12-01", "amount": "1200.00", "currency": "EUR"}],
+    "payments": [{"invoice": "INV-1", "paid_on": "2026-11-20", "amount": "1200.00"}],
+}
+
+
+@pytest.fixture
+async def client(
+    settings: Settings, clock: FixedClock, db: Database
+) -> AsyncIterator[TestClient[Any, Any]]:
+    with_token = settings.model_copy(update={"api_token": SecretStr(TOKEN)})
+    harness = await Harness.create(with_token, clock, db)
+    async with TestClient(TestServer(build_http_app(harness.app))) as c:
+        yield c
+
+
+@pytest.mark.nodb
+def test_openapi_document_is_valid() -> None:
+    """The shipped document is a valid OpenAPI 3 description of both import endpoints."""
+    spec = yaml.safe_load(SPEC_PATH.read_text())
+    validate(spec)
+    assert {"/api/v1/orders", "/api/v1/invoices", "/healthz", "/readyz"} <= set(spec["paths"])
+
+
+async def test_health_and_readiness(client: TestClient[Any, Any]) -> None:
+    """/healthz answers without the database; /readyz pings it."""
+    assert (await client.get("/healthz")).status == 200
+    response = await client.get("/readyz")
+    assert response.status == 200
+    assert (await response.json()) == {"status": "ready"}
+
+
+async def test_requires_the_bearer_token(client: TestClient[Any, Any]) -> None:
+    """No token or a wrong one: 401, nothing imported."""
+    response = await client.post("/api/v1/orders", json=ORDER)
+    assert response.status == 401
+    response = await client.post("/api/v1/orders", json=ORDER,
+                                 headers={"Authorization": "Bearer wrong"})
+    assert response.status == 401
+    assert TOKEN not in await response.text()
+    response = await client.post("/api/v1/invoices", json=INVOICES, headers=AUTH)
+    assert response.status == 400, "acme does not exist: nothing was imported before"
+
+
+async def test_disabled_without_a_configured_token(
+    settings: Settings, clock: FixedClock, db: Database
+) -> None:
+    """Without SUBDESK_API_TOKEN the import API answers 503."""
+    harness = await Harness.create(settings, clock, db)
+    async with TestClient(TestServer(build_http_app(harness.app))) as c:
+        response = await c.post("/api/v1/invoices", json=INVOICES, headers=AUTH)
+        assert response.status == 503
+
+
+async def test_imports_orders_then_invoices_idempotently(client: TestClient[Any, Any]) -> None:
+    """Orders then invoices import; repeating either changes nothing."""
+    response = await client.post("/api/v1/orders", json=ORDER, headers=AUTH)
+    assert response.status == 200, await response.text()
+    assert (await response.json())["created"] == 1
+    response = await client.post("/api/v1/invoices", json=INVOICES, headers=AUTH)
+    assert response.status == 200, await response.text()
+    assert await response.json() == {"created": 1, "updated": 0, "unchanged": 0,
+                                     "payments_recorded": 1, "payments_known": 0, "paid": 1}
+    response = await client.post("/api/v1/invoices", json=INVOICES, headers=AUTH)
+    assert await response.json() == {"created": 0, "updated": 0, "unchanged": 1,
+                                     "payments_recorded": 0, "payments_known": 1, "paid": 0}
+    response = await client.post("/api/v1/orders", json=ORDER, headers=AUTH)
+    assert (await response.json())["unchanged"] == 1
+
+
+async def test_schema_errors_name_the_field(client: TestClient[Any, Any]) -> None:
+    """Invalid bodies get 400 with one line per offending field, and write nothing."""
+    await client.post("/api/v1/orders", json=ORDER, headers=AUTH)
+    bad = {"invoices": [dict(INVOICES["invoices"][0], amount="12,00", extra=1)]}
+    del bad["invoices"][0]["currency"]
+    response = await client.post("/api/v1/invoices", json=bad, headers=AUTH)
+    assert response.status == 400
+    body = await response.json()
+    assert body["errors"] == [
+        "invoices[0].amount: '12,00' does not match '^\\\\d{1,12}(\\\\.\\\\d{1,2})?$'",
+        "invoices[0].currency: field required",
+        "invoices[0].extra: unexpected field",
+    ]
+    response = await client.post("/api/v1/invoices", data=b"{not json",
+                                 headers={**AUTH, "Content-Type": "application/json"})
+    assert response.status == 400
+    two = {"invoices": [INVOICES["invoices"][0],
+                        dict(INVOICES["invoices"][0], number="INV-2", organization="nope")]}
+    response = await client.post("/api/v1/invoices", json=two, headers=AUTH)
+    assert response.status == 400
+    assert (await response.json())["errors"] == [
+        "invoices[1].organization: no organization with key 'nope'"]
+    response = await client.post("/api/v1/invoices", json={"payments": []}, headers=AUTH)
+    assert (await response.json())["created"] == 0
+    again = await client.post("/api/v1/invoices", json={"invoices": [INVOICES["invoices"][0]]},
+                              headers=AUTH)
+    assert (await again.json())["created"] == 1, "the rejected batch wrote nothing"
+    bad_order = {"organizations": [dict(ORDER["organizations"][0], level="gold")]}
+    response = await client.post("/api/v1/orders", json=bad_order, headers=AUTH)
+    assert response.status == 400
+    assert (await response.json())["errors"][0].startswith("organizations[0].level:")

@@ -1,0 +1,208 @@
+"""The real `subdesk` command line (SPEC §6), run as a subprocess."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from bot.domain import OutboxStatus
+from storage.db import Database
+from storage.directory import Directory
+from storage.outbox import OutboxStore
+from tests.conftest import NOW
+from tests.scenarios.orders import contact, form, organization
+
+SUBDESK = str(Path(sys.executable).with_name("subdesk"))
+Run = Callable[..., subprocess.CompletedProcess[str]]
+
+ORDER = form(organization("acme", [contact("main", "ana@acme.test", "Ana Main"),
+                                   contact("technical", "tom@acme.test", "Tom Tech")],
+                          name="ACME Corp"))
+
+
+def environment(db_url: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("SUBDESK_", "SLACK_", "MATRIX_"))}
+    env.update(SUBDESK_DATABASE_URL=db_url, SUBDESK_LOG_LEVEL="WARNING", COLUMNS="200",
+               NO_COLOR="1", TERM="dumb")
+    return env
+
+
+@pytest.fixture
+def subdesk(db_url: str, tmp_path: Path) -> Run:
+    """Run `subdesk ARGS…` against the test database, in an empty working directory."""
+    env = environment(db_url)
+
+    def run(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+        return subprocess.run([SUBDESK, *args], input=stdin, capture_output=True, text=True,
+                              cwd=tmp_path, env=env, timeout=60, check=False)
+
+    return run
+
+
+def orders_file(tmp_path: Path, data: object = ORDER) -> Path:
+    path = tmp_path / "orders.json"
+    path.write_text(json.dumps(data))
+    return path
+
+
+def org_keys(db_url: str) -> list[str]:
+    async def go() -> list[str]:
+        db = Database(db_url)
+        try:
+            async with db.read() as session:
+                return [o.key for o in await Directory(session, NOW).orgs()]
+        finally:
+            await db.dispose()
+
+    return asyncio.run(go())
+
+
+def test_db_upgrade_creates_the_embedded_database(tmp_path: Path) -> None:
+    """`subdesk db upgrade` creates and migrates a fresh SQLite file, and can run again."""
+    target = tmp_path / "fresh" / "subdesk.db"
+    env = environment(f"sqlite:///{target}")
+    for _ in range(2):
+        done = subprocess.run([SUBDESK, "db", "upgrade"], capture_output=True, text=True,
+                              cwd=tmp_path, env=env, timeout=60, check=False)
+        assert done.returncode == 0, done.stderr
+        assert "is up to date" in done.stdout
+    assert target.exists()
+
+
+def test_import_orders_good_then_again_then_bad(
+    subdesk: Run, tmp_path: Path, db_url: str
+) -> None:
+    """A good file imports with a progress bar; importing again changes nothing; a bad
+    file exits 1, names the line and writes nothing."""
+    good = subdesk("import", "orders", str(orders_file(tmp_path)))
+    assert good.returncode == 0, good.stderr
+    assert "1 created" in good.stdout and "2 messages queued" in good.stdout
+    assert "organizations" in good.stderr and "1/1" in good.stderr, "the progress bar"
+    again = subdesk("import", "orders", str(orders_file(tmp_path)))
+    assert "1 unchanged" in again.stdout and "0 messages queued" in again.stdout
+
+    bad = tmp_path / "more.csv"
+    bad.write_text(
+        "key,name,program,level,region,timezone,starts_on,ends_on,role,contact_name,email\n"
+        "beta,Beta,customer,basic,us,America/New_York,2026-01-01,2026-12-31,main,Bo,bo@beta.test\n"
+        "beta,Beta,customer,basic,us,America/New_York,2026-01-01,2026-12-31,technical,Ty,ty@\n"
+    )
+    failed = subdesk("import", "orders", str(bad))
+    assert failed.returncode == 1
+    assert "nothing was imported" in failed.stderr
+    assert "line 3" in failed.stderr and "email" in failed.stderr
+    assert "Traceback" not in failed.stderr
+    assert org_keys(db_url) == ["acme"]
+    missing = subdesk("import", "orders", str(tmp_path / "nope.json"))
+    assert missing.returncode != 0 and "Traceback" not in missing.stderr
+
+
+def test_staff_add_link_and_piped_console(subdesk: Run, tmp_path: Path) -> None:
+    """Staff and links are made from the CLI; a piped console answers line by line and shows
+    the emails the outbox delivers to other people."""
+    assert subdesk("import", "orders", str(orders_file(tmp_path))).returncode == 0
+    staff = subdesk("staff", "add", "Sam@Vendor.test", "--role", "admin", "--role", "engineer",
+                    "--name", "Sam Support")
+    assert staff.returncode == 0, staff.stderr
+    assert "Staff member Sam Support <sam@vendor.test>: admin, engineer." in staff.stdout
+    eve = subdesk("staff", "add", "eve@vendor.test", "--role", "engineer", "--slack", "T0V:U0EVE",
+                  "--matrix", "@eve:vendor.test")
+    assert eve.returncode == 0, eve.stderr
+    bad_role = subdesk("staff", "add", "x@vendor.test", "--role", "overlord")
+    assert bad_role.returncode == 2 and "overlord" in bad_role.stderr
+    linked = subdesk("link", "ana@acme.test", "--matrix", "@ana:acme.test")
+    assert linked.returncode == 0, linked.stderr
+    assert "Linked matrix @ana:acme.test to Ana Main <ana@acme.test>" in linked.stdout
+    unknown = subdesk("link", "ghost@acme.test", "--slack", "T0:U0")
+    assert unknown.returncode == 1 and "No contact or staff member" in unknown.stderr
+    both = subdesk("link", "ana@acme.test", "--slack", "T0:U0", "--matrix", "@a:b")
+    assert both.returncode != 0 and "exactly one" in both.stderr
+
+    session = subdesk("console", "--as", "ana@acme.test", stdin=(
+        "/subdesk whoami\n"
+        "# a comment line is skipped\n"
+        "\n"
+        "/contacts request-technical nia@acme.test Nia New\n"
+        "/ticket\n"
+    ))
+    assert session.returncode == 0, session.stderr
+    out = session.stdout
+    assert "Console as Ana Main <ana@acme.test>" in out
+    assert "subdesk> /subdesk whoami" in out and "ACME Corp (acme)" in out
+    assert "Request #1 for Nia New <nia@acme.test>" in out
+    assert "── email to Sam Support <sam@vendor.test> · subject: Technical Contact request #1" in (
+        out)
+    assert "a comment line" not in out
+    assert out.index("subdesk> /subdesk whoami") < out.index("Request #1")
+
+    sam = subdesk("console", "--as", "sam@vendor.test", stdin="/subdesk approve 1\n")
+    assert "Approved request #1" in sam.stdout
+    assert "Support Welcome" in sam.stdout and "nia@acme.test" in sam.stdout
+
+    stranger = subdesk("console", "--as", "who@nowhere.test", stdin="/contacts\n")
+    assert stranger.returncode == 1
+    assert "neither a contact nor a staff member" in stranger.stderr
+
+
+def test_demo_and_run_open_the_console(subdesk: Run) -> None:
+    """`subdesk demo` seeds and acts as the Technical Contact; `subdesk run` without a chat
+    platform runs the console and says so."""
+    demo = subdesk("demo", stdin="/subdesk whoami\n/contacts\n")
+    assert demo.returncode == 0, demo.stderr
+    assert "Seeded the demo organization" in demo.stdout
+    assert "Tom Tech" in demo.stdout and "Technical Contact" in demo.stdout
+    assert "Ana Main <ana@demo.test> — Main Contact" in demo.stdout
+
+    run = subdesk("run", stdin="/subdesk whoami\n")
+    assert run.returncode == 0, run.stderr
+    assert "Console adapter on" in run.stdout
+    assert "no chat platform configured" in run.stdout
+    assert "Seeded" not in run.stdout, "an existing database is not seeded again"
+    assert "Tom Tech" in run.stdout
+
+
+def test_outbox_status_drain_and_retry(subdesk: Run, tmp_path: Path, db_url: str) -> None:
+    """`outbox status` counts, `drain` delivers what is due, `retry` requeues a dead letter."""
+    assert subdesk("import", "orders", str(orders_file(tmp_path))).returncode == 0
+
+    async def add_dead() -> int:
+        db = Database(db_url)
+        try:
+            async with db.transaction() as session:
+                store = OutboxStore(session, NOW)
+                item_id = await store.enqueue("cli-dead", platform="email",
+                                              target="ops@acme.test", kind="email",
+                                              payload={"text": "dead letter"},
+                                              recipient="Ops <ops@acme.test>")
+                assert item_id is not None
+                await store.mark_dead(item_id, "SMTP 550")
+                return item_id
+        finally:
+            await db.dispose()
+
+    dead_id = asyncio.run(add_dead())
+    status = subdesk("outbox", "status")
+    assert status.returncode == 0, status.stderr
+    assert "pending: 2" in status.stdout and "dead: 1" in status.stdout
+    assert "Ops <ops@acme.test>" in status.stdout and "SMTP 550" in status.stdout
+    assert "pending: 2" in subdesk("outbox").stdout, "status is the default"
+
+    drained = subdesk("outbox", "drain", "--max-wait", "0")
+    assert drained.returncode == 0, drained.stderr
+    assert "Delivered 2, retrying 0, dead 0." in drained.stdout
+    assert "── email to Ana Main <ana@acme.test>" in drained.stdout
+
+    retried = subdesk("outbox", "retry", str(dead_id))
+    assert retried.returncode == 0 and f"#{dead_id} queued again" in retried.stdout
+    shown = subdesk("outbox", "status", "--show", OutboxStatus.PENDING.value)
+    assert "pending: 1" in shown.stdout and "ops@acme.test" in shown.stdout
+    refused = subdesk("outbox", "retry", "1")
+    assert refused.returncode == 1 and "no unsent outbox message #1" in refused.stderr

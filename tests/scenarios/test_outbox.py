@@ -1,0 +1,375 @@
+"""The outbox (SPEC §5): one row per logical message, retries, dead letters, leases."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import itertools
+import random
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+import pytest
+
+from bot.clock import FixedClock
+from bot.config import Settings
+from bot.demo import DEMO_MAIN
+from bot.domain import OutboxStatus, Platform
+from bot.messages import Message
+from bot.outbox import LEASE, Dispatcher, backoff
+from bot.ports import DeliveryError
+from storage.db import Database
+from storage.outbox import OutboxItem, OutboxStore
+from tests.harness import Harness
+
+
+@dataclass
+class Recorder:
+    """A transport that follows a script of failures, then succeeds, recording each call."""
+
+    platform: str = "console"
+    script: list[BaseException] = field(default_factory=list)
+    delivered: list[int] = field(default_factory=list)
+    calls: list[tuple[int, float]] = field(default_factory=list)
+
+    async def deliver(self, item: OutboxItem, message: Message) -> str | None:
+        self.calls.append((item.id, time.monotonic()))
+        if self.script:
+            raise self.script.pop(0)
+        self.delivered.append(item.id)
+        return f"ref-{item.id}"
+
+
+def tuned(settings: Settings, **changes: object) -> Settings:
+    return settings.model_copy(update=changes)
+
+
+async def enqueue(db: Database, clock: FixedClock, key: str, *, platform: str = "console",
+                  target: str = "alice", text: str = "hello") -> int | None:
+    async with db.transaction() as session:
+        return await OutboxStore(session, clock.now()).enqueue(
+            key, platform=platform, target=target, kind="dm",
+            payload=Message(text).to_json(), recipient=f"{target} <{target}@x.test>",
+        )
+
+
+async def row(db: Database, clock: FixedClock, item_id: int) -> OutboxItem:
+    async with db.read() as session:
+        item = await OutboxStore(session, clock.now()).get(item_id)
+    assert item is not None
+    return item
+
+
+def dispatcher(db: Database, settings: Settings, clock: FixedClock, *transports: Recorder,
+               worker: str = "w1", seed: int = 7, dead: list[int] | None = None) -> Dispatcher:
+    return Dispatcher(
+        db, settings, clock, {t.platform: t for t in transports}, worker=worker,
+        rng=random.Random(seed),
+        on_dead=(lambda item, _error: dead.append(item.id)) if dead is not None else None,
+    )
+
+
+async def test_same_key_twice_is_one_row_delivered_once(
+    db: Database, settings: Settings, clock: FixedClock
+) -> None:
+    """Enqueueing one logical message twice keeps one row, and it is delivered once."""
+    first = await enqueue(db, clock, "welcome:acme:ana")
+    second = await enqueue(db, clock, "welcome:acme:ana", text="a different body")
+    assert first is not None and second is None
+    transport = Recorder()
+    d = dispatcher(db, settings, clock, transport)
+    stats = await d.drain(max_wait=0)
+    assert stats.sent == 1 and transport.delivered == [first]
+    assert (await enqueue(db, clock, "welcome:acme:ana")) is None, "also after delivery"
+    assert (await d.drain(max_wait=0)).sent == 0
+    sent = await row(db, clock, first)
+    assert sent.status is OutboxStatus.SENT and sent.platform_ref == f"ref-{first}"
+    assert sent.payload["text"] == "hello"
+
+
+async def test_delivery_error_retries_with_backoff(
+    db: Database, settings: Settings, clock: FixedClock
+) -> None:
+    """A failed send goes back to pending with a jittered exponential delay, then succeeds."""
+    s = tuned(settings, outbox_base_delay=10.0, outbox_max_delay=900.0, outbox_max_attempts=5)
+    item_id = await enqueue(db, clock, "k1")
+    assert item_id is not None
+    transport = Recorder(script=[DeliveryError("503"), DeliveryError("503")])
+    d = dispatcher(db, s, clock, transport)
+
+    assert (await d.run_once()).retried == 1
+    first = await row(db, clock, item_id)
+    assert first.status is OutboxStatus.PENDING and first.attempts == 1
+    assert first.last_error == "503"
+    delay = (first.next_attempt_at - clock.now()).total_seconds()
+    assert 5.0 <= delay <= 10.0
+    assert (await d.run_once()).sent == 0, "not due yet"
+
+    clock.advance(dt.timedelta(seconds=delay))
+    assert (await d.run_once()).retried == 1
+    second = await row(db, clock, item_id)
+    delay2 = (second.next_attempt_at - clock.now()).total_seconds()
+    assert 10.0 <= delay2 <= 20.0 and second.attempts == 2
+
+    clock.advance(dt.timedelta(seconds=delay2))
+    assert (await d.run_once()).sent == 1
+    done = await row(db, clock, item_id)
+    assert done.status is OutboxStatus.SENT and done.attempts == 3 and done.last_error is None
+
+
+async def test_retry_after_is_honoured(
+    db: Database, settings: Settings, clock: FixedClock
+) -> None:
+    """A peer's Retry-After decides the next attempt, not the backoff."""
+    item_id = await enqueue(db, clock, "k1")
+    assert item_id is not None
+    d = dispatcher(db, settings, clock, Recorder(script=[DeliveryError("429", retry_after=30)]))
+    await d.run_once()
+    item = await row(db, clock, item_id)
+    assert item.next_attempt_at == clock.now() + dt.timedelta(seconds=30)
+    clock.advance(dt.timedelta(seconds=29))
+    assert (await d.run_once()).sent == 0
+    clock.advance(dt.timedelta(seconds=1))
+    assert (await d.run_once()).sent == 1
+
+
+async def test_dead_after_max_attempts(
+    db: Database, settings: Settings, clock: FixedClock
+) -> None:
+    """A message that keeps failing is dead after `outbox_max_attempts`, and reported."""
+    s = tuned(settings, outbox_max_attempts=3)
+    item_id = await enqueue(db, clock, "k1")
+    assert item_id is not None
+    dead: list[int] = []
+    transport = Recorder(script=[DeliveryError("down")] * 10)
+    d = dispatcher(db, s, clock, transport, dead=dead)
+    outcomes = []
+    for _ in range(5):
+        stats = await d.run_once()
+        outcomes.append((stats.retried, stats.dead))
+        clock.advance(dt.timedelta(seconds=s.outbox_max_delay))
+    assert outcomes == [(1, 0), (1, 0), (0, 1), (0, 0), (0, 0)]
+    item = await row(db, clock, item_id)
+    assert item.status is OutboxStatus.DEAD and item.attempts == 3
+    assert dead == [item_id] and len(transport.calls) == 3
+
+
+async def test_permanent_error_is_dead_at_once(
+    db: Database, settings: Settings, clock: FixedClock
+) -> None:
+    """An error retrying cannot fix dead-letters the message on the first attempt."""
+    item_id = await enqueue(db, clock, "k1")
+    assert item_id is not None
+    d = dispatcher(db, settings, clock,
+                   Recorder(script=[DeliveryError("channel_not_found", permanent=True)]))
+    assert (await d.run_once()).dead == 1
+    item = await row(db, clock, item_id)
+    assert item.status is OutboxStatus.DEAD and item.attempts == 1
+    assert item.last_error == "channel_not_found"
+
+
+async def test_unexpected_transport_exception_is_retried(
+    db: Database, settings: Settings, clock: FixedClock
+) -> None:
+    """A transport bug does not stop the dispatcher or lose the message."""
+    item_id = await enqueue(db, clock, "k1")
+    assert item_id is not None
+    d = dispatcher(db, settings, clock, Recorder(script=[KeyError("ts")]))
+    assert (await d.run_once()).retried == 1
+    item = await row(db, clock, item_id)
+    assert item.status is OutboxStatus.PENDING and "KeyError" in (item.last_error or "")
+
+
+async def test_retry_requeues_dead_messages_only(
+    db: Database, settings: Settings, clock: FixedClock
+) -> None:
+    """`outbox retry` gives a dead message fresh attempts; sent ones cannot be retried."""
+    dead_id = await enqueue(db, clock, "dead")
+    assert dead_id is not None
+    transport = Recorder(script=[DeliveryError("gone", permanent=True)])
+    d = dispatcher(db, settings, clock, transport)
+    await d.run_once()
+    async with db.transaction() as session:
+        assert await OutboxStore(session, clock.now()).retry(dead_id)
+    item = await row(db, clock, dead_id)
+    assert item.status is OutboxStatus.PENDING and item.attempts == 0
+    assert (await d.run_once()).sent == 1
+    async with db.transaction() as session:
+        store = OutboxStore(session, clock.now())
+        assert not await store.retry(dead_id), "a sent message stays sent"
+        assert not await store.retry(9999)
+    assert transport.delivered == [dead_id]
+
+
+async def test_retry_leaves_a_message_being_delivered_alone(
+    db: Database, settings: Settings, clock: FixedClock
+) -> None:
+    """Retrying a message another dispatcher holds would send it twice; it is refused."""
+    item_id = await enqueue(db, clock, "k1")
+    assert item_id is not None
+    async with db.transaction() as session:
+        await OutboxStore(session, clock.now()).claim_due(
+            limit=10, worker="busy", lease=LEASE, platforms=["console"])
+    async with db.transaction() as session:
+        assert not await OutboxStore(session, clock.now()).retry(item_id)
+    assert (await row(db, clock, item_id)).status is OutboxStatus.SENDING
+
+
+async def test_lease_expiry_redelivers_after_a_crash(
+    db: Database, settings: Settings, clock: FixedClock
+) -> None:
+    """A dispatcher that claimed a message and died: once the lease runs out, another
+    dispatcher delivers it; before that, nobody touches it."""
+    item_id = await enqueue(db, clock, "k1")
+    assert item_id is not None
+    async with db.transaction() as session:
+        claimed = await OutboxStore(session, clock.now()).claim_due(
+            limit=10, worker="crashed", lease=LEASE, platforms=["console"])
+    assert [c.id for c in claimed] == [item_id]
+    survivor = Recorder()
+    d = dispatcher(db, settings, clock, survivor, worker="survivor")
+    assert (await d.run_once()).sent == 0
+    clock.advance(LEASE)
+    assert (await d.run_once()).sent == 0, "the lease is still held at its last instant"
+    clock.advance(dt.timedelta(seconds=1))
+    assert (await d.run_once()).sent == 1
+    assert survivor.delivered == [item_id]
+    item = await row(db, clock, item_id)
+    assert item.status is OutboxStatus.SENT and item.attempts == 2
+
+
+async def test_only_platforms_with_a_transport_are_claimed(
+    db: Database, settings: Settings, clock: FixedClock
+) -> None:
+    """A dispatcher without a Slack transport leaves Slack messages for one that has it."""
+    slack_id = await enqueue(db, clock, "s", platform="slack", target="U1")
+    console_id = await enqueue(db, clock, "c")
+    assert slack_id is not None and console_id is not None
+    console = Recorder()
+    assert (await dispatcher(db, settings, clock, console).drain(max_wait=0)).sent == 1
+    slack_row = await row(db, clock, slack_id)
+    assert slack_row.status is OutboxStatus.PENDING and slack_row.attempts == 0
+    slack = Recorder(platform="slack")
+    assert (await dispatcher(db, settings, clock, slack, worker="w2").drain(max_wait=0)).sent == 1
+    assert slack.delivered == [slack_id] and console.delivered == [console_id]
+
+
+async def test_per_target_pacing(db: Database, settings: Settings, clock: FixedClock) -> None:
+    """Messages to one target are spaced by the per-target interval; targets run in parallel."""
+    s = tuned(settings, outbox_per_target_interval=0.15)
+    for n in range(3):
+        await enqueue(db, clock, f"a{n}", target="room-a")
+        await enqueue(db, clock, f"b{n}", target="room-b")
+    transport = Recorder()
+    started = time.monotonic()
+    assert (await dispatcher(db, s, clock, transport).drain(max_wait=0)).sent == 6
+    elapsed = time.monotonic() - started
+    assert elapsed >= 0.29
+    assert elapsed < 0.85, "different targets do not wait for each other"
+    by_target: dict[int, float] = dict(transport.calls)
+    async with db.read() as session:
+        store = OutboxStore(session, clock.now())
+        targets = {i: (await store.get(i)).target for i in by_target}  # type: ignore[union-attr]
+    for room in ("room-a", "room-b"):
+        times = sorted(t for i, t in by_target.items() if targets[i] == room)
+        gaps = [b - a for a, b in itertools.pairwise(times)]
+        assert all(g >= 0.14 for g in gaps), gaps
+
+
+async def test_messages_are_delivered_in_order_per_target(
+    db: Database, settings: Settings, clock: FixedClock
+) -> None:
+    """Messages to the same person arrive in the order they were queued."""
+    ids = [await enqueue(db, clock, f"k{n}") for n in range(5)]
+    transport = Recorder()
+    await dispatcher(db, settings, clock, transport).drain(max_wait=0)
+    assert transport.delivered == ids
+
+
+@pytest.mark.nodb
+@pytest.mark.parametrize("attempt", [1, 2, 3, 6, 12, 40])
+def test_backoff_jitter_bounds(attempt: int) -> None:
+    """Backoff is uniform in [d/2, d] for d = base·2^(attempt-1), capped."""
+    rng = random.Random(attempt)
+    ceiling = min(900.0, 2.0 * 2 ** (attempt - 1))
+    samples = [backoff(attempt, 2.0, 900.0, rng) for _ in range(500)]
+    assert all(ceiling / 2 <= x <= ceiling for x in samples)
+    assert max(samples) - min(samples) > ceiling / 10, "there is jitter"
+
+
+@pytest.mark.nodb
+def test_backoff_grows_then_caps() -> None:
+    """Successive attempts wait longer, up to the cap, never less than half of it."""
+    rng = random.Random(1)
+    lows = [min(backoff(a, 1.0, 60.0, rng) for _ in range(200)) for a in range(1, 10)]
+    assert lows[:6] == sorted(lows[:6])
+    assert all(30.0 <= x <= 60.0 for x in lows[6:])
+    assert 0.5 <= backoff(0, 1.0, 60.0, rng) <= 1.0
+
+
+async def test_concurrent_dispatchers_never_double_deliver(
+    db: Database, settings: Settings, clock: FixedClock
+) -> None:
+    """Several dispatchers racing over 200 rows on PostgreSQL deliver each exactly once."""
+    if not db.is_postgres:
+        pytest.skip("SKIP LOCKED concurrency is a PostgreSQL property")
+    for n in range(200):
+        await enqueue(db, clock, f"race-{n}", target=f"user-{n % 17}")
+    deliveries: Counter[int] = Counter()
+
+    @dataclass
+    class Shared(Recorder):
+        async def deliver(self, item: OutboxItem, message: Message) -> str | None:
+            deliveries[item.id] += 1
+            await asyncio.sleep(0)
+            return await super().deliver(item, message)
+
+    workers = [dispatcher(db, settings, clock, Shared(), worker=f"w{n}") for n in range(6)]
+
+    async def run(d: Dispatcher) -> int:
+        total = 0
+        while (stats := await d.run_once(limit=7)).sent:
+            total += stats.sent
+        return total
+
+    totals = await asyncio.gather(*(run(d) for d in workers))
+    assert sum(totals) == 200
+    assert len(deliveries) == 200 and set(deliveries.values()) == {1}
+    assert sum(1 for t in totals if t) > 1, "the work was actually shared"
+    async with db.read() as session:
+        counts = await OutboxStore(session, clock.now()).counts()
+    assert counts["sent"] == 200 and counts["pending"] == counts["sending"] == 0
+
+
+async def test_console_shows_deliveries_to_others_as_who_they_are_for(
+    harness: Harness
+) -> None:
+    """What the outbox delivers to other people shows on the console, labelled by recipient."""
+    await harness.seed_demo()
+    welcome = [line for line in harness.lines if line.startswith("── email to Ana Main")]
+    assert welcome == ["── email to Ana Main <ana@demo.test> · subject: Welcome to your "
+                       "standard subscription ──\n" + welcome[0].split("──\n", 1)[1]]
+    harness.lines.clear()
+    await harness.as_(DEMO_MAIN).send("/contacts request-technical nia@demo.test Nia")
+    assert harness.lines[0].startswith("✓ Request #1")
+    assert harness.lines[1].startswith("── email to Sam Support <sam@vendor.test> · subject: "
+                                       "Technical Contact request #1 (Demo Corp) ──")
+
+
+async def test_notifications_are_queued_once_per_channel(harness: Harness) -> None:
+    """The same notification queued twice for a person is delivered once per channel."""
+    await harness.seed_demo()
+    notifier = harness.app.services.notifier
+    identity = harness.app.services.identity
+    await identity.admin_link(DEMO_MAIN, Platform.CONSOLE, "local", "ana-console")
+    before = len(harness.delivered)
+    services = harness.app.services
+    for _ in range(2):
+        async with services.contacts.tx() as tx:
+            ana = await tx.directory.contacts_with_email(DEMO_MAIN)
+            await notifier.to_contact(tx, ana[0], "notice:1", Message("Heads up"), critical=True)
+    await harness.drain()
+    new = harness.delivered[before:]
+    assert sorted((item.platform, item.target) for item, _ in new) == [
+        ("console", "ana-console"), ("email", DEMO_MAIN)]

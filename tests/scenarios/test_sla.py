@@ -1,0 +1,155 @@
+"""First-response SLA alerts: "at risk" at 80 % and "breached", once each, across restarts."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+
+from sqlalchemy import select
+
+from bot.clock import FixedClock
+from bot.config import Settings
+from bot.services.sla import SweepResult, sla_job
+from storage.db import Database
+from storage.models import OutboxRow, ReminderClaimRow
+from tests.harness import Harness
+from tests.scenarios.tickets_world import SAM, TOM, build
+
+HOUR = dt.timedelta(hours=1)
+
+
+async def alerts(h: Harness) -> list[str]:
+    """Keys of every SLA alert ever queued, whoever queued it."""
+    async with h.app.db.read() as session:
+        keys = await session.scalars(
+            select(OutboxRow.idempotency_key)
+            .where(OutboxRow.idempotency_key.like("ticket:%:sla:%"))
+            .order_by(OutboxRow.id)
+        )
+    return list(keys)
+
+
+async def claims(h: Harness) -> set[tuple[int, str]]:
+    async with h.app.db.read() as session:
+        rows = await session.execute(
+            select(ReminderClaimRow.subject_id, ReminderClaimRow.stage).where(
+                ReminderClaimRow.kind == "sla"
+            )
+        )
+    return {(int(a), str(b)) for a, b in rows}
+
+
+def posted(h: Harness) -> list[str]:
+    return [m.plain().splitlines()[0] for m in h.delivered_to("triage") if "SLA" in m.text]
+
+
+async def test_at_risk_then_breached_once_each_across_a_restart(
+    harness: Harness, settings: Settings, clock: FixedClock, db_url: str
+) -> None:
+    """Standard sev3 is 12 h: at risk after 9.6 h, breached at 12 h; sweeps repeat freely,
+    and a restarted process (new app, same database) posts nothing twice."""
+    await build(harness)
+    await harness.as_(TOM).send("/ticket new sev3 Slow dashboard")
+    sweep = harness.app.services.sla.sweep
+
+    clock.advance(dt.timedelta(hours=9, minutes=30))
+    assert (await sweep()).at_risk == 0
+    clock.advance(dt.timedelta(minutes=10))
+    assert (await sweep()).at_risk == 1
+    assert (await sweep()).at_risk == 0
+    await harness.drain()
+    assert posted(harness) == ["SLA at risk: #1 Slow dashboard"]
+
+    restarted_db = Database(db_url)
+    try:
+        again = await Harness.create(settings, clock, restarted_db)
+        assert (await again.app.services.sla.sweep()).at_risk == 0
+        clock.advance(3 * HOUR)
+        result = await again.app.services.sla.sweep()
+        assert (result.at_risk, result.breached) == (0, 1)
+        await again.drain()
+        assert posted(again) == ["SLA breached: #1 Slow dashboard"]
+        for _ in range(3):
+            assert (await again.app.services.sla.sweep()).breached == 0
+            assert (await harness.app.services.sla.sweep()).breached == 0
+    finally:
+        await restarted_db.dispose()
+    assert await alerts(harness) == ["ticket:1:sla:at_risk:console:triage",
+                                     "ticket:1:sla:breached:console:triage"]
+
+
+async def test_after_downtime_only_the_breach_is_posted(harness: Harness) -> None:
+    """A sweep that first runs after the due time posts the breach, not a late warning."""
+    await build(harness)
+    await harness.as_(TOM).send("/ticket new sev1 Everything is down")
+    harness.clock.advance(5 * HOUR)
+    result = await harness.app.services.sla.sweep()
+    assert (result.at_risk, result.breached) == (0, 1)
+    assert await claims(harness) == {(1, "at_risk"), (1, "breached")}
+    assert await alerts(harness) == ["ticket:1:sla:breached:console:triage"]
+
+
+async def test_pending_pauses_the_clock(harness: Harness) -> None:
+    """Time spent pending on the customer does not count against the first response."""
+    await build(harness)
+    await harness.as_(TOM).send("/ticket new sev3 Need logs")  # due at +12 h
+    sla = harness.app.services.sla
+    harness.clock.advance(HOUR)
+    await harness.as_(SAM).send("/triage status 1 pending")
+    harness.clock.advance(20 * HOUR)
+    assert await sla.sweep() == SweepResult(0, 0)
+    await harness.as_(TOM).send("/ticket comment 1 Here they are")  # back to open at +21 h
+    assert (await sla.sweep()).at_risk == 0
+    harness.clock.advance(dt.timedelta(hours=8, minutes=30))  # +29.5 h: 8.5 h of 12 used
+    assert (await sla.sweep()).at_risk == 0
+    harness.clock.advance(dt.timedelta(minutes=12))  # 9.7 h used: past 80 %
+    assert (await sla.sweep()).at_risk == 1
+    harness.clock.advance(2 * HOUR + dt.timedelta(minutes=30))
+    assert (await sla.sweep()).breached == 1
+
+
+async def test_first_public_reply_stops_the_clock(harness: Harness) -> None:
+    """An engineer's public reply ends the first-response clock; an internal note does not."""
+    await build(harness)
+    await harness.as_(TOM).send("/ticket new sev2 Answered quickly")
+    await harness.as_(TOM).send("/ticket new sev2 Only noted")
+    sam = harness.as_(SAM)
+    await sam.send("/triage reply 1 On it")
+    await sam.send("/triage note 2 looking")
+    harness.clock.advance(10 * HOUR)
+    result = await harness.app.services.sla.sweep()
+    assert (result.at_risk, result.breached) == (0, 1)
+    assert await claims(harness) == {(2, "at_risk"), (2, "breached")}
+
+
+async def test_concurrent_sweeps_post_once(
+    harness: Harness, settings: Settings, clock: FixedClock, db_url: str
+) -> None:
+    """Two replicas sweeping at the same moment share the claims: one alert per stage."""
+    await build(harness)
+    for i in range(5):
+        await harness.as_(TOM).send(f"/ticket new sev1 Outage {i}")
+    clock.advance(dt.timedelta(minutes=100))
+    other_db = Database(db_url)
+    try:
+        other = await Harness.create(settings, clock, other_db)
+        results = await asyncio.gather(
+            harness.app.services.sla.sweep(), other.app.services.sla.sweep(),
+            harness.app.services.sla.sweep(),
+        )
+    finally:
+        await other_db.dispose()
+    assert sum(r.at_risk for r in results) == 5
+    assert len(await alerts(harness)) == 5
+
+
+async def test_sla_job_runs_the_sweep(harness: Harness) -> None:
+    """The scheduler job wraps the same idempotent sweep."""
+    await build(harness)
+    await harness.as_(TOM).send("/ticket new sev1 Job check")
+    job = sla_job(harness.app.services)
+    assert job.name == "sla" and job.every_seconds > 0
+    harness.clock.advance(3 * HOUR)
+    await job.sweep()
+    await job.sweep()
+    assert await alerts(harness) == ["ticket:1:sla:breached:console:triage"]

@@ -1,0 +1,222 @@
+"""Settings from the environment, `.env` and `subdesk.toml`; secrets stay secret."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from bot.config import DEFAULT_DATABASE_URL, Settings
+from bot.demo import DEMO_MAIN
+from bot.domain import Level, Severity
+from tests.harness import Harness
+
+TOKEN = "xoxb-111-222-SeCrEtToKeN"
+SECRETS = {
+    "SUBDESK_API_TOKEN": "api-SeCrEt-1",
+    "SUBDESK_SMTP_URL": "smtp://bot:SmTpPaSs@mail.x.test",
+    "SLACK_BOT_TOKEN": TOKEN,
+    "SLACK_SIGNING_SECRET": "SiGnInGsEcReT",
+    "SLACK_APP_TOKEN": "xapp-AppSeCrEt",
+    "MATRIX_PASSWORD": "MxPaSsWoRd",
+    "MATRIX_ACCESS_TOKEN": "syt_MxToKeN",
+}
+
+
+@pytest.fixture
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """An empty working directory and no Subdesk, Slack or Matrix variables."""
+    for name in list(os.environ):
+        if name.startswith(("SUBDESK_", "SLACK_", "MATRIX_")):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+@pytest.mark.nodb
+def test_defaults(clean_env: Path) -> None:
+    """With nothing configured: SQLite in the working directory, no chat platform."""
+    settings = Settings()
+    assert settings.database_url == DEFAULT_DATABASE_URL
+    assert (settings.http_host, settings.http_port) == ("127.0.0.1", 3000)
+    assert not settings.chat_platform_configured
+    assert settings.technical_limit(Level.BASIC) == 1
+    assert settings.technical_limit(Level.STANDARD) == 2
+    assert settings.technical_limit(Level.PREMIUM) == 5
+    assert settings.link_code_ttl_minutes == 15 and settings.link_code_attempts == 5
+    assert settings.sla_target(Level.PREMIUM, Severity.SEV1).total_seconds() == 30 * 60
+
+
+@pytest.mark.nodb
+def test_environment(clean_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The documented variable names are read from the environment."""
+    monkeypatch.setenv("SUBDESK_DATABASE_URL", "postgresql://db.internal/subdesk")
+    monkeypatch.setenv("SUBDESK_HTTP_PORT", "8080")
+    monkeypatch.setenv("SUBDESK_TRIAGE_CHANNELS", "slack:C0TRIAGE, matrix:!triage:vendor.test")
+    monkeypatch.setenv("SLACK_BOT_TOKEN", TOKEN)
+    monkeypatch.setenv("SUBDESK_TECHNICAL_LIMITS", '{"basic": 2, "standard": 3, "premium": 9}')
+    settings = Settings()
+    assert settings.database_url == "postgresql://db.internal/subdesk"
+    assert settings.http_port == 8080
+    assert settings.triage_channels == ("slack:C0TRIAGE", "matrix:!triage:vendor.test")
+    assert settings.slack_bot_token is not None
+    assert settings.slack_bot_token.get_secret_value() == TOKEN
+    assert settings.chat_platform_configured
+    assert settings.technical_limit(Level.BASIC) == 2
+
+
+@pytest.mark.nodb
+def test_dotenv_file(clean_env: Path) -> None:
+    """A `.env` in the working directory sets the same variables."""
+    (clean_env / ".env").write_text(
+        "SUBDESK_MAIL_FROM='Support <help@vendor.test>'\n"
+        "SUBDESK_BILLING_CHANNELS=slack:C0BILL\n"
+        "MATRIX_HOMESERVER=https://matrix.vendor.test\n"
+        "MATRIX_USER_ID=@subdesk:vendor.test\n"
+    )
+    settings = Settings()
+    assert settings.mail_from == "Support <help@vendor.test>"
+    assert settings.billing_channels == ("slack:C0BILL",)
+    assert settings.matrix_enabled and settings.chat_platform_configured
+
+
+@pytest.mark.nodb
+def test_toml_file(clean_env: Path) -> None:
+    """`subdesk.toml` accepts the variable names and the lower-case field names."""
+    (clean_env / "subdesk.toml").write_text(
+        'SUBDESK_HTTP_PORT = 4000\n'
+        'mail_from = "Toml <toml@vendor.test>"\n'
+        'triage_channels = ["slack:C0TOML"]\n'
+        'outbox_max_attempts = 3\n'
+        '[technical_limits]\nbasic = 4\n'
+    )
+    settings = Settings()
+    assert settings.http_port == 4000
+    assert settings.mail_from == "Toml <toml@vendor.test>"
+    assert settings.triage_channels == ("slack:C0TOML",)
+    assert settings.outbox_max_attempts == 3
+    assert settings.technical_limit(Level.BASIC) == 4
+    assert settings.technical_limit(Level.PREMIUM) == 5, "unlisted levels keep their default"
+
+
+@pytest.mark.nodb
+def test_precedence_environment_over_dotenv_over_toml(
+    clean_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The environment wins over `.env`, which wins over `subdesk.toml`."""
+    (clean_env / "subdesk.toml").write_text(
+        'SUBDESK_HTTP_PORT = 1111\nSUBDESK_HTTP_HOST = "toml.host"\nlog_level = "DEBUG"\n')
+    (clean_env / ".env").write_text("SUBDESK_HTTP_PORT=2222\nSUBDESK_HTTP_HOST=dotenv.host\n")
+    monkeypatch.setenv("SUBDESK_HTTP_PORT", "3333")
+    settings = Settings()
+    assert settings.http_port == 3333
+    assert settings.http_host == "dotenv.host"
+    assert settings.log_level == "DEBUG"
+    assert Settings(http_port=4444).http_port == 4444, "explicit arguments win over all"
+
+
+@pytest.mark.nodb
+@pytest.mark.parametrize(
+    ("raw", "parsed"),
+    [
+        ("", ()),
+        ("slack:C1", ("slack:C1",)),
+        (" slack:C1 ,, matrix:!room:server.org ,", ("slack:C1", "matrix:!room:server.org")),
+        ("console:triage", ("console:triage",)),
+    ],
+)
+def test_channel_lists(clean_env: Path, monkeypatch: pytest.MonkeyPatch, raw: str,
+                       parsed: tuple[str, ...]) -> None:
+    """Comma-separated channel lists are split and trimmed; Matrix room colons survive."""
+    monkeypatch.setenv("SUBDESK_TRIAGE_CHANNELS", raw)
+    assert Settings().triage_channels == parsed
+
+
+@pytest.mark.nodb
+@pytest.mark.parametrize("raw", ["irc:#support", "slack:", "C0TRIAGE", "slack:C1,telegram:42"])
+def test_bad_channels_are_refused_by_name(
+    clean_env: Path, monkeypatch: pytest.MonkeyPatch, raw: str
+) -> None:
+    """A channel that is not slack:ID or matrix:!room:server is a configuration error."""
+    monkeypatch.setenv("SUBDESK_BILLING_CHANNELS", raw)
+    with pytest.raises(ValidationError) as caught:
+        Settings()
+    assert "must look like slack:CHANNEL_ID or matrix:!room:server" in str(caught.value)
+
+
+@pytest.mark.nodb
+def test_secrets_print_masked(clean_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tokens, passwords and the SMTP URL never appear in repr, str or JSON dumps."""
+    for name, value in SECRETS.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("SUBDESK_DATABASE_URL", "postgresql://subdesk:DbPaSsWoRd@db/subdesk")
+    settings = Settings()
+    shown = [repr(settings), str(settings)]
+    dumped = settings.model_dump_json()
+    for value in SECRETS.values():
+        secret = value.split(":")[-1].split("@")[0] if "://" in value else value
+        for text in shown:
+            assert secret not in text
+        assert secret not in dumped
+    for text in shown:
+        assert "DbPaSsWoRd" not in text
+    assert settings.database_path_hint() == "postgresql://subdesk:***@db/subdesk"
+    assert settings.smtp_url is not None
+    assert settings.smtp_url.get_secret_value() == SECRETS["SUBDESK_SMTP_URL"]
+
+
+@pytest.mark.nodb
+def test_invalid_values_do_not_echo_secrets(
+    clean_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A configuration error elsewhere does not print the secrets next to it."""
+    monkeypatch.setenv("SLACK_BOT_TOKEN", TOKEN)
+    monkeypatch.setenv("SUBDESK_HTTP_PORT", "not-a-port")
+    with pytest.raises(ValidationError) as caught:
+        Settings()
+    assert "http_port" in str(caught.value) or "SUBDESK_HTTP_PORT" in str(caught.value)
+    assert TOKEN not in str(caught.value)
+
+
+async def test_handling_commands_with_secrets_logs_none_of_them(
+    harness: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Commands carrying a secret-looking token, including ones that fail in the database,
+    leave no trace of it in the logs."""
+    caplog.set_level(logging.DEBUG)
+    await harness.seed_demo()
+    ana = harness.as_(DEMO_MAIN)
+    lines = [
+        f"/contacts request-technical nia@demo.test {TOKEN}",
+        f"/contacts set administrative bea@demo.test {TOKEN} " + "x" * 300,
+        f"/contacts request-technical ola@demo.test {TOKEN} " + "y" * 300,
+        f"/subdesk deny 1 {TOKEN}",
+        f"/billing question {TOKEN}",
+        f"/ticket new sev3 {TOKEN}",
+        f"/nonsense {TOKEN}",
+        f"/contacts set main {TOKEN}",
+    ]
+    for line in lines:
+        reply = await ana.send(line)
+        assert "Traceback" not in reply.message.text
+    too_long = await ana.send(f"/contacts set administrative bea@demo.test {'z' * 300}")
+    assert not too_long.ok and "NAME is too long" in too_long.message.text
+    for record in caplog.records:
+        assert TOKEN not in record.getMessage()
+        assert TOKEN not in (record.exc_text or "")
+    assert TOKEN not in caplog.text
+
+
+async def test_database_errors_carry_no_parameters(harness: Harness) -> None:
+    """A failing statement's error names the statement but not the values bound to it."""
+    from sqlalchemy import text
+    from sqlalchemy.exc import DBAPIError
+
+    with pytest.raises(DBAPIError) as caught:
+        async with harness.app.db.transaction() as session:
+            await session.execute(text("SELECT no_such_column FROM staff WHERE email = :e"),
+                                  {"e": TOKEN})
+    assert TOKEN not in str(caught.value)
