@@ -90,9 +90,31 @@ def db_url(database_url: str, tmp_path: Path) -> str:
         target = tmp_path / "subdesk.db"
         shutil.copy(source, target)
         return f"sqlite:///{target}"
-    tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
-    asyncio.run(_pg_execute(database_url, f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    asyncio.run(_pg_reset(database_url))
     return database_url
+
+
+async def _pg_reset(url: str) -> None:
+    """Empty every table and restart its ids: DELETE is far cheaper than TRUNCATE on tiny tables."""
+    import asyncpg
+
+    parsed = make_url(url)
+    conn = await asyncpg.connect(
+        host=parsed.host,
+        port=parsed.port or 5432,
+        user=parsed.username or "postgres",
+        password=parsed.password,
+        database=parsed.database,
+    )
+    try:
+        sequences = await conn.fetch(
+            "SELECT sequencename FROM pg_sequences WHERE schemaname = 'public'"
+        )
+        statements = [f'DELETE FROM "{t.name}"' for t in reversed(Base.metadata.sorted_tables)]
+        statements += [f'ALTER SEQUENCE "{row[0]}" RESTART' for row in sequences]
+        await conn.execute(";".join(statements))
+    finally:
+        await conn.close()
 
 
 @pytest.fixture
