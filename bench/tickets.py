@@ -6,8 +6,11 @@
 Loads 10,000 organizations (a Main Contact and two Technical Contacts each, one in ten
 sharing tickets) and then tickets in bulk up to each size (most closed, a few percent
 active), and times the core entry point for a random Technical Contact's `/ticket list`
-and a support engineer's `/triage queue`. PostgreSQL runs in its own database
-(`subdesk_bench` by default), dropped and recreated on every run.
+(alternating `open` and `all`) and a support engineer's `/triage queue`. The same
+contact's `/subdesk whoami`, interleaved call by call, is the baseline: it costs what every
+command costs (parsing, resolving the person) without touching tickets, so the ratios to it
+hold on a noisy machine. PostgreSQL runs in its own database (`subdesk_bench` by default),
+dropped and recreated on every run.
 """
 
 from __future__ import annotations
@@ -40,6 +43,8 @@ ENGINEER = "eng@vendor.bench"
 LEVELS = ("basic", "standard", "premium")
 SEVERITIES = ("sev1", "sev2", "sev3", "sev4")
 CHUNK = 50_000
+WARMUP = 50
+LABELS = ("/ticket list", "/triage queue", "/subdesk whoami")
 
 ORG_COLUMNS = ("id", "key", "name", "program", "level", "region", "timezone", "starts_on",
                "ends_on", "sharing", "alert_channels", "created_at", "updated_at")
@@ -197,17 +202,18 @@ def percentile(samples: list[float], p: float) -> float:
     return ordered[index]
 
 
-async def measure(core: Any, lines: list[tuple[str, str]]) -> list[float]:
-    """Milliseconds per `Core.handle` call for (email, command) pairs."""
-    samples = []
-    for email, text in lines:
-        invocation = Invocation(Sender(Platform.CONSOLE, "local", email, asserted_email=email),
-                                text)
-        start = time.perf_counter()
-        reply = await core.handle(invocation)
-        samples.append((time.perf_counter() - start) * 1000)
-        if not reply.ok:
-            raise SystemExit(f"{text!r} as {email} failed: {reply.message.text}")
+async def measure(core: Any, rounds: list[list[tuple[str, str]]]) -> list[list[float]]:
+    """Milliseconds per `Core.handle` call; each round runs one call of every command in
+    turn, so machine noise falls on all of them alike."""
+    samples: list[list[float]] = [[] for _ in rounds[0]] if rounds else []
+    for commands in rounds:
+        for slot, (email, text) in enumerate(commands):
+            sender = Sender(Platform.CONSOLE, "local", email, asserted_email=email)
+            start = time.perf_counter()
+            reply = await core.handle(Invocation(sender, text))
+            samples[slot].append((time.perf_counter() - start) * 1000)
+            if not reply.ok:
+                raise SystemExit(f"{text!r} as {email} failed: {reply.message.text}")
     return samples
 
 
@@ -263,16 +269,17 @@ async def run(engine: str, sizes: list[int], orgs: int, iterations: int, url: st
             await loader.analyze()
         print(f"{engine}: {size:,} tickets loaded (+ANALYZE) in "
               f"{time.perf_counter() - started:.1f}s", flush=True)
-        contacts = [tech_email(rng.randint(1, orgs), rng.choice((1, 2)))
-                    for _ in range(iterations)]
         scopes = ("/ticket list", "/ticket list all")
-        lists = [(email, scopes[i % 2]) for i, email in enumerate(contacts)]
-        queues = [(ENGINEER, "/triage queue")] * iterations
-        await measure(app.core, lists[:50] + queues[:50])  # warm-up
-        for label, lines in (("/ticket list", lists), ("/triage queue", queues)):
-            samples = await measure(app.core, lines)
+        rounds = []
+        for i in range(iterations + WARMUP):
+            contact = tech_email(rng.randint(1, orgs), rng.choice((1, 2)))
+            rounds.append([(contact, scopes[i % 2]), (ENGINEER, "/triage queue"),
+                           (contact, "/subdesk whoami")])
+        measured = await measure(app.core, rounds)
+        for label, samples in zip(LABELS, measured, strict=True):
+            samples = samples[WARMUP:]
             results.append((size, label, samples))
-            print(f"{engine:<10} {size:>9,} tickets  {label:<14} n={len(samples):<5} "
+            print(f"{engine:<10} {size:>9,} tickets  {label:<15} n={len(samples):<5} "
                   f"p50={statistics.median(samples):6.2f} ms  "
                   f"p99={percentile(samples, 99):6.2f} ms  "
                   f"max={max(samples):6.2f} ms", flush=True)
@@ -284,10 +291,24 @@ async def run(engine: str, sizes: list[int], orgs: int, iterations: int, url: st
     if tmp is not None:
         tmp.cleanup()
     print()
-    print(f"{'engine':<10} {'tickets':>9}  {'command':<14} {'p50 ms':>7} {'p99 ms':>7}")
+    print("baseline: /subdesk whoami resolves the same contact through the same entry point "
+          "without touching tickets")
+    print(f"{'engine':<10} {'tickets':>9}  {'command':<15} {'p50 ms':>7} {'p99 ms':>7} "
+          f"{'p50/base':>8} {'p99/base':>8}")
     for size, label, samples in results:
-        print(f"{engine:<10} {size:>9,}  {label:<14} {statistics.median(samples):7.2f} "
-              f"{percentile(samples, 99):7.2f}")
+        base = next(s for n, c, s in results if n == size and c == LABELS[-1])
+        print(f"{engine:<10} {size:>9,}  {label:<15} {statistics.median(samples):7.2f} "
+              f"{percentile(samples, 99):7.2f} "
+              f"{statistics.median(samples) / statistics.median(base):8.2f} "
+              f"{percentile(samples, 99) / percentile(base, 99):8.2f}")
+    small, large = min(sizes), max(sizes)
+    if small != large:
+        for label in LABELS[:2]:
+            a = next(s for n, c, s in results if n == small and c == label)
+            b = next(s for n, c, s in results if n == large and c == label)
+            print(f"{label}: {large:,} vs {small:,} tickets — p50 ×"
+                  f"{statistics.median(b) / statistics.median(a):.2f}, p99 ×"
+                  f"{percentile(b, 99) / percentile(a, 99):.2f}")
 
 
 def main() -> None:

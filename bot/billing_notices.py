@@ -76,6 +76,7 @@ def request_card(
     body = text or "(no note)"
     return Message(
         text=f"{title} from {requester} of {org_name}: {body}",
+        subject=f"{title} — {org_name}",
         thread_key=f"billing:{request_id}",
         blocks=(
             Heading(title),
@@ -106,6 +107,7 @@ def request_answered(*, request_id: int, agent: str, answer: str) -> Message:
     """Posted in the billing channel thread once a request is answered."""
     return Message(
         text=f"Billing request #{request_id} answered by {agent}: {answer}",
+        subject=f"Billing request #{request_id} answered by {agent}",
         thread_key=f"billing:{request_id}",
         tone=Tone.GOOD,
         blocks=(Paragraph(f"Answered by {agent}: {answer}"),),

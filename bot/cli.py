@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
@@ -415,4 +416,12 @@ def manifest_cmd(
 
 
 def main() -> None:
-    cli()
+    try:
+        cli()
+    except ValidationError as exc:
+        # Configuration errors name the setting, never its value (it may be a secret).
+        err.print("[red]error:[/red] invalid configuration:")
+        for error in exc.errors(include_url=False, include_input=False):
+            where = ".".join(str(part) for part in error["loc"])
+            err.print(f"  {where}: {error['msg']}", markup=False)
+        sys.exit(1)

@@ -166,6 +166,14 @@ class Settings(BaseSettings):
     )
     log_level: str = Field("INFO", validation_alias=_env("SUBDESK_LOG_LEVEL", "log_level"))
 
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: str) -> str:
+        scheme = value.partition(":")[0].partition("+")[0].lower()
+        if scheme not in ("sqlite", "postgresql", "postgres"):
+            raise ValueError("must start with sqlite:/// or postgresql://")
+        return value
+
     @field_validator("triage_channels", "billing_channels", mode="before")
     @classmethod
     def _split_channels(cls, value: Any) -> Any:

@@ -51,13 +51,17 @@ class _Pacer:
     interval: float
     last: dict[tuple[str, str], float] = field(default_factory=dict)
 
+    def delay(self, key: tuple[str, str]) -> float:
+        """Seconds until `key` may be sent to again."""
+        if self.interval <= 0:
+            return 0.0
+        return max(0.0, self.last.get(key, 0.0) + self.interval - time.monotonic())
+
     async def wait(self, key: tuple[str, str]) -> None:
         if self.interval <= 0:
             return
-        now = time.monotonic()
-        ready = self.last.get(key, 0.0) + self.interval
-        if ready > now:
-            await asyncio.sleep(ready - now)
+        if (delay := self.delay(key)) > 0:
+            await asyncio.sleep(delay)
         self.last[key] = time.monotonic()
 
 
@@ -78,6 +82,7 @@ class Dispatcher:
         worker: str | None = None,
         on_dead: Callable[[OutboxItem, str], None] | None = None,
         rng: random.Random | None = None,
+        lease: dt.timedelta = LEASE,
     ) -> None:
         self.db = db
         self.settings = settings
@@ -86,6 +91,7 @@ class Dispatcher:
         self.worker = worker or f"{socket.gethostname()}:{os.getpid()}"
         self.on_dead = on_dead
         self.rng = rng or random.Random()
+        self.lease = lease
         self.pacer = _Pacer(settings.outbox_per_target_interval)
         self.wakeup = asyncio.Event()
 
@@ -98,25 +104,42 @@ class Dispatcher:
         async with self.db.transaction() as session:
             store = OutboxStore(session, self.clock.now())
             items = await store.claim_due(
-                limit=limit, worker=self.worker, lease=LEASE, platforms=list(self.transports)
+                limit=limit, worker=self.worker, lease=self.lease, platforms=list(self.transports)
             )
         if not items:
             return DispatchStats()
+        # Stop starting deliveries well before the lease runs out: after that another
+        # dispatcher may claim the same rows, and a paced queue to one target can be long.
+        budget_end = time.monotonic() + self.lease.total_seconds() / 2
         groups: dict[tuple[str, str], list[OutboxItem]] = defaultdict(list)
         for item in items:
             groups[(item.platform, item.target)].append(item)
-        results = await asyncio.gather(*(self._deliver_group(k, g) for k, g in groups.items()))
+        results = await asyncio.gather(
+            *(self._deliver_group(k, g, budget_end) for k, g in groups.items())
+        )
         total = DispatchStats()
         for stats in results:
             total += stats
         return total
 
-    async def _deliver_group(self, key: tuple[str, str], items: list[OutboxItem]) -> DispatchStats:
+    async def _deliver_group(
+        self, key: tuple[str, str], items: list[OutboxItem], budget_end: float
+    ) -> DispatchStats:
         stats = DispatchStats()
-        for item in items:
+        for index, item in enumerate(items):
+            if time.monotonic() + self.pacer.delay(key) >= budget_end:
+                await self._release(items[index:])
+                break
             await self.pacer.wait(key)
             stats += await self._deliver(item)
         return stats
+
+    async def _release(self, items: list[OutboxItem]) -> None:
+        """Hand claimed but unattempted messages back, as if never claimed."""
+        async with self.db.transaction() as session:
+            await OutboxStore(session, self.clock.now()).release(
+                [item.id for item in items], self.worker
+            )
 
     async def _deliver(self, item: OutboxItem) -> DispatchStats:
         transport = self.transports[item.platform]
@@ -192,6 +215,7 @@ class Dispatcher:
         """Deliver until `stop` is set; sleeps between polls unless poked."""
         interval = self.settings.outbox_poll_interval
         while not stop.is_set():
+            self.wakeup.clear()  # before polling, so a poke during the poll is not lost
             try:
                 stats = await self.run_once()
             except Exception as exc:  # database down: keep going, nothing is lost
@@ -200,6 +224,5 @@ class Dispatcher:
                 await asyncio.sleep(min(5.0, interval * 4))
             if stats.sent or stats.retried or stats.dead:
                 continue
-            self.wakeup.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.wakeup.wait(), timeout=interval)

@@ -125,6 +125,25 @@ class OutboxStore:
         )
         return sorted((_item(r) for r in rows), key=lambda i: (i.next_attempt_at, i.id))
 
+    async def release(self, item_ids: list[int], worker: str) -> None:
+        """Give back messages this worker claimed but did not try: due again, attempt undone."""
+        if not item_ids:
+            return
+        await self.s.execute(
+            update(OutboxRow)
+            .where(
+                OutboxRow.id.in_(item_ids),
+                OutboxRow.status == OutboxStatus.SENDING.value,
+                OutboxRow.claimed_by == worker,
+            )
+            .values(
+                status=OutboxStatus.PENDING.value,
+                lease_until=None,
+                claimed_by=None,
+                attempts=OutboxRow.attempts - 1,
+            )
+        )
+
     async def mark_sent(self, item_id: int, platform_ref: str | None) -> None:
         await self.s.execute(
             update(OutboxRow)

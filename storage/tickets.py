@@ -194,10 +194,15 @@ class TicketStore:
             for r in rows
         ]
 
-    async def sla_candidates(self, due_before: dt.datetime, limit: int) -> list[SlaCandidate]:
-        """Tickets whose first-response clock runs and is due before `due_before`, leaving
-        out those with nothing left to claim: breached ones, and not-yet-due ones already
-        claimed "at risk"."""
+    async def sla_candidates(
+        self,
+        due_before: dt.datetime,
+        limit: int,
+        after: tuple[dt.datetime, int] | None = None,
+    ) -> list[SlaCandidate]:
+        """Tickets whose first-response clock runs and is due before `due_before`, by due
+        time then id (resuming after the `after` key), leaving out those with nothing left
+        to claim: breached ones, and not-yet-due ones already claimed "at risk"."""
 
         def claimed(stage: str) -> Any:
             return exists().where(
@@ -213,6 +218,14 @@ class TicketStore:
                    ORG.c.level.label("org_level"))
             .select_from(T.join(ORG, ORG.c.id == T.c.org_id))
             .where(_AWAITING, T.c.first_response_due_at <= due_before, not_(breached))
+        )
+        if after is not None:
+            stmt = stmt.where(
+                or_(T.c.first_response_due_at > after[0],
+                    and_(T.c.first_response_due_at == after[0], T.c.id > after[1]))
+            )
+        stmt = (
+            stmt
             .order_by(T.c.first_response_due_at, T.c.id)
             .limit(limit)
         )

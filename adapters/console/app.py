@@ -6,7 +6,7 @@ import asyncio
 import sys
 from collections.abc import Callable
 
-from adapters.console.render import render
+from adapters.console.render import printable, render
 from bot.core import Core
 from bot.domain import Platform
 from bot.invocation import Invocation, Sender
@@ -14,6 +14,15 @@ from bot.messages import Reply
 from bot.outbox import Dispatcher
 
 PROMPT = "subdesk> "
+
+
+def read_line() -> str:
+    """One line of stdin; bytes that are not valid text become U+FFFD instead of an error."""
+    buffer = getattr(sys.stdin, "buffer", None)
+    if buffer is None:
+        return sys.stdin.readline()
+    raw: bytes = buffer.readline()
+    return raw.decode(sys.stdin.encoding or "utf-8", errors="replace")
 
 
 class ConsoleSession:
@@ -57,7 +66,7 @@ class ConsoleSession:
         while True:
             if interactive:
                 self.out_prompt()
-            line = await loop.run_in_executor(None, sys.stdin.readline)
+            line = await loop.run_in_executor(None, read_line)
             if not line:
                 return
             line = line.strip()
@@ -66,7 +75,7 @@ class ConsoleSession:
             if line in ("exit", "quit", "/exit", "/quit"):
                 return
             if not interactive:
-                self.out(f"{PROMPT}{line}")
+                self.out(f"{PROMPT}{printable(line)}")
             await self.send(line)
 
     def out_prompt(self) -> None:

@@ -2,13 +2,28 @@
 
 from __future__ import annotations
 
+import re
+
 from bot.messages import Actions, BulletList, Context, Fields, Heading, Message, Paragraph, Tone
+
+# C0 and C1 control characters other than newline and tab: a terminal would act on them
+# (clear the screen, move the cursor, retitle the window) instead of showing them.
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 _MARK = {Tone.NORMAL: "", Tone.GOOD: "✓ ", Tone.WARNING: "! ", Tone.DANGER: "‼ "}
 
 
+def printable(text: str) -> str:
+    """`text` without the control characters a terminal would interpret."""
+    return _CONTROL.sub("", text)
+
+
 def render(message: Message) -> str:
-    """Plain text for a terminal or a pipe; user text is printed as-is, never interpreted."""
+    """Plain text for a terminal or a pipe; user text is shown, never interpreted."""
+    return printable(_render(message))
+
+
+def _render(message: Message) -> str:
     if not message.blocks:
         return _MARK[message.tone] + message.text
     lines: list[str] = []

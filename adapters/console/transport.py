@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from adapters.console.render import render
+from adapters.console.render import printable, render
 from bot.messages import Message
 from storage.outbox import OutboxItem
 
@@ -25,5 +25,5 @@ class ConsoleTransport:
         header = f"── {how} to {who}"
         if item.kind == "email":
             header += f" · subject: {message.email_subject}"
-        self.out(f"{header} ──\n{render(message)}")
+        self.out(f"{printable(header)} ──\n{render(message)}")
         return f"console:{item.id}"

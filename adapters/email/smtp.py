@@ -49,12 +49,17 @@ class SmtpTarget:
         )
 
 
+def _one_line(text: str) -> str:
+    """Header text on one line: names and subjects are user data and may hold newlines."""
+    return " ".join(text.split())
+
+
 def build_email(item: OutboxItem, message: Message, sender: str) -> EmailMessage:
     email = EmailMessage()
     email["From"] = sender
-    name, address = parseaddr(item.recipient)
+    name, address = parseaddr(_one_line(item.recipient))
     email["To"] = formataddr((name, item.target)) if address == item.target else item.target
-    email["Subject"] = message.email_subject
+    email["Subject"] = _one_line(message.email_subject)
     digest = hashlib.sha256(item.key.encode()).hexdigest()[:24]
     domain = parseaddr(sender)[1].partition("@")[2] or "subdesk.invalid"
     email["Message-ID"] = f"<{digest}.{item.id}@{domain}>"

@@ -23,6 +23,8 @@ _CODE = re.compile(r"^[0-9]{6}$")
 # Invisible characters that can hide or disguise a command: byte-order marks, zero-width
 # spaces and bidi controls. Joiners (U+200C, U+200D) stay: emoji and scripts need them.
 _INVISIBLE = re.compile("[\ufeff\u200b\u2060\u200e\u200f\u202a-\u202e\u2066-\u2069\u061c]")
+# Lone surrogates (undecodable bytes, "\ud800" in JSON) cannot be stored or sent anywhere.
+_SURROGATE = re.compile("[\ud800-\udfff]")
 _WORD = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 ArgValue = str | int | None
@@ -60,8 +62,9 @@ class ParseError:
 
 
 def _clean(text: str) -> str | None:
-    """Drop control and invisible characters (keeping newlines and tabs); None when empty."""
-    text = _INVISIBLE.sub("", text)
+    """Drop control and invisible characters (keeping newlines and tabs) and replace lone
+    surrogates with U+FFFD; None when nothing is left."""
+    text = _INVISIBLE.sub("", _SURROGATE.sub("\ufffd", text))
     if any(unicodedata.category(ch) == "Cc" and ch not in "\n\t" for ch in text):
         text = "".join(ch for ch in text if unicodedata.category(ch) != "Cc" or ch in "\n\t")
     text = text.strip()

@@ -13,7 +13,14 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from bot import billing_notices
 from bot.domain import Actor, Organization, StaffRole
@@ -60,11 +67,13 @@ class InvoiceIn(BaseModel):
             raise ValueError(f"{value!r} is not an ISO 4217 currency code such as EUR")
         return code
 
-    @model_validator(mode="after")
-    def _dates(self) -> InvoiceIn:
-        if self.due_on < self.issued_on:
-            raise ValueError("due_on is before issued_on")
-        return self
+    @field_validator("due_on")
+    @classmethod
+    def _after_issue(cls, value: dt.date, info: ValidationInfo) -> dt.date:
+        issued = info.data.get("issued_on")
+        if issued is not None and value < issued:
+            raise ValueError(f"is before issued_on ({issued})")
+        return value
 
 
 class PaymentIn(BaseModel):
@@ -343,6 +352,14 @@ class BillingService(Service):
             return
         for agent in await tx.directory.staff_with_role(StaffRole.BILLING):
             await self.notifier.to_staff(tx, agent, key, message)
+
+    async def answer_in_thread(self, actor: Actor, thread_key: str, text: str) -> BillingRequest:
+        """An agent's reply in a billing request's thread (`Message.thread_key` "billing:ID"),
+        for adapters whose platform has threads."""
+        kind, _, raw_id = thread_key.partition(":")
+        if kind != "billing" or not raw_id.isdigit():
+            raise NotFound("That thread is not a billing request.")
+        return await self.answer(actor, int(raw_id), text)
 
     async def answer(self, actor: Actor, request_id: int, text: str) -> BillingRequest:
         """A billing agent answers a request once; the requester is told in chat or email."""

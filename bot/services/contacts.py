@@ -22,6 +22,9 @@ NAME_MAX = 200  # the width of the name columns
 
 
 def _checked_name(name: str | None) -> str | None:
+    """A display name on one line (chat text may span several), within the column width."""
+    if name is not None:
+        name = " ".join(name.split()) or None
     if name is not None and len(name) > NAME_MAX:
         raise Invalid(f"NAME is too long ({len(name)} characters; at most {NAME_MAX}).")
     return name

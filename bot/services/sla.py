@@ -116,11 +116,13 @@ class SlaService(Service):
         "at risk" stage is claimed silently, never posted late.
         """
         at_risk = breached = 0
+        now = self.clock.now()
+        after: tuple[dt.datetime, int] | None = None
         while True:
             async with self.tx() as tx:
-                now = tx.now
-                candidates = await tx.tickets.sla_candidates(now + self.horizon(), SWEEP_BATCH)
-                progressed = 0
+                candidates = await tx.tickets.sla_candidates(
+                    now + self.horizon(), SWEEP_BATCH, after
+                )
                 for c in candidates:
                     stage = stage_at(self.settings, c.level, c.ticket, now)
                     if stage is None:
@@ -129,7 +131,6 @@ class SlaService(Service):
                         await tx.claims.claim(CLAIM_KIND, c.ticket.id, AT_RISK)
                     if not await tx.claims.claim(CLAIM_KIND, c.ticket.id, stage):
                         continue
-                    progressed += 1
                     key = f"ticket:{c.ticket.id}:sla:{stage}"
                     await self.notifier.to_channels(
                         tx, self.settings.triage_channels, key, sla_alert(c, stage, now)
@@ -138,8 +139,11 @@ class SlaService(Service):
                         breached += 1
                     else:
                         at_risk += 1
-            if len(candidates) < SWEEP_BATCH or not progressed:
+            if len(candidates) < SWEEP_BATCH:
                 break
+            last = candidates[-1].ticket
+            assert last.first_response_due_at is not None
+            after = (last.first_response_due_at, last.id)
         if at_risk or breached:
             log.info("SLA sweep: %s at risk, %s breached", at_risk, breached)
         return SweepResult(at_risk, breached)

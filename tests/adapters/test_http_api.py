@@ -126,3 +126,25 @@ async def test_schema_errors_name_the_field(client: TestClient[Any, Any]) -> Non
     response = await client.post("/api/v1/orders", json=bad_order, headers=AUTH)
     assert response.status == 400
     assert (await response.json())["errors"][0].startswith("organizations[0].level:")
+
+
+async def test_run_starts_and_stops_server_scheduler_and_dispatcher(
+    settings: Settings, clock: FixedClock, db: Database
+) -> None:
+    """What `subdesk run` starts beside the console: HTTP on its port, the sweeps, delivery."""
+    from aiohttp import ClientSession
+
+    from bot.background import jobs_for, start_background
+
+    harness = await Harness.create(settings.model_copy(update={"http_port": 0}), clock, db)
+    background = await start_background(harness.app)
+    try:
+        assert [job.name for job in jobs_for(harness.app)] == ["reminders", "sla"]
+        assert {job.id for job in background.scheduler.get_jobs()} == {"reminders", "sla"}
+        port = background.runner.addresses[0][1]
+        async with ClientSession() as http, http.get(f"http://127.0.0.1:{port}/healthz") as r:
+            assert r.status == 200
+        assert not background.tasks[0].done(), "the dispatcher loop is running"
+    finally:
+        await background.close()
+    assert background.tasks[0].done()

@@ -241,3 +241,18 @@ def test_smtp_url_forms() -> None:
     assert "hunter2" not in repr(transport) and "hunter2" not in repr(vars(transport))
     with pytest.raises(ValueError, match="smtp://"):
         SmtpTarget.from_url("http://mail.x.test")
+
+
+async def test_header_injection_is_flattened(app: App, smtp: SmtpServer) -> None:
+    """Newlines in a recipient's name or a subject neither break delivery nor add headers."""
+    async with app.db.transaction() as session:
+        await OutboxStore(session, app.clock.now()).enqueue(
+            "evil", platform="email", target="eve@acme.test", kind="email",
+            payload=Message("body", subject="Hello\r\nBcc: spy@evil.test").to_json(),
+            recipient="Eve\r\nBcc: spy@evil.test <eve@acme.test>",
+        )
+    assert (await app.dispatcher.drain(max_wait=0)).sent == 1
+    [mail] = smtp.mailbox.received
+    assert mail["Bcc"] is None
+    assert mail["Subject"] == "Hello Bcc: spy@evil.test"
+    assert smtp.mailbox.envelopes == [("subdesk@vendor.test", ["eve@acme.test"])]

@@ -172,3 +172,16 @@ async def test_question_reaches_channel_and_answer_reaches_requester(harness: Ha
     assert not reply.ok and "no billing request #99" in reply.message.text
     reply = await ana.send("/billing answer 2 I answer myself")
     assert not reply.ok
+
+
+async def test_thread_reply_answers_the_request(harness: Harness) -> None:
+    """A billing agent's reply in the request's thread is the answer, once."""
+    await harness.seed_demo()
+    await harness.as_(DEMO_ADMIN).send("/billing servers 2")
+    thread = harness.delivered_to("billing")[-1].thread_key
+    assert thread == "billing:1"
+    actor = await harness.app.services.identity.actor(harness.as_(DEMO_STAFF).sender)
+    answered = await harness.app.services.billing.answer_in_thread(actor, thread, "Done.")
+    assert answered.status == "answered"
+    await harness.drain()
+    assert harness.emails_to(DEMO_ADMIN)[-1].text == "Answer to your billing request #1: Done."

@@ -5,8 +5,11 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import pty
+import select
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -206,3 +209,82 @@ def test_outbox_status_drain_and_retry(subdesk: Run, tmp_path: Path, db_url: str
     assert "pending: 1" in shown.stdout and "ops@acme.test" in shown.stdout
     refused = subdesk("outbox", "retry", "1")
     assert refused.returncode == 1 and "no unsent outbox message #1" in refused.stderr
+
+
+def test_piped_console_survives_hostile_bytes(db_url: str, tmp_path: Path) -> None:
+    """Undecodable bytes, terminal escapes and a 10 kB line on stdin get answers, not a
+    traceback, and no escape sequence is echoed back to the terminal."""
+    env = environment(db_url) | {"LC_ALL": "C.UTF-8", "PYTHONIOENCODING": "utf-8"}
+    stdin = (b"\xff\xfe/subdesk whoami\n"
+             b"\x1b[2J/contacts\n"
+             b"/contacts set administrative bea@demo.test Bea \xff\xfe\x1b]0;x\x07\n"
+             + b"/ticket comment 1 " + b"x" * 10_240 + b"\n"
+             b"/subdesk whoami\n")
+    seed = subprocess.run([SUBDESK, "demo"], input=b"", capture_output=True, cwd=tmp_path,
+                          env=env, timeout=60, check=False)
+    assert seed.returncode == 0, seed.stderr
+    done = subprocess.run([SUBDESK, "console", "--as", "ana@demo.test"], input=stdin,
+                          capture_output=True, cwd=tmp_path, env=env, timeout=60, check=False)
+    out = done.stdout.decode("utf-8", errors="replace")
+    assert done.returncode == 0, done.stderr
+    assert b"Traceback" not in done.stderr
+    assert b"\x1b" not in done.stdout and b"\x07" not in done.stdout
+    assert "is now the Administrative Contact" in out
+    assert "Something went wrong" not in out
+    assert "limit is 4000" in out
+    assert out.rstrip().endswith("Account       console:local:ana@demo.test")
+
+
+def test_bad_configuration_is_a_clean_error(tmp_path: Path) -> None:
+    """An invalid setting stops the CLI with its name and reason, no traceback, no value."""
+    env = environment("mysql://subdesk:DbSeCrEt@db/subdesk") | {
+        "SUBDESK_BILLING_CHANNELS": "irc:#billing"}
+    done = subprocess.run([SUBDESK, "outbox", "status"], capture_output=True, text=True,
+                          cwd=tmp_path, env=env, timeout=60, check=False)
+    assert done.returncode == 1
+    assert "invalid configuration" in done.stderr
+    assert "SUBDESK_DATABASE_URL" in done.stderr and "SUBDESK_BILLING_CHANNELS" in done.stderr
+    assert "Traceback" not in done.stderr and "DbSeCrEt" not in done.stderr
+
+
+def _read_until(fd: int, needle: bytes, timeout: float = 20.0) -> bytes:
+    seen = b""
+    deadline = time.monotonic() + timeout
+    while needle not in seen:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise AssertionError(f"{needle!r} never came; got {seen[-500:]!r}")
+        ready, _, _ = select.select([fd], [], [], left)
+        if ready:
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            seen += chunk
+    return seen
+
+
+def test_interactive_console_prompts_on_a_terminal(db_url: str, tmp_path: Path) -> None:
+    """On a terminal the console shows a prompt, answers each command and leaves on exit."""
+    env = environment(db_url)
+    seed = subprocess.run([SUBDESK, "demo"], input="", capture_output=True, text=True,
+                          cwd=tmp_path, env=env, timeout=60, check=False)
+    assert seed.returncode == 0, seed.stderr
+    primary, secondary = pty.openpty()
+    process = subprocess.Popen([SUBDESK, "console", "--as", "ana@demo.test"], stdin=secondary,
+                               stdout=secondary, stderr=secondary, cwd=tmp_path, env=env)
+    os.close(secondary)
+    try:
+        _read_until(primary, b"subdesk> ")
+        os.write(primary, b"/subdesk whoami\n")
+        answer = _read_until(primary, b"Main Contact")
+        assert b"Ana Main" in answer
+        _read_until(primary, b"subdesk> ")
+        os.write(primary, b"exit\n")
+        assert process.wait(timeout=20) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+        os.close(primary)

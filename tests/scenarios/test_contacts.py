@@ -6,8 +6,12 @@ import asyncio
 
 import pytest
 
+from bot.core import Core
 from bot.demo import DEMO_ADMIN, DEMO_MAIN, DEMO_STAFF, DEMO_TECH
-from bot.domain import ContactRole, StaffRole
+from bot.domain import ContactRole, Platform, StaffRole
+from bot.handlers import directory
+from bot.invocation import Invocation, Sender
+from bot.registry import Registry
 from tests.harness import Harness
 from tests.scenarios.orders import audit_of, contact, contacts_of, form, organization
 
@@ -382,7 +386,6 @@ async def test_malformed_commands_get_a_usage_line(harness: Harness) -> None:
 async def test_existing_contact_can_be_made_technical(harness: Harness) -> None:
     """Requesting an existing contact as technical adds the role; the request is audited."""
     await harness.seed_demo()
-    await harness.as_(DEMO_TECH).send("/subdesk whoami")
     assert (await harness.as_(DEMO_MAIN).send(f"/contacts remove-technical {DEMO_TECH}")).ok
     assert (await harness.as_(DEMO_MAIN).send(f"/contacts request-technical {DEMO_ADMIN}")).ok
     assert (await harness.as_(DEMO_STAFF).send("/subdesk approve 1")).ok
@@ -419,3 +422,41 @@ async def test_concurrent_decisions_decide_once(harness: Harness) -> None:
     assert any("already approved" in r.message.text for r in replies)
     await harness.drain()
     assert len(harness.emails_to("nia@demo.test")) == 1
+
+
+async def test_names_are_kept_on_one_line(harness: Harness) -> None:
+    """A NAME typed over several lines (Slack allows it) is stored on one line."""
+    await harness.seed_demo()
+    ana = Sender(Platform.CONSOLE, "local", DEMO_MAIN, asserted_email=DEMO_MAIN)
+    reply = await harness.app.core.handle(Invocation(
+        ana, "/contacts set administrative bea@demo.test Bea\n  Books\r\nBcc: evil@x.test"))
+    assert reply.ok, reply.message.text
+    assert (await contacts_of(harness, "demo"))["bea@demo.test"].name == (
+        "Bea Books Bcc: evil@x.test")
+
+
+async def test_commands_of_features_not_built_answer_not_enabled(harness: Harness) -> None:
+    """On a deployment with only the directory feature, ticket, billing, triage and alert
+    commands parse and answer that they are not enabled, and help leaves them out."""
+    await harness.seed_demo()
+    services = harness.app.services
+    registry = Registry()
+    directory.register(registry, services)
+    core = Core(services, registry)
+
+    async def send(email: str, line: str) -> str:
+        sender = Sender(Platform.CONSOLE, "local", email, asserted_email=email)
+        return (await core.handle(Invocation(sender, line))).message.text
+
+    assert await send(DEMO_TECH, "/ticket new sev2 Database down") == (
+        "/ticket new is not enabled on this deployment yet.")
+    assert await send(DEMO_MAIN, "/billing invoices") == (
+        "/billing invoices is not enabled on this deployment yet.")
+    assert await send(DEMO_STAFF, "/triage") == (
+        "/triage queue is not enabled on this deployment yet.")
+    assert await send(DEMO_STAFF, "/alert info all maintenance tonight") == (
+        "/alert is not enabled on this deployment yet.")
+    assert "not available to you" in await send(DEMO_MAIN, "/ticket list")
+    help_text = await send(DEMO_TECH, "/subdesk help")
+    assert "/ticket" not in help_text and "/contacts" in help_text
+    assert "Ana Main" in await send(DEMO_TECH, "/contacts")

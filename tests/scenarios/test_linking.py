@@ -7,6 +7,7 @@ import re
 
 from sqlalchemy import select
 
+from bot.clock import FixedClock
 from bot.demo import DEMO_MAIN, DEMO_STAFF, DEMO_TECH
 from bot.domain import Platform, StaffRole
 from bot.invocation import Invocation, Sender
@@ -118,7 +119,7 @@ async def test_wrong_codes_spend_attempts_until_none_are_left(harness: Harness) 
     assert "not linked" in (await me.send("/subdesk whoami")).message.text
 
 
-async def test_code_expires_after_fifteen_minutes(harness: Harness) -> None:
+async def test_code_expires_after_fifteen_minutes(harness: Harness, clock: FixedClock) -> None:
     """A code works until its fifteenth minute and not after."""
     await harness.seed_demo()
     early, late = harness.as_(user_id="U-early"), harness.as_(user_id="U-late")
@@ -127,9 +128,9 @@ async def test_code_expires_after_fifteen_minutes(harness: Harness) -> None:
     await late.send(f"/subdesk link {DEMO_MAIN}")
     late_code = code_in(harness, DEMO_MAIN)
 
-    harness.clock.advance(dt.timedelta(minutes=14, seconds=59))
+    clock.advance(dt.timedelta(minutes=14, seconds=59))
     assert (await early.send(f"/subdesk link verify {early_code}")).ok
-    harness.clock.advance(dt.timedelta(seconds=1))
+    clock.advance(dt.timedelta(seconds=1))
     reply = await late.send(f"/subdesk link verify {late_code}")
     assert not reply.ok and "no valid code" in reply.message.text
     assert await link_codes(harness) == [], "the expired code is cleared"

@@ -17,7 +17,7 @@ from bot.config import Settings
 from bot.demo import DEMO_MAIN
 from bot.domain import OutboxStatus, Platform
 from bot.messages import Message
-from bot.outbox import LEASE, Dispatcher, backoff
+from bot.outbox import LEASE, Dispatcher, DispatchStats, backoff
 from bot.ports import DeliveryError
 from storage.db import Database
 from storage.outbox import OutboxItem, OutboxStore
@@ -275,6 +275,82 @@ async def test_per_target_pacing(db: Database, settings: Settings, clock: FixedC
         times = sorted(t for i, t in by_target.items() if targets[i] == room)
         gaps = [b - a for a, b in itertools.pairwise(times)]
         assert all(g >= 0.14 for g in gaps), gaps
+
+
+async def test_a_long_paced_queue_never_outlives_its_lease(
+    db: Database, settings: Settings, clock: FixedClock
+) -> None:
+    """Messages to one target that pacing could not start within half the lease are handed
+    back unattempted instead of being sent after another dispatcher may have claimed them."""
+    s = tuned(settings, outbox_per_target_interval=0.1)
+    ids = [await enqueue(db, clock, f"k{n}", target="busy-channel") for n in range(8)]
+    transport = Recorder()
+    d = Dispatcher(db, s, clock, {"console": transport}, worker="w1",
+                   lease=dt.timedelta(seconds=0.5))
+    started = time.monotonic()
+    first = await d.run_once()
+    assert time.monotonic() - started < 0.5
+    assert 1 <= first.sent < 8
+    waiting = [await row(db, clock, i) for i in ids[first.sent:] if i is not None]
+    assert all(w.status is OutboxStatus.PENDING and w.attempts == 0 for w in waiting)
+    await d.drain(max_wait=5)
+    assert transport.delivered == ids, "all delivered, once each, in order"
+    assert {(await row(db, clock, i)).attempts for i in ids if i is not None} == {1}
+
+
+async def test_running_dispatcher_delivers_when_poked_and_stops(
+    db: Database, settings: Settings, clock: FixedClock
+) -> None:
+    """A long-running dispatcher delivers soon after a poke, without waiting for its poll."""
+    s = tuned(settings, outbox_poll_interval=30.0)
+    transport = Recorder()
+    d = dispatcher(db, s, clock, transport)
+    stop = asyncio.Event()
+    task = asyncio.create_task(d.run_forever(stop))
+    await asyncio.sleep(0.05)
+    item_id = await enqueue(db, clock, "poked")
+    d.poke()
+    for _ in range(100):
+        if transport.delivered:
+            break
+        await asyncio.sleep(0.01)
+    assert transport.delivered == [item_id]
+    stop.set()
+    d.poke()
+    await asyncio.wait_for(task, timeout=2)
+
+
+async def test_poke_during_a_poll_is_not_lost(
+    db: Database, settings: Settings, clock: FixedClock
+) -> None:
+    """A message queued while the dispatcher is polling is delivered at once, not after
+    the next poll interval."""
+    s = tuned(settings, outbox_poll_interval=30.0)
+    transport = Recorder()
+    d = dispatcher(db, s, clock, transport)
+    real_run_once = d.run_once
+    polls = 0
+
+    async def run_once(limit: int = 100) -> DispatchStats:
+        nonlocal polls
+        polls += 1
+        stats = await real_run_once(limit)
+        if polls == 1:
+            await enqueue(db, clock, "during-poll")
+            d.poke()
+        return stats
+
+    d.run_once = run_once  # type: ignore[method-assign]
+    stop = asyncio.Event()
+    task = asyncio.create_task(d.run_forever(stop))
+    for _ in range(100):
+        if transport.delivered:
+            break
+        await asyncio.sleep(0.01)
+    stop.set()
+    d.poke()
+    await asyncio.wait_for(task, timeout=2)
+    assert len(transport.delivered) == 1
 
 
 async def test_messages_are_delivered_in_order_per_target(

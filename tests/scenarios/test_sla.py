@@ -5,15 +5,17 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 
+import pytest
 from sqlalchemy import select
 
 from bot.clock import FixedClock
 from bot.config import Settings
+from bot.services import sla as sla_module
 from bot.services.sla import SweepResult, sla_job
 from storage.db import Database
 from storage.models import OutboxRow, ReminderClaimRow
 from tests.harness import Harness
-from tests.scenarios.tickets_world import SAM, TOM, build
+from tests.scenarios.tickets_world import BOB, SAM, SOL, TOM, build
 
 HOUR = dt.timedelta(hours=1)
 
@@ -153,3 +155,18 @@ async def test_sla_job_runs_the_sweep(harness: Harness) -> None:
     await job.sweep()
     await job.sweep()
     assert await alerts(harness) == ["ticket:1:sla:breached:console:triage"]
+
+
+async def test_sweep_pages_past_tickets_not_yet_at_risk(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Tickets due sooner but not yet at risk never hide a later-due one that is."""
+    monkeypatch.setattr(sla_module, "SWEEP_BATCH", 2)
+    await build(harness)
+    await harness.as_(SOL).send("/ticket new sev4 Slow burner")  # basic sev4: 48 h, warn 38.4 h
+    harness.clock.advance(dt.timedelta(hours=38, minutes=30))
+    for i in range(3):
+        await harness.as_(BOB).send(f"/ticket new sev1 Fresh {i}")  # premium sev1: due in 30m
+    result = await harness.app.services.sla.sweep()
+    assert (result.at_risk, result.breached) == (1, 0)
+    assert await claims(harness) == {(1, "at_risk")}

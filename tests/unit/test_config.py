@@ -220,3 +220,20 @@ async def test_database_errors_carry_no_parameters(harness: Harness) -> None:
             await session.execute(text("SELECT no_such_column FROM staff WHERE email = :e"),
                                   {"e": TOKEN})
     assert TOKEN not in str(caught.value)
+
+
+@pytest.mark.nodb
+@pytest.mark.parametrize("url", ["sqlite:///subdesk.db", "sqlite:////var/lib/s.db",
+                                 "postgresql://u:p@db/subdesk", "postgres://db/x",
+                                 "postgresql+asyncpg://db/x"])
+def test_supported_database_urls(clean_env: Path, url: str) -> None:
+    """SQLite and PostgreSQL URLs are accepted."""
+    assert Settings(database_url=url).database_url == url
+
+
+@pytest.mark.nodb
+@pytest.mark.parametrize("url", ["mysql://db/x", "subdesk.db", "", "http://db"])
+def test_unsupported_database_urls_are_refused(clean_env: Path, url: str) -> None:
+    """Anything but SQLite or PostgreSQL is a configuration error naming the setting."""
+    with pytest.raises(ValidationError, match="sqlite:/// or postgresql://"):
+        Settings(database_url=url)

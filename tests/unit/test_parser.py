@@ -322,3 +322,10 @@ def test_unknown_word_after_a_bare_command_is_an_unknown_subcommand() -> None:
     assert error.spec is None and error.root == "contacts"
     assert "Unknown subcommand 'frobnicate'" in error.message
     assert "/contacts sharing on|off" in error.usages()
+
+
+def test_lone_surrogates_become_replacement_characters() -> None:
+    """Undecodable input (lone surrogates) is replaced, so it can be stored and sent."""
+    comment = ok("/ticket comment 1 caf\udce9 ok")
+    assert comment.args["TEXT"] == "caf\ufffd ok"
+    assert "\ufffd" in err("/subdesk \udfff").message.encode("utf-8").decode()

@@ -1,0 +1,108 @@
+"""The `subdesk` CLI for billing: invoice imports, one reminder sweep, and `run` serving HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import sys
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+pytestmark = pytest.mark.slow
+
+SUBDESK = str(Path(sys.executable).with_name("subdesk"))
+ORDERS = {"organizations": [{
+    "key": "acme", "name": "ACME Corp", "program": "customer", "level": "standard",
+    "region": "europe", "timezone": "Europe/Madrid",
+    "subscription": {"starts_on": "2026-01-01", "ends_on": "2027-12-31"},
+    "contacts": [{"role": "main", "name": "Ana Main", "email": "ana@acme.test"}]}]}
+
+
+def _env(db_url: str, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("SUBDESK_", "SLACK_", "MATRIX_"))}
+    env.update(SUBDESK_DATABASE_URL=db_url, SUBDESK_LOG_LEVEL="WARNING", **extra)
+    return env
+
+
+async def _cli(db_url: str, *args: str, stdin: bytes = b"", cwd: Path | None = None,
+               **extra: str) -> tuple[int, str, str]:
+    proc = await asyncio.create_subprocess_exec(
+        SUBDESK, *args, env=_env(db_url, **extra), cwd=cwd,
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(stdin), timeout=60)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+async def test_import_invoices_and_run_one_sweep(db_url: str, tmp_path: Path) -> None:
+    """Import (twice: idempotent), a bad CSV naming line and column, then one sweep."""
+    orders = tmp_path / "orders.json"
+    orders.write_text(json.dumps(ORDERS))
+    invoices = tmp_path / "invoices.json"
+    invoices.write_text(json.dumps({"invoices": [
+        {"number": "INV-1", "organization": "acme", "issued_on": "2026-11-01",
+         "due_on": "2026-12-01", "amount": "1200.00", "currency": "EUR"}]}))
+    bad = tmp_path / "bad.csv"
+    bad.write_text("number,organization,issued_on,due_on,amount,currency\n"
+                   "X-1,acme,2026-01-01,2026-01-05,12.00,EUR\n"
+                   "X-2,acme,2026-01-01,2025-01-05,12.00,EUR\n")
+    assert (await _cli(db_url, "import", "orders", str(orders)))[0] == 0
+    code, out, _ = await _cli(db_url, "import", "invoices", str(invoices))
+    assert code == 0 and "1 invoices created" in out
+    code, out, _ = await _cli(db_url, "import", "invoices", str(invoices))
+    assert code == 0 and "0 invoices created, 0 updated, 1 unchanged" in out
+    code, _, err = await _cli(db_url, "import", "invoices", str(bad))
+    assert code == 1
+    assert "line 3, due_on: Value error, is before issued_on (2026-01-01)" in err
+    code, out, _ = await _cli(db_url, "reminders", "run-once", "--now", "2026-12-01T09:00:00Z")
+    assert code == 0 and "1 invoice reminder(s)" in out
+    code, out, _ = await _cli(db_url, "reminders", "run-once", "--now", "2026-12-01T10:00:00Z")
+    assert code == 0 and "0 invoice reminder(s)" in out
+    code, _, err = await _cli(db_url, "reminders", "run-once", "--now", "yesterday")
+    assert code != 0 and "--now takes an ISO time" in err
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def test_run_serves_health_while_the_console_reads_stdin(
+    db_url: str, tmp_path: Path
+) -> None:
+    """`subdesk run` answers /healthz and /readyz while its console runs; EOF ends it."""
+    port = _free_port()
+    proc = await asyncio.create_subprocess_exec(
+        SUBDESK, "run", env=_env(db_url, SUBDESK_HTTP_PORT=str(port)), cwd=tmp_path,
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    assert proc.stdin is not None
+    try:
+        status = None
+        async with aiohttp.ClientSession() as http:
+            for _ in range(200):
+                try:
+                    async with http.get(f"http://127.0.0.1:{port}/readyz") as response:
+                        status = response.status
+                        break
+                except aiohttp.ClientConnectionError:
+                    await asyncio.sleep(0.05)
+        assert status == 200
+        proc.stdin.write(b"/subdesk whoami\n")
+        proc.stdin.close()
+        out, _ = await asyncio.wait_for(proc.communicate(), timeout=30)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert proc.returncode == 0
+    assert "Tom Tech" in out.decode() or "whoami" in out.decode()
