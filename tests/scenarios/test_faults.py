@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from pathlib import Path
 
 import pytest
 
@@ -20,10 +19,9 @@ from storage.db import Database
 pytestmark = pytest.mark.nodb
 
 
-@pytest.fixture(params=["sqlite-directory", "postgresql-refused"])
-def broken_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite-directory":
-        return f"sqlite:///{tmp_path}"
+@pytest.fixture
+def broken_url() -> str:
+    """A PostgreSQL server that is not there (connection refused)."""
     return "postgresql://subdesk:PaSsWoRd@127.0.0.1:1/subdesk"
 
 
@@ -35,7 +33,7 @@ async def test_commands_answer_unavailable_when_the_database_is_down(
     """Every command, even a malformed one, gets the "temporarily unavailable" answer,
     and the log names the error without the database password."""
     db = Database(broken_url)
-    settings = Settings(_env_file=None, database_url=broken_url)  # type: ignore[call-arg]
+    settings = Settings(_env_file=None, database_url=broken_url)
     services = Services.build(db, settings, clock)
     core = Core(services, build_registry(services))
     try:
@@ -53,7 +51,7 @@ async def test_running_dispatcher_survives_a_database_outage(
     """The long-running dispatcher logs the outage and keeps going until told to stop."""
     caplog.set_level(logging.WARNING)
     db = Database(broken_url)
-    settings = Settings(_env_file=None, database_url=broken_url,  # type: ignore[call-arg]
+    settings = Settings(_env_file=None, database_url=broken_url,
                         outbox_poll_interval=0.01)
     dispatcher = Dispatcher(db, settings, clock, {})
     stop = asyncio.Event()

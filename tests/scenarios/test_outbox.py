@@ -258,23 +258,21 @@ async def test_only_platforms_with_a_transport_are_claimed(
 async def test_per_target_pacing(db: Database, settings: Settings, clock: FixedClock) -> None:
     """Messages to one target are spaced by the per-target interval; targets run in parallel."""
     s = tuned(settings, outbox_per_target_interval=0.15)
+    rooms: dict[int, str] = {}
     for n in range(3):
-        await enqueue(db, clock, f"a{n}", target="room-a")
-        await enqueue(db, clock, f"b{n}", target="room-b")
+        for room in ("room-a", "room-b"):
+            item_id = await enqueue(db, clock, f"{room}-{n}", target=room)
+            assert item_id is not None
+            rooms[item_id] = room
     transport = Recorder()
-    started = time.monotonic()
     assert (await dispatcher(db, s, clock, transport).drain(max_wait=0)).sent == 6
-    elapsed = time.monotonic() - started
-    assert elapsed >= 0.29
-    assert elapsed < 0.85, "different targets do not wait for each other"
-    by_target: dict[int, float] = dict(transport.calls)
-    async with db.read() as session:
-        store = OutboxStore(session, clock.now())
-        targets = {i: (await store.get(i)).target for i in by_target}  # type: ignore[union-attr]
-    for room in ("room-a", "room-b"):
-        times = sorted(t for i, t in by_target.items() if targets[i] == room)
-        gaps = [b - a for a, b in itertools.pairwise(times)]
-        assert all(g >= 0.14 for g in gaps), gaps
+    times = {room: sorted(t for i, t in transport.calls if rooms[i] == room)
+             for room in ("room-a", "room-b")}
+    for room, stamps in times.items():
+        gaps = [b - a for a, b in itertools.pairwise(stamps)]
+        assert len(gaps) == 2 and all(g >= 0.14 for g in gaps), (room, gaps)
+    assert times["room-a"][0] < times["room-b"][-1] and times["room-b"][0] < times["room-a"][-1], (
+        "different targets do not wait for each other")
 
 
 async def test_a_long_paced_queue_never_outlives_its_lease(
@@ -287,9 +285,7 @@ async def test_a_long_paced_queue_never_outlives_its_lease(
     transport = Recorder()
     d = Dispatcher(db, s, clock, {"console": transport}, worker="w1",
                    lease=dt.timedelta(seconds=0.5))
-    started = time.monotonic()
     first = await d.run_once()
-    assert time.monotonic() - started < 0.5
     assert 1 <= first.sent < 8
     waiting = [await row(db, clock, i) for i in ids[first.sent:] if i is not None]
     assert all(w.status is OutboxStatus.PENDING and w.attempts == 0 for w in waiting)
@@ -310,7 +306,7 @@ async def test_running_dispatcher_delivers_when_poked_and_stops(
     await asyncio.sleep(0.05)
     item_id = await enqueue(db, clock, "poked")
     d.poke()
-    for _ in range(100):
+    for _ in range(500):
         if transport.delivered:
             break
         await asyncio.sleep(0.01)
@@ -343,7 +339,7 @@ async def test_poke_during_a_poll_is_not_lost(
     d.run_once = run_once  # type: ignore[method-assign]
     stop = asyncio.Event()
     task = asyncio.create_task(d.run_forever(stop))
-    for _ in range(100):
+    for _ in range(500):
         if transport.delivered:
             break
         await asyncio.sleep(0.01)
