@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from bot.domain import (
     ChatIdentity,
@@ -100,6 +101,17 @@ class OrgFields:
     starts_on: dt.date | None
     ends_on: dt.date | None
     alert_channels: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Owner:
+    """Who a chat account or an email belongs to, with what policy needs about them."""
+
+    identity: ChatIdentity | None = None
+    contact: Contact | None = None
+    org: Organization | None = None
+    org_contacts: int = 0
+    staff: StaffMember | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -323,6 +335,60 @@ class Directory:
         return staff_value(row)
 
     # Chat identities ------------------------------------------------------------------
+
+    @staticmethod
+    def _org_contacts() -> Any:
+        """How many contacts the row's organization has (for the sole-contact rule)."""
+        others = aliased(ContactRow)
+        return (
+            select(func.count(others.id))
+            .where(others.org_id == ContactRow.org_id)
+            .correlate(ContactRow)
+            .scalar_subquery()
+        )
+
+    async def owner_of_account(self, platform: str, workspace: str, user_id: str) -> Owner | None:
+        """The linked owner of a chat account, in one round trip (None when not linked)."""
+        stmt = (
+            select(ContactRow, OrganizationRow, self._org_contacts(), ChatIdentityRow, StaffRow)
+            .select_from(ChatIdentityRow)
+            .outerjoin(ContactRow, ContactRow.id == ChatIdentityRow.contact_id)
+            .outerjoin(OrganizationRow, OrganizationRow.id == ContactRow.org_id)
+            .outerjoin(StaffRow, StaffRow.id == ChatIdentityRow.staff_id)
+            .where(
+                ChatIdentityRow.platform == platform,
+                ChatIdentityRow.workspace == workspace,
+                ChatIdentityRow.user_id == user_id,
+            )
+        )
+        row = (await self.s.execute(stmt)).first()
+        if row is None:
+            return None
+        contact, org, count, identity, staff = row
+        return Owner(
+            identity=identity_value(identity),
+            contact=None if contact is None else contact_value(contact),
+            org=None if org is None else org_value(org),
+            org_contacts=int(count or 0),
+            staff=None if staff is None else staff_value(staff),
+        )
+
+    async def owner_of_email(self, email: str) -> Owner | None:
+        """Staff first, else the (lowest-id) contact with this email, in at most two queries."""
+        staff = await self.staff_by_email(email)
+        if staff is not None:
+            return Owner(staff=staff)
+        stmt = (
+            select(ContactRow, OrganizationRow, self._org_contacts())
+            .join(OrganizationRow, OrganizationRow.id == ContactRow.org_id)
+            .where(ContactRow.email == email.lower())
+            .order_by(ContactRow.id)
+        )
+        row = (await self.s.execute(stmt.limit(1))).first()
+        if row is None:
+            return None
+        contact, org, count = row
+        return Owner(contact=contact_value(contact), org=org_value(org), org_contacts=int(count))
 
     async def identity(self, platform: str, workspace: str, user_id: str) -> ChatIdentity | None:
         row = await self.s.scalar(

@@ -9,9 +9,10 @@ import secrets
 from dataclasses import dataclass
 
 from bot import notices
-from bot.domain import Actor, ChatIdentity, ContactRole, Platform, StaffRole
+from bot.domain import Actor, ContactRole, Platform, StaffRole
 from bot.invocation import Sender
 from bot.services.base import Invalid, NotFound, Service, Tx
+from storage.directory import Owner
 
 CODE_RESEND_SECONDS = 60
 
@@ -24,34 +25,26 @@ def hash_code(code: str, salt: str) -> str:
 
 async def resolve_actor(tx: Tx, sender: Sender) -> Actor:
     """The person behind a sender: by trusted email (console `--as`) or by linked identity."""
-    directory = tx.directory
     if sender.asserted_email:
-        email = sender.asserted_email.lower()
-        staff = await directory.staff_by_email(email)
-        if staff is not None:
-            return Actor(staff=staff)
-        contacts = await directory.contacts_with_email(email)
-        if not contacts:
-            return Actor()
-        return await _contact_actor(tx, contacts[0].id, None)
-    identity = await directory.identity(sender.platform.value, sender.workspace, sender.user_id)
-    if identity is None:
-        return Actor()
-    if identity.staff_id is not None:
-        staff = await directory.staff(identity.staff_id)
-        return Actor(staff=staff, identity=identity)
-    assert identity.contact_id is not None
-    return await _contact_actor(tx, identity.contact_id, identity)
+        owner = await tx.directory.owner_of_email(sender.asserted_email)
+    else:
+        owner = await tx.directory.owner_of_account(
+            sender.platform.value, sender.workspace, sender.user_id
+        )
+    return actor_of(owner)
 
 
-async def _contact_actor(tx: Tx, contact_id: int, identity: ChatIdentity | None) -> Actor:
-    contact = await tx.directory.contact(contact_id)
-    if contact is None:
+def actor_of(owner: Owner | None) -> Actor:
+    if owner is None:
         return Actor()
-    org = await tx.directory.org(contact.org_id)
-    others = await tx.directory.contacts(contact.org_id)
-    sole = len(others) == 1 and ContactRole.MAIN in contact.roles
-    return Actor(contact=contact, org=org, sole_contact=sole, identity=identity)
+    if owner.staff is not None:
+        return Actor(staff=owner.staff, identity=owner.identity)
+    if owner.contact is None:
+        return Actor()
+    sole = owner.org_contacts == 1 and ContactRole.MAIN in owner.contact.roles
+    return Actor(
+        contact=owner.contact, org=owner.org, sole_contact=sole, identity=owner.identity
+    )
 
 
 @dataclass(frozen=True, slots=True)
