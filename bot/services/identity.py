@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from bot import notices
 from bot.domain import Actor, ContactRole, Platform, StaffRole
 from bot.invocation import Sender
-from bot.services.base import Invalid, NotFound, Service, Tx
+from bot.services.base import Denied, Invalid, NotFound, Service, Tx
 from storage.directory import Owner
 
 CODE_RESEND_SECONDS = 60
@@ -150,8 +150,8 @@ class IdentityService(Service):
                 await tx.directory.link(*key, staff_id=staff.id)
                 name = staff.name
             else:
-                return LinkOutcome(
-                    False, f"Your verified email {email} is not a designated contact. Ask your "
+                raise Denied(
+                    f"Your verified email {email} is not a designated contact. Ask your "
                     "Main Contact to designate you."
                 )
             await tx.directory.audit(name, contacts[0].org_id if contacts else None,

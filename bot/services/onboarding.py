@@ -253,9 +253,28 @@ class OnboardingService(Service):
                 raise ImportFailed(errors)
             for done, org_in in enumerate(form.organizations, start=1):
                 await self._apply(tx, org_in, report)
+                errors.extend(await self._check_technical_limit(tx, done - 1, org_in))
                 if progress is not None:
                     progress(done, total)
+            if errors:
+                raise ImportFailed(errors)
         return report
+
+    async def _check_technical_limit(
+        self, tx: Tx, index: int, org_in: OrganizationIn
+    ) -> list[str]:
+        """Technical Contacts already designated count too (a form never removes them)."""
+        org = await tx.directory.org_by_key(org_in.key)
+        assert org is not None
+        limit = self.settings.technical_limit(org.level)
+        count = await tx.directory.count_role(org.id, ContactRole.TECHNICAL)
+        if count <= limit:
+            return []
+        return [
+            f"organizations[{index}] ({org.key}): {count} Technical Contacts with those already "
+            f"designated, over the {org.level.value} limit of {limit}; remove some first "
+            "(/contacts remove-technical EMAIL)"
+        ]
 
     async def _apply(self, tx: Tx, org_in: OrganizationIn, report: ImportReport) -> None:
         fields = OrgFields(

@@ -298,3 +298,33 @@ async def test_one_person_with_several_roles(harness: Harness) -> None:
     assert people["sol@solo.test"].is_main and people["sol@solo.test"].is_technical
     subjects = sorted(m.subject or "" for m in harness.emails_to("sol@solo.test"))
     assert subjects == ["Support Welcome — Solo Corp", "Welcome to your standard subscription"]
+
+
+async def test_reimport_cannot_exceed_the_technical_limit(harness: Harness) -> None:
+    """Technical Contacts already designated count: a form adding one over the limit fails."""
+    first = organization("lim", [contact("main", "m@lim.test"),
+                                 contact("technical", "t1@lim.test"),
+                                 contact("technical", "t2@lim.test")], level="standard")
+    await harness.import_orders(form(first))
+    second = organization("lim", [contact("main", "m@lim.test"),
+                                  contact("technical", "t3@lim.test")], level="standard")
+    outbox_before = await count(harness, OutboxRow)
+    with pytest.raises(ImportFailed) as caught:
+        await harness.app.services.onboarding.import_orders(OrderForm.model_validate(form(second)))
+    assert "3 Technical Contacts" in caught.value.errors[0]
+    assert "standard limit of 2" in caught.value.errors[0]
+    assert set(await contacts_of(harness, "lim")) == {"m@lim.test", "t1@lim.test", "t2@lim.test"}
+    assert await count(harness, OutboxRow) == outbox_before
+
+
+async def test_downgrade_below_designated_technical_contacts_fails(harness: Harness) -> None:
+    """Lowering the level under the number of Technical Contacts is refused, naming the limit."""
+    premium = organization("down", [contact("main", "m@down.test"),
+                                    contact("technical", "t1@down.test"),
+                                    contact("technical", "t2@down.test")], level="premium")
+    await harness.import_orders(form(premium))
+    basic = organization("down", [contact("main", "m@down.test")], level="basic")
+    with pytest.raises(ImportFailed) as caught:
+        await harness.app.services.onboarding.import_orders(OrderForm.model_validate(form(basic)))
+    assert "basic limit of 1" in caught.value.errors[0]
+    assert (await org_by_key(harness, "down")).level.value == "premium"

@@ -201,7 +201,8 @@ async def test_verified_email_of_nobody_is_refused(harness: Harness) -> None:
     """A verified email that is not a designated contact does not link."""
     await harness.seed_demo()
     slack = Sender(Platform.SLACK, "T0DEMO", "U0EVE", verified_email="eve@demo.test")
-    await chat(harness, slack, "/subdesk link")
+    reply = await chat(harness, slack, "/subdesk link")
+    assert not reply.ok and "not a designated contact" in reply.message.text
     who = await chat(harness, slack, "/subdesk whoami")
     assert "not linked" in who.message.text
 
