@@ -66,8 +66,16 @@ def validate(raw: Any, model: type[M]) -> M:
         raise ImportFailed(describe(exc)) from exc
 
 
-def read_csv(data: bytes, required: Sequence[str]) -> list[tuple[int, dict[str, str]]]:
-    """Rows with their 1-based file line numbers; header names are lower-cased and trimmed."""
+def read_csv(
+    data: bytes,
+    required: Sequence[str],
+    rename: Callable[[list[str]], list[str]] | None = None,
+) -> list[tuple[int, dict[str, str]]]:
+    """Rows with their 1-based file line numbers.
+
+    Header names are trimmed, lower-cased and spaces become underscores; `rename` may then
+    map accepted alternative names onto the canonical ones.
+    """
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -75,7 +83,13 @@ def read_csv(data: bytes, required: Sequence[str]) -> list[tuple[int, dict[str, 
     reader = csv.DictReader(io.StringIO(text, newline=""))
     if reader.fieldnames is None:
         raise ImportFailed(["line 1: the file is empty (a header row is needed)"])
-    headers = [h.strip().lower() for h in reader.fieldnames]
+    headers = [h.strip().lower().replace(" ", "_") for h in reader.fieldnames]
+    if rename is not None:
+        headers = rename(headers)
+    if len(set(headers)) != len(headers):
+        repeated = sorted({h for h in headers if headers.count(h) > 1})
+        raise ImportFailed([f"line 1: column(s) given twice: {', '.join(repeated)}"])
+    reader.fieldnames = headers
     missing = [name for name in required if name not in headers]
     if missing:
         raise ImportFailed([f"line 1: missing column(s) {', '.join(missing)}"])
@@ -83,9 +97,7 @@ def read_csv(data: bytes, required: Sequence[str]) -> list[tuple[int, dict[str, 
     for record in reader:
         if None in record:
             raise ImportFailed([f"line {reader.line_num}: more values than columns"])
-        row = {
-            k.strip().lower(): (v or "").strip() for k, v in record.items() if k is not None
-        }
+        row = {k: (v or "").strip() for k, v in record.items() if k is not None}
         if any(row.values()):
             rows.append((reader.line_num, row))
     return rows

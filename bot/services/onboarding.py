@@ -138,6 +138,30 @@ CSV_COLUMNS = ("key", "name", "program", "level", "region", "timezone", "starts_
                "role", "contact_name", "email")
 
 
+_CSV_ALIASES = {
+    "organization": "key",
+    "organization_key": "key",
+    "org": "key",
+    "org_key": "key",
+    "organization_name": "name",
+    "org_name": "name",
+    "subscription_starts_on": "starts_on",
+    "subscription_ends_on": "ends_on",
+    "contact_role": "role",
+    "contact_email": "email",
+    "contact_slack": "slack",
+    "contact_matrix": "matrix",
+}
+
+
+def _csv_headers(headers: list[str]) -> list[str]:
+    """Accept common alternative column names; `name` is the contact's when the
+    organization's name has a column of its own (`organization_name`)."""
+    if "contact_name" not in headers and {"organization_name", "org_name"} & set(headers):
+        headers = ["contact_name" if h == "name" else h for h in headers]
+    return [_CSV_ALIASES.get(h, h) for h in headers]
+
+
 class _CsvRow(BaseModel):
     """One CSV line: the organization columns plus one contact."""
 
@@ -172,7 +196,7 @@ def parse_orders(name: str, data: bytes) -> OrderForm:
     """An order form from JSON or CSV bytes; raises `ImportFailed` naming line and field."""
     if detect_format(name, data) == "json":
         return load_json(data, OrderForm)
-    rows = csv_rows_to_models(read_csv(data, CSV_COLUMNS), _CsvRow, _csv_build)
+    rows = csv_rows_to_models(read_csv(data, CSV_COLUMNS, _csv_headers), _CsvRow, _csv_build)
     grouped: dict[str, dict[str, Any]] = {}
     first_line: dict[str, int] = {}
     errors: list[str] = []

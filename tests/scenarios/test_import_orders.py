@@ -328,3 +328,28 @@ async def test_downgrade_below_designated_technical_contacts_fails(harness: Harn
         await harness.app.services.onboarding.import_orders(OrderForm.model_validate(form(basic)))
     assert "basic limit of 1" in caught.value.errors[0]
     assert (await org_by_key(harness, "down")).level.value == "premium"
+
+
+async def test_csv_accepts_alternative_column_names(harness: Harness) -> None:
+    """`organization`, `organization_name`, `name`, `contact_email`… name the same columns."""
+    header = ("organization,organization_name,program,level,region,timezone,"
+              "subscription_starts_on,subscription_ends_on,Contact Role,name,contact_email")
+    data = "\n".join([
+        header,
+        "acme,ACME Corp,customer,standard,europe,Europe/Madrid,2026-01-01,2026-12-31,"
+        "main,Ana Main,ana@acme.test",
+    ]).encode()
+    parsed = parse_orders("orders.csv", data)
+    org = parsed.organizations[0]
+    assert (org.key, org.name) == ("acme", "ACME Corp")
+    assert [(c.role.value, c.name, c.email) for c in org.contacts] == [
+        ("main", "Ana Main", "ana@acme.test")
+    ]
+
+
+def test_csv_repeated_column_is_an_error() -> None:
+    """Two columns that mean the same thing are refused, naming the column."""
+    data = (HEADER + ",org\n").encode()
+    with pytest.raises(ImportFailed) as caught:
+        parse_orders("orders.csv", data)
+    assert "key" in caught.value.errors[0] and "line 1" in caught.value.errors[0]
