@@ -7,7 +7,6 @@ names or their lower-case field names. Secrets are `SecretStr`, so they print as
 from __future__ import annotations
 
 import datetime as dt
-from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
@@ -246,13 +245,3 @@ class Settings(BaseSettings):
         """Like pydantic's, with the database URL's password masked too."""
         for name, value in super().__repr_args__():
             yield name, self.database_path_hint() if name == "database_url" else value
-
-
-def load_settings(config_dir: Path | None = None, **overrides: Any) -> Settings:
-    """Settings as the CLI sees them; `config_dir` chooses where .env/subdesk.toml live."""
-    if config_dir is None:
-        return Settings(**overrides)
-    return Settings(
-        _env_file=config_dir / ".env",
-        **overrides,
-    )

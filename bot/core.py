@@ -19,7 +19,7 @@ from bot.invocation import Invocation
 from bot.messages import Message, Reply
 from bot.policy import allows
 from bot.registry import CommandContext, Registry
-from bot.services.base import Denied, NotFound, ServiceError
+from bot.services.base import ServiceError
 from bot.services.billing import BillingService
 from bot.services.contacts import ContactService
 from bot.services.identity import IdentityService
@@ -78,6 +78,8 @@ class Services:
 
 
 class Core:
+    """The one entry point for adapters: a neutral invocation in, a neutral reply out."""
+
     def __init__(self, services: Services, registry: Registry) -> None:
         self.services = services
         self.registry = registry
@@ -132,8 +134,6 @@ class Core:
                     "this deployment yet.".replace("  ", " ")
                 )
             return await handler(CommandContext(invocation, actor, parsed))
-        except (NotFound, Denied) as exc:
-            return Reply.error(str(exc))
         except ServiceError as exc:
             return Reply.error(str(exc))
         except (OperationalError, PoolTimeout, ConnectionError, OSError) as exc:

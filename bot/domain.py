@@ -224,10 +224,6 @@ class TicketComment:
     source_platform: str
     created_at: dt.datetime
 
-    @property
-    def by_staff(self) -> bool:
-        return self.author_staff_id is not None
-
 
 @dataclass(frozen=True, slots=True)
 class Attachment:

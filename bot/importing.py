@@ -25,7 +25,8 @@ class ImportFailed(Exception):
         self.errors = list(errors)
 
 
-def _loc(loc: Iterable[int | str]) -> str:
+def field_path(loc: Iterable[int | str]) -> str:
+    """A validation error's location as a field path: `organizations[0].contacts[1].email`."""
     out = ""
     for part in loc:
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
@@ -35,7 +36,7 @@ def _loc(loc: Iterable[int | str]) -> str:
 def describe(error: ValidationError, prefix: str = "") -> list[str]:
     lines = []
     for item in error.errors():
-        where = _loc(item["loc"])
+        where = field_path(item["loc"])
         lines.append(f"{prefix}{where}: {item['msg']}")
     return lines
 

@@ -21,6 +21,11 @@ class CommandContext:
     def prefix(self) -> str:
         return self.invocation.prefix
 
+    @property
+    def platform(self) -> str:
+        """The sender's platform name, as stored with what the command writes."""
+        return self.invocation.sender.platform.value
+
 
 Handler = Callable[[CommandContext], Awaitable[Reply]]
 

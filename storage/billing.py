@@ -22,7 +22,7 @@ from storage.models import (
     PaymentRow,
     ReminderClaimRow,
 )
-from storage.sql import insert_ignore
+from storage.sql import chunks, insert_ignore
 
 
 class InvoiceStatus(StrEnum):
@@ -157,12 +157,9 @@ class BillingStore:
     # Invoices and payments -------------------------------------------------------------
 
     async def invoices_by_number(self, numbers: Iterable[str]) -> dict[str, Invoice]:
-        wanted = sorted(set(numbers))
         found: dict[str, Invoice] = {}
-        for start in range(0, len(wanted), 500):
-            rows = await self.s.scalars(
-                select(InvoiceRow).where(InvoiceRow.number.in_(wanted[start : start + 500]))
-            )
+        for part in chunks(sorted(set(numbers))):
+            rows = await self.s.scalars(select(InvoiceRow).where(InvoiceRow.number.in_(part)))
             found.update({r.number: _invoice(r) for r in rows})
         return found
 
@@ -430,7 +427,3 @@ def _date(value: object) -> dt.date:
         return value
     return dt.date.fromisoformat(str(value))
 
-
-def chunks(values: Sequence[int], size: int = 500) -> Iterable[Sequence[int]]:
-    for start in range(0, len(values), size):
-        yield values[start : start + size]

@@ -1,23 +1,20 @@
-"""Organizations, contacts, staff, chat identities, link codes, requests and audit events."""
+"""Organizations, contacts, staff, Technical Contact requests and audit events."""
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased
 
 from bot.domain import (
-    ChatIdentity,
     Contact,
     ContactRole,
     Level,
     Organization,
-    Platform,
     Program,
     Region,
     RequestStatus,
@@ -28,11 +25,11 @@ from storage.models import (
     AuditEventRow,
     ChatIdentityRow,
     ContactRow,
-    LinkCodeRow,
     OrganizationRow,
     StaffRow,
     TechnicalRequestRow,
 )
+from storage.sql import chunks
 
 
 def org_value(row: OrganizationRow) -> Organization:
@@ -51,43 +48,31 @@ def org_value(row: OrganizationRow) -> Organization:
     )
 
 
-def contact_value(row: ContactRow) -> Contact:
-    roles = {
-        role
-        for role, on in (
-            (ContactRole.MAIN, row.is_main),
-            (ContactRole.ADMINISTRATIVE, row.is_administrative),
-            (ContactRole.TECHNICAL, row.is_technical),
-        )
-        if on
-    }
-    return Contact(row.id, row.org_id, row.name, row.email, frozenset(roles))
-
-
-def staff_value(row: StaffRow) -> StaffMember:
-    roles = {
-        role
-        for role, on in (
-            (StaffRole.ENGINEER, row.is_engineer),
-            (StaffRole.BILLING, row.is_billing),
-            (StaffRole.ADMIN, row.is_admin),
-        )
-        if on
-    }
-    return StaffMember(row.id, row.email, row.name, frozenset(roles))
-
-
-def identity_value(row: ChatIdentityRow) -> ChatIdentity:
-    return ChatIdentity(
-        Platform(row.platform), row.workspace, row.user_id, row.contact_id, row.staff_id
-    )
-
+_Role = TypeVar("_Role", ContactRole, StaffRole)
 
 _ROLE_COLUMN = {
     ContactRole.MAIN: "is_main",
     ContactRole.ADMINISTRATIVE: "is_administrative",
     ContactRole.TECHNICAL: "is_technical",
 }
+_STAFF_ROLE_COLUMN = {
+    StaffRole.ENGINEER: "is_engineer",
+    StaffRole.BILLING: "is_billing",
+    StaffRole.ADMIN: "is_admin",
+}
+
+
+def _roles(row: object, columns: dict[_Role, str]) -> frozenset[_Role]:
+    """The roles whose flag column is set on `row`."""
+    return frozenset(role for role, column in columns.items() if getattr(row, column))
+
+
+def contact_value(row: ContactRow) -> Contact:
+    return Contact(row.id, row.org_id, row.name, row.email, _roles(row, _ROLE_COLUMN))
+
+
+def staff_value(row: StaffRow) -> StaffMember:
+    return StaffMember(row.id, row.email, row.name, _roles(row, _STAFF_ROLE_COLUMN))
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,16 +88,6 @@ class OrgFields:
     alert_channels: tuple[str, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class Owner:
-    """Who a chat account or an email belongs to, with what policy needs about them."""
-
-    identity: ChatIdentity | None = None
-    contact: Contact | None = None
-    org: Organization | None = None
-    org_contacts: int = 0
-    staff: StaffMember | None = None
-
 
 @dataclass(frozen=True, slots=True)
 class TechnicalRequest:
@@ -125,14 +100,6 @@ class TechnicalRequest:
     reason: str | None
     created_at: dt.datetime
 
-
-@dataclass(frozen=True, slots=True)
-class LinkCode:
-    contact_id: int
-    code_hash: str
-    salt: str
-    attempts_left: int
-    expires_at: dt.datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,6 +130,17 @@ class Directory:
     async def org_by_key(self, key: str) -> Organization | None:
         row = await self.s.scalar(select(OrganizationRow).where(OrganizationRow.key == key))
         return None if row is None else org_value(row)
+
+    async def org_ids_by_key(self, keys: Iterable[str]) -> dict[str, int]:
+        """The ids of the organizations with these keys (unknown keys are left out)."""
+        wanted = sorted(set(keys))
+        found: dict[str, int] = {}
+        for part in chunks(wanted):
+            rows = await self.s.execute(
+                select(OrganizationRow.key, OrganizationRow.id).where(OrganizationRow.key.in_(part))
+            )
+            found.update({key: org_id for key, org_id in rows})
+        return found
 
     async def orgs(self) -> list[Organization]:
         rows = await self.s.scalars(select(OrganizationRow).order_by(OrganizationRow.key))
@@ -220,13 +198,6 @@ class Directory:
         rows = await self.s.scalars(
             select(ContactRow).where(ContactRow.org_id == org_id).order_by(ContactRow.id)
         )
-        return [contact_value(r) for r in rows]
-
-    async def contacts_by_ids(self, ids: Iterable[int]) -> list[Contact]:
-        wanted = list(set(ids))
-        if not wanted:
-            return []
-        rows = await self.s.scalars(select(ContactRow).where(ContactRow.id.in_(wanted)))
         return [contact_value(r) for r in rows]
 
     async def lock_org(self, org_id: int) -> None:
@@ -287,6 +258,7 @@ class Directory:
         return int(count or 0)
 
     async def delete_contact_if_roleless(self, contact_id: int) -> bool:
+        """Delete a contact left without roles, with its chat identities; False otherwise."""
         row = await self.s.get(ContactRow, contact_id)
         if row is None or row.is_main or row.is_administrative or row.is_technical:
             return False
@@ -306,11 +278,7 @@ class Directory:
         return None if row is None else staff_value(row)
 
     async def staff_with_role(self, role: StaffRole) -> list[StaffMember]:
-        column = {
-            StaffRole.ENGINEER: StaffRow.is_engineer,
-            StaffRole.BILLING: StaffRow.is_billing,
-            StaffRole.ADMIN: StaffRow.is_admin,
-        }[role]
+        column = getattr(StaffRow, _STAFF_ROLE_COLUMN[role])
         rows = await self.s.scalars(select(StaffRow).where(column.is_(True)).order_by(StaffRow.id))
         return [staff_value(r) for r in rows]
 
@@ -330,199 +298,9 @@ class Directory:
         if name:
             row.name = name
         for role in roles:
-            setattr(row, f"is_{role.value}", True)
+            setattr(row, _STAFF_ROLE_COLUMN[role], True)
         await self.s.flush()
         return staff_value(row)
-
-    # Chat identities ------------------------------------------------------------------
-
-    @staticmethod
-    def _org_contacts() -> Any:
-        """How many contacts the row's organization has (for the sole-contact rule)."""
-        others = aliased(ContactRow)
-        return (
-            select(func.count(others.id))
-            .where(others.org_id == ContactRow.org_id)
-            .correlate(ContactRow)
-            .scalar_subquery()
-        )
-
-    async def owner_of_account(self, platform: str, workspace: str, user_id: str) -> Owner | None:
-        """The linked owner of a chat account, in one round trip (None when not linked)."""
-        stmt = (
-            select(ContactRow, OrganizationRow, self._org_contacts(), ChatIdentityRow, StaffRow)
-            .select_from(ChatIdentityRow)
-            .outerjoin(ContactRow, ContactRow.id == ChatIdentityRow.contact_id)
-            .outerjoin(OrganizationRow, OrganizationRow.id == ContactRow.org_id)
-            .outerjoin(StaffRow, StaffRow.id == ChatIdentityRow.staff_id)
-            .where(
-                ChatIdentityRow.platform == platform,
-                ChatIdentityRow.workspace == workspace,
-                ChatIdentityRow.user_id == user_id,
-            )
-        )
-        row = (await self.s.execute(stmt)).first()
-        if row is None:
-            return None
-        contact, org, count, identity, staff = row
-        return Owner(
-            identity=identity_value(identity),
-            contact=None if contact is None else contact_value(contact),
-            org=None if org is None else org_value(org),
-            org_contacts=int(count or 0),
-            staff=None if staff is None else staff_value(staff),
-        )
-
-    async def owner_of_email(self, email: str) -> Owner | None:
-        """Staff first, else the (lowest-id) contact with this email, in at most two queries."""
-        staff = await self.staff_by_email(email)
-        if staff is not None:
-            return Owner(staff=staff)
-        stmt = (
-            select(ContactRow, OrganizationRow, self._org_contacts())
-            .join(OrganizationRow, OrganizationRow.id == ContactRow.org_id)
-            .where(ContactRow.email == email.lower())
-            .order_by(ContactRow.id)
-        )
-        row = (await self.s.execute(stmt.limit(1))).first()
-        if row is None:
-            return None
-        contact, org, count = row
-        return Owner(contact=contact_value(contact), org=org_value(org), org_contacts=int(count))
-
-    async def identity(self, platform: str, workspace: str, user_id: str) -> ChatIdentity | None:
-        row = await self.s.scalar(
-            select(ChatIdentityRow).where(
-                ChatIdentityRow.platform == platform,
-                ChatIdentityRow.workspace == workspace,
-                ChatIdentityRow.user_id == user_id,
-            )
-        )
-        return None if row is None else identity_value(row)
-
-    async def identities_of_contacts(self, contact_ids: Sequence[int]) -> list[ChatIdentity]:
-        if not contact_ids:
-            return []
-        rows = await self.s.scalars(
-            select(ChatIdentityRow)
-            .where(ChatIdentityRow.contact_id.in_(list(contact_ids)))
-            .order_by(ChatIdentityRow.id)
-        )
-        return [identity_value(r) for r in rows]
-
-    async def identities_of_staff(self, staff_id: int) -> list[ChatIdentity]:
-        rows = await self.s.scalars(
-            select(ChatIdentityRow)
-            .where(ChatIdentityRow.staff_id == staff_id)
-            .order_by(ChatIdentityRow.id)
-        )
-        return [identity_value(r) for r in rows]
-
-    async def link(
-        self,
-        platform: str,
-        workspace: str,
-        user_id: str,
-        *,
-        contact_id: int | None = None,
-        staff_id: int | None = None,
-    ) -> ChatIdentity:
-        """Point a chat account at a contact or staff member (replacing any earlier link)."""
-        row = await self.s.scalar(
-            select(ChatIdentityRow).where(
-                ChatIdentityRow.platform == platform,
-                ChatIdentityRow.workspace == workspace,
-                ChatIdentityRow.user_id == user_id,
-            )
-        )
-        if row is None:
-            row = ChatIdentityRow(platform=platform, workspace=workspace, user_id=user_id)
-            self.s.add(row)
-        row.contact_id = contact_id
-        row.staff_id = staff_id
-        row.linked_at = self.now
-        await self.s.flush()
-        return identity_value(row)
-
-    async def unlink(self, platform: str, workspace: str, user_id: str) -> bool:
-        result = await self.s.execute(
-            delete(ChatIdentityRow).where(
-                ChatIdentityRow.platform == platform,
-                ChatIdentityRow.workspace == workspace,
-                ChatIdentityRow.user_id == user_id,
-            )
-        )
-        return bool(getattr(result, "rowcount", 0))
-
-    # Link codes -----------------------------------------------------------------------
-
-    async def put_link_code(
-        self,
-        platform: str,
-        workspace: str,
-        user_id: str,
-        *,
-        contact_id: int,
-        code_hash: str,
-        salt: str,
-        attempts: int,
-        expires_at: dt.datetime,
-    ) -> None:
-        await self.s.execute(
-            delete(LinkCodeRow).where(
-                LinkCodeRow.platform == platform,
-                LinkCodeRow.workspace == workspace,
-                LinkCodeRow.user_id == user_id,
-            )
-        )
-        self.s.add(
-            LinkCodeRow(
-                platform=platform,
-                workspace=workspace,
-                user_id=user_id,
-                contact_id=contact_id,
-                code_hash=code_hash,
-                salt=salt,
-                attempts_left=attempts,
-                expires_at=expires_at,
-                created_at=self.now,
-            )
-        )
-        await self.s.flush()
-
-    async def link_code(self, platform: str, workspace: str, user_id: str) -> LinkCode | None:
-        row = await self.s.scalar(
-            select(LinkCodeRow)
-            .where(
-                LinkCodeRow.platform == platform,
-                LinkCodeRow.workspace == workspace,
-                LinkCodeRow.user_id == user_id,
-            )
-            .with_for_update()
-        )
-        if row is None:
-            return None
-        return LinkCode(row.contact_id, row.code_hash, row.salt, row.attempts_left, row.expires_at)
-
-    async def spend_link_attempt(self, platform: str, workspace: str, user_id: str) -> None:
-        await self.s.execute(
-            update(LinkCodeRow)
-            .where(
-                LinkCodeRow.platform == platform,
-                LinkCodeRow.workspace == workspace,
-                LinkCodeRow.user_id == user_id,
-            )
-            .values(attempts_left=LinkCodeRow.attempts_left - 1)
-        )
-
-    async def drop_link_code(self, platform: str, workspace: str, user_id: str) -> None:
-        await self.s.execute(
-            delete(LinkCodeRow).where(
-                LinkCodeRow.platform == platform,
-                LinkCodeRow.workspace == workspace,
-                LinkCodeRow.user_id == user_id,
-            )
-        )
 
     # Technical Contact requests -------------------------------------------------------
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,6 +11,7 @@ from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain import OutboxStatus
+from storage.bulk import OutboxDraft, claim_many, enqueue_many
 from storage.models import OutboxRow, ProcessedEventRow, ReminderClaimRow
 from storage.sql import insert_ignore
 
@@ -52,9 +54,15 @@ def _item(row: OutboxRow) -> OutboxItem:
 
 
 class OutboxStore:
+    """Outbox rows of one transaction: queue, claim, mark sent or failed, inspect."""
+
     def __init__(self, session: AsyncSession, now: dt.datetime) -> None:
         self.s = session
         self.now = now
+
+    async def enqueue_many(self, drafts: Sequence[OutboxDraft]) -> int:
+        """Queue many rows at once; rows whose key exists are skipped. Returns the count."""
+        return await enqueue_many(self.s, drafts, self.now)
 
     async def enqueue(
         self,
@@ -201,10 +209,6 @@ class OutboxStore:
         row = await self.s.get(OutboxRow, item_id)
         return None if row is None else _item(row)
 
-    async def by_key(self, key: str) -> OutboxItem | None:
-        row = await self.s.scalar(select(OutboxRow).where(OutboxRow.idempotency_key == key))
-        return None if row is None else _item(row)
-
     async def counts(self) -> dict[str, int]:
         rows = await self.s.execute(
             select(OutboxRow.status, func.count()).group_by(OutboxRow.status)
@@ -242,14 +246,12 @@ class ClaimStore:
         self.s = session
         self.now = now
 
-    async def claim(self, kind: str, subject_id: int, stage: str) -> bool:
-        new_id = await insert_ignore(
-            self.s,
-            ReminderClaimRow,
-            {"kind": kind, "subject_id": subject_id, "stage": stage, "claimed_at": self.now},
-            ("kind", "subject_id", "stage"),
-        )
-        return new_id is not None
+    async def claim_many(
+        self, kind: str, claims: Sequence[tuple[int, str]], at: dt.datetime | None = None
+    ) -> set[tuple[int, str]]:
+        """Claim (subject, stage) pairs of `kind` at once, as claimed at `at` (default now);
+        returns the ones this call won."""
+        return await claim_many(self.s, kind, claims, at or self.now)
 
     async def claim_event(self, platform: str, event_id: str) -> bool:
         """Record an inbound platform event; False when it was already handled."""

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Iterator, Sequence
+from typing import Any, TypeVar
 
 from sqlalchemy import Table
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase
+
+V = TypeVar("V")
 
 
 def insert_for(session: AsyncSession, model: type[DeclarativeBase]) -> Any:
@@ -38,3 +40,9 @@ async def insert_ignore(
     result = await session.execute(stmt)
     row = result.first()
     return None if row is None else int(row[0])
+
+
+def chunks(values: Sequence[V], size: int = 500) -> Iterator[Sequence[V]]:
+    """`values` in slices of at most `size` (to stay under bound-parameter limits)."""
+    for start in range(0, len(values), size):
+        yield values[start : start + size]

@@ -43,6 +43,9 @@ CLAIM = _table(ReminderClaimRow)
 _AWAITING = text(TICKETS_AWAITING)
 _ACTIVE = text(TICKETS_ACTIVE)
 _ATTACHMENT_COLUMNS = [c for c in A.c if c.name != "content"]
+_ORG_COLUMNS = (
+    ORG.c.key.label("org_key"), ORG.c.name.label("org_name"), ORG.c.level.label("org_level")
+)
 
 
 def ticket_value(row: RowMapping) -> Ticket:
@@ -170,8 +173,7 @@ class TicketStore:
     async def queue(self, limit: int) -> list[QueueEntry]:
         """Active tickets by SLA urgency: running first-response clocks by due time, then
         every other active ticket, oldest first."""
-        columns = (*T.c, ORG.c.key.label("org_key"), ORG.c.name.label("org_name"),
-                   ORG.c.level.label("org_level"), STAFF.c.name.label("assignee_name"))
+        columns = (*T.c, *_ORG_COLUMNS, STAFF.c.name.label("assignee_name"))
         joined = T.join(ORG, ORG.c.id == T.c.org_id).outerjoin(
             STAFF, STAFF.c.id == T.c.assignee_id
         )
@@ -214,8 +216,7 @@ class TicketStore:
             and_(T.c.first_response_due_at > self.now, claimed("at_risk")),
         )
         stmt = (
-            select(*T.c, ORG.c.key.label("org_key"), ORG.c.name.label("org_name"),
-                   ORG.c.level.label("org_level"))
+            select(*T.c, *_ORG_COLUMNS)
             .select_from(T.join(ORG, ORG.c.id == T.c.org_id))
             .where(_AWAITING, T.c.first_response_due_at <= due_before, not_(breached))
         )

@@ -8,7 +8,9 @@ import datetime as dt
 import os
 import shutil
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy.engine import make_url
@@ -51,8 +53,9 @@ async def _upgrade(url: str) -> None:
         await db.dispose()
 
 
-async def _pg_execute(url: str, *statements: str) -> None:
-    """Run statements on the PostgreSQL database that `url` names (no transaction)."""
+@asynccontextmanager
+async def _pg_connect(url: str) -> AsyncIterator[Any]:
+    """An asyncpg connection to the PostgreSQL database that `url` names."""
     import asyncpg
 
     parsed = make_url(url)
@@ -64,10 +67,16 @@ async def _pg_execute(url: str, *statements: str) -> None:
         database=parsed.database or "postgres",
     )
     try:
-        for statement in statements:
-            await conn.execute(statement)
+        yield conn
     finally:
         await conn.close()
+
+
+async def _pg_execute(url: str, *statements: str) -> None:
+    """Run statements on the PostgreSQL database that `url` names (no transaction)."""
+    async with _pg_connect(url) as conn:
+        for statement in statements:
+            await conn.execute(statement)
 
 
 def _create_pg_database(url: str, name: str) -> str:
@@ -96,25 +105,13 @@ def db_url(database_url: str, tmp_path: Path) -> str:
 
 async def _pg_reset(url: str) -> None:
     """Empty every table and restart its ids: DELETE is far cheaper than TRUNCATE on tiny tables."""
-    import asyncpg
-
-    parsed = make_url(url)
-    conn = await asyncpg.connect(
-        host=parsed.host,
-        port=parsed.port or 5432,
-        user=parsed.username or "postgres",
-        password=parsed.password,
-        database=parsed.database,
-    )
-    try:
+    async with _pg_connect(url) as conn:
         sequences = await conn.fetch(
             "SELECT sequencename FROM pg_sequences WHERE schemaname = 'public'"
         )
         statements = [f'DELETE FROM "{t.name}"' for t in reversed(Base.metadata.sorted_tables)]
         statements += [f'ALTER SEQUENCE "{row[0]}" RESTART' for row in sequences]
         await conn.execute(";".join(statements))
-    finally:
-        await conn.close()
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from openapi_core import OpenAPI
 from openapi_core.contrib.aiohttp import AIOHTTPOpenAPIWebRequest
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from bot.importing import ImportFailed, load_json
+from bot.importing import ImportFailed, field_path, load_json
 from bot.runtime import App
 from bot.services.base import ServiceError
 from bot.services.billing import parse_invoices
@@ -40,13 +40,6 @@ def openapi() -> Any:
     return OpenAPI.from_file_path(str(SPEC_PATH))
 
 
-def _where(path: list[Any]) -> str:
-    out = ""
-    for part in path:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
-
-
 def _schema_errors(error: Exception) -> list[str]:
     cause = error.__cause__
     details = getattr(cause, "schema_errors", None)
@@ -62,7 +55,7 @@ def _schema_errors(error: Exception) -> list[str]:
         elif item.validator == "additionalProperties" and (m := _EXTRA.search(message)):
             path.append(m.group(1))
             message = "unexpected field"
-        lines.append(f"{_where(path) or 'body'}: {message}")
+        lines.append(f"{field_path(path) or 'body'}: {message}")
     return sorted(lines)
 
 

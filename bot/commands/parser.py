@@ -133,7 +133,7 @@ def _parse_args(spec: CommandSpec, raw: str, tokens: list[re.Match[str]]) -> Par
         converted = _convert(arg, token)
         if isinstance(converted, ParseError):
             later = spec.args[spec.args.index(arg) + 1 :]
-            if arg.optional and not _looks_like(arg, token, bool(later)):
+            if arg.optional and not _looks_like(arg, bool(later)):
                 args[arg.name] = None
                 continue
             return ParseError(converted.message, spec.root, spec)
@@ -145,7 +145,7 @@ def _parse_args(spec: CommandSpec, raw: str, tokens: list[re.Match[str]]) -> Par
     return Parsed(spec, args)
 
 
-def _looks_like(arg: Arg, token: str, more_args: bool) -> bool:
+def _looks_like(arg: Arg, more_args: bool) -> bool:
     """Whether a token that failed to convert was meant for this optional argument.
 
     An optional choice followed by free text (`/ticket new [SEV] [SUBJECT]`) lets the token

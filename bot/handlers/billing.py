@@ -77,7 +77,7 @@ def register(registry: Registry, services: Services) -> None:
     async def question(ctx: CommandContext) -> Reply:
         request = await billing.ask(ctx.actor, BillingRequestKind.QUESTION,
                                     str(ctx.parsed.text("TEXT") or ""), None,
-                                    ctx.invocation.sender.platform.value)
+                                    ctx.platform)
         return Reply(Message(f"Billing question #{request.id} is with the billing team; "
                              "their answer will reach you here.", tone=Tone.GOOD))
 
@@ -86,7 +86,7 @@ def register(registry: Registry, services: Services) -> None:
         n = ctx.parsed.number("N")
         request = await billing.ask(ctx.actor, BillingRequestKind.SERVERS,
                                     str(ctx.parsed.text("NOTE") or ""), n,
-                                    ctx.invocation.sender.platform.value)
+                                    ctx.platform)
         return Reply(Message(f"Request #{request.id} for {n} additional server(s) is with the "
                              "billing team; their answer will reach you here.", tone=Tone.GOOD))
 

@@ -21,10 +21,6 @@ from bot.services.ticket_cards import due_label, ticket_line, when
 from bot.services.tickets import TicketView
 
 
-def _platform(ctx: CommandContext) -> str:
-    return ctx.invocation.sender.platform.value
-
-
 def render_view(view: TicketView, tz: str | None, now_label: str | None = None) -> Message:
     """One ticket and its thread, as its reader may see it."""
     t = view.ticket
@@ -72,7 +68,7 @@ def register(registry: Registry, services: Services) -> None:
             return Reply(Message(f"Usage: {usage}", tone=Tone.WARNING), ok=False,
                          modal="ticket.new")
         ticket = await tickets.open(ctx.actor, subject, severity,
-                                    source_platform=_platform(ctx))
+                                    source_platform=ctx.platform)
         tz = ctx.actor.org.timezone if ctx.actor.org else None
         return Reply(
             Message(
@@ -111,7 +107,7 @@ def register(registry: Registry, services: Services) -> None:
         number = ctx.parsed.number("ID")
         _, files = await tickets.comment(
             ctx.actor, number, str(ctx.parsed.text("TEXT")),
-            files=ctx.invocation.files, source_platform=_platform(ctx),
+            files=ctx.invocation.files, source_platform=ctx.platform,
         )
         extra = f" with {len(files)} attachment(s)" if files else ""
         return Reply.text(f"Comment added to #{number}{extra}.")
@@ -119,12 +115,12 @@ def register(registry: Registry, services: Services) -> None:
     @registry.command("ticket.close")
     async def close(ctx: CommandContext) -> Reply:
         ticket = await tickets.close(ctx.actor, ctx.parsed.number("ID"), ctx.parsed.text("TEXT"),
-                                     source_platform=_platform(ctx))
+                                     source_platform=ctx.platform)
         return Reply.text(f"Closed ticket {ticket.ref}. {ctx.prefix}ticket reopen {ticket.id} "
                           "brings it back.")
 
     @registry.command("ticket.reopen")
     async def reopen(ctx: CommandContext) -> Reply:
         ticket = await tickets.reopen(ctx.actor, ctx.parsed.number("ID"), ctx.parsed.text("TEXT"),
-                                      source_platform=_platform(ctx))
+                                      source_platform=ctx.platform)
         return Reply.text(f"Reopened ticket {ticket.ref}.")

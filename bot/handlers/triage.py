@@ -9,10 +9,6 @@ from bot.registry import CommandContext, Registry
 from bot.services.ticket_cards import due_label
 
 
-def _platform(ctx: CommandContext) -> str:
-    return ctx.invocation.sender.platform.value
-
-
 def register(registry: Registry, services: Services) -> None:
     triage = services.triage
 
@@ -56,12 +52,12 @@ def register(registry: Registry, services: Services) -> None:
     async def note(ctx: CommandContext) -> Reply:
         number = ctx.parsed.number("ID")
         await triage.note(ctx.actor, number, str(ctx.parsed.text("TEXT")),
-                          files=ctx.invocation.files, source_platform=_platform(ctx))
+                          files=ctx.invocation.files, source_platform=ctx.platform)
         return Reply.text(f"Internal note added to #{number} (not visible to the customer).")
 
     @registry.command("triage.reply")
     async def reply(ctx: CommandContext) -> Reply:
         number = ctx.parsed.number("ID")
         await triage.reply(ctx.actor, number, str(ctx.parsed.text("TEXT")),
-                           files=ctx.invocation.files, source_platform=_platform(ctx))
+                           files=ctx.invocation.files, source_platform=ctx.platform)
         return Reply.text(f"Reply sent on #{number}.")

@@ -14,6 +14,7 @@ from bot.config import Settings
 from storage.billing import BillingStore
 from storage.db import Database
 from storage.directory import Directory
+from storage.identities import IdentityStore
 from storage.outbox import ClaimStore, OutboxStore
 from storage.tickets import TicketStore
 
@@ -37,17 +38,13 @@ class Invalid(ServiceError):
     pass
 
 
-class Unavailable(ServiceError):
-    pass
-
-
 class Tx:
     """The stores of one transaction, all seeing the same `now`."""
 
     def __init__(self, session: AsyncSession, now: dt.datetime) -> None:
-        self.session = session
         self.now = now
         self.directory = Directory(session, now)
+        self.identities = IdentityStore(session, now)
         self.outbox = OutboxStore(session, now)
         self.claims = ClaimStore(session, now)
         self.tickets = TicketStore(session, now)
@@ -55,6 +52,8 @@ class Tx:
 
 
 class Service:
+    """A use case: decides policy and owns its transactions through `tx()` and `read()`."""
+
     def __init__(
         self, db: Database, settings: Settings, clock: Clock, notifier: Notifier
     ) -> None:

@@ -219,6 +219,8 @@ class InvoicesView:
 
 
 class BillingService(Service):
+    """Invoice imports, invoices and statements, and billing requests with their answers."""
+
     # Imports ----------------------------------------------------------------------------
 
     async def import_invoices(
@@ -233,11 +235,7 @@ class BillingService(Service):
         total = len(form.invoices) + len(form.payments)
         async with self.tx() as tx:
             errors: list[str] = []
-            orgs: dict[str, int] = {}
-            for key in sorted({i.organization for i in form.invoices}):
-                org = await tx.directory.org_by_key(key)
-                if org is not None:
-                    orgs[key] = org.id
+            orgs = await tx.directory.org_ids_by_key(i.organization for i in form.invoices)
             for at, inv in zip(batch.invoice_at, form.invoices, strict=True):
                 if inv.organization not in orgs:
                     errors.append(f"{at}organization: no organization with key "

@@ -53,6 +53,9 @@ class ContactsView:
 
 
 class ContactService(Service):
+    """The Main Contact's management of the organization's contacts and the admins'
+    decisions on Technical Contact requests; every change is audited."""
+
     def _org_of(self, actor: Actor) -> Organization:
         if actor.contact is None or actor.org is None:
             raise Denied("Only an organization's contacts can do that.")

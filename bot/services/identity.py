@@ -12,7 +12,7 @@ from bot import notices
 from bot.domain import Actor, ContactRole, Platform, StaffRole
 from bot.invocation import Sender
 from bot.services.base import Denied, Invalid, NotFound, Service, Tx
-from storage.directory import Owner
+from storage.identities import Owner
 
 CODE_RESEND_SECONDS = 60
 
@@ -26,9 +26,9 @@ def hash_code(code: str, salt: str) -> str:
 async def resolve_actor(tx: Tx, sender: Sender) -> Actor:
     """The person behind a sender: by trusted email (console `--as`) or by linked identity."""
     if sender.asserted_email:
-        owner = await tx.directory.owner_of_email(sender.asserted_email)
+        owner = await tx.identities.owner_of_email(sender.asserted_email)
     else:
-        owner = await tx.directory.owner_of_account(
+        owner = await tx.identities.owner_of_account(
             sender.platform.value, sender.workspace, sender.user_id
         )
     return actor_of(owner)
@@ -54,6 +54,8 @@ class LinkOutcome:
 
 
 class IdentityService(Service):
+    """Who a sender is, and linking chat accounts to contacts and staff members."""
+
     async def actor(self, sender: Sender) -> Actor:
         async with self.read() as tx:
             return await resolve_actor(tx, sender)
@@ -76,7 +78,7 @@ class IdentityService(Service):
             contacts = await tx.directory.contacts_with_email(email)
             if not contacts:
                 return neutral
-            existing = await tx.directory.link_code(
+            existing = await tx.identities.link_code(
                 sender.platform.value, sender.workspace, sender.user_id
             )
             if existing is not None:
@@ -85,7 +87,7 @@ class IdentityService(Service):
                     raise Invalid("A code was sent less than a minute ago; check your email.")
             code = f"{secrets.randbelow(1_000_000):06d}"
             salt = secrets.token_hex(16)
-            await tx.directory.put_link_code(
+            await tx.identities.put_link_code(
                 sender.platform.value,
                 sender.workspace,
                 sender.user_id,
@@ -107,10 +109,10 @@ class IdentityService(Service):
     async def verify(self, sender: Sender, code: str) -> LinkOutcome:
         key = (sender.platform.value, sender.workspace, sender.user_id)
         async with self.tx() as tx:
-            pending = await tx.directory.link_code(*key)
+            pending = await tx.identities.link_code(*key)
             if pending is None or pending.expires_at <= tx.now or pending.attempts_left <= 0:
                 if pending is not None:
-                    await tx.directory.drop_link_code(*key)
+                    await tx.identities.drop_link_code(*key)
                 return LinkOutcome(
                     False, "There is no valid code for this account. Ask for a new one: "
                     "/subdesk link EMAIL"
@@ -118,18 +120,18 @@ class IdentityService(Service):
             if not hmac.compare_digest(hash_code(code, pending.salt), pending.code_hash):
                 left = pending.attempts_left - 1
                 if left <= 0:
-                    await tx.directory.drop_link_code(*key)
+                    await tx.identities.drop_link_code(*key)
                     return LinkOutcome(False, "That code is wrong and no attempts are left. "
                                        "Ask for a new one: /subdesk link EMAIL")
-                await tx.directory.spend_link_attempt(*key)
+                await tx.identities.spend_link_attempt(*key)
                 return LinkOutcome(
                     False, f"That code is wrong; {left} attempt{'s' if left != 1 else ''} left."
                 )
-            await tx.directory.drop_link_code(*key)
+            await tx.identities.drop_link_code(*key)
             contact = await tx.directory.contact(pending.contact_id)
             if contact is None:
                 return LinkOutcome(False, "That contact no longer exists.")
-            await tx.directory.link(*key, contact_id=contact.id)
+            await tx.identities.link(*key, contact_id=contact.id)
             await tx.directory.audit(
                 f"{contact.name} <{contact.email}>", contact.org_id, "identity.linked",
                 ":".join(key), None, {"contact": contact.email, "proof": "email-code"},
@@ -144,10 +146,10 @@ class IdentityService(Service):
             contacts = await tx.directory.contacts_with_email(email)
             key = (sender.platform.value, sender.workspace, sender.user_id)
             if contacts:
-                await tx.directory.link(*key, contact_id=contacts[0].id)
+                await tx.identities.link(*key, contact_id=contacts[0].id)
                 name = contacts[0].name
             elif staff is not None:
-                await tx.directory.link(*key, staff_id=staff.id)
+                await tx.identities.link(*key, staff_id=staff.id)
                 name = staff.name
             else:
                 raise Denied(
@@ -161,7 +163,7 @@ class IdentityService(Service):
 
     async def unlink(self, sender: Sender) -> bool:
         async with self.tx() as tx:
-            return await tx.directory.unlink(
+            return await tx.identities.unlink(
                 sender.platform.value, sender.workspace, sender.user_id
             )
 
@@ -173,12 +175,12 @@ class IdentityService(Service):
             staff = await tx.directory.staff_by_email(email)
             contacts = await tx.directory.contacts_with_email(email)
             if contacts:
-                await tx.directory.link(platform.value, workspace, user_id,
+                await tx.identities.link(platform.value, workspace, user_id,
                                         contact_id=contacts[0].id)
                 who = contacts[0].name
                 org_id: int | None = contacts[0].org_id
             elif staff is not None:
-                await tx.directory.link(platform.value, workspace, user_id, staff_id=staff.id)
+                await tx.identities.link(platform.value, workspace, user_id, staff_id=staff.id)
                 who, org_id = staff.name, None
             else:
                 raise NotFound(f"No contact or staff member has the email {email}.")
@@ -197,7 +199,7 @@ class IdentityService(Service):
         async with self.tx() as tx:
             member = await tx.directory.upsert_staff(email, name, roles)
             for platform, workspace, user_id in links or []:
-                await tx.directory.link(platform.value, workspace, user_id, staff_id=member.id)
+                await tx.identities.link(platform.value, workspace, user_id, staff_id=member.id)
             await tx.directory.audit("cli", None, "staff.upsert", email, None,
                                      {"roles": sorted(r.value for r in member.roles)})
             return member.name

@@ -8,7 +8,8 @@ channel however often it is queued.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from bot.domain import ChatIdentity, Contact, Platform, StaffMember
@@ -49,18 +50,36 @@ def person_drafts(
 
 
 class Notifier:
+    """Queues notifications to people and channels in the caller's transaction."""
+
     async def to_contact(
         self, tx: Tx, contact: Contact, key: str, message: Message, *, critical: bool = False
     ) -> int:
-        identities = await tx.directory.identities_of_contacts([contact.id])
+        identities = await tx.identities.identities_of_contacts([contact.id])
         return await self._to_person(
             tx, contact.name, contact.email, identities, key, message, critical=critical
         )
 
+    async def to_contacts(
+        self, tx: Tx, sends: Sequence[tuple[Contact, str, Message]]
+    ) -> int:
+        """`to_contact` for each (contact, key, message) in order, with one identity query."""
+        if not sends:
+            return 0
+        linked: dict[int | None, list[ChatIdentity]] = defaultdict(list)
+        for identity in await tx.identities.identities_of_contacts([c.id for c, _, _ in sends]):
+            linked[identity.contact_id].append(identity)
+        queued = 0
+        for contact, key, message in sends:
+            queued += await self._to_person(
+                tx, contact.name, contact.email, linked[contact.id], key, message, critical=False
+            )
+        return queued
+
     async def to_staff(
         self, tx: Tx, staff: StaffMember, key: str, message: Message, *, critical: bool = False
     ) -> int:
-        identities = await tx.directory.identities_of_staff(staff.id)
+        identities = await tx.identities.identities_of_staff(staff.id)
         return await self._to_person(
             tx, staff.name, staff.email, identities, key, message, critical=critical
         )

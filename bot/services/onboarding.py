@@ -257,6 +257,8 @@ class ImportReport(BaseModel):
 
 
 class OnboardingService(Service):
+    """Order-form imports: organizations, contacts, linked accounts and welcome messages."""
+
     async def import_orders(
         self, form: OrderForm, progress: Progress | None = None
     ) -> ImportReport:
@@ -361,16 +363,16 @@ class OnboardingService(Service):
                                              f"role.{contact_in.role.value}.granted",
                                              contact.email, None, None)
                 contact = await tx.directory.contact(contact.id) or contact
+            accounts: list[tuple[str, str, str]] = []
             if contact_in.slack:
                 team, user = contact_in.slack.split(":", 1)
-                if await tx.directory.identity(Platform.SLACK.value, team, user) is None:
-                    await tx.directory.link(Platform.SLACK.value, team, user, contact_id=contact.id)
+                accounts.append((Platform.SLACK.value, team, user))
             if contact_in.matrix:
                 server = contact_in.matrix.split(":", 1)[1]
-                if await tx.directory.identity(Platform.MATRIX.value, server,
-                                               contact_in.matrix) is None:
-                    await tx.directory.link(Platform.MATRIX.value, server, contact_in.matrix,
-                                            contact_id=contact.id)
+                accounts.append((Platform.MATRIX.value, server, contact_in.matrix))
+            for account in accounts:
+                if await tx.identities.identity(*account) is None:
+                    await tx.identities.link(*account, contact_id=contact.id)
         for contact_id in stripped:
             await tx.directory.delete_contact_if_roleless(contact_id)
         if not changed and before is not None:

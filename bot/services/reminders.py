@@ -30,7 +30,7 @@ from bot.scheduler import Job
 from bot.services.base import Service, Tx
 from bot.services.notify import person_drafts
 from storage.billing import ReminderCandidate, RenewalCandidate
-from storage.bulk import OutboxDraft, claim_many, enqueue_many
+from storage.bulk import OutboxDraft
 
 if TYPE_CHECKING:
     from bot.core import Services
@@ -56,6 +56,8 @@ class SweepReport:
 
 
 class ReminderService(Service):
+    """Sweeps for due invoice reminders and renewal notices."""
+
     async def sweep(self, now: dt.datetime | None = None) -> SweepReport:
         """Claim and queue every reminder due at `now` (default: the clock)."""
         now = (now or self.clock.now()).astimezone(dt.UTC)
@@ -104,7 +106,7 @@ class ReminderService(Service):
             stage = invoice_stage_due(c.due_on, offsets, c.timezone, at, now, c.claimed)
             if stage is not None:
                 wanted[(c.invoice_id, stage)] = c
-        won = await claim_many(tx.session, INVOICE, sorted(wanted), now)
+        won = await tx.claims.claim_many(INVOICE, sorted(wanted), at=now)
         if not won:
             return
         report.invoice_reminders += len(won)
@@ -124,7 +126,7 @@ class ReminderService(Service):
             for person in recipients.get(c.org_id, []):
                 drafts.extend(person_drafts(person.name, person.email, person.accounts, key,
                                             payload))
-        report.messages += await enqueue_many(tx.session, drafts, tx.now)
+        report.messages += await tx.outbox.enqueue_many(drafts)
 
     # Renewals -----------------------------------------------------------------------------
 
@@ -153,7 +155,7 @@ class ReminderService(Service):
             due = renewal_stage_due(c.ends_on, days, c.timezone, at, now, c.claimed)
             if due is not None:
                 wanted[(c.org_id, due[0])] = (c, due[1])
-        won = await claim_many(tx.session, RENEWAL, sorted(wanted), now)
+        won = await tx.claims.claim_many(RENEWAL, sorted(wanted), at=now)
         if not won:
             return
         report.renewal_notices += len(won)
@@ -171,7 +173,7 @@ class ReminderService(Service):
             for person in recipients.get(org_id, []):
                 drafts.extend(person_drafts(person.name, person.email, person.accounts, key,
                                             payload))
-        report.messages += await enqueue_many(tx.session, drafts, tx.now)
+        report.messages += await tx.outbox.enqueue_many(drafts)
 
 
 def reminder_job(services: Services) -> Job:

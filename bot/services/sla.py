@@ -97,6 +97,8 @@ class SweepResult:
 
 
 class SlaService(Service):
+    """Sweeps for first-response clocks at risk or breached."""
+
     def horizon(self) -> dt.timedelta:
         """How far ahead of its due time a ticket can turn "at risk" (the longest lead)."""
         longest = max(
@@ -123,13 +125,17 @@ class SlaService(Service):
                 candidates = await tx.tickets.sla_candidates(
                     now + self.horizon(), SWEEP_BATCH, after
                 )
-                for c in candidates:
-                    stage = stage_at(self.settings, c.level, c.ticket, now)
-                    if stage is None:
-                        continue
-                    if stage == BREACHED:
-                        await tx.claims.claim(CLAIM_KIND, c.ticket.id, AT_RISK)
-                    if not await tx.claims.claim(CLAIM_KIND, c.ticket.id, stage):
+                due = [
+                    (c, stage) for c in candidates
+                    if (stage := stage_at(self.settings, c.level, c.ticket, now)) is not None
+                ]
+                # A breached ticket's "at risk" stage is claimed with it, so it never posts late.
+                claims = {(c.ticket.id, stage) for c, stage in due} | {
+                    (c.ticket.id, AT_RISK) for c, stage in due if stage == BREACHED
+                }
+                won = await tx.claims.claim_many(CLAIM_KIND, sorted(claims))
+                for c, stage in due:
+                    if (c.ticket.id, stage) not in won:
                         continue
                     key = f"ticket:{c.ticket.id}:sla:{stage}"
                     await self.notifier.to_channels(

@@ -173,16 +173,29 @@ class TicketBase(Service):
     ) -> None:
         """Queue a public change for the opener and followers (never the author)."""
         _, audience = await self._audience(tx, ticket)
-        for contact in audience:
-            if contact.id != skip:
-                await self.notifier.to_contact(tx, contact, f"{key}:contact:{contact.id}",
-                                               message)
+        await self.notifier.to_contacts(
+            tx, [(c, f"{key}:contact:{c.id}", message) for c in audience if c.id != skip]
+        )
 
     async def _tell_triage(self, tx: Tx, key: str, message: Message) -> None:
         await self.notifier.to_channels(tx, self.settings.triage_channels, key, message)
 
+    async def _announce(
+        self, tx: Tx, ticket: Ticket, key: str, headline: str, body: str | None = None, *,
+        customer_headline: str | None = None, skip: int | None = None,
+    ) -> None:
+        """Tell a public change to the customers (as `customer_headline` when they read it
+        differently from staff) and to the triage channels."""
+        await self._tell_customers(
+            tx, ticket, key, customer_update(ticket, customer_headline or headline, body),
+            skip=skip,
+        )
+        await self._tell_triage(tx, f"{key}:triage", triage_update(ticket, headline, body))
+
 
 class TicketService(TicketBase):
+    """Tickets as Technical Contacts use them: open, list, show, comment, close, reopen."""
+
     def require_tickets(self, actor: Actor) -> tuple[Contact, Organization]:
         """The actor's contact and organization, if they may use tickets right now."""
         if actor.contact is None or actor.org is None or not allows(actor, Permission.TICKETS):
@@ -306,17 +319,8 @@ class TicketService(TicketBase):
                 ticket = await tx.tickets.update(ticket.id)
             files_note = f"\n({len(stored)} file(s) attached)" if stored else ""
             key = f"ticket:{ticket.id}:comment:{note.id}"
-            await self._tell_customers(
-                tx, ticket, key,
-                customer_update(ticket, f"{contact.name} commented on {ticket.ref}",
-                                text + files_note),
-                skip=contact.id,
-            )
-            await self._tell_triage(
-                tx, f"{key}:triage",
-                triage_update(ticket, f"{contact.name} commented on {ticket.ref}",
-                              text + files_note),
-            )
+            await self._announce(tx, ticket, key, f"{contact.name} commented on {ticket.ref}",
+                                 text + files_note, skip=contact.id)
             return note, stored
 
     async def attach(
@@ -390,7 +394,5 @@ class TicketService(TicketBase):
                 )
                 key = f"ticket:{ticket.id}:comment:{note.id}"
             headline = f"{contact.name} {suffix} {ticket.ref}"
-            await self._tell_customers(tx, ticket, key, customer_update(ticket, headline, text),
-                                       skip=contact.id)
-            await self._tell_triage(tx, f"{key}:triage", triage_update(ticket, headline, text))
+            await self._announce(tx, ticket, key, headline, text, skip=contact.id)
             return ticket

@@ -13,7 +13,7 @@ from bot.invocation import IncomingFile
 from bot.policy import Permission, allows
 from bot.services.base import Denied, Invalid
 from bot.services.sla import resized_due, status_changes
-from bot.services.ticket_cards import customer_update, triage_update
+from bot.services.ticket_cards import triage_update
 from bot.services.tickets import TicketBase
 from storage.tickets import QueueEntry
 
@@ -30,6 +30,8 @@ _STATUS_WORDS = {
 
 
 class TriageService(TicketBase):
+    """Tickets as support engineers work them."""
+
     def _engineer(self, actor: Actor) -> StaffMember:
         if actor.staff is None or not allows(actor, Permission.TRIAGE):
             raise Denied("Triage is for support engineers.")
@@ -53,12 +55,9 @@ class TriageService(TicketBase):
                 changes.update(status_changes(ticket, TicketStatus.OPEN, tx.now))
             ticket = await tx.tickets.update(ticket.id, **changes)
             key = f"ticket:{ticket.id}:assigned:{staff.id}:{tx.now.isoformat()}"
-            await self._tell_customers(
-                tx, ticket, key,
-                customer_update(ticket, f"{staff.name} is handling your ticket {ticket.ref}"),
-            )
-            await self._tell_triage(
-                tx, f"{key}:triage", triage_update(ticket, f"{staff.name} claimed {ticket.ref}")
+            await self._announce(
+                tx, ticket, key, f"{staff.name} claimed {ticket.ref}",
+                customer_headline=f"{staff.name} is handling your ticket {ticket.ref}",
             )
             return ticket
 
@@ -71,13 +70,9 @@ class TriageService(TicketBase):
                 raise Invalid(f"{ticket.ref} is already {status.value}.")
             ticket = await tx.tickets.update(ticket.id, **status_changes(ticket, status, tx.now))
             key = f"ticket:{ticket.id}:status:{status.value}:{tx.now.isoformat()}"
-            await self._tell_customers(
-                tx, ticket, key,
-                customer_update(ticket, f"Ticket {ticket.ref} is now {_STATUS_WORDS[status]}"),
-            )
-            await self._tell_triage(
-                tx, f"{key}:triage",
-                triage_update(ticket, f"{staff.name} set {ticket.ref} to {status.value}"),
+            await self._announce(
+                tx, ticket, key, f"{staff.name} set {ticket.ref} to {status.value}",
+                customer_headline=f"Ticket {ticket.ref} is now {_STATUS_WORDS[status]}",
             )
             return ticket
 
@@ -94,13 +89,9 @@ class TriageService(TicketBase):
             ticket = await tx.tickets.update(ticket.id, severity=severity,
                                              first_response_due_at=due)
             key = f"ticket:{ticket.id}:severity:{severity.value}:{tx.now.isoformat()}"
-            await self._tell_customers(
-                tx, ticket, key,
-                customer_update(ticket, f"Ticket {ticket.ref} is now {severity.value}"),
-            )
-            await self._tell_triage(
-                tx, f"{key}:triage",
-                triage_update(ticket, f"{staff.name} set {ticket.ref} to {severity.value}"),
+            await self._announce(
+                tx, ticket, key, f"{staff.name} set {ticket.ref} to {severity.value}",
+                customer_headline=f"Ticket {ticket.ref} is now {severity.value}",
             )
             return ticket
 
@@ -148,13 +139,6 @@ class TriageService(TicketBase):
             if ticket.status is TicketStatus.NEW:
                 changes.update(status_changes(ticket, TicketStatus.OPEN, tx.now))
             ticket = await tx.tickets.update(ticket.id, **changes)
-            await self._tell_customers(
-                tx, ticket, key,
-                customer_update(ticket, f"{staff.name} replied on {ticket.ref}",
-                                text + files_note),
-            )
-            await self._tell_triage(
-                tx, f"{key}:triage",
-                triage_update(ticket, f"{staff.name} replied on {ticket.ref}", text + files_note),
-            )
+            await self._announce(tx, ticket, key, f"{staff.name} replied on {ticket.ref}",
+                                 text + files_note)
             return comment, stored

@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 
 from bot.importing import ImportFailed
 from bot.services.onboarding import ImportReport, OrderForm, parse_orders
-from storage.directory import Directory
+from storage.identities import IdentityStore
 from storage.models import ChatIdentityRow, ContactRow, OrganizationRow, OutboxRow
 from tests.harness import Harness
 from tests.scenarios.orders import audit_of, contact, contacts_of, form, org_by_key, organization
@@ -79,7 +79,7 @@ async def test_import_creates_organization_contacts_and_identities(
     assert {e: sorted(c.roles) for e, c in people.items()} == {
         "ana@acme.test": ["main"], "tom@acme.test": ["technical"]}
     async with harness.app.db.read() as session:
-        identities = await Directory(session, harness.clock.now()).identities_of_contacts(
+        identities = await IdentityStore(session, harness.clock.now()).identities_of_contacts(
             [people["tom@acme.test"].id])
     assert {(i.platform.value, i.workspace, i.user_id) for i in identities} == {
         ("slack", "T0ACME", "U0TOM"), ("matrix", "acme.test", "@tom:acme.test")}
