@@ -12,6 +12,10 @@ _PAID_HINT = Context("Paid already? Reminders stop once it is recorded. Question
                      "/billing question TEXT")
 
 
+def _days(n: int) -> str:
+    return f"{n} day" if n == 1 else f"{n} days"
+
+
 def invoice_reminder(
     *,
     org_name: str,
@@ -26,13 +30,13 @@ def invoice_reminder(
     amount = money(outstanding, currency, region)
     due = day(due_on, region)
     if offset < 0:
-        when = f"is due in {-offset} days, on {due}"
+        when = f"is due in {_days(-offset)}, on {due}"
         tone = Tone.NORMAL
     elif offset == 0:
         when = f"is due today, {due}"
         tone = Tone.WARNING
     else:
-        when = f"is {offset} days overdue (it was due on {due})"
+        when = f"is {_days(offset)} overdue (it was due on {due})"
         tone = Tone.DANGER if offset >= 30 else Tone.WARNING
     text = f"Invoice {number} of {org_name} for {amount} {when}."
     return Message(
@@ -47,8 +51,11 @@ def renewal_notice(
     *, org_name: str, region: str, level: str, ends_on: dt.date, days_before: int
 ) -> Message:
     end = day(ends_on, region)
-    text = (f"{org_name}'s {level} subscription ends on {end}, in {days_before} days. "
-            "Contact us to renew it.")
+    if days_before > 0:
+        text = (f"{org_name}'s {level} subscription ends on {end}, in {_days(days_before)}. "
+                "Contact us to renew it.")
+    else:
+        text = f"{org_name}'s {level} subscription ends today, {end}. Contact us to renew it."
     return Message(
         text=text,
         subject=f"Your {level} subscription ends on {end}",

@@ -16,12 +16,12 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
 
 from bot import billing_notices
 from bot.reminder_stages import (
     INVOICE,
     RENEWAL,
-    invoice_offset,
     invoice_stage,
     invoice_stage_due,
     renewal_stage_due,
@@ -116,11 +116,10 @@ class ReminderService(Service):
         drafts: list[OutboxDraft] = []
         for invoice_id, stage in sorted(won):
             c = wanted[(invoice_id, stage)]
-            offset = invoice_offset(stage)
-            assert offset is not None
             payload = billing_notices.invoice_reminder(
                 org_name=c.org_name, region=c.region, number=c.number, due_on=c.due_on,
-                outstanding=c.amount - c.paid_amount, currency=c.currency, offset=offset,
+                outstanding=c.amount - c.paid_amount, currency=c.currency,
+                offset=(_local_day(now, c.timezone) - c.due_on).days,
             ).to_json()
             key = f"reminder:{INVOICE}:{invoice_id}:{stage}"
             for person in recipients.get(c.org_id, []):
@@ -167,13 +166,18 @@ class ReminderService(Service):
             c, days_before = wanted[(org_id, stage)]
             payload = billing_notices.renewal_notice(
                 org_name=c.org_name, region=c.region, level=c.level, ends_on=c.ends_on,
-                days_before=days_before,
+                days_before=(c.ends_on - _local_day(now, c.timezone)).days,
             ).to_json()
             key = f"reminder:{RENEWAL}:{org_id}:{c.ends_on.isoformat()}:{days_before}"
             for person in recipients.get(org_id, []):
                 drafts.extend(person_drafts(person.name, person.email, person.accounts, key,
                                             payload))
         report.messages += await tx.outbox.enqueue_many(drafts)
+
+
+def _local_day(now: dt.datetime, timezone: str) -> dt.date:
+    """Today's date in the organization's timezone: what "in N days" is counted from."""
+    return now.astimezone(ZoneInfo(timezone)).date()
 
 
 def reminder_job(services: Services) -> Job:

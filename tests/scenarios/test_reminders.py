@@ -69,7 +69,7 @@ async def test_whole_invoice_life_sends_each_stage_once(harness: Harness) -> Non
         "Invoice INV-LIFE: €1,200.00 is due today, 15 Jan 2027",
         "Invoice INV-LIFE: €1,200.00 is 7 days overdue",
         "Invoice INV-LIFE: €1,200.00 is 14 days overdue",
-        "Invoice INV-LIFE: €1,200.00 is 30 days overdue",
+        "Invoice INV-LIFE: €1,200.00 is 31 days overdue",  # +30 is a Sunday: sent Monday
     ]
     assert not _subjects(harness, DEMO_TECH)
     async with harness.app.db.read() as session:
@@ -139,8 +139,8 @@ async def test_downtime_sends_only_the_latest_missed_stage(harness: Harness) -> 
     assert (await sweep(at("2027-02-16T12:00"))).invoice_reminders == 1
     await harness.drain()
     assert _subjects(harness, DEMO_MAIN) == [
-        "Invoice INV-DOWN: €1,200.00 is 14 days overdue",
-        "Invoice INV-DOWN: €1,200.00 is 30 days overdue",
+        "Invoice INV-DOWN: €1,200.00 is 19 days overdue",  # the +14 stage, sent late
+        "Invoice INV-DOWN: €1,200.00 is 32 days overdue",  # the +30 stage
     ]
 
 
@@ -208,5 +208,6 @@ async def test_renewal_notices_go_to_the_main_contact_once_each(harness: Harness
     assert _subjects(harness, "rita@ren.test") == [
         "Your premium subscription ends on 30 Jun 2027"] * 3
     texts = [m.text for m in harness.emails_to("rita@ren.test") if "ends on" in m.text]
-    assert [t.split("in ")[1].split(" days")[0] for t in texts] == ["60", "30", "7"]
+    # The real distance is stated: 60 days before is a Saturday, so it goes out Monday.
+    assert [t.split("in ")[1].split(" days")[0] for t in texts] == ["58", "30", "7"]
     assert not _subjects(harness, "adam@ren.test")
