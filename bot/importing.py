@@ -95,12 +95,15 @@ def read_csv(
     if missing:
         raise ImportFailed([f"line 1: missing column(s) {', '.join(missing)}"])
     rows = []
-    for record in reader:
-        if None in record:
-            raise ImportFailed([f"line {reader.line_num}: more values than columns"])
-        row = {k: (v or "").strip() for k, v in record.items() if k is not None}
-        if any(row.values()):
-            rows.append((reader.line_num, row))
+    try:
+        for record in reader:
+            if None in record:
+                raise ImportFailed([f"line {reader.line_num}: more values than columns"])
+            row = {k: (v or "").strip() for k, v in record.items() if k is not None}
+            if any(row.values()):
+                rows.append((reader.line_num, row))
+    except csv.Error as exc:
+        raise ImportFailed([f"line {reader.line_num + 1}: {exc}"]) from exc
     return rows
 
 

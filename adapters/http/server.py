@@ -85,6 +85,11 @@ def _authorized(app: App, request: web.Request) -> web.Response | None:
 
 async def _validated_body(request: web.Request) -> bytes | web.Response:
     raw = await request.read()
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return _json_error(400, "invalid request body; nothing was written",
+                           [f"body: not UTF-8 text (byte {exc.start})"])
     result = openapi().unmarshal_request(AIOHTTPOpenAPIWebRequest(request, body=raw))
     if result.errors:
         errors: list[str] = []

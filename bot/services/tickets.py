@@ -18,6 +18,7 @@ from bot.domain import (
     ContactRole,
     Organization,
     Severity,
+    StaffRole,
     Ticket,
     TicketComment,
     TicketStatus,
@@ -177,8 +178,16 @@ class TicketBase(Service):
             tx, [(c, f"{key}:contact:{c.id}", message) for c in audience if c.id != skip]
         )
 
-    async def _tell_triage(self, tx: Tx, key: str, message: Message) -> None:
-        await self.notifier.to_channels(tx, self.settings.triage_channels, key, message)
+    async def _tell_triage(
+        self, tx: Tx, key: str, message: Message, *, reach_someone: bool = False
+    ) -> None:
+        """Post to the triage channels; with none configured and `reach_someone`, tell
+        every support engineer directly so a new ticket is never seen by nobody."""
+        if self.settings.triage_channels or not reach_someone:
+            await self.notifier.to_channels(tx, self.settings.triage_channels, key, message)
+            return
+        for engineer in await tx.directory.staff_with_role(StaffRole.ENGINEER):
+            await self.notifier.to_staff(tx, engineer, f"{key}:staff:{engineer.id}", message)
 
     async def _announce(
         self, tx: Tx, ticket: Ticket, key: str, headline: str, body: str | None = None, *,
@@ -247,6 +256,7 @@ class TicketService(TicketBase):
                 tx,
                 f"ticket:{ticket.id}:created:triage",
                 triage_card(ticket, org, f"{contact.name} <{contact.email}>", tx.now),
+                reach_someone=True,
             )
             return ticket
 

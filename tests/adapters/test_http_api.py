@@ -148,3 +148,12 @@ async def test_run_starts_and_stops_server_scheduler_and_dispatcher(
     finally:
         await background.close()
     assert background.tasks[0].done()
+
+
+async def test_body_that_is_not_utf8_is_a_400(client: TestClient[Any, Any]) -> None:
+    """Undecodable bytes get a 400 naming the byte, never a server error."""
+    response = await client.post("/api/v1/orders", data=b"\xff\xfe{}",
+                                 headers={**AUTH, "Content-Type": "application/json"})
+    assert response.status == 400
+    body = await response.json()
+    assert body["errors"] == ["body: not UTF-8 text (byte 0)"]

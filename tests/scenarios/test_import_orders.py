@@ -353,3 +353,12 @@ def test_csv_repeated_column_is_an_error() -> None:
     with pytest.raises(ImportFailed) as caught:
         parse_orders("orders.csv", data)
     assert "key" in caught.value.errors[0] and "line 1" in caught.value.errors[0]
+
+
+def test_csv_field_over_the_csv_limit_is_a_clean_error() -> None:
+    """A 200 kB field is refused naming its line, not with a traceback."""
+    row = (f"acme,{'N' * 200_000},customer,standard,europe,Europe/Madrid,2026-01-01,"
+           "2026-12-31,,main,Ana,ana@acme.test,,")
+    with pytest.raises(ImportFailed) as caught:
+        parse_orders("orders.csv", f"{HEADER}\n{row}\n".encode())
+    assert caught.value.errors[0].startswith("line 2: field larger than field limit")

@@ -6,8 +6,12 @@ import datetime as dt
 
 from sqlalchemy import event, select
 
-from bot.domain import Platform
+from bot.clock import FixedClock
+from bot.config import Settings
+from bot.demo import DEMO_STAFF, DEMO_TECH
+from bot.domain import Platform, StaffRole
 from bot.invocation import IncomingFile, Invocation, Sender
+from storage.db import Database
 from storage.models import AttachmentRow, TicketCommentRow, TicketRow
 from tests.harness import Harness
 from tests.scenarios.tickets_world import (
@@ -224,3 +228,17 @@ async def test_customer_comment_on_pending_ticket_reopens_it(harness: Harness) -
     harness.clock.advance(dt.timedelta(minutes=5))
     await harness.as_(TOM).send("/ticket comment 1 Here are the plans")
     assert "Status: open" in (await harness.as_(TOM).send("/ticket show 1")).message.text
+
+
+async def test_new_ticket_reaches_engineers_without_triage_channels(
+    settings: Settings, clock: FixedClock, db: Database
+) -> None:
+    """With no SUBDESK_TRIAGE_CHANNELS, every support engineer is told of a new ticket."""
+    bare = settings.model_copy(update={"triage_channels": ()})
+    harness = await Harness.create(bare, clock, db)
+    await harness.seed_demo()
+    await harness.add_staff("eve@vendor.test", StaffRole.ENGINEER, name="Eve Eng")
+    reply = await harness.as_(DEMO_TECH).send("/ticket new sev1 Production down")
+    assert reply.ok
+    for engineer in (DEMO_STAFF, "eve@vendor.test"):
+        assert any("Production down" in m.text for m in harness.emails_to(engineer)), engineer
