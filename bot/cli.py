@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+import tomllib
 from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
 from pydantic import ValidationError
+from pydantic_settings import SettingsError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
@@ -424,4 +426,14 @@ def main() -> None:
         for error in exc.errors(include_url=False, include_input=False):
             where = ".".join(str(part) for part in error["loc"])
             err.print(f"  {where}: {error['msg']}", markup=False)
+        sys.exit(1)
+    except (SettingsError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        # These name the file, line or field, never the value itself.
+        where = "subdesk.toml" if isinstance(exc, tomllib.TOMLDecodeError) else "settings"
+        if isinstance(exc, UnicodeDecodeError):
+            where, detail = ".env", f"not UTF-8 text (byte {exc.start})"
+        else:
+            detail = str(exc).splitlines()[0]
+        err.print(f"[red]error:[/red] invalid configuration: {where}: ", end="")
+        err.print(detail, markup=False)
         sys.exit(1)

@@ -247,6 +247,29 @@ def test_bad_configuration_is_a_clean_error(tmp_path: Path) -> None:
     assert "Traceback" not in done.stderr and "DbSeCrEt" not in done.stderr
 
 
+@pytest.mark.parametrize(
+    ("file", "content", "env", "needle"),
+    [
+        ("subdesk.toml", b"[[[\n", {}, "subdesk.toml: Invalid"),
+        (".env", b"\xff\xfe=1\n", {}, ".env: not UTF-8"),
+        (None, b"", {"SUBDESK_TECHNICAL_LIMITS": "notjson"}, '"technical_limits"'),
+    ],
+)
+def test_unreadable_configuration_files_are_clean_errors(
+    tmp_path: Path, db_url: str, file: str | None, content: bytes, env: dict[str, str],
+    needle: str,
+) -> None:
+    """A broken subdesk.toml, .env or JSON setting is named, with no traceback."""
+    if file is not None:
+        (tmp_path / file).write_bytes(content)
+    done = subprocess.run([SUBDESK, "outbox", "status"], capture_output=True, text=True,
+                          cwd=tmp_path, env=environment(db_url) | env, timeout=60,
+                          check=False)
+    assert done.returncode == 1
+    assert "invalid configuration" in done.stderr and needle in done.stderr
+    assert "Traceback" not in done.stderr
+
+
 def _read_until(fd: int, needle: bytes, timeout: float = 20.0) -> bytes:
     seen = b""
     deadline = time.monotonic() + timeout
