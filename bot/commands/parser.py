@@ -133,7 +133,7 @@ def _parse_args(spec: CommandSpec, raw: str, tokens: list[re.Match[str]]) -> Par
         converted = _convert(arg, token)
         if isinstance(converted, ParseError):
             later = spec.args[spec.args.index(arg) + 1 :]
-            if arg.optional and not _looks_like(arg, bool(later)):
+            if arg.optional and not _looks_like(arg, token, bool(later)):
                 args[arg.name] = None
                 continue
             return ParseError(converted.message, spec.root, spec)
@@ -145,13 +145,17 @@ def _parse_args(spec: CommandSpec, raw: str, tokens: list[re.Match[str]]) -> Par
     return Parsed(spec, args)
 
 
-def _looks_like(arg: Arg, more_args: bool) -> bool:
+def _looks_like(arg: Arg, token: str, more_args: bool) -> bool:
     """Whether a token that failed to convert was meant for this optional argument.
 
     An optional choice followed by free text (`/ticket new [SEV] [SUBJECT]`) lets the token
-    pass on to the text; anywhere else a bad token is a mistake worth naming.
+    pass on to the text, unless it is shaped like a choice (`sev9`, `sev`); anywhere else a
+    bad token is a mistake worth naming.
     """
-    return arg.kind is not ArgKind.CHOICE or not more_args
+    if arg.kind is not ArgKind.CHOICE or not more_args:
+        return True
+    stem = token.lower().rstrip("0123456789")
+    return any(stem == choice.rstrip("0123456789") != choice for choice in arg.choices)
 
 
 def _convert(arg: Arg, token: str) -> ArgValue | ParseError:

@@ -84,7 +84,9 @@ class IdentityService(Service):
             if existing is not None:
                 issued = existing.expires_at - dt.timedelta(minutes=minutes)
                 if (tx.now - issued).total_seconds() < CODE_RESEND_SECONDS:
-                    raise Invalid("A code was sent less than a minute ago; check your email.")
+                    # No new code, and the same answer as for an unknown email: a burst of
+                    # requests must not reveal which addresses are contacts.
+                    return neutral
             code = f"{secrets.randbelow(1_000_000):06d}"
             salt = secrets.token_hex(16)
             await tx.identities.put_link_code(

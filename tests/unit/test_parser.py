@@ -329,3 +329,18 @@ def test_lone_surrogates_become_replacement_characters() -> None:
     comment = ok("/ticket comment 1 caf\udce9 ok")
     assert comment.args["TEXT"] == "caf\ufffd ok"
     assert "\ufffd" in err("/subdesk \udfff").message.encode("utf-8").decode()
+
+
+@pytest.mark.parametrize("token", ["sev9", "SEV0", "sev"])
+def test_unknown_severity_is_named_not_taken_as_subject(token: str) -> None:
+    """`/ticket new sev9 …` is a mistyped severity, not a subject starting with "sev9"."""
+    result = parse(f"/ticket new {token} Database down")
+    assert isinstance(result, ParseError)
+    assert "SEVERITY must be one of sev1, sev2, sev3, sev4" in result.message
+
+
+def test_subject_words_that_merely_start_like_a_severity_pass() -> None:
+    """Subjects such as "several nodes down" are subjects."""
+    result = parse("/ticket new several nodes down")
+    assert isinstance(result, Parsed)
+    assert result.args == {"SEVERITY": None, "SUBJECT": "several nodes down"}
