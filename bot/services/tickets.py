@@ -216,7 +216,8 @@ class TicketService(TicketBase):
                       else f"it ended on {org.ends_on}")
             raise Denied(
                 f"{org.name}'s support subscription is not active ({period}), so tickets are "
-                "unavailable. Billing commands still work; your Main Contact can renew."
+                "unavailable. Billing stays open to your Main and Administrative Contacts, "
+                "who can renew."
             )
         return actor.contact, org
 
