@@ -312,8 +312,9 @@ def staff_add(
         links.append(_parse_matrix(matrix))
 
     async def go(app: App) -> None:
-        who = await app.services.identity.add_staff(email, role, name, links)
-        out.print(f"Staff member {who} <{email.lower()}>: {', '.join(r.value for r in role)}.",
+        member = await app.services.identity.add_staff(email, role, name, links)
+        roles = ", ".join(sorted(r.value for r in member.roles))
+        out.print(f"Staff member {member.name} <{member.email}>: {roles}.",
                   markup=False)
 
     _run(_with_app(go))

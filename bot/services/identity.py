@@ -9,7 +9,8 @@ import secrets
 from dataclasses import dataclass
 
 from bot import notices
-from bot.domain import Actor, ContactRole, Platform, StaffRole
+from bot.domain import Actor, ContactRole, Platform, StaffMember, StaffRole
+from bot.emails import normalize_email
 from bot.invocation import Sender
 from bot.services.base import Denied, Invalid, NotFound, Service, Tx
 from storage.identities import Owner
@@ -197,11 +198,24 @@ class IdentityService(Service):
         roles: list[StaffRole],
         name: str = "",
         links: list[tuple[Platform, str, str]] | None = None,
-    ) -> str:
+    ) -> StaffMember:
+        """Add a vendor staff member, or give an existing one more roles.
+
+        A customer contact's email is refused: one email is one person, and a staff member
+        would shadow the contact everywhere the email identifies them.
+        """
+        try:
+            email = normalize_email(email)
+        except ValueError as exc:
+            raise Invalid(f"{email!r} is {exc}") from None
         async with self.tx() as tx:
+            if await tx.directory.contacts_with_email(email):
+                raise Invalid(
+                    f"{email} is a customer contact; vendor staff need their own email."
+                )
             member = await tx.directory.upsert_staff(email, name, roles)
             for platform, workspace, user_id in links or []:
                 await tx.identities.link(platform.value, workspace, user_id, staff_id=member.id)
             await tx.directory.audit("cli", None, "staff.upsert", email, None,
                                      {"roles": sorted(r.value for r in member.roles)})
-            return member.name
+            return member

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 
+import pytest
 from sqlalchemy import select
 
 from bot.clock import FixedClock
@@ -12,7 +13,7 @@ from bot.demo import DEMO_MAIN, DEMO_STAFF, DEMO_TECH
 from bot.domain import Platform, StaffRole
 from bot.invocation import Invocation, Sender
 from bot.messages import Message, Reply
-from bot.services.base import NotFound
+from bot.services.base import Invalid, NotFound
 from storage.directory import Directory
 from storage.models import AuditEventRow, LinkCodeRow
 from tests.harness import Harness
@@ -264,12 +265,12 @@ async def test_relinking_moves_the_account(harness: Harness) -> None:
 async def test_staff_add_with_roles_and_chat_accounts(harness: Harness) -> None:
     """`subdesk staff add` creates staff with roles and linked accounts; adding again merges."""
     identity = harness.app.services.identity
-    name = await identity.add_staff(
+    added = await identity.add_staff(
         "Eve@Vendor.test", [StaffRole.ENGINEER], "Eve Engineer",
         [(Platform.SLACK, "T0VENDOR", "U0EVE"), (Platform.MATRIX, "vendor.test",
                                                   "@eve:vendor.test")],
     )
-    assert name == "Eve Engineer"
+    assert (added.name, added.email) == ("Eve Engineer", "eve@vendor.test")
     await identity.add_staff("eve@vendor.test", [StaffRole.ADMIN])
     async with harness.app.db.read() as session:
         member = await Directory(session, harness.clock.now()).staff_by_email("eve@vendor.test")
@@ -281,3 +282,15 @@ async def test_staff_add_with_roles_and_chat_accounts(harness: Harness) -> None:
     matrix = await chat(harness, Sender(Platform.MATRIX, "vendor.test", "@eve:vendor.test"),
                         "!subdesk help")
     assert "!subdesk approve REQUEST_ID" in matrix.message.text
+
+
+async def test_staff_add_refuses_bad_or_customer_emails(harness: Harness) -> None:
+    """Staff need a valid email of their own: not a typo, not a customer contact's."""
+    await harness.seed_demo()
+    identity = harness.app.services.identity
+    with pytest.raises(Invalid, match="not a valid email"):
+        await identity.add_staff("notanemail", [StaffRole.ENGINEER])
+    with pytest.raises(Invalid, match="customer contact"):
+        await identity.add_staff(DEMO_MAIN, [StaffRole.ENGINEER])
+    member = await identity.add_staff(DEMO_STAFF, [StaffRole.ENGINEER])
+    assert member.roles == frozenset(StaffRole), "adding a role keeps the earlier ones"
