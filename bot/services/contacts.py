@@ -101,6 +101,15 @@ class ContactService(Service):
                 after_prev = await self._reload(tx, previous.id)
                 await self._audit(tx, actor, org, f"role.{role.value}.removed", previous.email,
                                   snapshot(previous), snapshot(after_prev))
+                await self.notifier.to_contact(
+                    tx, previous,
+                    f"role:{role.value}:{org.id}:{previous.id}:removed:{tx.now.isoformat()}",
+                    Message(
+                        f"{previous.name}, you are no longer the {role_label(role)} of "
+                        f"{org.name}: {actor.label} designated {email} instead.",
+                        subject=f"You are no longer the {role_label(role)} of {org.name}",
+                    ),
+                )
                 await tx.directory.delete_contact_if_roleless(previous.id)
             if target is None:
                 target = await tx.directory.add_contact(org.id, name or email, email, [role])
@@ -251,7 +260,10 @@ class ContactService(Service):
                 if requester is not None:
                     await self.notifier.to_contact(
                         tx, requester, f"technical-request:{request.id}:decision",
-                        Message(f"Your Technical Contact request #{request.id} was {outcome}"),
+                        Message(
+                            f"Your Technical Contact request #{request.id} was {outcome}",
+                            subject=f"Your Technical Contact request #{request.id}",
+                        ),
                     )
             decided = await tx.directory.request(request_id)
             assert decided is not None

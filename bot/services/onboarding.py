@@ -5,11 +5,12 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+import unicodedata
 from collections.abc import Callable
-from typing import Any
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo, available_timezones
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from bot import notices
 from bot.domain import Contact, ContactRole, Level, Platform, Program, Region
@@ -31,6 +32,15 @@ _MXID = re.compile(r"^@[^:\s]+:\S+$")
 _KEY = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
 
+def _one_line(value: str) -> str:
+    if any(unicodedata.category(ch) == "Cc" for ch in value):
+        raise ValueError("must be one line of text without control characters")
+    return value.strip()
+
+
+OneLine = Annotated[str, AfterValidator(_one_line)]
+
+
 class Subscription(BaseModel):
     model_config = ConfigDict(extra="forbid")
     starts_on: dt.date
@@ -46,7 +56,7 @@ class Subscription(BaseModel):
 class ContactIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     role: ContactRole
-    name: str = Field(min_length=1, max_length=200)
+    name: OneLine = Field(min_length=1, max_length=200)
     email: Email
     slack: str | None = None
     matrix: str | None = None
@@ -69,7 +79,7 @@ class ContactIn(BaseModel):
 class OrganizationIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     key: str
-    name: str = Field(min_length=1, max_length=200)
+    name: OneLine = Field(min_length=1, max_length=200)
     program: Program
     level: Level
     region: Region

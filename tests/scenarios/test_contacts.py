@@ -460,3 +460,12 @@ async def test_commands_of_features_not_built_answer_not_enabled(harness: Harnes
     help_text = await send(DEMO_TECH, "/subdesk help")
     assert "/ticket" not in help_text and "/contacts" in help_text
     assert "Ana Main" in await send(DEMO_TECH, "/contacts")
+
+
+async def test_replaced_main_contact_is_told(harness: Harness) -> None:
+    """The Main Contact who hands the role over hears about it (they lose their access)."""
+    await harness.seed_demo()
+    reply = await harness.as_(DEMO_MAIN).send("/contacts set main mo@demo.test Mo Main")
+    assert reply.ok
+    notices = [m for m in harness.emails_to(DEMO_MAIN) if "no longer" in m.text]
+    assert len(notices) == 1 and "mo@demo.test" in notices[0].text

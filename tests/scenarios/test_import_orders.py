@@ -362,3 +362,13 @@ def test_csv_field_over_the_csv_limit_is_a_clean_error() -> None:
     with pytest.raises(ImportFailed) as caught:
         parse_orders("orders.csv", f"{HEADER}\n{row}\n".encode())
     assert caught.value.errors[0].startswith("line 2: field larger than field limit")
+
+
+def test_names_with_control_characters_are_refused() -> None:
+    """A name carrying CR/LF (header or message injection) is refused, naming the field."""
+    bad = form(organization("evil", [contact("main", "a@evil.test", "Ana\r\nBcc: x@y.test")],
+                            name="Evil\nCorp"))
+    with pytest.raises(ImportFailed) as caught:
+        parse_orders("o.json", json.dumps(bad).encode())
+    assert [e.split(":")[0] for e in caught.value.errors] == [
+        "organizations[0].name", "organizations[0].contacts[0].name"]
