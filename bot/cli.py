@@ -143,25 +143,20 @@ async def _console_main(
     serve: bool = False,
 ) -> None:
     from adapters.console.app import ConsoleSession
-    from bot.demo import CONSOLE_ACCOUNT, DEMO_STAFF, DEMO_STAFF_ROLES, DEMO_TECH, demo_form
+    from bot.demo import seed_demo
 
     app = await build_app(settings, console_out=_print_plain, upgrade=False)
     interactive = sys.stdin.isatty()
     try:
-        async with app.db.read() as session:
-            from storage.directory import Directory
-
-            empty = not await Directory(session, app.clock.now()).orgs()
-        if seed or (seed_if_empty and empty):
-            await app.services.onboarding.import_orders(demo_form(app.clock))
-            await app.services.identity.add_staff(DEMO_STAFF, DEMO_STAFF_ROLES, "Sam Support")
-            platform, workspace, user = CONSOLE_ACCOUNT
-            await app.services.identity.admin_link(DEMO_TECH, platform, workspace, user)
-            out.print(
-                "Seeded the demo organization 'demo' (Ana Main ana@demo.test, Ada Admin "
-                "ada@demo.test, Tom Tech tom@demo.test) and staff member sam@vendor.test.",
-                markup=False,
-            )
+        if seed or (seed_if_empty and not await app.services.onboarding.has_organization()):
+            if await seed_demo(app.services, link_console=True):
+                out.print(
+                    "Seeded the demo organization 'demo' (Ana Main ana@demo.test, Ada Admin "
+                    "ada@demo.test, Tom Tech tom@demo.test) and staff member sam@vendor.test.",
+                    markup=False,
+                )
+            else:
+                out.print("Using the existing demo organization 'demo'.", markup=False)
         if as_email is None:
             out.print(
                 f"Console adapter on {settings.database_path_hint()} (no chat platform "
@@ -204,14 +199,19 @@ def db_upgrade() -> None:
     _run(_with_app(go, upgrade=True))
 
 
-def _progress() -> Progress:
-    return Progress(
+async def _with_progress(
+    label: str, total: int, run: Callable[[Callable[[int, int], None]], Awaitable[T]]
+) -> T:
+    """Run an import with a Rich progress bar (on stderr) fed by its progress callback."""
+    with Progress(
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
         console=err,
         transient=False,
-    )
+    ) as bar:
+        task = bar.add_task(label, total=total)
+        return await run(lambda done, _total: bar.update(task, completed=done))
 
 
 @import_cli.command("orders")
@@ -221,11 +221,10 @@ def import_orders(file: Annotated[Path, typer.Argument(exists=True, dir_okay=Fal
 
     async def go(app: App) -> None:
         form = parse_orders(file.name, file.read_bytes())
-        with _progress() as bar:
-            task = bar.add_task("organizations", total=len(form.organizations))
-            report = await app.services.onboarding.import_orders(
-                form, progress=lambda done, total: bar.update(task, completed=done)
-            )
+        report = await _with_progress(
+            "organizations", len(form.organizations),
+            lambda progress: app.services.onboarding.import_orders(form, progress=progress),
+        )
         out.print(
             f"Imported {file.name}: {report.created} created, {report.updated} updated, "
             f"{report.unchanged} unchanged, {report.contacts_added} contacts added, "
@@ -243,12 +242,10 @@ def import_invoices(file: Annotated[Path, typer.Argument(exists=True, dir_okay=F
 
     async def go(app: App) -> None:
         batch = parse_invoices(file.name, file.read_bytes())
-        total = len(batch.file.invoices) + len(batch.file.payments)
-        with _progress() as bar:
-            task = bar.add_task("invoices and payments", total=total)
-            report = await app.services.billing.import_invoices(
-                batch, progress=lambda done, total: bar.update(task, completed=done)
-            )
+        report = await _with_progress(
+            "invoices and payments", len(batch.file.invoices) + len(batch.file.payments),
+            lambda progress: app.services.billing.import_invoices(batch, progress=progress),
+        )
         out.print(
             f"Imported {file.name}: {report.created} invoices created, {report.updated} "
             f"updated, {report.unchanged} unchanged; {report.payments_recorded} payments "

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import TYPE_CHECKING
 
 from bot.clock import Clock
 from bot.domain import Platform, StaffRole
 from bot.services.onboarding import OrderForm
+
+if TYPE_CHECKING:
+    from bot.core import Services
 
 DEMO_KEY = "demo"
 DEMO_MAIN = "ana@demo.test"
@@ -44,3 +48,20 @@ def demo_form(clock: Clock) -> OrderForm:
 
 DEMO_STAFF_ROLES = [StaffRole.ENGINEER, StaffRole.BILLING, StaffRole.ADMIN]
 CONSOLE_ACCOUNT = (Platform.CONSOLE, "local", "local")
+
+
+async def seed_demo(services: Services, *, link_console: bool = False) -> bool:
+    """Create the demo organization and staff member unless the organization exists, and
+    (with `link_console`) point the local console account at its Technical Contact.
+
+    Returns whether anything was seeded: an existing demo organization is left as its
+    users changed it (re-importing would undo their role changes).
+    """
+    seeded = not await services.onboarding.has_organization(DEMO_KEY)
+    if seeded:
+        await services.onboarding.import_orders(demo_form(services.clock))
+        await services.identity.add_staff(DEMO_STAFF, DEMO_STAFF_ROLES, "Sam Support")
+    if link_console:
+        platform, workspace, user = CONSOLE_ACCOUNT
+        await services.identity.admin_link(DEMO_TECH, platform, workspace, user)
+    return seeded

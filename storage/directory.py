@@ -142,6 +142,9 @@ class Directory:
             found.update({key: org_id for key, org_id in rows})
         return found
 
+    async def has_orgs(self) -> bool:
+        return await self.s.scalar(select(OrganizationRow.id).limit(1)) is not None
+
     async def orgs(self) -> list[Organization]:
         rows = await self.s.scalars(select(OrganizationRow).order_by(OrganizationRow.key))
         return [org_value(r) for r in rows]

@@ -14,7 +14,7 @@ from adapters.console.app import ConsoleSession
 from adapters.console.transport import ConsoleTransport
 from bot.clock import FixedClock
 from bot.config import Settings
-from bot.demo import DEMO_STAFF, DEMO_STAFF_ROLES, demo_form
+from bot.demo import seed_demo
 from bot.domain import StaffRole
 from bot.messages import Message
 from bot.runtime import App, build_app
@@ -49,8 +49,7 @@ class Harness:
         )
 
     async def seed_demo(self) -> None:
-        await self.app.services.onboarding.import_orders(demo_form(self.clock))
-        await self.app.services.identity.add_staff(DEMO_STAFF, DEMO_STAFF_ROLES, "Sam Support")
+        await seed_demo(self.app.services)
         await self.app.dispatcher.drain(max_wait=0)
 
     async def import_orders(self, form: dict[str, object]) -> None:

@@ -269,6 +269,13 @@ class ImportReport(BaseModel):
 class OnboardingService(Service):
     """Order-form imports: organizations, contacts, linked accounts and welcome messages."""
 
+    async def has_organization(self, key: str | None = None) -> bool:
+        """Whether any organization (or the one with `key`) exists."""
+        async with self.read() as tx:
+            if key is None:
+                return await tx.directory.has_orgs()
+            return await tx.directory.org_by_key(key) is not None
+
     async def import_orders(
         self, form: OrderForm, progress: Progress | None = None
     ) -> ImportReport:

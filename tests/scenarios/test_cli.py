@@ -172,6 +172,20 @@ def test_demo_and_run_open_the_console(subdesk: Run) -> None:
     assert "Tom Tech" in run.stdout
 
 
+def test_demo_again_keeps_changes_and_sends_nothing_twice(subdesk: Run) -> None:
+    """A second `subdesk demo` reuses the organization: role changes stay, no welcome again."""
+    first = subdesk("demo", stdin="/subdesk whoami\n")
+    assert "Seeded the demo organization" in first.stdout
+    change = subdesk("console", "--as", "ana@demo.test",
+                     stdin="/contacts set administrative tom@demo.test\n")
+    assert change.returncode == 0, change.stderr
+    again = subdesk("demo", stdin="/contacts\n")
+    assert again.returncode == 0, again.stderr
+    assert "Using the existing demo organization" in again.stdout
+    assert "── email" not in again.stdout
+    assert "Tom Tech <tom@demo.test> — Administrative Contact, Technical Contact" in again.stdout
+
+
 def test_outbox_status_drain_and_retry(subdesk: Run, tmp_path: Path, db_url: str) -> None:
     """`outbox status` counts, `drain` delivers what is due, `retry` requeues a dead letter."""
     assert subdesk("import", "orders", str(orders_file(tmp_path))).returncode == 0
