@@ -25,7 +25,7 @@ from sqlalchemy.engine import make_url
 
 from bot.clock import FixedClock
 from bot.config import Settings
-from bot.core import Services
+from bot.services.wiring import Services
 from storage.db import Database
 
 DB_NAME = "subdesk_bench_reminders"

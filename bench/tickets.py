@@ -254,7 +254,7 @@ async def run(engine: str, sizes: list[int], orgs: int, iterations: int, url: st
     print(f"{engine}: {orgs} organizations, {3 * orgs} contacts loaded in "
           f"{time.perf_counter() - started:.1f}s", flush=True)
 
-    app = await build_app(settings, db=db, transports={})
+    app = await build_app(settings, db=db, factories={})
     rng = random.Random(7)
     loaded = 0
     results = []

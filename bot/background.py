@@ -1,5 +1,5 @@
-"""What `subdesk run` keeps going beside the console or chat adapters: the HTTP server,
-the scheduler's sweeps and the outbox dispatcher."""
+"""What `subdesk run` keeps going: every configured adapter (its start, its long-running
+task, its stop), the scheduler's sweeps and the outbox dispatcher."""
 
 from __future__ import annotations
 
@@ -9,57 +9,84 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+from bot.ports import Adapter
 from bot.runtime import App
 from bot.scheduler import Job, build_scheduler
 from bot.services.reminders import reminder_job
 from bot.services.sla import sla_job
+from bot.services.wiring import Services
 
 log = logging.getLogger(__name__)
 
 
-def jobs_for(app: App) -> list[Job]:
-    """Every periodic sweep of this build."""
-    return [reminder_job(app.services), sla_job(app.services)]
+def jobs_for(services: Services) -> list[Job]:
+    """Every periodic sweep of this build, each given the one service it runs."""
+    return [reminder_job(services.reminders), sla_job(services.sla)]
 
 
 @dataclass
 class Background:
-    runner: Any = None
     scheduler: Any = None
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    started: list[tuple[str, Adapter]] = field(default_factory=list)
+    chat_tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    async def wait(self) -> None:
+        """Until a chat adapter's task ends (the console at the end of its input), raising
+        what it raised; with no chat task, until `stop` is set."""
+        if not self.chat_tasks:
+            await self.stop.wait()
+            return
+        done, _ = await asyncio.wait(self.chat_tasks, return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            task.result()
 
     async def close(self) -> None:
         """Stop everything this started, in reverse order."""
         self.stop.set()
         if self.scheduler is not None:
             self.scheduler.shutdown(wait=False)
-        for task in self.tasks:
+        for task in reversed(self.tasks):
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-        if self.runner is not None:
-            await self.runner.cleanup()
+        for name, adapter in reversed(self.started):
+            try:
+                await adapter.stop()
+            except Exception:
+                log.exception("adapter %s did not stop cleanly", name)
 
 
 async def start_background(app: App, *, dispatcher: bool = True) -> Background:
-    """Start the HTTP server on SUBDESK_HTTP_HOST:PORT, the scheduler and (unless told not
-    to) the dispatcher loop. A port already in use is logged, not fatal: the console and
-    the sweeps still run."""
-    from adapters.http.server import serve
-
+    """Start every adapter of `app` and run its task, then the scheduler and (unless told
+    not to) the dispatcher loop. An adapter whose start fails stops the ones started."""
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
     background = Background()
-    host, port = app.settings.http_host, app.settings.http_port
     try:
-        background.runner = await serve(app, host, port)
-        log.info("HTTP server on http://%s:%s", host, port)
-    except OSError as exc:
-        log.warning("HTTP server not started on %s:%s: %s", host, port, exc.strerror or exc)
-    background.scheduler = build_scheduler(jobs_for(app))
+        for name, adapter in app.adapters.items():
+            await adapter.start()
+            background.started.append((name, adapter))
+    except BaseException:
+        await background.close()
+        raise
+    background.scheduler = build_scheduler(jobs_for(app.services))
     background.scheduler.start()
     if dispatcher:
         background.tasks.append(
             asyncio.create_task(app.dispatcher.run_forever(background.stop), name="dispatcher")
         )
+    for name, adapter in app.adapters.items():
+        task = asyncio.create_task(adapter.run(), name=f"adapter {name}")
+        background.tasks.append(task)
+        if adapter.chat:
+            background.chat_tasks.append(task)
+        else:
+            task.add_done_callback(_report)
     return background
+
+
+def _report(task: asyncio.Task[None]) -> None:
+    """Log the error that ended a task nobody waits on."""
+    if not task.cancelled() and (error := task.exception()) is not None:
+        log.error("%s stopped: %s", task.get_name(), error, exc_info=error)

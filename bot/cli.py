@@ -78,9 +78,11 @@ async def _with_app(
     console: bool = False,
     upgrade: bool = False,
 ) -> T:
+    from bot.ports import Terminal
+
     settings = Settings()
     app = await build_app(
-        settings, console_out=_print_plain if console else None, upgrade=upgrade
+        settings, terminal=Terminal(_print_plain) if console else None, upgrade=upgrade
     )
     try:
         return await fn(app)
@@ -109,13 +111,7 @@ def _setup_logging() -> None:
 def run() -> None:
     """Run everything configured; with no chat platform, the console on the embedded database."""
     _setup_logging()
-    settings = Settings()
-    if settings.chat_platform_configured:
-        raise _fail(
-            "Slack and Matrix adapters are not part of this build yet; unset SLACK_BOT_TOKEN "
-            "and MATRIX_HOMESERVER to use the console."
-        )
-    _run(_console_main(settings, as_email=None, seed_if_empty=True, serve=True))
+    _run(_console_main(Settings(), as_email=None, seed_if_empty=True, serve=True))
 
 
 @cli.command()
@@ -142,13 +138,23 @@ async def _console_main(
     seed_if_empty: bool = False,
     serve: bool = False,
 ) -> None:
-    from adapters.console.app import ConsoleSession
+    """The console (and, with `serve`, every configured adapter, the sweeps and delivery)."""
     from bot.demo import seed_demo
+    from bot.ports import Terminal
 
-    app = await build_app(settings, console_out=_print_plain, upgrade=False)
     interactive = sys.stdin.isatty()
+    terminal = Terminal(_print_plain, user=as_email, interactive=interactive, fallback=serve)
+    app = await build_app(settings, terminal=terminal, upgrade=False)
     try:
-        if seed or (seed_if_empty and not await app.services.onboarding.has_organization()):
+        if not any(adapter.chat for adapter in app.adapters.values()):
+            raise ServiceError(
+                "Slack and Matrix adapters are not part of this build yet; unset "
+                "SLACK_BOT_TOKEN and MATRIX_HOMESERVER to use the console."
+            )
+        console = app.adapters.get("console")
+        if console is not None and (
+            seed or (seed_if_empty and not await app.services.onboarding.has_organization())
+        ):
             if await seed_demo(app.services, link_console=True):
                 out.print(
                     "Seeded the demo organization 'demo' (Ana Main ana@demo.test, Ada Admin "
@@ -157,31 +163,28 @@ async def _console_main(
                 )
             else:
                 out.print("Using the existing demo organization 'demo'.", markup=False)
-        if as_email is None:
+        if console is not None and as_email is None:
             out.print(
                 f"Console adapter on {settings.database_path_hint()} (no chat platform "
                 "configured). Type /subdesk help; Ctrl-D to leave.",
                 markup=False,
             )
-        session_ = ConsoleSession(app.core, app.dispatcher, email=as_email, out=_print_plain)
         await app.dispatcher.drain(max_wait=0)
-        if as_email is not None:
-            actor = await app.services.identity.actor(session_.sender)
-            if not actor.known:
-                raise ServiceError(f"{as_email} is neither a contact nor a staff member.")
-            out.print(f"Console as {actor.label}. Type /subdesk help; Ctrl-D to leave.",
-                      markup=False)
-        background = None
         if serve:
             from bot.background import start_background
 
-            # Piped sessions drain after each command, which keeps their output in order.
-            background = await start_background(app, dispatcher=interactive)
-        try:
-            await session_.repl(interactive=interactive)
-        finally:
-            if background is not None:
+            # A piped console drains after each command, which keeps its output in order.
+            background = await start_background(app, dispatcher=interactive or console is None)
+            try:
+                await background.wait()
+            finally:
                 await background.close()
+        elif console is not None:
+            await console.start()
+            try:
+                await console.run()
+            finally:
+                await console.stop()
     finally:
         await app.close()
 

@@ -6,30 +6,18 @@ Adapters turn platform payloads into an `Invocation`, call `handle`, and render 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from bot.clock import Clock, SystemClock
 from bot.commands import ParseError, parse
-from bot.config import Settings
 from bot.domain import Actor
 from bot.invocation import Invocation
 from bot.messages import Message, Reply
 from bot.policy import allows
 from bot.registry import CommandContext, Registry
 from bot.services.base import ServiceError
-from bot.services.billing import BillingService
-from bot.services.contacts import ContactService
-from bot.services.identity import IdentityService
-from bot.services.notify import Notifier
-from bot.services.onboarding import OnboardingService
-from bot.services.reminders import ReminderService
-from bot.services.sla import SlaService
-from bot.services.tickets import TicketService
-from bot.services.triage import TriageService
-from storage.db import Database
+from bot.services.wiring import Services
 from storage.outbox import ClaimStore
 
 log = logging.getLogger(__name__)
@@ -37,44 +25,6 @@ log = logging.getLogger(__name__)
 UNAVAILABLE = "Subdesk is temporarily unavailable. Please try again in a minute."
 FAILED = "Something went wrong; the error was logged."
 _RETRYABLE = frozenset({UNAVAILABLE, FAILED})
-
-
-@dataclass
-class Services:
-    """Every use-case service, built once and shared by adapters, CLI and scheduler."""
-
-    db: Database
-    settings: Settings
-    clock: Clock
-    notifier: Notifier
-    identity: IdentityService
-    contacts: ContactService
-    onboarding: OnboardingService
-    billing: BillingService
-    reminders: ReminderService
-    tickets: TicketService
-    triage: TriageService
-    sla: SlaService
-
-    @classmethod
-    def build(cls, db: Database, settings: Settings, clock: Clock | None = None) -> Services:
-        clock = clock or SystemClock()
-        notifier = Notifier()
-        args = (db, settings, clock, notifier)
-        return cls(
-            db=db,
-            settings=settings,
-            clock=clock,
-            notifier=notifier,
-            identity=IdentityService(*args),
-            contacts=ContactService(*args),
-            tickets=TicketService(*args),
-            triage=TriageService(*args),
-            sla=SlaService(*args),
-            onboarding=OnboardingService(*args),
-            billing=BillingService(*args),
-            reminders=ReminderService(*args),
-        )
 
 
 class Core:

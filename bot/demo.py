@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import TYPE_CHECKING
 
 from bot.clock import Clock
 from bot.domain import Platform, StaffRole
 from bot.services.onboarding import OrderForm
-
-if TYPE_CHECKING:
-    from bot.core import Services
+from bot.services.wiring import Services
 
 DEMO_KEY = "demo"
 DEMO_MAIN = "ana@demo.test"

@@ -1,8 +1,11 @@
-"""What the core needs from the outside world: the small adapter contract."""
+"""What the core needs from the outside world: transports, and the small adapter contract
+through which a plug-in supplies them, its HTTP routes and its long-running task."""
 
 from __future__ import annotations
 
-from typing import Protocol
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 from bot.messages import Message
 from storage.outbox import OutboxItem
@@ -34,17 +37,66 @@ class Transport(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class Route:
+    """An HTTP route an adapter serves on the one HTTP server (Slack events, webhooks).
+
+    `handler` is whatever the server's library takes as a request handler; the core never
+    calls or inspects it.
+    """
+
+    method: str
+    path: str
+    handler: Callable[[Any], Awaitable[Any]]
+
+
+@dataclass(frozen=True)
+class Terminal:
+    """The terminal a command runs in, for the adapters that use one (the console).
+
+    `user` is the email typed as (`subdesk console --as`); `fallback` says the terminal is
+    wanted only when no chat platform is configured (`subdesk run`).
+    """
+
+    out: Callable[[str], None]
+    user: str | None = None
+    interactive: bool = False
+    fallback: bool = False
+
+
 class Adapter(Protocol):
-    """A chat platform connection: inbound commands in, outbound deliveries out."""
+    """One plug-in: a chat platform, the HTTP server, an email relay.
 
-    platform: str
+    Built by a factory `(settings, app) -> Adapter | None` registered under the
+    `subdesk.adapters` entry-point group (None when its settings are absent). The runtime
+    hands its transports to the outbox dispatcher and its routes to the HTTP server; when
+    the process serves, it calls `start`, runs `run` as a task, and calls `stop` at the end.
+    """
 
-    async def connect(self) -> None: ...
-
-    async def listen(self) -> None:
-        """Run until cancelled, handing invocations to the core."""
+    @property
+    def chat(self) -> bool:
+        """Whether people send commands through it; `subdesk run` needs one."""
         ...
 
-    async def disconnect(self) -> None: ...
+    @property
+    def transports(self) -> Mapping[str, Transport]:
+        """Outbox delivery, keyed by platform name (`console`, `email`, `slack`, …)."""
+        ...
 
-    def transport(self) -> Transport: ...
+    @property
+    def routes(self) -> Sequence[Route]:
+        """Routes to mount on the one HTTP server."""
+        ...
+
+    async def start(self) -> None:
+        """Connect; a failure here stops the process before it serves."""
+        ...
+
+    async def run(self) -> None:
+        """The long-running task (a REPL, a socket, a sync loop); returns at once if none.
+        A chat adapter's task ending (the console at the end of its input) ends the process."""
+        ...
+
+    async def stop(self) -> None:
+        """Disconnect and release what `start` took."""
+        ...

@@ -1,12 +1,13 @@
-"""Wiring: settings → database, services, registry, core, dispatcher and transports.
+"""Wiring: settings → database, services, registry, core, dispatcher, and the adapters.
 
-Adapters are imported lazily here, so the core packages stay free of platform libraries.
+Adapters are plug-ins found through the `subdesk.adapters` entry-point group, so nothing in
+the core names one: each factory looks at the settings and returns its adapter or None.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from alembic.runtime.migration import MigrationContext
@@ -15,14 +16,17 @@ from sqlalchemy import Connection
 
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
-from bot.core import Core, Services
+from bot.core import Core
 from bot.handlers import build_registry
 from bot.outbox import Dispatcher
-from bot.ports import Transport
+from bot.ports import Adapter, Route, Terminal, Transport
 from bot.registry import Registry
+from bot.services.wiring import Services
 from storage.db import Database, alembic_config
 
 log = logging.getLogger(__name__)
+
+ADAPTER_GROUP = "subdesk.adapters"
 
 
 class SchemaOutdated(RuntimeError):
@@ -39,9 +43,19 @@ class App:
     core: Core
     dispatcher: Dispatcher
     transports: dict[str, Transport] = field(default_factory=dict)
+    terminal: Terminal | None = None
+    adapters: dict[str, Adapter] = field(default_factory=dict)
+
+    def routes(self) -> list[Route]:
+        """Every route the adapters supply, for the one HTTP server."""
+        return [route for adapter in self.adapters.values() for route in adapter.routes]
 
     async def close(self) -> None:
         await self.db.dispose()
+
+
+AdapterFactory = Callable[[Settings, App], Adapter | None]
+"""Builds an adapter from the settings, or returns None when it is not configured."""
 
 
 def _current_and_head(connection: Connection) -> tuple[str | None, str | None]:
@@ -64,43 +78,51 @@ async def ensure_schema(db: Database, *, upgrade: bool) -> None:
         )
 
 
-def transports_for(
-    settings: Settings, *, console_out: Callable[[str], None] | None
-) -> dict[str, Transport]:
-    """Transports this process can deliver with. Without SMTP, a console shows the emails."""
-    from adapters.console.transport import ConsoleTransport
+def adapter_factories() -> dict[str, AdapterFactory]:
+    """The adapter factories installed in this environment, by registered name."""
+    from importlib.metadata import entry_points
 
-    transports: dict[str, Transport] = {}
-    if console_out is not None:
-        transports["console"] = ConsoleTransport("console", console_out)
-    if settings.smtp_url is not None:
-        from adapters.email.smtp import SmtpTransport
+    found = sorted(entry_points(group=ADAPTER_GROUP), key=lambda point: point.name)
+    return {point.name: point.load() for point in found}
 
-        transports["email"] = SmtpTransport(
-            settings.smtp_url.get_secret_value(), settings.mail_from
-        )
-    elif console_out is not None:
-        transports["email"] = ConsoleTransport("email", console_out)
-    return transports
+
+def add_adapters(app: App, factories: Mapping[str, AdapterFactory]) -> None:
+    """Build each configured adapter and hand its transports to the dispatcher."""
+    owners: dict[str, str] = {}
+    for name, factory in factories.items():
+        adapter = factory(app.settings, app)
+        if adapter is None:
+            continue
+        app.adapters[name] = adapter
+        for platform, transport in adapter.transports.items():
+            if platform in owners:
+                raise RuntimeError(
+                    f"plug-ins {owners[platform]!r} and {name!r} both deliver {platform!r}"
+                )
+            owners[platform] = name
+            app.transports[platform] = transport
+            app.dispatcher.transports[platform] = transport
 
 
 async def build_app(
     settings: Settings,
     *,
     clock: Clock | None = None,
-    console_out: Callable[[str], None] | None = None,
-    transports: dict[str, Transport] | None = None,
+    terminal: Terminal | None = None,
+    factories: Mapping[str, AdapterFactory] | None = None,
     upgrade: bool = False,
     db: Database | None = None,
 ) -> App:
+    """The wired application with every configured adapter built (not started).
+
+    `factories` replaces the installed adapter plug-ins (tests, benchmarks)."""
     clock = clock or SystemClock()
     db = db or Database(settings.database_url)
     await ensure_schema(db, upgrade=upgrade)
     services = Services.build(db, settings, clock)
     registry = build_registry(services)
     core = Core(services, registry)
-    chosen = transports if transports is not None else transports_for(
-        settings, console_out=console_out
-    )
-    dispatcher = Dispatcher(db, settings, clock, chosen)
-    return App(settings, db, clock, services, registry, core, dispatcher, chosen)
+    dispatcher = Dispatcher(db, settings, clock, {})
+    app = App(settings, db, clock, services, registry, core, dispatcher, terminal=terminal)
+    add_adapters(app, adapter_factories() if factories is None else factories)
+    return app

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from adapters.console.app import ConsoleSession
+from adapters.console.app import ConsoleAdapter, ConsoleSession
 from adapters.console.transport import ConsoleTransport
 from bot.clock import FixedClock
 from bot.config import Settings
 from bot.demo import seed_demo
 from bot.domain import StaffRole
 from bot.messages import Message
+from bot.ports import Terminal
 from bot.runtime import App, build_app
 from bot.services.onboarding import OrderForm
 from storage.db import Database
@@ -34,12 +35,16 @@ class Harness:
     @classmethod
     async def create(cls, settings: Settings, clock: FixedClock, db: Database) -> Harness:
         lines: list[str] = []
-        console = ConsoleTransport("console", lines.append)
-        email = ConsoleTransport("email", lines.append)
-        app = await build_app(
-            settings, clock=clock, db=db, transports={"console": console, "email": email}
-        )
-        return cls(app, clock, console, email, lines)
+        built: list[ConsoleAdapter] = []
+
+        def console(settings: Settings, app: App) -> ConsoleAdapter:
+            built.append(ConsoleAdapter(app, Terminal(lines.append), emails=True))
+            return built[-1]
+
+        app = await build_app(settings, clock=clock, db=db, factories={"console": console})
+        adapter = built[0]
+        assert adapter.email is not None
+        return cls(app, clock, adapter.console, adapter.email, lines)
 
     def as_(self, email: str | None = None, *, user_id: str = "local") -> ConsoleSession:
         """A console session acting as `email` (trusted), or as an unlinked console account."""

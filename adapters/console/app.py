@@ -1,17 +1,23 @@
-"""Console sessions: one person typing commands, deliveries shown as they go out."""
+"""Console sessions: one person typing commands, deliveries shown as they go out; and the
+console plug-in (`plugin`), which runs a session on the terminal of the command."""
 
 from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 
 from adapters.console.render import printable, render
+from adapters.console.transport import ConsoleTransport
+from bot.config import Settings
 from bot.core import Core
 from bot.domain import Platform
 from bot.invocation import Invocation, Sender
 from bot.messages import Reply
 from bot.outbox import Dispatcher
+from bot.ports import Route, Terminal, Transport
+from bot.runtime import App
+from bot.services.base import ServiceError
 
 PROMPT = "subdesk> "
 
@@ -81,3 +87,51 @@ class ConsoleSession:
     def out_prompt(self) -> None:
         sys.stdout.write(PROMPT)
         sys.stdout.flush()
+
+
+class ConsoleAdapter:
+    """The terminal as a chat platform: its REPL is the task, and it shows the deliveries to
+    console accounts (and, with `emails`, the emails, when no SMTP relay is configured)."""
+
+    chat = True
+    routes: Sequence[Route] = ()
+
+    def __init__(self, app: App, terminal: Terminal, *, emails: bool) -> None:
+        self.app = app
+        self.terminal = terminal
+        self.session = ConsoleSession(
+            app.core, app.dispatcher, email=terminal.user, out=terminal.out
+        )
+        self.console = ConsoleTransport("console", terminal.out)
+        self.email = ConsoleTransport("email", terminal.out) if emails else None
+
+    @property
+    def transports(self) -> Mapping[str, Transport]:
+        shown = {"console": self.console}
+        if self.email is not None:
+            shown["email"] = self.email
+        return shown
+
+    async def start(self) -> None:
+        """With `--as EMAIL`, check that the email is someone's, and say who that is."""
+        if self.terminal.user is None:
+            return
+        actor = await self.app.services.identity.actor(self.session.sender)
+        if not actor.known:
+            raise ServiceError(f"{self.terminal.user} is neither a contact nor a staff member.")
+        self.terminal.out(f"Console as {actor.label}. Type /subdesk help; Ctrl-D to leave.")
+
+    async def run(self) -> None:
+        await self.session.repl(interactive=self.terminal.interactive)
+
+    async def stop(self) -> None:
+        return None
+
+
+def plugin(settings: Settings, app: App) -> ConsoleAdapter | None:
+    """The console, when the command has a terminal (and, for `subdesk run`, when no chat
+    platform is configured). It shows emails only when no SMTP relay is configured."""
+    terminal = app.terminal
+    if terminal is None or (terminal.fallback and settings.chat_platform_configured):
+        return None
+    return ConsoleAdapter(app, terminal, emails=settings.smtp_url is None)

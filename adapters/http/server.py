@@ -10,6 +10,7 @@ from __future__ import annotations
 import hmac
 import logging
 import re
+from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from openapi_core.contrib.aiohttp import AIOHTTPOpenAPIWebRequest
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from bot.importing import ImportFailed, field_path, load_json
+from bot.ports import Route
 from bot.runtime import App
 from bot.services.base import ServiceError
 from bot.services.billing import parse_invoices
@@ -144,20 +146,24 @@ async def import_invoices(request: web.Request) -> web.Response:
     return await _import(request, "invoices")
 
 
-def build_http_app(app: App) -> web.Application:
-    """The aiohttp application for `app`; later features add their routes to it."""
+def build_http_app(app: App, routes: Sequence[Route] = ()) -> web.Application:
+    """The aiohttp application for `app`, with the adapters' `routes` mounted beside its own."""
     web_app = web.Application(client_max_size=MAX_BODY)
     web_app[APP] = app
     web_app.router.add_get("/healthz", healthz)
     web_app.router.add_get("/readyz", readyz)
     web_app.router.add_post("/api/v1/orders", import_orders)
     web_app.router.add_post("/api/v1/invoices", import_invoices)
+    for route in routes:
+        web_app.router.add_route(route.method, route.path, route.handler)
     return web_app
 
 
-async def serve(app: App, host: str, port: int) -> web.AppRunner:
+async def serve(
+    app: App, host: str, port: int, routes: Sequence[Route] = ()
+) -> web.AppRunner:
     """Start the server on host:port (0: any free port); `await runner.cleanup()` stops it."""
-    runner = web.AppRunner(build_http_app(app), access_log=None)
+    runner = web.AppRunner(build_http_app(app, routes), access_log=None)
     await runner.setup()
     await web.TCPSite(runner, host, port).start()
     return runner

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from bot.core import Services
 from bot.messages import BulletList, Context, Fields, Heading, Message, Paragraph, Reply, Tone
 from bot.money import day, money
 from bot.registry import CommandContext, Registry
+from bot.services.wiring import Services
 from storage.billing import BillingRequestKind, Invoice, InvoiceStatus
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from bot.core import Services
 from bot.domain import ContactRole
 from bot.messages import (
     BulletList,
@@ -17,6 +16,7 @@ from bot.messages import (
 from bot.policy import allows, contact_roles
 from bot.registry import CommandContext, Registry
 from bot.services.contacts import role_label
+from bot.services.wiring import Services
 
 
 def register(registry: Registry, services: Services) -> None:

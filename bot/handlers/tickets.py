@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from bot.commands.grammar import BY_KEY
-from bot.core import Services
 from bot.domain import Severity
 from bot.messages import (
     Block,
@@ -19,6 +18,7 @@ from bot.messages import (
 from bot.registry import CommandContext, Registry
 from bot.services.ticket_cards import due_label, ticket_line, when
 from bot.services.tickets import TicketView
+from bot.services.wiring import Services
 
 
 def render_view(view: TicketView, tz: str | None, now_label: str | None = None) -> Message:

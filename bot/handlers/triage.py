@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from bot.core import Services
 from bot.domain import Severity, TicketStatus
 from bot.messages import BulletList, Context, Heading, Message, Reply
 from bot.registry import CommandContext, Registry
 from bot.services.ticket_cards import due_label
+from bot.services.wiring import Services
 
 
 def register(registry: Registry, services: Services) -> None:

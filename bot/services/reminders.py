@@ -15,7 +15,6 @@ import datetime as dt
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from bot import billing_notices
@@ -31,9 +30,6 @@ from bot.services.base import Service, Tx
 from bot.services.notify import person_drafts
 from storage.billing import ReminderCandidate, RenewalCandidate
 from storage.bulk import OutboxDraft
-
-if TYPE_CHECKING:
-    from bot.core import Services
 
 log = logging.getLogger(__name__)
 
@@ -180,6 +176,6 @@ def _local_day(now: dt.datetime, timezone: str) -> dt.date:
     return now.astimezone(ZoneInfo(timezone)).date()
 
 
-def reminder_job(services: Services) -> Job:
+def reminder_job(reminders: ReminderService) -> Job:
     """The scheduler job that sweeps reminders every few minutes."""
-    return Job("reminders", services.reminders.sweep, SWEEP_EVERY_SECONDS)
+    return Job("reminders", reminders.sweep, SWEEP_EVERY_SECONDS)

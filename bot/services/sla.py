@@ -10,16 +10,13 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from bot.config import Settings
 from bot.domain import ACTIVE_STATUSES, Level, Severity, Ticket, TicketStatus
 from bot.scheduler import Job
 from bot.services.base import Service
 from bot.services.ticket_cards import sla_alert
-
-if TYPE_CHECKING:
-    from bot.core import Services
 
 log = logging.getLogger(__name__)
 
@@ -155,6 +152,6 @@ class SlaService(Service):
         return SweepResult(at_risk, breached)
 
 
-def sla_job(services: Services, every_seconds: float = 60.0) -> Job:
+def sla_job(sla: SlaService, every_seconds: float = 60.0) -> Job:
     """The scheduler job that runs the SLA sweep."""
-    return Job("sla", services.sla.sweep, every_seconds)
+    return Job("sla", sla.sweep, every_seconds)

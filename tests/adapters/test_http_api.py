@@ -134,15 +134,20 @@ async def test_run_starts_and_stops_server_scheduler_and_dispatcher(
     """What `subdesk run` starts beside the console: HTTP on its port, the sweeps, delivery."""
     from aiohttp import ClientSession
 
+    from adapters.http.app import HttpAdapter
     from bot.background import jobs_for, start_background
+    from bot.runtime import build_app
 
-    harness = await Harness.create(settings.model_copy(update={"http_port": 0}), clock, db)
-    background = await start_background(harness.app)
+    app = await build_app(settings.model_copy(update={"http_port": 0}), clock=clock, db=db)
+    background = await start_background(app)
     try:
-        assert [job.name for job in jobs_for(harness.app)] == ["reminders", "sla"]
+        assert [job.name for job in jobs_for(app.services)] == ["reminders", "sla"]
         assert {job.id for job in background.scheduler.get_jobs()} == {"reminders", "sla"}
-        port = background.runner.addresses[0][1]
-        async with ClientSession() as http, http.get(f"http://127.0.0.1:{port}/healthz") as r:
+        http = app.adapters["http"]
+        assert isinstance(http, HttpAdapter) and http.port
+        async with ClientSession() as client, client.get(
+            f"http://127.0.0.1:{http.port}/healthz"
+        ) as r:
             assert r.status == 200
         assert not background.tasks[0].done(), "the dispatcher loop is running"
     finally:

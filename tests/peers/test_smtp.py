@@ -20,7 +20,7 @@ from bot.clock import FixedClock
 from bot.config import Settings
 from bot.domain import OutboxStatus
 from bot.messages import Message
-from bot.runtime import App, build_app, transports_for
+from bot.runtime import App, build_app
 from bot.services.onboarding import OrderForm
 from storage.db import Database
 from storage.models import OutboxRow
@@ -101,8 +101,7 @@ async def app(
 ) -> AsyncIterator[App]:
     configured = settings.model_copy(
         update={"smtp_url": SecretStr(smtp.url), "mail_from": MAIL_FROM})
-    built = await build_app(configured, clock=clock, db=db,
-                            transports=transports_for(configured, console_out=None))
+    built = await build_app(configured, clock=clock, db=db)
     yield built
 
 

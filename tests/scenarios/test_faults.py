@@ -9,11 +9,12 @@ import pytest
 
 from bot.clock import FixedClock
 from bot.config import Settings
-from bot.core import UNAVAILABLE, Core, Services
+from bot.core import UNAVAILABLE, Core
 from bot.domain import Platform
 from bot.handlers import build_registry
 from bot.invocation import Invocation, Sender
 from bot.outbox import Dispatcher
+from bot.services.wiring import Services
 from storage.db import Database
 
 pytestmark = pytest.mark.nodb

@@ -149,7 +149,7 @@ async def test_sla_job_runs_the_sweep(harness: Harness) -> None:
     """The scheduler job wraps the same idempotent sweep."""
     await build(harness)
     await harness.as_(TOM).send("/ticket new sev1 Job check")
-    job = sla_job(harness.app.services)
+    job = sla_job(harness.app.services.sla)
     assert job.name == "sla" and job.every_seconds > 0
     harness.clock.advance(3 * HOUR)
     await job.sweep()

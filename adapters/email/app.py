@@ -1,0 +1,41 @@
+"""The email plug-in: outbox emails through the SMTP relay in `SUBDESK_SMTP_URL`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from bot.config import Settings
+from bot.ports import Route, Transport
+from bot.runtime import App
+
+
+class EmailAdapter:
+    """Delivers emails; it has no routes and no task of its own."""
+
+    chat = False
+    routes: Sequence[Route] = ()
+
+    def __init__(self, transport: Transport) -> None:
+        self.transport = transport
+
+    @property
+    def transports(self) -> Mapping[str, Transport]:
+        return {"email": self.transport}
+
+    async def start(self) -> None:
+        return None
+
+    async def run(self) -> None:
+        return None
+
+    async def stop(self) -> None:
+        return None
+
+
+def plugin(settings: Settings, app: App) -> EmailAdapter | None:
+    """SMTP delivery when `SUBDESK_SMTP_URL` is set."""
+    if settings.smtp_url is None:
+        return None
+    from adapters.email.smtp import SmtpTransport
+
+    return EmailAdapter(SmtpTransport(settings.smtp_url.get_secret_value(), settings.mail_from))

@@ -1,0 +1,56 @@
+"""`Services`: every use-case service, built once and shared by adapters, CLI and scheduler."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bot.clock import Clock, SystemClock
+from bot.config import Settings
+from bot.services.billing import BillingService
+from bot.services.contacts import ContactService
+from bot.services.identity import IdentityService
+from bot.services.notify import Notifier
+from bot.services.onboarding import OnboardingService
+from bot.services.reminders import ReminderService
+from bot.services.sla import SlaService
+from bot.services.tickets import TicketService
+from bot.services.triage import TriageService
+from storage.db import Database
+
+
+@dataclass
+class Services:
+    """Every use-case service, built once and shared by adapters, CLI and scheduler."""
+
+    db: Database
+    settings: Settings
+    clock: Clock
+    notifier: Notifier
+    identity: IdentityService
+    contacts: ContactService
+    onboarding: OnboardingService
+    billing: BillingService
+    reminders: ReminderService
+    tickets: TicketService
+    triage: TriageService
+    sla: SlaService
+
+    @classmethod
+    def build(cls, db: Database, settings: Settings, clock: Clock | None = None) -> Services:
+        clock = clock or SystemClock()
+        notifier = Notifier()
+        args = (db, settings, clock, notifier)
+        return cls(
+            db=db,
+            settings=settings,
+            clock=clock,
+            notifier=notifier,
+            identity=IdentityService(*args),
+            contacts=ContactService(*args),
+            tickets=TicketService(*args),
+            triage=TriageService(*args),
+            sla=SlaService(*args),
+            onboarding=OnboardingService(*args),
+            billing=BillingService(*args),
+            reminders=ReminderService(*args),
+        )
