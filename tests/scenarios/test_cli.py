@@ -172,6 +172,18 @@ def test_demo_and_run_open_the_console(subdesk: Run) -> None:
     assert "Tom Tech" in run.stdout
 
 
+def test_run_with_a_chat_platform_but_no_adapter_for_it(db_url: str, tmp_path: Path) -> None:
+    """`subdesk run` with Slack configured and no installed adapter serving it refuses in one
+    line instead of opening the console, and never prints the token."""
+    env = environment(db_url) | {"SLACK_BOT_TOKEN": "xoxb-SeCrEt"}
+    done = subprocess.run([SUBDESK, "run"], input="/subdesk whoami\n", capture_output=True,
+                          text=True, cwd=tmp_path, env=env, timeout=60, check=False)
+    assert done.returncode == 1
+    assert "Slack and Matrix adapters are not part of this build yet" in done.stderr
+    assert "Console adapter on" not in done.stdout
+    assert "Traceback" not in done.stderr and "SeCrEt" not in done.stderr + done.stdout
+
+
 def test_demo_again_keeps_changes_and_sends_nothing_twice(subdesk: Run) -> None:
     """A second `subdesk demo` reuses the organization: role changes stay, no welcome again."""
     first = subdesk("demo", stdin="/subdesk whoami\n")
