@@ -17,6 +17,7 @@ from bot.config import Settings
 from bot.demo import seed_demo
 from bot.domain import StaffRole
 from bot.messages import Message
+from bot.ports import Transport
 from bot.runtime import App, build_app
 from bot.services.onboarding import OrderForm
 from storage.db import Database
@@ -32,12 +33,17 @@ class Harness:
     lines: list[str] = field(default_factory=list)
 
     @classmethod
-    async def create(cls, settings: Settings, clock: FixedClock, db: Database) -> Harness:
+    async def create(
+        cls, settings: Settings, clock: FixedClock, db: Database,
+        extra: dict[str, Transport] | None = None,
+    ) -> Harness:
+        """The app with console and email shown on the console, plus `extra` transports."""
         lines: list[str] = []
         console = ConsoleTransport("console", lines.append)
         email = ConsoleTransport("email", lines.append)
         app = await build_app(
-            settings, clock=clock, db=db, transports={"console": console, "email": email}
+            settings, clock=clock, db=db,
+            transports={"console": console, "email": email, **(extra or {})},
         )
         return cls(app, clock, console, email, lines)
 
