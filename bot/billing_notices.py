@@ -5,11 +5,21 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
-from bot.messages import Actions, Button, Context, Fields, Heading, Message, Paragraph, Tone
+from bot.messages import (
+    Actions,
+    Button,
+    Context,
+    Fields,
+    Heading,
+    Message,
+    Paragraph,
+    Tone,
+    command,
+)
 from bot.money import day, money
 
 _PAID_HINT = Context("Paid already? Reminders stop once it is recorded. Questions: "
-                     "/billing question TEXT")
+                     + command("billing question TEXT"))
 
 
 def _days(n: int) -> str:
@@ -64,7 +74,7 @@ def renewal_notice(
             Heading("Subscription renewal"),
             Paragraph(text),
             Fields((("Organization", org_name), ("Level", level), ("Ends on", end))),
-            Context("Questions about renewal: /billing question TEXT"),
+            Context(f"Questions about renewal: {command('billing question TEXT')}"),
         ),
     )
 
@@ -89,8 +99,9 @@ def request_card(
             Heading(title),
             Fields(tuple(fields)),
             Paragraph(body),
-            Actions((Button("Answer", "billing.answer", str(request_id), "primary"),)),
-            Context(f"Reply in this thread or use /billing answer {request_id} TEXT"),
+            Actions((Button("Answer", "billing.answer", (("ID", str(request_id)),), "primary",
+                             form=True),)),
+            Context(f"Reply in this thread or use {command('billing answer', request_id, 'TEXT')}"),
         ),
     )
 

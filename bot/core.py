@@ -10,10 +10,11 @@ import logging
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from bot.commands import ParseError, parse
+from bot.commands import ParseError, form_for, parse, parse_values
+from bot.commands.grammar import ROOTS
 from bot.domain import Actor
 from bot.invocation import Invocation
-from bot.messages import Message, Reply
+from bot.messages import Message, Outcome, Reply, command
 from bot.policy import allows
 from bot.registry import CommandContext, Registry
 from bot.services.base import ServiceError
@@ -24,7 +25,16 @@ log = logging.getLogger(__name__)
 
 UNAVAILABLE = "Subdesk is temporarily unavailable. Please try again in a minute."
 FAILED = "Something went wrong; the error was logged."
-_RETRYABLE = frozenset({UNAVAILABLE, FAILED})
+_HELP = command("subdesk help")
+_LINK = command("subdesk link EMAIL")
+
+
+def unavailable() -> Reply:
+    return Reply.error(UNAVAILABLE, Outcome.UNAVAILABLE)
+
+
+def failed() -> Reply:
+    return Reply.error(FAILED, Outcome.FAILED)
 
 
 class Core:
@@ -49,11 +59,11 @@ class Core:
                     platform, invocation.event_id
                 )
         except (OperationalError, PoolTimeout, ConnectionError, OSError):
-            return Reply.error(UNAVAILABLE)
+            return unavailable()
         if not fresh:
-            return Reply(Message("Already handled."), ok=True, duplicate=True)
+            return Reply(Message("Already handled."), Outcome.DUPLICATE)
         reply = await self._handle(invocation)
-        if not reply.ok and reply.message.text in _RETRYABLE:
+        if reply.outcome.retryable:
             async with self.services.db.transaction() as session:
                 await ClaimStore(session, self.services.clock.now()).release_event(
                     platform, invocation.event_id
@@ -61,57 +71,75 @@ class Core:
         return reply
 
     async def _handle(self, invocation: Invocation) -> Reply:
-        parsed = parse(invocation.text)
+        action = invocation.action
+        if action is None and invocation.thread is not None and not _is_command(invocation.text):
+            found = await self.services.threads.meaning_of(
+                invocation.sender.platform.value, invocation.thread
+            )
+            if found is None:
+                return Reply.error(f"That thread is not one of mine. Try {_HELP}.")
+            action = found.action(invocation.text)
+        parsed = (
+            parse(invocation.text)
+            if action is None
+            else parse_values(action.command, dict(action.values))
+        )
         try:
             actor = await self.services.identity.actor(invocation.sender)
-            if isinstance(parsed, ParseError):
-                return self._usage(parsed, actor, invocation.prefix)
             spec = parsed.spec
-            if not allows(actor, spec.permission):
+            if spec is not None and not allows(actor, spec.permission):
                 if not actor.known:
                     return Reply.error(
-                        "I don't know who you are yet. Link this account first: "
-                        f"{invocation.prefix}subdesk link EMAIL"
+                        f"I don't know who you are yet. Link this account first: {_LINK}"
                     )
-                return Reply.error(
-                    f"{spec.usage(invocation.prefix)} is not available to you. "
-                    f"Try {invocation.prefix}subdesk help."
-                )
-            handler = self.registry.handler(spec.key)
+                return Reply.error(f"{spec.usage()} is not available to you. Try {_HELP}.")
+            if isinstance(parsed, ParseError):
+                return self._usage(parsed, actor)
+            handler = self.registry.handler(parsed.spec.key)
             if handler is None:
                 return Reply.error(
-                    f"{invocation.prefix}{spec.root} {' '.join(spec.words)} is not enabled on "
-                    "this deployment yet.".replace("  ", " ")
+                    f"{command(parsed.spec.root, *parsed.spec.words)} is not enabled on this "
+                    "deployment yet."
                 )
             return await handler(CommandContext(invocation, actor, parsed))
         except ServiceError as exc:
             return Reply.error(str(exc))
         except (OperationalError, PoolTimeout, ConnectionError, OSError) as exc:
             log.warning("database unavailable while handling a command: %s", type(exc).__name__)
-            return Reply.error(UNAVAILABLE)
+            return unavailable()
         except DBAPIError as exc:
             if exc.connection_invalidated:
-                return Reply.error(UNAVAILABLE)
+                return unavailable()
             log.exception("database error while handling %s", _safe(invocation))
-            return Reply.error(FAILED)
+            return failed()
         except Exception:
             log.exception("error while handling %s", _safe(invocation))
-            return Reply.error(FAILED)
+            return failed()
 
-    def _usage(self, error: ParseError, actor: Actor, prefix: str) -> Reply:
-        usages = error.usages(prefix)
+    def _usage(self, error: ParseError, actor: Actor) -> Reply:
+        """The usage reply, or the command's form when only its input is missing."""
+        if error.missing and error.spec is not None and error.spec.form:
+            return Reply.needs(form_for(error.spec, error.partial),
+                               f"{error.message}\nUsage: {error.spec.usage()}")
+        usages = error.usages()
         if error.spec is None and error.root is not None:
             usages = [
-                s.usage(prefix)
+                s.usage()
                 for s in self.registry.specs()
                 if s.root == error.root and allows(actor, s.permission)
-            ] or usages[:0]
+            ]
         lines = [error.message]
         if usages:
             lines.append("Usage: " + "\n       ".join(usages))
         elif error.root is not None:
-            lines.append(f"Try {prefix}subdesk help.")
+            lines.append(f"Try {_HELP}.")
         return Reply.error("\n".join(lines))
+
+
+def _is_command(text: str) -> bool:
+    """Whether a message typed in a thread is a command rather than a reply."""
+    head = text.lstrip()[:1]
+    return head in ("/", "!") and text.lstrip()[1:].split(" ", 1)[0].lower() in ROOTS
 
 
 def _safe(invocation: Invocation) -> str:

@@ -73,6 +73,16 @@ class OutboxStatus(StrEnum):
     SENDING = "sending"
     SENT = "sent"
     DEAD = "dead"
+    SUPERSEDED = "superseded"  # a card edit replaced by a later edit before it went out
+
+
+@dataclass(frozen=True, slots=True)
+class MessageRef:
+    """Where a sent message landed, as its platform names it: Slack (channel, ts), Matrix
+    (room id, event id), email (address, Message-ID), console (target, outbox id)."""
+
+    channel: str
+    id: str
 
 
 class AlertLevel(StrEnum):
@@ -138,6 +148,20 @@ class ChatIdentity:
     user_id: str
     contact_id: int | None
     staff_id: int | None
+
+    @property
+    def address(self) -> str:
+        """This account as an outbox target."""
+        return chat_address(self.platform.value, self.workspace, self.user_id)
+
+
+def chat_address(platform: str, workspace: str, user_id: str) -> str:
+    """A chat account as an outbox target, carrying its workspace where the id alone is not
+    unique: a Slack user is `T0ACME:U0TOM` (ids are unique only within a team); a Matrix id
+    already names its homeserver; a console account is local."""
+    if platform == Platform.SLACK.value and workspace:
+        return f"{workspace}:{user_id}"
+    return user_id
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from bot.domain import Platform
+from bot.domain import MessageRef, Platform
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,16 +31,28 @@ class IncomingFile:
 
 
 @dataclass(frozen=True, slots=True)
+class Action:
+    """A button press or a submitted form: a command key and its arguments by name.
+
+    It reaches the core typed, never turned back into a command line, and goes through the
+    same validation and permission check as typed text."""
+
+    command: str
+    values: tuple[tuple[str, str], ...] = ()
+
+    @classmethod
+    def of(cls, command: str, values: dict[str, str] | None = None) -> Action:
+        return cls(command, tuple((values or {}).items()))
+
+
+@dataclass(frozen=True, slots=True)
 class Invocation:
-    """A command (`text` as typed, with or without its / or ! prefix) and where it came from."""
+    """What a person did, and where: a command typed as `text` (with or without its / or !
+    prefix), or a typed `action` (button, form)."""
 
     sender: Sender
-    text: str
-    channel: str | None = None
-    thread_ref: str | None = None
+    text: str = ""
+    thread: MessageRef | None = None  # the message this was posted under (a thread reply)
     event_id: str | None = None  # platform delivery id, for retry deduplication
     files: tuple[IncomingFile, ...] = field(default=())
-
-    @property
-    def prefix(self) -> str:
-        return "!" if self.sender.platform is Platform.MATRIX else "/"
+    action: Action | None = None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bot.domain import Contact, Organization
-from bot.messages import BulletList, Context, Fields, Heading, Message, Paragraph, Tone
+from bot.messages import BulletList, Context, Fields, Heading, Message, Paragraph, Tone, command
 
 
 def welcome(org: Organization, contact: Contact) -> Message:
@@ -21,9 +21,9 @@ def welcome(org: Organization, contact: Contact) -> Message:
             Fields((("Organization", org.name), ("Level", org.level.value), ("Period", period))),
             BulletList(
                 (
-                    "/contacts — see and manage your designated contacts",
-                    "/billing invoices — your invoices and statement",
-                    "/subdesk help — everything you can do",
+                    f"{command('contacts')} — see and manage your designated contacts",
+                    f"{command('billing invoices')} — your invoices and statement",
+                    f"{command('subdesk help')} — everything you can do",
                 )
             ),
         ),
@@ -44,9 +44,9 @@ def support_welcome(org: Organization, contact: Contact) -> Message:
             ),
             BulletList(
                 (
-                    "/ticket new [sev1|sev2|sev3|sev4] SUBJECT — open a ticket",
-                    "/ticket list — follow your tickets",
-                    "/subdesk link — link your chat account to get updates here",
+                    f"{command('ticket new [sev1|sev2|sev3|sev4] SUBJECT')} — open a ticket",
+                    f"{command('ticket list')} — follow your tickets",
+                    f"{command('subdesk link')} — link your chat account to get updates here",
                 )
             ),
         ),
@@ -59,7 +59,7 @@ def link_code(code: str, minutes: int) -> Message:
         subject="Your Subdesk link code",
         blocks=(
             Heading("Link your chat account"),
-            Paragraph(f"Your code is {code}. Reply with: /subdesk link verify {code}"),
+            Paragraph(f"Your code is {code}. Reply with: {command('subdesk link verify', code)}"),
             Context(
                 f"It expires in {minutes} minutes. If you did not ask for it, ignore this email."
             ),

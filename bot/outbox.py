@@ -17,18 +17,22 @@ import socket
 import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from bot.clock import Clock
 from bot.config import Settings
+from bot.domain import MessageRef, OutboxStatus
 from bot.messages import Message
 from bot.ports import DeliveryError, Transport
 from storage.db import Database
+from storage.links import LinkStore
 from storage.outbox import OutboxItem, OutboxStore
 
 log = logging.getLogger(__name__)
 
 LEASE = dt.timedelta(seconds=120)
+# An edit whose card has not been delivered yet waits this long before looking again.
+CARD_WAIT = dt.timedelta(seconds=2)
 
 
 @dataclass
@@ -145,15 +149,57 @@ class Dispatcher:
         transport = self.transports[item.platform]
         try:
             message = Message.from_json(item.payload)
-            ref = await transport.deliver(item, message)
+            placed = await self._place(item, message)
+            if placed is None:
+                return await self._wait_for_card(item)
+            ref = await transport.deliver(placed, message)
         except DeliveryError as exc:
             return await self._failed(item, str(exc), exc.retry_after, exc.permanent)
         except Exception as exc:  # a transport bug or an unexpected peer answer
             log.warning("outbox %s: %s while delivering", item.id, type(exc).__name__)
             return await self._failed(item, f"{type(exc).__name__}: {exc}", None, False)
         async with self.db.transaction() as session:
-            await OutboxStore(session, self.clock.now()).mark_sent(item.id, ref)
+            now = self.clock.now()
+            await OutboxStore(session, now).mark_sent(item.id, ref)
+            if ref is not None:
+                links = LinkStore(session, now)
+                if message.thread_key is not None and placed.thread is None:
+                    await links.remember(item.platform, item.target, message.thread_key, ref)
+                if message.card_key is not None and not item.edit:
+                    await links.remember(item.platform, item.target, message.card_key, ref)
         return DispatchStats(sent=1)
+
+    async def _place(self, item: OutboxItem, message: Message) -> OutboxItem | None:
+        """`item` with the thread root to reply under and, for an edit, the message it
+        replaces; None when it is an edit of a card not delivered yet."""
+        if message.thread_key is None and not item.edit:
+            return item
+        async with self.db.read() as session:
+            links = LinkStore(session, self.clock.now())
+            thread = (
+                None
+                if message.thread_key is None
+                else await links.find(item.platform, item.target, message.thread_key)
+            )
+            replaces: MessageRef | None = None
+            if item.edit and item.card is not None:
+                replaces = await links.find(item.platform, item.target, item.card)
+                if replaces is None:
+                    copies = await OutboxStore(session, self.clock.now()).card_copies(item.card)
+                    if any(c.platform == item.platform and c.target == item.target
+                           and c.status in (OutboxStatus.PENDING, OutboxStatus.SENDING)
+                           for c in copies):
+                        return None
+        # An edit of a card that never arrived (dead letter) goes out as a new message.
+        return replace(item, thread=thread, replaces=replaces)
+
+    async def _wait_for_card(self, item: OutboxItem) -> DispatchStats:
+        """Put an edit back until the card it replaces has been delivered (no attempt used)."""
+        async with self.db.transaction() as session:
+            await OutboxStore(session, self.clock.now()).postpone(
+                item.id, self.clock.now() + CARD_WAIT
+            )
+        return DispatchStats(retried=1)
 
     async def _failed(
         self, item: OutboxItem, error: str, retry_after: float | None, permanent: bool

@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from bot.domain import MessageRef
 from bot.messages import Message
 from storage.outbox import OutboxItem
 
@@ -28,9 +29,12 @@ class Transport(Protocol):
 
     platform: str
 
-    async def deliver(self, item: OutboxItem, message: Message) -> str | None:
-        """Send once; return the platform's reference (message ts, event id, Message-ID).
+    async def deliver(self, item: OutboxItem, message: Message) -> MessageRef | None:
+        """Send once; return where the message landed (Slack channel + ts, Matrix room +
+        event id, email address + Message-ID), or None when the platform gives no handle.
 
+        `item.thread` is the root of the message's thread on this target (post under it);
+        `item.replaces` is the message an edit replaces (`chat.update`, `m.replace`).
         Raise `DeliveryError` on failure. `item.id` is stable across retries: transports
         whose peer supports it (Matrix transaction ids) use it to make a resend a no-op.
         """

@@ -18,10 +18,6 @@ class CommandContext:
     parsed: Parsed
 
     @property
-    def prefix(self) -> str:
-        return self.invocation.prefix
-
-    @property
     def platform(self) -> str:
         """The sender's platform name, as stored with what the command writes."""
         return self.invocation.sender.platform.value

@@ -13,6 +13,7 @@ from sqlalchemy import BigInteger, and_, any_, bindparam, exists, func, or_, sel
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.domain import chat_address
 from storage.models import (
     BillingRequestRow,
     ChatIdentityRow,
@@ -97,7 +98,7 @@ class ReminderCandidate:
 
 @dataclass(frozen=True, slots=True)
 class Recipient:
-    """A person billing notices go to, with their linked (platform, user id) accounts."""
+    """A person billing notices go to, with their linked (platform, address) accounts."""
 
     contact_id: int
     org_id: int
@@ -359,18 +360,20 @@ class BillingStore:
         for part in chunks(org_ids, 30000 if self._pg else 500):
             rows = await self.s.execute(
                 select(ContactRow.id, ContactRow.org_id, ContactRow.name, ContactRow.email,
-                       ChatIdentityRow.platform, ChatIdentityRow.user_id)
+                       ChatIdentityRow.platform, ChatIdentityRow.workspace,
+                       ChatIdentityRow.user_id)
                 .outerjoin(ChatIdentityRow, ChatIdentityRow.contact_id == ContactRow.id)
                 .where(self._in(ContactRow.org_id, part), role)
                 .order_by(ContactRow.org_id, ContactRow.id, ChatIdentityRow.id)
             )
             current: Recipient | None = None
-            for contact_id, org_id, name, email, platform, user_id in rows:
+            for contact_id, org_id, name, email, platform, workspace, user_id in rows:
                 if current is None or current.contact_id != contact_id:
                     current = Recipient(contact_id, org_id, name, email, [])
                     out.setdefault(org_id, []).append(current)
                 if platform is not None:
-                    current.accounts.append((platform, user_id))
+                    current.accounts.append((platform, chat_address(platform, workspace,
+                                                                    user_id)))
         return out
 
     @property

@@ -271,20 +271,26 @@ class AttachmentRow(Base):
     created_at: Mapped[dt.datetime]
 
 
-class ThreadLinkRow(Base):
-    """Which ticket or billing request a platform thread belongs to, and in what role."""
+class MessageLinkRow(Base):
+    """Where a logical thread or card landed on one target: `ticket:1042:opener` sent to
+    `slack` target `T0ACME:U0TOM` has its root at (channel `D0TOM`, ref `1700000000.0001`).
 
-    __tablename__ = "thread_links"
+    Outbound, later messages of the thread go under the root and card edits replace it;
+    inbound, a reply under (platform, channel, ref) resolves to the thread's key.
+    """
+
+    __tablename__ = "message_links"
     __table_args__ = (
-        UniqueConstraint("platform", "channel", "thread_ref", name="uq_thread_links_thread"),
+        UniqueConstraint("platform", "target", "key", name="uq_message_links_key"),
+        Index("ix_message_links_ref", "platform", "channel", "ref"),
     )
 
     id: Mapped[int] = _id()
     platform: Mapped[str] = mapped_column(String(16))
+    target: Mapped[str] = mapped_column(String(512))
+    key: Mapped[str] = mapped_column(String(128))  # thread key, or card:… for a card
     channel: Mapped[str] = mapped_column(String(255))
-    thread_ref: Mapped[str] = mapped_column(String(255))
-    kind: Mapped[str] = mapped_column(String(16))  # opener | triage | billing
-    subject_id: Mapped[int] = mapped_column(BigId)
+    ref: Mapped[str] = mapped_column(String(255))
     created_at: Mapped[dt.datetime]
 
 
@@ -391,6 +397,8 @@ class OutboxRow(Base):
     claimed_by: Mapped[str | None] = mapped_column(String(64))
     last_error: Mapped[str | None] = mapped_column(Text)
     platform_ref: Mapped[str | None] = mapped_column(String(255))
+    ref_channel: Mapped[str | None] = mapped_column(String(255))  # where it landed
+    edit: Mapped[bool] = mapped_column(Boolean, default=False)  # replaces the card `dedupe_key`
     created_at: Mapped[dt.datetime]
     sent_at: Mapped[dt.datetime | None]
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.domain import OutboxStatus
+from bot.domain import MessageRef, OutboxStatus
 from storage.bulk import OutboxDraft, claim_many, enqueue_many
 from storage.models import OutboxRow, ProcessedEventRow, ReminderClaimRow
 from storage.sql import insert_ignore
@@ -32,6 +32,20 @@ class OutboxItem:
     platform_ref: str | None
     created_at: dt.datetime
     sent_at: dt.datetime | None
+    card: str | None = None  # the card this message is (or, with `edit`, replaces)
+    edit: bool = False
+    ref_channel: str | None = None
+    # Set by the dispatcher for the transport: the thread root to reply under, and the
+    # message an edit replaces.
+    thread: MessageRef | None = field(default=None, compare=False)
+    replaces: MessageRef | None = field(default=None, compare=False)
+
+    @property
+    def ref(self) -> MessageRef | None:
+        """Where it landed, once sent."""
+        if self.platform_ref is None:
+            return None
+        return MessageRef(self.ref_channel or self.target, self.platform_ref)
 
 
 def _item(row: OutboxRow) -> OutboxItem:
@@ -50,6 +64,9 @@ def _item(row: OutboxRow) -> OutboxItem:
         platform_ref=row.platform_ref,
         created_at=row.created_at,
         sent_at=row.sent_at,
+        card=row.dedupe_key,
+        edit=row.edit,
+        ref_channel=row.ref_channel,
     )
 
 
@@ -74,8 +91,27 @@ class OutboxStore:
         payload: dict[str, Any],
         recipient: str = "",
         not_before: dt.datetime | None = None,
+        card: str | None = None,
+        edit: bool = False,
     ) -> int | None:
-        """Queue one message; None when a message with this key already exists."""
+        """Queue one message; None when a message with this key already exists.
+
+        A message that is a card carries the card's key; an `edit` of it replaces the card
+        where it was delivered, and supersedes earlier edits of that card to the same target
+        that have not gone out yet, so only the latest is delivered.
+        """
+        if edit:
+            await self.s.execute(
+                update(OutboxRow)
+                .where(
+                    OutboxRow.dedupe_key == card,
+                    OutboxRow.platform == platform,
+                    OutboxRow.target == target,
+                    OutboxRow.edit.is_(True),
+                    OutboxRow.status == OutboxStatus.PENDING.value,
+                )
+                .values(status=OutboxStatus.SUPERSEDED.value, lease_until=None)
+            )
         return await insert_ignore(
             self.s,
             OutboxRow,
@@ -90,9 +126,20 @@ class OutboxStore:
                 "attempts": 0,
                 "next_attempt_at": not_before or self.now,
                 "created_at": self.now,
+                "dedupe_key": card,
+                "edit": edit,
             },
             ("idempotency_key",),
         )
+
+    async def card_copies(self, card: str) -> list[OutboxItem]:
+        """The messages that are card `card`, one per target (not its edits)."""
+        rows = await self.s.scalars(
+            select(OutboxRow)
+            .where(OutboxRow.dedupe_key == card, OutboxRow.edit.is_(False))
+            .order_by(OutboxRow.id)
+        )
+        return [_item(r) for r in rows]
 
     async def claim_due(
         self, *, limit: int, worker: str, lease: dt.timedelta, platforms: list[str]
@@ -152,7 +199,7 @@ class OutboxStore:
             )
         )
 
-    async def mark_sent(self, item_id: int, platform_ref: str | None) -> None:
+    async def mark_sent(self, item_id: int, ref: MessageRef | None) -> None:
         await self.s.execute(
             update(OutboxRow)
             .where(OutboxRow.id == item_id)
@@ -160,8 +207,22 @@ class OutboxStore:
                 status=OutboxStatus.SENT.value,
                 sent_at=self.now,
                 lease_until=None,
-                platform_ref=platform_ref,
+                platform_ref=None if ref is None else ref.id[:255],
+                ref_channel=None if ref is None else ref.channel[:255],
                 last_error=None,
+            )
+        )
+
+    async def postpone(self, item_id: int, at: dt.datetime) -> None:
+        """Due again at `at`, as if this attempt had not been made."""
+        await self.s.execute(
+            update(OutboxRow)
+            .where(OutboxRow.id == item_id)
+            .values(
+                status=OutboxStatus.PENDING.value,
+                next_attempt_at=at,
+                lease_until=None,
+                attempts=OutboxRow.attempts - 1,
             )
         )
 

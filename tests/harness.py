@@ -17,7 +17,7 @@ from bot.config import Settings
 from bot.demo import seed_demo
 from bot.domain import StaffRole
 from bot.messages import Message
-from bot.ports import Terminal
+from bot.ports import Terminal, Transport
 from bot.runtime import App, build_app
 from bot.services.onboarding import OrderForm
 from storage.db import Database
@@ -33,7 +33,11 @@ class Harness:
     lines: list[str] = field(default_factory=list)
 
     @classmethod
-    async def create(cls, settings: Settings, clock: FixedClock, db: Database) -> Harness:
+    async def create(
+        cls, settings: Settings, clock: FixedClock, db: Database,
+        extra: dict[str, Transport] | None = None,
+    ) -> Harness:
+        """The app with console and email shown on the console, plus `extra` transports."""
         lines: list[str] = []
         built: list[ConsoleAdapter] = []
 
@@ -42,6 +46,7 @@ class Harness:
             return built[-1]
 
         app = await build_app(settings, clock=clock, db=db, factories={"console": console})
+        app.dispatcher.transports.update(extra or {})
         adapter = built[0]
         assert adapter.email is not None
         return cls(app, clock, adapter.console, adapter.email, lines)

@@ -4,22 +4,25 @@ console plug-in (`plugin`), which runs a session on the terminal of the command.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import sys
 from collections.abc import Callable, Mapping, Sequence
 
-from adapters.console.render import printable, render
+from adapters.console.render import PREFIX, printable, render
 from adapters.console.transport import ConsoleTransport
+from bot.commands import Form, FormField, ParseError, form_named, parse_values
 from bot.config import Settings
 from bot.core import Core
 from bot.domain import Platform
-from bot.invocation import Invocation, Sender
-from bot.messages import Reply
+from bot.invocation import Action, Invocation, Sender
+from bot.messages import Button, Message, Outcome, Reply, Tone
 from bot.outbox import Dispatcher
 from bot.ports import Route, Terminal, Transport
 from bot.runtime import App
 from bot.services.base import ServiceError
 
 PROMPT = "subdesk> "
+CANCEL = frozenset({"cancel", "/cancel"})
 
 
 def read_line() -> str:
@@ -34,8 +37,11 @@ def read_line() -> str:
 class ConsoleSession:
     """Types as one person: `await session.send("/contacts")` returns the reply and prints it.
 
-    After each command the outbox is drained, so what the command caused to be sent shows
-    right after its reply, in order; that is what makes piped sessions and tests readable.
+    A command that needs more input answers with a form; the session then asks for the
+    missing fields line by line (an empty line skips an optional one, `cancel` stops) and
+    submits them as a typed action, like a Slack modal would. After each command the outbox
+    is drained, so what the command caused to be sent shows right after its reply, in order;
+    that is what makes piped sessions and tests readable.
     """
 
     def __init__(
@@ -57,14 +63,88 @@ class ConsoleSession:
             asserted_email=email,
         )
         self.replies: list[Reply] = []
+        self.form: Form | None = None
+
+    @property
+    def asking(self) -> FormField | None:
+        """The form field the next line answers, if a form is open."""
+        if self.form is None:
+            return None
+        fields = self.form.to_ask
+        return fields[0] if fields else None
 
     async def send(self, line: str) -> Reply:
-        reply = await self.core.handle(Invocation(self.sender, line))
-        self.replies.append(reply)
-        self.out(render(reply.message))
+        """Type one line: a command, or the answer to the open form's current field."""
+        if self.form is not None:
+            return await self._answer(line)
+        return await self._invoke(Invocation(self.sender, line))
+
+    async def press(self, button: Button) -> Reply:
+        """Press a button of a delivered message: its action, or its form."""
+        if button.form:
+            form = form_named(button.command, button.values)
+            if form is not None:
+                return self._open(form, Message(form.title))
+        return await self._invoke(
+            Invocation(self.sender, action=Action(button.command, button.args))
+        )
+
+    async def _invoke(self, invocation: Invocation) -> Reply:
+        reply = await self.core.handle(invocation)
+        shown = dataclasses.replace(reply, message=reply.message.resolved(PREFIX))
+        if reply.outcome is Outcome.NEEDS_INPUT and reply.form is not None:
+            return self._open(reply.form, shown.message)
+        self.replies.append(shown)
+        self.out(render(shown.message))
         if self.dispatcher is not None:
             await self.dispatcher.drain(max_wait=0)
+        return shown
+
+    def _open(self, form: Form, message: Message) -> Reply:
+        """Start asking for `form`'s missing fields."""
+        self.form = form
+        reply = Reply(message, Outcome.NEEDS_INPUT, form)
+        self.replies.append(reply)
+        self.out(render(Message(f"{form.title}: a few questions (empty line skips an "
+                                "optional one, cancel stops).", tone=Tone.WARNING)))
+        self._ask()
         return reply
+
+    def _ask(self) -> None:
+        field = self.asking
+        if field is not None:
+            self.out(f"  {printable(field.prompt)}?")
+
+    async def _answer(self, line: str) -> Reply:
+        form, field = self.form, self.asking
+        assert form is not None and field is not None
+        value = line.strip()
+        if value.lower() in CANCEL:
+            self.form = None
+            reply = Reply.text("Cancelled.")
+            self.out(render(reply.message))
+            return reply
+        if not value and not field.optional:
+            self.out(render(Message(f"{field.label} is needed.", tone=Tone.WARNING)))
+            self._ask()
+            return Reply(Message(f"{field.label} is needed."), Outcome.NEEDS_INPUT, form)
+        answered = {**form.values(), field.name: value or ""}
+        checked = parse_values(form.command, {k: v or None for k, v in answered.items()})
+        if isinstance(checked, ParseError) and checked.field == field.name and not checked.missing:
+            self.out(render(Message(checked.message, tone=Tone.WARNING)))
+            self._ask()
+            return Reply(Message(checked.message), Outcome.NEEDS_INPUT, form)
+        filled = tuple(
+            dataclasses.replace(f, value=answered[f.name]) if f.name == field.name else f
+            for f in form.fields
+        )
+        self.form = dataclasses.replace(form, fields=filled)
+        if self.asking is not None:
+            self._ask()
+            return Reply(Message(self.asking.prompt), Outcome.NEEDS_INPUT, self.form)
+        values = {k: v for k, v in self.form.values().items() if v}
+        self.form = None
+        return await self._invoke(Invocation(self.sender, action=Action.of(form.command, values)))
 
     async def repl(self, *, interactive: bool) -> None:
         """Read commands line by line from stdin until EOF (or `exit`)."""
@@ -76,16 +156,17 @@ class ConsoleSession:
             if not line:
                 return
             line = line.strip()
-            if not line or line.startswith("#"):
-                continue
-            if line in ("exit", "quit", "/exit", "/quit"):
-                return
+            if self.form is None:
+                if not line or line.startswith("#"):
+                    continue
+                if line in ("exit", "quit", "/exit", "/quit"):
+                    return
             if not interactive:
                 self.out(f"{PROMPT}{printable(line)}")
             await self.send(line)
 
     def out_prompt(self) -> None:
-        sys.stdout.write(PROMPT)
+        sys.stdout.write(PROMPT if self.form is None else "  > ")
         sys.stdout.flush()
 
 

@@ -6,11 +6,22 @@ import re
 
 from bot.messages import Actions, BulletList, Context, Fields, Heading, Message, Paragraph, Tone
 
+PREFIX = "/"  # how the console writes command references
+
 # C0 and C1 control characters other than newline and tab: a terminal would act on them
 # (clear the screen, move the cursor, retitle the window) instead of showing them.
 _CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 _MARK = {Tone.NORMAL: "", Tone.GOOD: "✓ ", Tone.WARNING: "! ", Tone.DANGER: "‼ "}
+
+
+def thread_label(key: str) -> str:
+    """A thread key as people read it: `ticket:12:opener` → `#12`."""
+    kind, _, rest = key.partition(":")
+    subject = rest.partition(":")[0]
+    if kind == "ticket" and subject.isdigit():
+        return f"#{subject}"
+    return f"{kind} {subject}".strip()
 
 
 def printable(text: str) -> str:
@@ -20,7 +31,7 @@ def printable(text: str) -> str:
 
 def render(message: Message) -> str:
     """Plain text for a terminal or a pipe; user text is shown, never interpreted."""
-    return printable(_render(message))
+    return printable(_render(message.resolved(PREFIX)))
 
 
 def _render(message: Message) -> str:

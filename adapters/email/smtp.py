@@ -17,7 +17,8 @@ from urllib.parse import unquote, urlsplit
 
 import aiosmtplib
 
-from adapters.console.render import render
+from adapters.console.render import PREFIX, render
+from bot.domain import MessageRef
 from bot.messages import Message
 from bot.ports import DeliveryError
 from storage.outbox import OutboxItem
@@ -55,6 +56,7 @@ def _one_line(text: str) -> str:
 
 
 def build_email(item: OutboxItem, message: Message, sender: str) -> EmailMessage:
+    message = message.resolved(PREFIX)
     email = EmailMessage()
     email["From"] = sender
     name, address = parseaddr(_one_line(item.recipient))
@@ -64,6 +66,9 @@ def build_email(item: OutboxItem, message: Message, sender: str) -> EmailMessage
     domain = parseaddr(sender)[1].partition("@")[2] or "subdesk.invalid"
     email["Message-ID"] = f"<{digest}.{item.id}@{domain}>"
     email["X-Subdesk-Outbox"] = str(item.id)
+    if item.thread is not None:  # a later message of a thread: mail clients group them
+        email["In-Reply-To"] = item.thread.id
+        email["References"] = item.thread.id
     body = render(message)
     email.set_content(body)
     email.add_alternative(
@@ -82,7 +87,7 @@ class SmtpTransport:
         self.sender = sender
         self.timeout = timeout
 
-    async def deliver(self, item: OutboxItem, message: Message) -> str | None:
+    async def deliver(self, item: OutboxItem, message: Message) -> MessageRef | None:
         email = build_email(item, message, self.sender)
         t = self.target
         try:
@@ -103,4 +108,4 @@ class SmtpTransport:
             raise DeliveryError(f"SMTP {exc.code}", permanent=permanent) from exc
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
             raise DeliveryError(f"SMTP unavailable ({type(exc).__name__})") from exc
-        return str(email["Message-ID"])
+        return MessageRef(item.target, str(email["Message-ID"]))

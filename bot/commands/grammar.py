@@ -9,9 +9,9 @@ SEVERITIES = ("sev1", "sev2", "sev3", "sev4")
 STATUSES = ("new", "open", "pending", "on_hold", "solved", "closed")
 LEVELS = ("info", "warning", "critical")
 
-_TEXT = Arg("TEXT", ArgKind.TEXT)
-_OPT_TEXT = Arg("TEXT", ArgKind.TEXT, optional=True)
-_TICKET = Arg("ID", ArgKind.TICKET)
+_TEXT = Arg("TEXT", ArgKind.TEXT, label="Message")
+_OPT_TEXT = Arg("TEXT", ArgKind.TEXT, optional=True, label="Message")
+_TICKET = Arg("ID", ArgKind.TICKET, label="Ticket")
 
 
 def _c(
@@ -21,9 +21,11 @@ def _c(
     summary: str,
     permission: P,
     feature: str = "core",
+    *,
+    form: bool = False,
 ) -> CommandSpec:
     root, *rest = words.split()
-    return CommandSpec(key, root, tuple(rest), args, summary, permission, feature)
+    return CommandSpec(key, root, tuple(rest), args, summary, permission, feature, form)
 
 
 GRAMMAR: tuple[CommandSpec, ...] = (
@@ -65,11 +67,13 @@ GRAMMAR: tuple[CommandSpec, ...] = (
         "ticket new",
         (
             Arg("SEVERITY", ArgKind.CHOICE, optional=True, choices=SEVERITIES),
-            Arg("SUBJECT", ArgKind.TEXT, optional=True),
+            Arg("SUBJECT", ArgKind.TEXT, optional=True, form_required=True),
+            Arg("DESCRIPTION", ArgKind.TEXT, optional=True, form_only=True),
         ),
         "open a support ticket",
         P.TICKETS,
         "tickets",
+        form=True,
     ),
     _c(
         "ticket.list",
@@ -88,6 +92,7 @@ GRAMMAR: tuple[CommandSpec, ...] = (
         "add a comment",
         P.TICKETS,
         "tickets",
+        form=True,
     ),
     _c(
         "ticket.close",
@@ -117,7 +122,7 @@ GRAMMAR: tuple[CommandSpec, ...] = (
     _c("billing.statement", "billing statement", (), "invoiced, paid, outstanding", P.BILLING,
        "billing"),
     _c("billing.question", "billing question", (_TEXT,), "ask the billing team", P.BILLING,
-       "billing"),
+       "billing", form=True),
     _c(
         "billing.servers",
         "billing servers",
@@ -129,10 +134,11 @@ GRAMMAR: tuple[CommandSpec, ...] = (
     _c(
         "billing.answer",
         "billing answer",
-        (Arg("ID", ArgKind.NUMBER), _TEXT),
+        (Arg("ID", ArgKind.NUMBER, label="Request"), _TEXT),
         "answer a billing request",
         P.STAFF_BILLING,
         "billing",
+        form=True,
     ),
     # /contacts
     _c("contacts.list", "contacts", (), "your organization's designated contacts", P.CONTACTS),
@@ -179,18 +185,21 @@ GRAMMAR: tuple[CommandSpec, ...] = (
         "change a ticket's status",
         P.TRIAGE,
         "triage",
+        form=True,
     ),
     _c(
         "triage.severity",
         "triage severity",
-        (_TICKET, Arg("SEV", ArgKind.CHOICE, choices=SEVERITIES)),
+        (_TICKET, Arg("SEV", ArgKind.CHOICE, choices=SEVERITIES, label="Severity")),
         "change a ticket's severity",
         P.TRIAGE,
         "triage",
+        form=True,
     ),
-    _c("triage.note", "triage note", (_TICKET, _TEXT), "internal note", P.TRIAGE, "triage"),
+    _c("triage.note", "triage note", (_TICKET, _TEXT), "internal note", P.TRIAGE, "triage",
+       form=True),
     _c("triage.reply", "triage reply", (_TICKET, _TEXT), "public reply to the customer",
-       P.TRIAGE, "triage"),
+       P.TRIAGE, "triage", form=True),
     # /alert
     _c(
         "alert.send",

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Final
 
-from bot.commands.grammar import DEFAULTS, GRAMMAR, ROOTS
+from bot.commands.grammar import BY_KEY, DEFAULTS, GRAMMAR, ROOTS
 from bot.commands.spec import Arg, ArgKind, CommandSpec
+from bot.messages import command
 
 MAX_LENGTH: Final = 4000
 _TOKEN = re.compile(r"\S+")
@@ -22,7 +24,10 @@ _NUMBER = re.compile(r"^#?([0-9]{1,9})$")
 _CODE = re.compile(r"^[0-9]{6}$")
 # Invisible characters that can hide or disguise a command: byte-order marks, zero-width
 # spaces and bidi controls. Joiners (U+200C, U+200D) stay: emoji and scripts need them.
-_INVISIBLE = re.compile("[\ufeff\u200b\u2060\u200e\u200f\u202a-\u202e\u2066-\u2069\u061c]")
+# The private-use markers of command references (bot.messages) go too.
+_INVISIBLE = re.compile(
+    "[\ufeff\u200b\u2060\u200e\u200f\u202a-\u202e\u2066-\u2069\u061c\ue000\ue001]"
+)
 # Lone surrogates (undecodable bytes, "\ud800" in JSON) cannot be stored or sent anywhere.
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _WORD = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -47,18 +52,30 @@ class Parsed:
 
 @dataclass(frozen=True, slots=True)
 class ParseError:
-    """Why the input is not a command, and the usage lines that would help."""
+    """Why the input is not a command, and the usage lines that would help.
+
+    `missing` is set when the only trouble is required arguments not given; `partial` then
+    holds the arguments that were, so a form can ask for the rest. `field` names the
+    argument a message is about.
+    """
 
     message: str
     root: str | None = None
     spec: CommandSpec | None = None
+    missing: bool = False
+    partial: dict[str, ArgValue] = field(default_factory=dict)
+    field: str | None = None
 
-    def usages(self, prefix: str = "/") -> list[str]:
+    def usages(self) -> list[str]:
+        """Usage lines as neutral command references."""
         if self.spec is not None:
-            return [self.spec.usage(prefix)]
+            return [self.spec.usage()]
         if self.root is not None:
-            return [s.usage(prefix) for s in GRAMMAR if s.root == self.root]
+            return [s.usage() for s in GRAMMAR if s.root == self.root]
         return []
+
+
+_HELP = command("subdesk help")
 
 
 def _clean(text: str) -> str | None:
@@ -74,7 +91,7 @@ def _clean(text: str) -> str | None:
 def parse(text: str) -> Parsed | ParseError:
     """Parse one command line such as `/ticket comment #12 works now`."""
     if not isinstance(text, str):
-        return ParseError("Empty command. Try /subdesk help.")
+        return ParseError(f"Empty command. Try {_HELP}.")
     if len(text) > MAX_LENGTH:
         head = _TOKEN.match(text.lstrip())
         root = head.group(0).lstrip("/!").lower() if head else None
@@ -84,12 +101,12 @@ def parse(text: str) -> Parsed | ParseError:
         )
     cleaned = _clean(text)
     if cleaned is None:
-        return ParseError("Empty command. Try /subdesk help.")
+        return ParseError(f"Empty command. Try {_HELP}.")
     tokens = list(_TOKEN.finditer(cleaned))
     root = tokens[0].group(0).lstrip("/!").lower()
     if root not in ROOTS:
         shown = tokens[0].group(0)[:40]
-        return ParseError(f"Unknown command {shown!r}. Try /subdesk help.")
+        return ParseError(f"Unknown command {shown!r}. Try {_HELP}.")
 
     words = [t.group(0).lower() for t in tokens[1:]]
     candidates = sorted(
@@ -105,9 +122,9 @@ def parse(text: str) -> Parsed | ParseError:
         if bare is not None and (bare.args or not words):
             spec = bare
         elif not words:
-            return ParseError(f"/{root} needs a subcommand.", root)
+            return ParseError(f"{command(root)} needs a subcommand.", root)
         else:
-            return ParseError(f"Unknown subcommand {words[0][:40]!r} for /{root}.", root)
+            return ParseError(f"Unknown subcommand {words[0][:40]!r} for {command(root)}.", root)
 
     rest = tokens[1 + len(spec.words) :]
     return _parse_args(spec, cleaned, rest)
@@ -115,33 +132,77 @@ def parse(text: str) -> Parsed | ParseError:
 
 def _parse_args(spec: CommandSpec, raw: str, tokens: list[re.Match[str]]) -> Parsed | ParseError:
     args: dict[str, ArgValue] = {}
+    line_args = spec.line_args
+    missing: list[str] = []
     i = 0
-    for arg in spec.args:
+    for index, arg in enumerate(line_args):
         token = tokens[i].group(0) if i < len(tokens) else None
         if arg.kind is ArgKind.TEXT:
             value = raw[tokens[i].start() :].strip() if token is not None else None
             if value is None and not arg.optional:
-                return ParseError(f"{arg.name} is missing.", spec.root, spec)
+                missing.append(arg.name)
             args[arg.name] = value
             i = len(tokens)
             continue
         if token is None:
-            if arg.optional:
-                args[arg.name] = None
-                continue
-            return ParseError(f"{arg.name} is missing.", spec.root, spec)
+            args[arg.name] = None
+            if not arg.optional:
+                missing.append(arg.name)
+            continue
         converted = _convert(arg, token)
         if isinstance(converted, ParseError):
-            later = spec.args[spec.args.index(arg) + 1 :]
-            if arg.optional and not _looks_like(arg, token, bool(later)):
+            if arg.optional and not _looks_like(arg, token, index + 1 < len(line_args)):
                 args[arg.name] = None
                 continue
-            return ParseError(converted.message, spec.root, spec)
+            return ParseError(converted.message, spec.root, spec, field=arg.name)
         args[arg.name] = converted
         i += 1
     if i < len(tokens):
         extra = tokens[i].group(0)[:40]
         return ParseError(f"Unexpected {extra!r}.", spec.root, spec)
+    if missing:
+        return ParseError(f"{missing[0]} is missing.", spec.root, spec, missing=True,
+                          partial={k: v for k, v in args.items() if v is not None},
+                          field=missing[0])
+    return Parsed(spec, args)
+
+
+def parse_values(key: str, values: Mapping[str, str | None]) -> Parsed | ParseError:
+    """Parse a button press or a submitted form: a command key and its arguments by name.
+
+    Every value goes through the same checks as typed text; unknown names are refused.
+    """
+    spec = BY_KEY.get(key)
+    if spec is None:
+        return ParseError(f"Unknown action {key[:40]!r}.")
+    known = {a.name for a in spec.args}
+    for name in values:
+        if name not in known:
+            return ParseError(f"Unexpected {name[:40]!r}.", spec.root, spec)
+    args: dict[str, ArgValue] = {}
+    missing: list[str] = []
+    for arg in spec.args:
+        raw = values.get(arg.name)
+        if raw is not None and (not isinstance(raw, str) or len(raw) > MAX_LENGTH):
+            return ParseError(f"{arg.title} is too long (the limit is {MAX_LENGTH} characters).",
+                              spec.root, spec, field=arg.name)
+        cleaned = _clean(raw) if raw is not None else None
+        if cleaned is None:
+            args[arg.name] = None
+            if not arg.optional:
+                missing.append(arg.name)
+            continue
+        if arg.kind is ArgKind.TEXT:
+            args[arg.name] = cleaned
+            continue
+        converted = _convert(arg, cleaned)
+        if isinstance(converted, ParseError):
+            return ParseError(converted.message, spec.root, spec, field=arg.name)
+        args[arg.name] = converted
+    if missing:
+        return ParseError(f"{missing[0]} is missing.", spec.root, spec, missing=True,
+                          partial={k: v for k, v in args.items() if v is not None},
+                          field=missing[0])
     return Parsed(spec, args)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from bot.messages import command
 from bot.policy import Permission
 
 
@@ -24,6 +25,13 @@ class Arg:
     kind: ArgKind
     optional: bool = False
     choices: tuple[str, ...] = ()
+    label: str = ""  # how a form asks for it; defaults to the name, capitalised
+    form_only: bool = False  # asked by the command's form, not part of the typed line
+    form_required: bool = False  # optional on the line (its absence opens the form), not in it
+
+    @property
+    def title(self) -> str:
+        return self.label or self.name.replace("_", " ").capitalize()
 
     @property
     def usage(self) -> str:
@@ -36,7 +44,9 @@ class CommandSpec:
     """One command: `key` names its handler, `words` are what follows the command word.
 
     `feature` groups commands that a deployment enables together (core, tickets, triage,
-    billing, alerts); `permission` decides who sees it in help and may run it.
+    billing, alerts); `permission` decides who sees it in help and may run it. A command with
+    `form` asks for its missing arguments (a modal, a prompt, line by line on the console)
+    instead of answering with its usage line.
     """
 
     key: str
@@ -46,7 +56,18 @@ class CommandSpec:
     summary: str
     permission: Permission
     feature: str = "core"
+    form: bool = False
 
-    def usage(self, prefix: str = "/") -> str:
-        parts = [f"{prefix}{self.root}", *self.words, *(a.usage for a in self.args)]
-        return " ".join(parts)
+    @property
+    def line_args(self) -> tuple[Arg, ...]:
+        """The arguments typed on the command line (form-only ones left out)."""
+        return tuple(a for a in self.args if not a.form_only)
+
+    def usage(self) -> str:
+        """The usage line as a neutral command reference (rendered with `/` or `!`)."""
+        return command(self.root, *self.words, *(a.usage for a in self.line_args))
+
+    @property
+    def title(self) -> str:
+        """A form's title: the summary, capitalised."""
+        return self.summary[:1].upper() + self.summary[1:]

@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-from bot.messages import BulletList, Context, Fields, Heading, Message, Paragraph, Reply, Tone
+from bot.messages import (
+    BulletList,
+    Context,
+    Fields,
+    Heading,
+    Message,
+    Paragraph,
+    Reply,
+    Tone,
+    command,
+)
 from bot.money import day, money
 from bot.registry import CommandContext, Registry
 from bot.services.wiring import Services
@@ -37,8 +47,8 @@ def register(registry: Registry, services: Services) -> None:
         if not lines:
             empty = "No open invoices." if scope == "open" else "No invoices yet."
             return Reply(Message(f"{title}: {empty}", blocks=(Heading(title), Paragraph(empty))))
-        hint = (f"All invoices: {ctx.prefix}billing invoices all" if scope == "open"
-                else f"Totals: {ctx.prefix}billing statement")
+        hint = (f"All invoices: {command('billing invoices all')}" if scope == "open"
+                else f"Totals: {command('billing statement')}")
         return Reply(
             Message(
                 f"{title}:\n" + "\n".join(lines),

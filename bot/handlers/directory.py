@@ -12,6 +12,7 @@ from bot.messages import (
     Paragraph,
     Reply,
     Tone,
+    command,
 )
 from bot.policy import allows, contact_roles
 from bot.registry import CommandContext, Registry
@@ -30,11 +31,11 @@ def register(registry: Registry, services: Services) -> None:
             for s in registry.specs()
             if allows(ctx.actor, s.permission) and registry.enabled(s)
         ]
-        lines = tuple(f"{s.usage(ctx.prefix)} — {s.summary}" for s in specs)
+        lines = tuple(f"{s.usage()} — {s.summary}" for s in specs)
         intro = (
             f"You are {ctx.actor.label}."
             if ctx.actor.known
-            else f"Link your account first: {ctx.prefix}subdesk link EMAIL"
+            else f"Link your account first: {command('subdesk link EMAIL')}"
         )
         return Reply(
             Message(
@@ -63,7 +64,7 @@ def register(registry: Registry, services: Services) -> None:
                       ("Roles", roles), ("Account", account))
         else:
             return Reply.text(
-                f"This account ({account}) is not linked. Use {ctx.prefix}subdesk link EMAIL."
+                f"This account ({account}) is not linked. Use {command('subdesk link EMAIL')}."
             )
         text = "\n".join(f"{k}: {v}" for k, v in fields)
         return Reply(Message(text, blocks=(Heading("Who you are"), Fields(fields))))
@@ -71,7 +72,7 @@ def register(registry: Registry, services: Services) -> None:
     @registry.command("subdesk.link")
     async def link(ctx: CommandContext) -> Reply:
         outcome = await identity.link(ctx.invocation.sender, ctx.parsed.text("EMAIL"))
-        return Reply.text(outcome.text, ok=True)
+        return Reply.text(outcome.text)
 
     @registry.command("subdesk.link.verify")
     async def verify(ctx: CommandContext) -> Reply:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bot.commands import form_for
 from bot.commands.grammar import BY_KEY
 from bot.domain import Severity
 from bot.messages import (
@@ -14,6 +15,7 @@ from bot.messages import (
     Paragraph,
     Reply,
     Tone,
+    command,
 )
 from bot.registry import CommandContext, Registry
 from bot.services.ticket_cards import due_label, ticket_line, when
@@ -64,10 +66,10 @@ def register(registry: Registry, services: Services) -> None:
         subject = ctx.parsed.text("SUBJECT")
         if not subject:
             tickets.require_tickets(ctx.actor)
-            usage = BY_KEY["ticket.new"].usage(ctx.prefix)
-            return Reply(Message(f"Usage: {usage}", tone=Tone.WARNING), ok=False,
-                         modal="ticket.new")
+            spec = BY_KEY["ticket.new"]
+            return Reply.needs(form_for(spec, ctx.parsed.args), f"Usage: {spec.usage()}")
         ticket = await tickets.open(ctx.actor, subject, severity,
+                                    description=ctx.parsed.text("DESCRIPTION") or "",
                                     source_platform=ctx.platform)
         tz = ctx.actor.org.timezone if ctx.actor.org else None
         return Reply(
@@ -89,7 +91,7 @@ def register(registry: Registry, services: Services) -> None:
         lines = tuple(ticket_line(t, tz) for t in result.tickets)
         head = f"{whose} {scope}"
         if not lines:
-            hint = "" if include_closed else f" ({ctx.prefix}ticket list all shows closed ones)"
+            hint = "" if include_closed else f" ({command('ticket list all')} shows closed ones)"
             return Reply.text(f"{head}: none{hint}.")
         text = "\n".join([f"{head}:", *lines])
         return Reply(Message(text, blocks=(Heading(head), BulletList(lines))))
@@ -116,7 +118,7 @@ def register(registry: Registry, services: Services) -> None:
     async def close(ctx: CommandContext) -> Reply:
         ticket = await tickets.close(ctx.actor, ctx.parsed.number("ID"), ctx.parsed.text("TEXT"),
                                      source_platform=ctx.platform)
-        return Reply.text(f"Closed ticket {ticket.ref}. {ctx.prefix}ticket reopen {ticket.id} "
+        return Reply.text(f"Closed ticket {ticket.ref}. {command('ticket reopen', ticket.id)} "
                           "brings it back.")
 
     @registry.command("ticket.reopen")

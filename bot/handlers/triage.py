@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bot.domain import Severity, TicketStatus
-from bot.messages import BulletList, Context, Heading, Message, Reply
+from bot.messages import BulletList, Context, Heading, Message, Reply, command
 from bot.registry import CommandContext, Registry
 from bot.services.ticket_cards import due_label
 from bot.services.wiring import Services
@@ -24,7 +24,7 @@ def register(registry: Registry, services: Services) -> None:
             f"{e.assignee_name or 'unassigned'}"
             for e in entries
         )
-        hint = f"{ctx.prefix}triage claim ID · {ctx.prefix}ticket show ID"
+        hint = f"{command('triage claim ID')} · {command('ticket show ID')}"
         text = "\n".join(["Triage queue (most urgent first):", *lines])
         return Reply(Message(text, blocks=(Heading("Triage queue (most urgent first)"),
                                            BulletList(lines), Context(hint))))

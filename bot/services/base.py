@@ -15,6 +15,7 @@ from storage.billing import BillingStore
 from storage.db import Database
 from storage.directory import Directory
 from storage.identities import IdentityStore
+from storage.links import LinkStore
 from storage.outbox import ClaimStore, OutboxStore
 from storage.tickets import TicketStore
 
@@ -49,6 +50,7 @@ class Tx:
         self.claims = ClaimStore(session, now)
         self.tickets = TicketStore(session, now)
         self.billing = BillingStore(session, now)
+        self.links = LinkStore(session, now)
 
 
 class Service:

@@ -25,6 +25,7 @@ from pydantic import (
 from bot import billing_notices
 from bot.domain import Actor, Organization, StaffRole
 from bot.importing import ImportFailed, csv_rows_to_models, detect_format, load_json, read_csv
+from bot.messages import command
 from bot.money import currencies
 from bot.policy import may_view_billing, staff_roles
 from bot.reminder_stages import zone
@@ -333,7 +334,7 @@ class BillingService(Service):
             raise Invalid(f"N must be a number of servers from 1 to {MAX_SERVERS}.")
         text = text.strip()
         if kind is BillingRequestKind.QUESTION and not text:
-            raise Invalid("Say what your question is: /billing question TEXT")
+            raise Invalid(f"Say what your question is: {command('billing question TEXT')}")
         async with self.tx() as tx:
             request = await tx.billing.add_request(org.id, actor.contact.id, kind, text[:4000],
                                                    servers, platform)
@@ -365,7 +366,7 @@ class BillingService(Service):
             raise Denied("Only billing agents answer billing requests.")
         text = text.strip()
         if not text:
-            raise Invalid(f"Write the answer: /billing answer {request_id} TEXT")
+            raise Invalid(f"Write the answer: {command('billing answer', request_id, 'TEXT')}")
         async with self.tx() as tx:
             existing = await tx.billing.request(request_id)
             if existing is None:

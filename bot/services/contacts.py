@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from bot import notices
 from bot.domain import Actor, Contact, ContactRole, Organization, RequestStatus, StaffRole
-from bot.messages import Actions, Button, Fields, Heading, Message, Paragraph
+from bot.messages import Actions, Button, Fields, Heading, Message, Paragraph, command
 from bot.policy import Permission, allows, may_manage_contacts
 from bot.services.base import Denied, Invalid, NotFound, Service, Tx
 from storage.directory import TechnicalRequest
@@ -81,7 +81,8 @@ class ContactService(Service):
     ) -> Contact:
         """Make `email` the organization's Main or Administrative Contact."""
         if role is ContactRole.TECHNICAL:
-            raise Invalid("Technical Contacts are requested: /contacts request-technical EMAIL")
+            raise Invalid("Technical Contacts are requested: "
+                          + command("contacts request-technical EMAIL"))
         org = self._require_main(actor)
         name = _checked_name(name)
         async with self.tx() as tx:
@@ -171,11 +172,14 @@ class ContactService(Service):
                     ),
                     Actions(
                         (
-                            Button("Approve", "subdesk.approve", str(request.id), "primary"),
-                            Button("Deny", "subdesk.deny", str(request.id), "danger"),
+                            Button("Approve", "subdesk.approve",
+                                   (("REQUEST_ID", str(request.id)),), "primary"),
+                            Button("Deny", "subdesk.deny",
+                                   (("REQUEST_ID", str(request.id)),), "danger"),
                         )
                     ),
-                    Paragraph(f"/subdesk approve {request.id} or /subdesk deny {request.id}"),
+                    Paragraph(f"{command('subdesk approve', request.id)} or "
+                              f"{command('subdesk deny', request.id)}"),
                 ),
             )
             for admin in await tx.directory.staff_with_role(StaffRole.ADMIN):

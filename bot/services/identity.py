@@ -12,6 +12,7 @@ from bot import notices
 from bot.domain import Actor, ContactRole, Platform, StaffMember, StaffRole
 from bot.emails import normalize_email
 from bot.invocation import Sender
+from bot.messages import command
 from bot.services.base import Denied, Invalid, NotFound, Service, Tx
 from storage.identities import Owner
 
@@ -68,12 +69,13 @@ class IdentityService(Service):
         if sender.verified_email and (email is None or email == sender.verified_email.lower()):
             return await self._link_verified(sender, sender.verified_email.lower())
         if email is None:
-            raise Invalid("Give the email your organization designated: /subdesk link EMAIL")
+            raise Invalid("Give the email your organization designated: "
+                          + command("subdesk link EMAIL"))
         minutes = self.settings.link_code_ttl_minutes
         neutral = LinkOutcome(
             False,
             f"If {email} belongs to a designated contact, a 6-digit code is on its way there. "
-            f"Reply with /subdesk link verify CODE within {minutes} minutes.",
+            f"Reply with {command('subdesk link verify CODE')} within {minutes} minutes.",
         )
         async with self.tx() as tx:
             contacts = await tx.directory.contacts_with_email(email)
@@ -118,14 +120,14 @@ class IdentityService(Service):
                     await tx.identities.drop_link_code(*key)
                 return LinkOutcome(
                     False, "There is no valid code for this account. Ask for a new one: "
-                    "/subdesk link EMAIL"
+                    + command("subdesk link EMAIL")
                 )
             if not hmac.compare_digest(hash_code(code, pending.salt), pending.code_hash):
                 left = pending.attempts_left - 1
                 if left <= 0:
                     await tx.identities.drop_link_code(*key)
                     return LinkOutcome(False, "That code is wrong and no attempts are left. "
-                                       "Ask for a new one: /subdesk link EMAIL")
+                                       f"Ask for a new one: {command('subdesk link EMAIL')}")
                 await tx.identities.spend_link_attempt(*key)
                 return LinkOutcome(
                     False, f"That code is wrong; {left} attempt{'s' if left != 1 else ''} left."

@@ -8,6 +8,7 @@ channel however often it is queued.
 
 from __future__ import annotations
 
+import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -33,7 +34,7 @@ def person_drafts(
     *,
     critical: bool = False,
 ) -> list[OutboxDraft]:
-    """The outbox rows that notify one person: a DM per linked (platform, user id) account,
+    """The outbox rows that notify one person: a DM per linked (platform, address) account,
     else (or also, when critical) an email. Pure, so bulk senders and `Notifier` share one
     rule."""
     label = f"{name} <{email}>"
@@ -96,7 +97,7 @@ class Notifier:
         critical: bool,
     ) -> int:
         queued = 0
-        accounts = [(i.platform.value, i.user_id) for i in identities]
+        accounts = [(i.platform.value, i.address) for i in identities]
         for draft in person_drafts(name, email, accounts, key, message.to_json(),
                                    critical=critical):
             inserted = await tx.outbox.enqueue(
@@ -106,6 +107,7 @@ class Notifier:
                 kind=draft.kind,
                 payload=draft.payload,
                 recipient=draft.recipient,
+                card=message.card_key,
             )
             queued += inserted is not None
         return queued
@@ -132,8 +134,34 @@ class Notifier:
             kind="channel",
             payload=message.to_json(),
             recipient=channel,
+            card=message.card_key,
         )
         return int(inserted is not None)
+
+    async def update_card(self, tx: Tx, message: Message) -> int:
+        """Replace card `message.card_key` with `message` wherever it was sent (an edit in
+        place: `chat.update`, `m.replace`, a reprint); email copies cannot change and are
+        left alone. Queued edits of the card that have not gone out yet are superseded."""
+        card = message.card_key
+        if card is None:
+            raise ValueError("update_card needs a message with a card_key")
+        version = uuid.uuid4().hex[:16]
+        queued = 0
+        for copy in await tx.outbox.card_copies(card):
+            if copy.platform == Platform.EMAIL.value:
+                continue
+            inserted = await tx.outbox.enqueue(
+                f"{card}:edit:{version}:{copy.platform}:{copy.target}",
+                platform=copy.platform,
+                target=copy.target,
+                kind=copy.kind,
+                payload=message.to_json(),
+                recipient=copy.recipient,
+                card=card,
+                edit=True,
+            )
+            queued += inserted is not None
+        return queued
 
     async def to_channels(
         self, tx: Tx, channels: Iterable[str], key: str, message: Message

@@ -22,6 +22,7 @@ from bot.importing import (
     load_json,
     read_csv,
 )
+from bot.messages import command
 from bot.services.base import Service, Tx
 from storage.directory import OrgFields
 
@@ -316,7 +317,7 @@ class OnboardingService(Service):
         return [
             f"organizations[{index}] ({org.key}): {count} Technical Contacts with those already "
             f"designated, over the {org.level.value} limit of {limit}; remove some first "
-            "(/contacts remove-technical EMAIL)"
+            f"({command('contacts remove-technical EMAIL')})"
         ]
 
     async def _apply(self, tx: Tx, org_in: OrganizationIn, report: ImportReport) -> None:

@@ -11,7 +11,17 @@ from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bot.domain import Organization, Severity, Ticket
-from bot.messages import Actions, Button, Context, Fields, Heading, Message, Paragraph, Tone
+from bot.messages import (
+    Actions,
+    Button,
+    Context,
+    Fields,
+    Heading,
+    Message,
+    Paragraph,
+    Tone,
+    command,
+)
 
 if TYPE_CHECKING:
     from storage.tickets import SlaCandidate
@@ -73,13 +83,20 @@ def triage_thread(ticket_id: int) -> str:
     return f"ticket:{ticket_id}:triage"
 
 
+def card_of(thread: str) -> str:
+    """The key of the card that heads `thread`: edits of the card replace it in place."""
+    return f"card:{thread}"
+
+
 def opener_card(ticket: Ticket, org: Organization) -> Message:
     """The card a Technical Contact gets for a ticket they opened; replies in its thread
-    become public comments."""
+    become public comments. It is edited in place as the ticket changes."""
     return Message(
-        text=f"Ticket {ticket.ref} opened ({ticket.severity.value}): {ticket.subject}",
+        text=f"Ticket {ticket.ref} ({ticket.severity.value}, {ticket.status.value}): "
+        f"{ticket.subject}",
         subject=f"[{ticket.ref}] {ticket.subject}",
         thread_key=opener_thread(ticket.id),
+        card_key=card_of(opener_thread(ticket.id)),
         blocks=(
             Heading(f"Ticket {ticket.ref}: {ticket.subject}"),
             Fields(
@@ -91,14 +108,18 @@ def opener_card(ticket: Ticket, org: Organization) -> Message:
                 )
             ),
             Paragraph(
-                f"Reply in this thread or use /ticket comment {ticket.id} TEXT to add to it."
+                f"Reply in this thread or use {command('ticket comment', ticket.id, 'TEXT')} "
+                "to add to it."
             ),
         ),
     )
 
 
-def triage_card(ticket: Ticket, org: Organization, opener: str, now: dt.datetime) -> Message:
-    """The staff triage card for a new ticket; sev1 is loud."""
+def triage_card(
+    ticket: Ticket, org: Organization, opener: str, now: dt.datetime, assignee: str | None = None
+) -> Message:
+    """The staff triage card of a ticket; sev1 is loud. It is edited in place as the ticket
+    changes (claim, status, severity)."""
     loud = ticket.severity is Severity.SEV1
     head = (
         f"SEV1 — {ticket.ref} {ticket.subject}"
@@ -111,6 +132,7 @@ def triage_card(ticket: Ticket, org: Organization, opener: str, now: dt.datetime
         subject=f"[{ticket.ref}] {ticket.subject}",
         tone=Tone.DANGER if loud else Tone.NORMAL,
         thread_key=triage_thread(ticket.id),
+        card_key=card_of(triage_thread(ticket.id)),
         blocks=(
             Heading(head),
             Fields(
@@ -119,6 +141,7 @@ def triage_card(ticket: Ticket, org: Organization, opener: str, now: dt.datetime
                     ("Opened by", opener),
                     ("Severity", ticket.severity.value),
                     ("Status", ticket.status.value),
+                    ("Assignee", assignee or "unassigned"),
                     ("First response", f"{when(ticket.first_response_due_at)} "
                                        f"({due_label(ticket, now)})"),
                 )
@@ -126,13 +149,14 @@ def triage_card(ticket: Ticket, org: Organization, opener: str, now: dt.datetime
             *((Paragraph(ticket.description),) if ticket.description else ()),
             Actions(
                 (
-                    Button("Claim", "triage.claim", str(ticket.id), "primary"),
-                    Button("Status", "triage.status", str(ticket.id)),
-                    Button("Severity", "triage.severity", str(ticket.id)),
-                    Button("Reply", "triage.reply", str(ticket.id)),
+                    Button("Claim", "triage.claim", (("ID", str(ticket.id)),), "primary"),
+                    Button("Status", "triage.status", (("ID", str(ticket.id)),), form=True),
+                    Button("Severity", "triage.severity", (("ID", str(ticket.id)),), form=True),
+                    Button("Reply", "triage.reply", (("ID", str(ticket.id)),), form=True),
                 )
             ),
-            Context(f"/triage claim {ticket.id} · /triage reply {ticket.id} TEXT"),
+            Context(f"{command('triage claim', ticket.id)} · "
+                    f"{command('triage reply', ticket.id, 'TEXT')}"),
         ),
     )
 
@@ -190,7 +214,7 @@ def sla_alert(candidate: SlaCandidate, stage: str, now: dt.datetime) -> Message:
                     ("Clock", due_label(ticket, now)),
                 )
             ),
-            Actions((Button("Claim", "triage.claim", str(ticket.id), "primary"),
-                     Button("Reply", "triage.reply", str(ticket.id)))),
+            Actions((Button("Claim", "triage.claim", (("ID", str(ticket.id)),), "primary"),
+                     Button("Reply", "triage.reply", (("ID", str(ticket.id)),), form=True))),
         ),
     )

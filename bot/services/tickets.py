@@ -24,7 +24,7 @@ from bot.domain import (
     TicketStatus,
 )
 from bot.invocation import IncomingFile
-from bot.messages import Message
+from bot.messages import Message, command
 from bot.policy import (
     Permission,
     allows,
@@ -48,6 +48,10 @@ from bot.services.ticket_cards import (
 
 SUBJECT_MAX = 300
 LIST_LIMIT = 20
+
+
+def _person(contact: Contact | None) -> str:
+    return "a former contact" if contact is None else f"{contact.name} <{contact.email}>"
 
 
 def not_found(ticket_id: int) -> NotFound:
@@ -200,6 +204,18 @@ class TicketBase(Service):
             skip=skip,
         )
         await self._tell_triage(tx, f"{key}:triage", triage_update(ticket, headline, body))
+        await self._refresh_cards(tx, ticket)
+
+    async def _refresh_cards(self, tx: Tx, ticket: Ticket) -> None:
+        """Edit the ticket's cards in place (opener's and triage) to show it as it is now."""
+        org = await tx.directory.org(ticket.org_id)
+        assert org is not None
+        opener = None if ticket.opener_id is None else await tx.directory.contact(ticket.opener_id)
+        assignee = None if ticket.assignee_id is None else await tx.directory.staff(
+            ticket.assignee_id)
+        await self.notifier.update_card(tx, opener_card(ticket, org))
+        await self.notifier.update_card(tx, triage_card(
+            ticket, org, _person(opener), tx.now, assignee.name if assignee else None))
 
 
 class TicketService(TicketBase):
@@ -234,7 +250,8 @@ class TicketService(TicketBase):
         contact, org = self.require_tickets(actor)
         subject = " ".join(subject.split())
         if not subject:
-            raise Invalid("A ticket needs a subject: /ticket new [sev1|sev2|sev3|sev4] SUBJECT")
+            raise Invalid("A ticket needs a subject: "
+                          + command("ticket new [sev1|sev2|sev3|sev4] SUBJECT"))
         if len(subject) > SUBJECT_MAX:
             description = f"{subject}\n\n{description}".strip()
             subject = subject[: SUBJECT_MAX - 1] + "…"
@@ -256,7 +273,7 @@ class TicketService(TicketBase):
             await self._tell_triage(
                 tx,
                 f"ticket:{ticket.id}:created:triage",
-                triage_card(ticket, org, f"{contact.name} <{contact.email}>", tx.now),
+                triage_card(ticket, org, _person(contact), tx.now),
                 reach_someone=True,
             )
             return ticket
@@ -314,7 +331,7 @@ class TicketService(TicketBase):
                 raise not_found(ticket_id)
             if ticket.status is TicketStatus.CLOSED:
                 raise Invalid(f"Ticket {ticket.ref} is closed. Reopen it first: "
-                              f"/ticket reopen {ticket.id}")
+                              f"{command('ticket reopen', ticket.id)}")
             note = await tx.tickets.add_comment(
                 ticket.id, body=text, internal=False, source_platform=source_platform,
                 author_contact_id=contact.id, author_name=contact.name,

@@ -13,6 +13,7 @@ from bot.services.notify import Notifier
 from bot.services.onboarding import OnboardingService
 from bot.services.reminders import ReminderService
 from bot.services.sla import SlaService
+from bot.services.threads import ThreadService
 from bot.services.tickets import TicketService
 from bot.services.triage import TriageService
 from storage.db import Database
@@ -34,6 +35,7 @@ class Services:
     tickets: TicketService
     triage: TriageService
     sla: SlaService
+    threads: ThreadService
 
     @classmethod
     def build(cls, db: Database, settings: Settings, clock: Clock | None = None) -> Services:
@@ -50,6 +52,7 @@ class Services:
             tickets=TicketService(*args),
             triage=TriageService(*args),
             sla=SlaService(*args),
+            threads=ThreadService(*args),
             onboarding=OnboardingService(*args),
             billing=BillingService(*args),
             reminders=ReminderService(*args),

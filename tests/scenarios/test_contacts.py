@@ -446,7 +446,7 @@ async def test_commands_of_features_not_built_answer_not_enabled(harness: Harnes
 
     async def send(email: str, line: str) -> str:
         sender = Sender(Platform.CONSOLE, "local", email, asserted_email=email)
-        return (await core.handle(Invocation(sender, line))).message.text
+        return (await core.handle(Invocation(sender, line))).message.resolved("/").text
 
     assert await send(DEMO_TECH, "/ticket new sev2 Database down") == (
         "/ticket new is not enabled on this deployment yet.")

@@ -94,7 +94,7 @@ async def test_welcome_and_support_welcome(harness: Harness) -> None:
     assert not harness.emails_to("tom@acme.test")
     rows = await outbox_rows(harness)
     tom = [(r.platform, r.target, r.kind) for r in rows if r.recipient.endswith("<tom@acme.test>")]
-    assert sorted(tom) == [("matrix", "@tom:acme.test", "dm"), ("slack", "U0TOM", "dm")]
+    assert sorted(tom) == [("matrix", "@tom:acme.test", "dm"), ("slack", "T0ACME:U0TOM", "dm")]
     assert all(r.payload["subject"] == "Support Welcome — ACME Corp" for r in rows
                if r.target in ("U0TOM", "@tom:acme.test"))
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import re
 
@@ -37,10 +38,12 @@ def wrong(code: str) -> str:
 
 
 async def chat(harness: Harness, sender: Sender, text: str) -> Reply:
-    """Send as a chat account of any platform, then deliver what it queued."""
+    """Send as a chat account of any platform, then deliver what it queued; the reply's
+    command references are written the way that platform writes them."""
     reply = await harness.app.core.handle(Invocation(sender, text))
     await harness.drain()
-    return reply
+    prefix = "!" if sender.platform is Platform.MATRIX else "/"
+    return dataclasses.replace(reply, message=reply.message.resolved(prefix))
 
 
 async def link_codes(harness: Harness) -> list[LinkCodeRow]:

@@ -15,7 +15,7 @@ import pytest
 from bot.clock import FixedClock
 from bot.config import Settings
 from bot.demo import DEMO_MAIN
-from bot.domain import OutboxStatus, Platform
+from bot.domain import MessageRef, OutboxStatus, Platform
 from bot.messages import Message
 from bot.outbox import LEASE, Dispatcher, DispatchStats, backoff
 from bot.ports import DeliveryError
@@ -33,12 +33,12 @@ class Recorder:
     delivered: list[int] = field(default_factory=list)
     calls: list[tuple[int, float]] = field(default_factory=list)
 
-    async def deliver(self, item: OutboxItem, message: Message) -> str | None:
+    async def deliver(self, item: OutboxItem, message: Message) -> MessageRef | None:
         self.calls.append((item.id, time.monotonic()))
         if self.script:
             raise self.script.pop(0)
         self.delivered.append(item.id)
-        return f"ref-{item.id}"
+        return MessageRef(item.target, f"ref-{item.id}")
 
 
 def tuned(settings: Settings, **changes: object) -> Settings:
@@ -392,7 +392,7 @@ async def test_concurrent_dispatchers_never_double_deliver(
 
     @dataclass
     class Shared(Recorder):
-        async def deliver(self, item: OutboxItem, message: Message) -> str | None:
+        async def deliver(self, item: OutboxItem, message: Message) -> MessageRef | None:
             deliveries[item.id] += 1
             await asyncio.sleep(0)
             return await super().deliver(item, message)

@@ -11,6 +11,7 @@ from bot.config import Settings
 from bot.demo import DEMO_STAFF, DEMO_TECH
 from bot.domain import Platform, StaffRole
 from bot.invocation import IncomingFile, Invocation, Sender
+from bot.messages import Outcome
 from storage.db import Database
 from storage.models import AttachmentRow, TicketCommentRow, TicketRow
 from tests.harness import Harness
@@ -72,12 +73,49 @@ async def test_open_list_show_comment_close_reopen(harness: Harness) -> None:
 
 
 async def test_new_without_subject_asks_for_it(harness: Harness) -> None:
-    """No subject: the usage line on the console, and a modal where the platform has one."""
+    """No subject: the command's form (a modal on Slack); the console asks for the missing
+    fields line by line, validates each, and opens the ticket with what was given."""
     await build(harness)
-    reply = await harness.as_(TOM).send("/ticket new sev1")
-    assert not reply.ok and reply.modal == "ticket.new"
+    tom = harness.as_(TOM)
+    reply = await tom.send("/ticket new sev1")
+    assert reply.outcome is Outcome.NEEDS_INPUT and reply.form is not None
+    assert reply.form.command == "ticket.new"
+    assert [f.name for f in reply.form.to_ask] == ["SUBJECT", "DESCRIPTION"]
     assert "Usage: /ticket new [sev1|sev2|sev3|sev4] [SUBJECT]" in reply.message.text
     assert await count(harness, TicketRow) == 0
+    assert tom.asking is not None and tom.asking.name == "SUBJECT"
+    await tom.send("")  # the subject is needed: asked again
+    assert tom.asking is not None and tom.asking.name == "SUBJECT"
+    await tom.send("Cluster  down")
+    assert tom.asking is not None and tom.asking.name == "DESCRIPTION"
+    opened = await tom.send("All nodes stopped at 10:00.")
+    assert opened.ok and tom.form is None
+    ticket = (await harness.app.services.tickets.show(
+        await harness.app.services.identity.actor(tom.sender), 1)).ticket
+    assert (ticket.subject, ticket.severity.value) == ("Cluster down", "sev1")
+    assert ticket.description == "All nodes stopped at 10:00."
+    assert "  Subject?" in harness.lines and "  Description (optional)?" in harness.lines
+
+
+async def test_form_field_is_validated_and_can_be_cancelled(harness: Harness) -> None:
+    """A form answer that fails the grammar's check is refused with the reason and asked
+    again; `cancel` closes the form without running anything."""
+    await build(harness)
+    tom = harness.as_(TOM)
+    await tom.send("/ticket new")
+    await tom.send("Printer on fire")
+    await tom.send("cancel")
+    assert tom.form is None and await count(harness, TicketRow) == 0
+    engineer = harness.as_(SAM)
+    await tom.send("/ticket new sev2 Printer on fire")
+    reply = await engineer.send("/triage status 1")
+    assert reply.form is not None and engineer.asking is not None
+    assert engineer.asking.choices == ("new", "open", "pending", "on_hold", "solved", "closed")
+    await engineer.send("melted")
+    assert "STATUS must be one of" in harness.lines[-2]
+    assert engineer.asking is not None and engineer.asking.name == "STATUS"
+    done = await engineer.send("pending")
+    assert done.ok and "#1 is now pending" in done.message.text
 
 
 async def test_hidden_ticket_answers_like_a_missing_one(harness: Harness) -> None:

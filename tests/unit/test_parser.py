@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from bot.commands import GRAMMAR, ArgKind, CommandSpec, Parsed, ParseError, parse
 from bot.commands.grammar import BY_KEY, DEFAULTS, ROOTS
 from bot.commands.parser import MAX_LENGTH
+from bot.messages import resolve_commands
 
 pytestmark = pytest.mark.nodb
 
@@ -22,10 +23,16 @@ SAMPLE_VALUES: dict[ArgKind, str] = {
 }
 
 
+
+def slash(lines: list[str]) -> list[str]:
+    """Usage lines as the console and Slack show them."""
+    return [resolve_commands(line, "/") for line in lines]
+
+
 def filled(spec: CommandSpec, prefix: str = "/", *, optional: bool = True) -> str:
     """The spec's usage line with a sample value for each argument."""
     parts = [f"{prefix}{spec.root}", *spec.words]
-    for arg in spec.args:
+    for arg in spec.line_args:
         if arg.optional and not optional:
             continue
         parts.append(arg.choices[-1] if arg.kind is ArgKind.CHOICE else SAMPLE_VALUES[arg.kind])
@@ -50,11 +57,11 @@ def test_every_command_parses_from_its_usage(spec: CommandSpec, prefix: str) -> 
     """Each grammar entry, filled in from its usage line, parses back to itself."""
     full = ok(filled(spec, prefix))
     assert full.spec.key == spec.key
-    for arg in spec.args:
+    for arg in spec.line_args:
         assert full.args[arg.name] is not None, arg.name
     minimal = ok(filled(spec, prefix, optional=False))
     assert minimal.spec.key == spec.key
-    for arg in spec.args:
+    for arg in spec.line_args:
         if arg.optional:
             assert minimal.args[arg.name] is None
 
@@ -62,9 +69,9 @@ def test_every_command_parses_from_its_usage(spec: CommandSpec, prefix: str) -> 
 @pytest.mark.parametrize("spec", GRAMMAR, ids=lambda s: s.key)
 def test_usage_line_names_root_words_and_arguments(spec: CommandSpec) -> None:
     """Usage lines start with the prefix and root and bracket optional arguments."""
-    usage = spec.usage("!")
+    usage = resolve_commands(spec.usage(), "!")
     assert usage.startswith(f"!{spec.root}")
-    for arg in spec.args:
+    for arg in spec.line_args:
         assert (f"[{arg.usage.strip('[]')}]" in usage) == arg.optional
 
 
@@ -74,7 +81,7 @@ def test_missing_required_argument_answers_with_the_usage(spec: CommandSpec) -> 
     """Leaving out a required argument names it and carries that command's usage."""
     error = err(" ".join([f"/{spec.root}", *spec.words]))
     assert error.spec == spec
-    assert error.usages() == [spec.usage("/")]
+    assert error.usages() == [spec.usage()]
     assert "missing" in error.message
 
 
@@ -149,7 +156,7 @@ def test_bad_arguments_name_the_problem_and_the_usage(text: str, key: str, needl
     error = err(text)
     assert error.spec is BY_KEY[key]
     assert needle in error.message
-    assert error.usages("!") == [BY_KEY[key].usage("!")]
+    assert error.usages() == [BY_KEY[key].usage()]
 
 
 _NEEDS_SUBCOMMAND = sorted(
@@ -162,7 +169,7 @@ def test_root_without_subcommand_lists_its_usages(root: str) -> None:
     """A known root with nothing after it answers with every usage of that root."""
     error = err(f"/{root}")
     assert error.root == root
-    usages = error.usages()
+    usages = [resolve_commands(u, "/") for u in error.usages()]
     assert usages and all(u.startswith(f"/{root}") for u in usages)
 
 
@@ -171,7 +178,7 @@ def test_unknown_subcommand_keeps_the_root() -> None:
     error = err("/ticket explode now")
     assert error.root == "ticket"
     assert "explode" in error.message
-    assert "/ticket show ID" in error.usages()
+    assert "/ticket show ID" in slash(error.usages())
 
 
 HOSTILE = [
@@ -235,7 +242,7 @@ def test_garbage_is_an_error_without_a_root(text: str) -> None:
     """Input that names no command is an error that points at help."""
     error = err(text)
     assert error.root is None
-    assert "/subdesk help" in error.message
+    assert "/subdesk help" in resolve_commands(error.message, "/")
 
 
 def test_ten_kilobyte_line_is_refused_with_the_roots_usage() -> None:
@@ -243,7 +250,7 @@ def test_ten_kilobyte_line_is_refused_with_the_roots_usage() -> None:
     error = err("/ticket comment 1 " + "x" * 10_000)
     assert str(MAX_LENGTH) in error.message
     assert error.root == "ticket"
-    assert "/ticket comment ID TEXT" in error.usages()
+    assert "/ticket comment ID TEXT" in slash(error.usages())
     assert err("x" * 10_240).root is None
 
 
@@ -321,7 +328,7 @@ def test_unknown_word_after_a_bare_command_is_an_unknown_subcommand() -> None:
     error = err("/contacts frobnicate")
     assert error.spec is None and error.root == "contacts"
     assert "Unknown subcommand 'frobnicate'" in error.message
-    assert "/contacts sharing on|off" in error.usages()
+    assert "/contacts sharing on|off" in slash(error.usages())
 
 
 def test_lone_surrogates_become_replacement_characters() -> None:
