@@ -76,7 +76,7 @@ GRAMMAR: tuple[CommandSpec, ...] = (
         "ticket list",
         (Arg("SCOPE", ArgKind.CHOICE, optional=True, choices=("open", "all")),),
         "your tickets",
-        P.TICKETS,
+        P.TICKETS_FOLLOW,
         "tickets",
     ),
     _c("ticket.show", "ticket show", (_TICKET,), "one ticket and its thread", P.TICKETS_VIEW,
@@ -86,7 +86,7 @@ GRAMMAR: tuple[CommandSpec, ...] = (
         "ticket comment",
         (_TICKET, _TEXT),
         "add a comment",
-        P.TICKETS,
+        P.TICKETS_FOLLOW,
         "tickets",
     ),
     _c(
@@ -94,7 +94,7 @@ GRAMMAR: tuple[CommandSpec, ...] = (
         "ticket close",
         (_TICKET, _OPT_TEXT),
         "close a ticket",
-        P.TICKETS,
+        P.TICKETS_FOLLOW,
         "tickets",
     ),
     _c(
@@ -102,7 +102,7 @@ GRAMMAR: tuple[CommandSpec, ...] = (
         "ticket reopen",
         (_TICKET, _OPT_TEXT),
         "reopen a ticket",
-        P.TICKETS,
+        P.TICKETS_FOLLOW,
         "tickets",
     ),
     # /billing

@@ -127,10 +127,13 @@ def register(registry: Registry, services: Services) -> None:
     @registry.command("contacts.set")
     async def set_(ctx: CommandContext) -> Reply:
         role = ContactRole(str(ctx.parsed.text("ROLE")))
-        contact = await contacts.designate(
+        done = await contacts.designate(
             ctx.actor, role, str(ctx.parsed.text("EMAIL")), ctx.parsed.text("NAME")
         )
-        return Reply.text(f"{contact.name} <{contact.email}> is now the {role_label(role)}.")
+        contact = done.contact
+        return Reply.text("\n".join([
+            f"{contact.name} <{contact.email}> is now the {role_label(role)}.", *done.notes
+        ]))
 
     @registry.command("contacts.request_technical")
     async def request_technical(ctx: CommandContext) -> Reply:

@@ -45,6 +45,14 @@ def snapshot(contact: Contact | None) -> dict[str, object] | None:
 
 
 @dataclass(frozen=True, slots=True)
+class Designation:
+    """A designated contact, and what the change means for the people it touches."""
+
+    contact: Contact
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class ContactsView:
     org: Organization
     contacts: list[Contact]
@@ -78,23 +86,27 @@ class ContactService(Service):
 
     async def designate(
         self, actor: Actor, role: ContactRole, email: str, name: str | None
-    ) -> Contact:
-        """Make `email` the organization's Main or Administrative Contact."""
+    ) -> Designation:
+        """Make `email` the organization's Main or Administrative Contact, saying what else
+        changes: a sole Main Contact stops standing in for the Technical Contact, and a
+        replaced contact's open tickets lose their reader."""
         if role is ContactRole.TECHNICAL:
             raise Invalid("Technical Contacts are requested: /contacts request-technical EMAIL")
         org = self._require_main(actor)
         name = _checked_name(name)
         async with self.tx() as tx:
             await tx.directory.lock_org(org.id)
-            current = [c for c in await tx.directory.contacts(org.id) if role in c.roles]
+            everyone = await tx.directory.contacts(org.id)
+            current = [c for c in everyone if role in c.roles]
             target = await tx.directory.contact_by_email(org.id, email)
+            notes: list[str] = []
             before = snapshot(target)
             if target is not None and role in target.roles:
                 if name and name != target.name:
                     await tx.directory.rename_contact(target.id, name)
                     await self._audit(tx, actor, org, "contact.rename", target.email, before,
                                       {**(before or {}), "name": name})
-                    return await self._reload(tx, target.id)
+                    return Designation(await self._reload(tx, target.id))
                 raise Invalid(f"{email} is already the {role_label(role)}.")
             await tx.directory.clear_role(org.id, role)
             for previous in current:
@@ -110,7 +122,13 @@ class ContactService(Service):
                         subject=f"You are no longer the {role_label(role)} of {org.name}",
                     ),
                 )
-                await tx.directory.delete_contact_if_roleless(previous.id)
+                if (await tx.directory.delete_contact_if_roleless(previous.id)
+                        and await tx.tickets.for_contacts(org.id, previous.id, active_only=True,
+                                                          limit=1)):
+                    notes.append(
+                        f"{previous.name} is no longer a contact of {org.name}: updates on the "
+                        "open tickets they opened now reach no one at the organization."
+                    )
             if target is None:
                 target = await tx.directory.add_contact(org.id, name or email, email, [role])
             else:
@@ -128,7 +146,24 @@ class ContactService(Service):
             await self.notifier.to_contact(
                 tx, target, f"role:{role.value}:{org.id}:{target.id}:{tx.now.isoformat()}", message
             )
-            return target
+            notes.extend(await self._sole_contact_ends(tx, org, everyone))
+            return Designation(target, tuple(notes))
+
+    async def _sole_contact_ends(
+        self, tx: Tx, org: Organization, before: list[Contact]
+    ) -> list[str]:
+        """When a sole Main Contact (who stood in for the Technical Contact) gains a
+        colleague, what changes for them, in one line."""
+        if len(before) != 1 or before[0].roles != frozenset({ContactRole.MAIN}):
+            return []
+        if len(await tx.directory.contacts(org.id)) < 2:
+            return []
+        sole = before[0]
+        return [
+            f"{sole.name} is no longer the sole contact of {org.name}: new tickets need a "
+            "Technical Contact (/contacts request-technical EMAIL); the tickets "
+            f"{sole.name} opened stay theirs to follow."
+        ]
 
     async def request_technical(
         self, actor: Actor, email: str, name: str | None
