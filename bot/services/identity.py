@@ -48,6 +48,24 @@ def actor_of(owner: Owner | None) -> Actor:
     )
 
 
+async def _linked_owner(
+    tx: Tx, platform: str, workspace: str, user_id: str
+) -> dict[str, object] | None:
+    """Who a chat account is linked to now, as an audit snapshot (None when unlinked)."""
+    identity = await tx.identities.identity(platform, workspace, user_id)
+    if identity is None:
+        return None
+    if identity.contact_id is not None:
+        contact = await tx.directory.contact(identity.contact_id)
+        if contact is not None:
+            return {"email": contact.email, "contact": contact.name, "org_id": contact.org_id}
+    if identity.staff_id is not None:
+        staff = await tx.directory.staff(identity.staff_id)
+        if staff is not None:
+            return {"email": staff.email, "staff": staff.name}
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class LinkOutcome:
     linked: bool
@@ -172,11 +190,23 @@ class IdentityService(Service):
 
     # Vendor-side (CLI) -----------------------------------------------------------------
 
-    async def admin_link(self, email: str, platform: Platform, workspace: str, user_id: str) -> str:
-        """Link a chat account by an admin's word (`subdesk link`)."""
+    async def admin_link(self, email: str, platform: Platform, workspace: str, user_id: str,
+                         *, force: bool = False) -> str:
+        """Link a chat account by an admin's word (`subdesk link`).
+
+        An account already linked to someone else moves only with `force`, and the audit
+        entry names its previous owner.
+        """
         async with self.tx() as tx:
             staff = await tx.directory.staff_by_email(email)
             contacts = await tx.directory.contacts_with_email(email)
+            account = f"{platform.value}:{workspace}:{user_id}"
+            previous = await _linked_owner(tx, platform.value, workspace, user_id)
+            if previous is not None and previous["email"] != email.lower() and not force:
+                raise Invalid(
+                    f"{platform.value} {user_id} is already linked to {previous['email']}; "
+                    "add --force to move it."
+                )
             if contacts:
                 await tx.identities.link(platform.value, workspace, user_id,
                                         contact_id=contacts[0].id)
@@ -187,9 +217,12 @@ class IdentityService(Service):
                 who, org_id = staff.name, None
             else:
                 raise NotFound(f"No contact or staff member has the email {email}.")
-            await tx.directory.audit("cli", org_id, "identity.linked",
-                                     f"{platform.value}:{workspace}:{user_id}", None,
+            await tx.directory.audit("cli", org_id, "identity.linked", account, previous,
                                      {"email": email, "proof": "admin"})
+            if previous is not None and previous.get("org_id") not in (None, org_id):
+                await tx.directory.audit("cli", int(str(previous["org_id"])),
+                                         "identity.moved", account, previous,
+                                         {"email": email, "proof": "admin"})
             return who
 
     async def add_staff(
