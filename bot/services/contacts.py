@@ -9,6 +9,7 @@ from bot.domain import Actor, Contact, ContactRole, Organization, RequestStatus,
 from bot.messages import Actions, Button, Fields, Heading, Message, Paragraph
 from bot.policy import Permission, allows, may_manage_contacts
 from bot.services.base import Denied, Invalid, NotFound, Service, Tx
+from bot.services.reserved import require_customer_email
 from storage.directory import TechnicalRequest
 
 _ROLE_LABEL = {
@@ -95,6 +96,7 @@ class ContactService(Service):
         org = self._require_main(actor)
         name = _checked_name(name)
         async with self.tx() as tx:
+            await require_customer_email(tx, self.settings, email)
             await tx.directory.lock_org(org.id)
             everyone = await tx.directory.contacts(org.id)
             current = [c for c in everyone if role in c.roles]
@@ -172,6 +174,7 @@ class ContactService(Service):
         assert actor.contact is not None
         name = _checked_name(name)
         async with self.tx() as tx:
+            await require_customer_email(tx, self.settings, email)
             await tx.directory.lock_org(org.id)
             existing = await tx.directory.contact_by_email(org.id, email)
             if existing is not None and existing.is_technical:
@@ -258,6 +261,7 @@ class ContactService(Service):
             assert org is not None
             contact: Contact | None = None
             if approve:
+                await require_customer_email(tx, self.settings, request.email)
                 limit = self.settings.technical_limit(org.level)
                 if await tx.directory.count_role(org.id, ContactRole.TECHNICAL) >= limit:
                     raise Denied(
