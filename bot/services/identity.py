@@ -12,10 +12,9 @@ from bot import notices
 from bot.domain import Actor, ContactRole, Platform, StaffMember, StaffRole
 from bot.emails import normalize_email
 from bot.invocation import Sender
+from bot.services import link_limits as limits
 from bot.services.base import Denied, Invalid, NotFound, Service, Tx
-from storage.identities import Owner
-
-CODE_RESEND_SECONDS = 60
+from storage.identities import LinkCode, Owner
 
 
 def hash_code(code: str, salt: str) -> str:
@@ -94,18 +93,22 @@ class IdentityService(Service):
             f"Reply with /subdesk link verify CODE within {minutes} minutes.",
         )
         async with self.tx() as tx:
+            # The account's limits count every request, whatever the email: telling them
+            # reveals nothing about which addresses are contacts.
+            account = limits.account_scope(sender.platform.value, sender.workspace,
+                                           sender.user_id)
+            refusal = await limits.send_refusal(tx, self.settings, account)
+            if refusal is not None:
+                return LinkOutcome(False, f"No new code for this account: {refusal}.")
+            await tx.link_events.record([account], limits.SENT)
             contacts = await tx.directory.contacts_with_email(email)
             if not contacts:
+                hash_code("000000", secrets.token_hex(16))  # the same work, the same time
                 return neutral
-            existing = await tx.identities.link_code(
-                sender.platform.value, sender.workspace, sender.user_id
-            )
-            if existing is not None:
-                issued = existing.expires_at - dt.timedelta(minutes=minutes)
-                if (tx.now - issued).total_seconds() < CODE_RESEND_SECONDS:
-                    # No new code, and the same answer as for an unknown email: a burst of
-                    # requests must not reveal which addresses are contacts.
-                    return neutral
+            person = limits.contact_scope(contacts[0].id)
+            if await limits.send_refusal(tx, self.settings, person) is not None:
+                return neutral  # a contact's limits are never told: no mail, same answer
+            await tx.link_events.record([person], limits.SENT)
             code = f"{secrets.randbelow(1_000_000):06d}"
             salt = secrets.token_hex(16)
             await tx.identities.put_link_code(
@@ -128,26 +131,23 @@ class IdentityService(Service):
         return neutral
 
     async def verify(self, sender: Sender, code: str) -> LinkOutcome:
+        """Check a link code. A wrong, expired or missing code gets one answer, counted
+        against the account the same way, so it never tells whether an email is a contact's."""
         key = (sender.platform.value, sender.workspace, sender.user_id)
         async with self.tx() as tx:
+            account = limits.account_scope(*key)
+            until = await limits.locked_until(tx, self.settings, account)
+            if until is not None:
+                return LinkOutcome(False, "Too many wrong codes from this account: try again "
+                                   f"in {limits.wait_text(until - tx.now)}.")
             pending = await tx.identities.link_code(*key)
-            if pending is None or pending.expires_at <= tx.now or pending.attempts_left <= 0:
-                if pending is not None:
-                    await tx.identities.drop_link_code(*key)
-                return LinkOutcome(
-                    False, "There is no valid code for this account. Ask for a new one: "
-                    "/subdesk link EMAIL"
-                )
-            if not hmac.compare_digest(hash_code(code, pending.salt), pending.code_hash):
-                left = pending.attempts_left - 1
-                if left <= 0:
-                    await tx.identities.drop_link_code(*key)
-                    return LinkOutcome(False, "That code is wrong and no attempts are left. "
-                                       "Ask for a new one: /subdesk link EMAIL")
-                await tx.identities.spend_link_attempt(*key)
-                return LinkOutcome(
-                    False, f"That code is wrong; {left} attempt{'s' if left != 1 else ''} left."
-                )
+            usable = (pending is not None and pending.expires_at > tx.now
+                      and pending.attempts_left > 0)
+            # Hash even without a code, so the time taken tells nothing either.
+            digest = hash_code(code, pending.salt if pending else secrets.token_hex(16))
+            if pending is None or not usable or not hmac.compare_digest(digest,
+                                                                        pending.code_hash):
+                return await self._wrong_code(tx, key, account, pending, usable)
             await tx.identities.drop_link_code(*key)
             contact = await tx.directory.contact(pending.contact_id)
             if contact is None:
@@ -160,6 +160,32 @@ class IdentityService(Service):
             org = await tx.directory.org(contact.org_id)
             return LinkOutcome(True, f"Linked: you are {contact.name} <{contact.email}> of "
                                f"{org.name if org else '?'}.")
+
+    async def _wrong_code(
+        self, tx: Tx, key: tuple[str, str, str], account: str, pending: LinkCode | None,
+        usable: bool,
+    ) -> LinkOutcome:
+        scopes = [account]
+        if pending is not None:
+            scopes.append(limits.contact_scope(pending.contact_id))
+            if usable and pending.attempts_left > 1:
+                await tx.identities.spend_link_attempt(*key)
+            else:
+                await tx.identities.drop_link_code(*key)
+        await tx.link_events.record(scopes, limits.FAILED)
+        left = await limits.guesses_left(tx, self.settings, account)
+        lockout = self.settings.link_lockout_minutes
+        if left <= 0:
+            return LinkOutcome(
+                False, "That code is not valid, and this account must wait "
+                f"{lockout} minutes before trying again; then ask for a new code: "
+                "/subdesk link EMAIL"
+            )
+        return LinkOutcome(
+            False, f"That code is not valid (wrong, expired or never sent); {left} more "
+            f"attempt{'s' if left != 1 else ''} before this account must wait {lockout} minutes. "
+            "A new code: /subdesk link EMAIL"
+        )
 
     async def _link_verified(self, sender: Sender, email: str) -> LinkOutcome:
         async with self.tx() as tx:
