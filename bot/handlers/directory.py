@@ -137,9 +137,14 @@ def register(registry: Registry, services: Services) -> None:
 
     @registry.command("contacts.request_technical")
     async def request_technical(ctx: CommandContext) -> Reply:
-        request = await contacts.request_technical(
+        request, told = await contacts.request_technical(
             ctx.actor, str(ctx.parsed.text("EMAIL")), ctx.parsed.text("NAME")
         )
+        if not told:
+            return Reply(Message(
+                f"Request #{request.id} for {request.name} <{request.email}> is saved, but no "
+                "vendor admin can be reached to approve it yet; please tell your vendor.",
+                tone=Tone.WARNING))
         return Reply(
             Message(
                 f"Request #{request.id} for {request.name} <{request.email}> is waiting for a "

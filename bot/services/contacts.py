@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from bot import notices
@@ -11,6 +12,8 @@ from bot.policy import Permission, allows, may_manage_contacts
 from bot.services.base import Denied, Invalid, NotFound, Service, Tx
 from bot.services.reserved import require_customer_email
 from storage.directory import TechnicalRequest
+
+log = logging.getLogger(__name__)
 
 _ROLE_LABEL = {
     ContactRole.MAIN: "Main Contact",
@@ -124,9 +127,9 @@ class ContactService(Service):
                         subject=f"You are no longer the {role_label(role)} of {org.name}",
                     ),
                 )
-                if (await tx.directory.delete_contact_if_roleless(previous.id)
-                        and await tx.tickets.for_contacts(org.id, previous.id, active_only=True,
-                                                          limit=1)):
+                opened = await tx.tickets.for_contacts(org.id, previous.id, active_only=True,
+                                                       limit=1)
+                if await tx.directory.delete_contact_if_roleless(previous.id) and opened:
                     notes.append(
                         f"{previous.name} is no longer a contact of {org.name}: updates on the "
                         "open tickets they opened now reach no one at the organization."
@@ -169,7 +172,8 @@ class ContactService(Service):
 
     async def request_technical(
         self, actor: Actor, email: str, name: str | None
-    ) -> TechnicalRequest:
+    ) -> tuple[TechnicalRequest, int]:
+        """File a request for a vendor admin's approval; with the number of admins told."""
         org = self._require_main(actor)
         assert actor.contact is not None
         name = _checked_name(name)
@@ -216,11 +220,12 @@ class ContactService(Service):
                     Paragraph(f"/subdesk approve {request.id} or /subdesk deny {request.id}"),
                 ),
             )
-            for admin in await tx.directory.staff_with_role(StaffRole.ADMIN):
-                await self.notifier.to_staff(
-                    tx, admin, f"technical-request:{request.id}:admin:{admin.id}", message
-                )
-            return request
+            told = await self.notifier.to_role(tx, StaffRole.ADMIN,
+                                               f"technical-request:{request.id}:admin", message)
+            if not told:
+                log.warning("technical contact request %s reached no vendor admin: add one "
+                            "with `subdesk staff add EMAIL --role admin`", request.id)
+            return request, told
 
     async def remove_technical(self, actor: Actor, email: str) -> None:
         org = self._require_main(actor)

@@ -1,8 +1,14 @@
-"""Roles decide who opens tickets; authorship decides who follows them (SPEC §1)."""
+"""Roles decide who opens tickets; authorship decides who follows them (SPEC §1); and a
+notification that reaches no one is said so to whoever caused it."""
 
 from __future__ import annotations
 
+from bot.clock import FixedClock
+from bot.config import Settings
+from bot.domain import StaffRole
+from storage.db import Database
 from tests.harness import Harness
+from tests.scenarios.orders import contact, form, organization
 from tests.scenarios.tickets_world import SAM, SOL, build
 
 SOL_ADMIN = "sia@solo.test"
@@ -61,3 +67,28 @@ async def test_a_change_that_reaches_no_customer_is_told_to_the_engineer(
     assert reply.ok and "no customer contact" in reply.message.text.lower(), reply.message.text
     reply = await sam.send("/triage status 1 solved")
     assert reply.ok and "no customer contact" in reply.message.text.lower(), reply.message.text
+
+
+async def test_requests_that_reach_no_staff_say_so(
+    settings: Settings, clock: FixedClock, db: Database
+) -> None:
+    """With no vendor admin, a Technical Contact request says no one can approve it yet;
+    with no billing channel and no billing agent, a billing question says no one can
+    answer it, instead of claiming it is with the billing team."""
+    h = await Harness.create(settings.model_copy(update={"billing_channels": ()}), clock, db)
+    await h.import_orders(form(organization("acme", [contact("main", "ana@acme.test")])))
+    ana = h.as_("ana@acme.test")
+
+    reply = await ana.send("/contacts request-technical tia@acme.test Tia")
+    assert reply.ok and "no vendor admin can be reached" in reply.message.text
+    reply = await ana.send("/billing question Why two invoices?")
+    assert reply.ok and "no one on the billing team can be reached" in reply.message.text
+
+    await h.add_staff("root@vendor.test", StaffRole.ADMIN)
+    await h.add_staff("bea@vendor.test", StaffRole.BILLING)
+    reply = await ana.send("/contacts request-technical tom@acme.test Tom")
+    assert "waiting for a vendor admin" in reply.message.text
+    reply = await ana.send("/billing question And a third?")
+    assert "is with the billing team" in reply.message.text
+    await h.drain()
+    assert h.emails_to("root@vendor.test") and h.emails_to("bea@vendor.test")
