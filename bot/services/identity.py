@@ -152,10 +152,11 @@ class IdentityService(Service):
             contact = await tx.directory.contact(pending.contact_id)
             if contact is None:
                 return LinkOutcome(False, "That contact no longer exists.")
+            previous = await _linked_owner(tx, *key)
             await tx.identities.link(*key, contact_id=contact.id)
             await tx.directory.audit(
                 f"{contact.name} <{contact.email}>", contact.org_id, "identity.linked",
-                ":".join(key), None, {"contact": contact.email, "proof": "email-code"},
+                ":".join(key), previous, {"contact": contact.email, "proof": "email-code"},
             )
             org = await tx.directory.org(contact.org_id)
             return LinkOutcome(True, f"Linked: you are {contact.name} <{contact.email}> of "
@@ -192,6 +193,7 @@ class IdentityService(Service):
             staff = await tx.directory.staff_by_email(email)
             contacts = await tx.directory.contacts_with_email(email)
             key = (sender.platform.value, sender.workspace, sender.user_id)
+            previous = await _linked_owner(tx, *key)
             if contacts:
                 await tx.identities.link(*key, contact_id=contacts[0].id)
                 name = contacts[0].name
@@ -204,7 +206,7 @@ class IdentityService(Service):
                     "Main Contact to designate you."
                 )
             await tx.directory.audit(name, contacts[0].org_id if contacts else None,
-                                     "identity.linked", ":".join(key), None,
+                                     "identity.linked", ":".join(key), previous,
                                      {"email": email, "proof": "platform-verified-email"})
             return LinkOutcome(True, f"Linked: you are {name} <{email}>.")
 
@@ -272,6 +274,14 @@ class IdentityService(Service):
                 raise Invalid(
                     f"{email} is a customer contact; vendor staff need their own email."
                 )
+            for platform, workspace, user_id in links or []:
+                previous = await _linked_owner(tx, platform.value, workspace, user_id)
+                if previous is not None and previous["email"] != email:
+                    raise Invalid(
+                        f"{platform.value} {user_id} is already linked to {previous['email']}; "
+                        f"move it with `subdesk link {email} --force` once the staff member "
+                        "exists."
+                    )
             member = await tx.directory.upsert_staff(email, name, roles)
             for platform, workspace, user_id in links or []:
                 await tx.identities.link(platform.value, workspace, user_id, staff_id=member.id)

@@ -344,7 +344,7 @@ def test_link_refuses_to_move_a_linked_account_without_force(
     subdesk: Run, tmp_path: Path, db_url: str
 ) -> None:
     """`subdesk link` never silently moves an account someone else holds; with --force it
-    does, and the audit entry names the previous owner."""
+    does, and the audit entry names the previous owner. `staff add --matrix` neither."""
     assert subdesk("import", "orders", str(orders_file(tmp_path))).returncode == 0
     assert subdesk("link", "ana@acme.test", "--matrix", "@ana:acme.test").returncode == 0
     again = subdesk("link", "ana@acme.test", "--matrix", "@ana:acme.test")
@@ -359,3 +359,7 @@ def test_link_refuses_to_move_a_linked_account_without_force(
     last = [e for e in audit_events(db_url) if e[0] == "identity.linked"][-1]
     assert last[1].endswith(":@ana:acme.test"), last
     assert last[2] is not None and last[2]["email"] == "ana@acme.test", last
+    staff = subdesk("staff", "add", "eve@vendor.test", "--role", "engineer",
+                    "--matrix", "@ana:acme.test")
+    assert staff.returncode == 1 and "already linked to tom@acme.test" in staff.stderr, (
+        "staff add does not take a customer's chat account either")

@@ -299,3 +299,17 @@ async def test_staff_add_refuses_bad_or_customer_emails(harness: Harness) -> Non
         await identity.add_staff(DEMO_MAIN, [StaffRole.ENGINEER])
     member = await identity.add_staff(DEMO_STAFF, [StaffRole.ENGINEER])
     assert member.roles == frozenset(StaffRole), "adding a role keeps the earlier ones"
+
+
+async def test_relinking_by_code_audits_the_previous_owner(harness: Harness) -> None:
+    """An account that proves another email moves to that person, and the audit entry's
+    `before` names who held it."""
+    await harness.seed_demo()
+    await harness.app.services.identity.admin_link(DEMO_MAIN, Platform.SLACK, "T0", "U9")
+    slack = Sender(Platform.SLACK, "T0", "U9")
+    await chat(harness, slack, f"/subdesk link {DEMO_TECH}")
+    assert (await chat(harness, slack, f"/subdesk link verify {code_in(harness, DEMO_TECH)}")).ok
+    async with harness.app.db.read() as session:
+        row = await session.scalar(select(AuditEventRow).order_by(AuditEventRow.id.desc()))
+    assert row is not None and row.action == "identity.linked"
+    assert row.before is not None and row.before["email"] == DEMO_MAIN
