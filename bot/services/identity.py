@@ -211,10 +211,17 @@ class IdentityService(Service):
             return LinkOutcome(True, f"Linked: you are {name} <{email}>.")
 
     async def unlink(self, sender: Sender) -> bool:
+        """Unlink this chat account; audited with whom it was linked to."""
+        key = (sender.platform.value, sender.workspace, sender.user_id)
         async with self.tx() as tx:
-            return await tx.identities.unlink(
-                sender.platform.value, sender.workspace, sender.user_id
-            )
+            previous = await _linked_owner(tx, *key)
+            done = await tx.identities.unlink(*key)
+            if done and previous is not None:
+                org_id = previous.get("org_id")
+                await tx.directory.audit(str(previous["email"]),
+                                         org_id if isinstance(org_id, int) else None,
+                                         "identity.unlinked", ":".join(key), previous, None)
+            return done
 
     # Vendor-side (CLI) -----------------------------------------------------------------
 

@@ -224,13 +224,17 @@ async def test_different_email_than_the_verified_one_needs_a_code(harness: Harne
 
 
 async def test_unlink(harness: Harness) -> None:
-    """Unlinking forgets the account; unlinking again says it was not linked."""
+    """Unlinking forgets the account (audited); unlinking again says it was not linked."""
     await harness.seed_demo()
     slack = Sender(Platform.SLACK, "T0DEMO", "U0TOM", verified_email=DEMO_TECH)
     await chat(harness, slack, "/subdesk link")
     reply = await chat(harness, slack, "/subdesk unlink")
     assert reply.ok and "no longer linked" in reply.message.text
     assert "not linked" in (await chat(harness, slack, "/subdesk whoami")).message.text
+    async with harness.app.db.read() as session:
+        row = await session.scalar(select(AuditEventRow).order_by(AuditEventRow.id.desc()))
+    assert row is not None and row.action == "identity.unlinked", "unlinking is audited"
+    assert row.before is not None and row.before["email"] == DEMO_TECH
     again = await chat(harness, slack, "/subdesk unlink")
     assert not again.ok and "/subdesk link EMAIL" in again.message.text
 
