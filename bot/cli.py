@@ -325,6 +325,9 @@ def link(
     email: str,
     slack: Annotated[str | None, typer.Option(help="TEAM:USER")] = None,
     matrix: Annotated[str | None, typer.Option(help="@user:server")] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Move an account already linked to someone else.")
+    ] = False,
 ) -> None:
     """Link a chat account to a contact or staff member without email proof."""
     if (slack is None) == (matrix is None):
@@ -332,7 +335,8 @@ def link(
     platform, workspace, user = _parse_slack(slack) if slack else _parse_matrix(str(matrix))
 
     async def go(app: App) -> None:
-        who = await app.services.identity.admin_link(email, platform, workspace, user)
+        who = await app.services.identity.admin_link(email, platform, workspace, user,
+                                                     force=force)
         out.print(f"Linked {platform.value} {user} to {who} <{email.lower()}>.", markup=False)
 
     _run(_with_app(go))

@@ -163,6 +163,21 @@ class Settings(BaseSettings):
     link_code_attempts: int = Field(
         5, validation_alias=_env("SUBDESK_LINK_CODE_ATTEMPTS", "link_code_attempts")
     )
+    # Link-code limits, per chat account and per contact (held in the database).
+    link_code_cooldown_seconds: int = Field(
+        60, ge=0,
+        validation_alias=_env("SUBDESK_LINK_CODE_COOLDOWN_SECONDS", "link_code_cooldown_seconds"),
+    )
+    link_codes_per_hour: int = Field(
+        3, ge=1, validation_alias=_env("SUBDESK_LINK_CODES_PER_HOUR", "link_codes_per_hour")
+    )
+    link_lockout_minutes: int = Field(
+        15, ge=1, validation_alias=_env("SUBDESK_LINK_LOCKOUT_MINUTES", "link_lockout_minutes")
+    )
+    # Email domains of the vendor's own people: never a customer contact's.
+    vendor_domains: Annotated[tuple[str, ...], NoDecode] = Field(
+        (), validation_alias=_env("SUBDESK_VENDOR_DOMAINS", "vendor_domains")
+    )
     log_level: str = Field("INFO", validation_alias=_env("SUBDESK_LOG_LEVEL", "log_level"))
 
     @field_validator("database_url")
@@ -189,6 +204,23 @@ class Settings(BaseSettings):
                 raise ValueError(
                     f"channel {channel!r} must look like slack:CHANNEL_ID or matrix:!room:server"
                 )
+        return value
+
+    @field_validator("vendor_domains", mode="before")
+    @classmethod
+    def _split_domains(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = value.split(",")
+        if isinstance(value, (list, tuple)):
+            return tuple(str(p).strip().lstrip("@").lower() for p in value if str(p).strip())
+        return value
+
+    @field_validator("vendor_domains")
+    @classmethod
+    def _check_domains(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for domain in value:
+            if "." not in domain or any(ch in domain for ch in " @/:"):
+                raise ValueError(f"{domain!r} is not an email domain like vendor.example")
         return value
 
     @classmethod

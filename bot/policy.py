@@ -17,8 +17,9 @@ class Permission(StrEnum):
     LINKED = "linked"  # any known contact or staff member
     CONTACTS = "contacts"  # see the organization's contacts
     CONTACTS_MANAGE = "contacts_manage"  # Main Contact
-    TICKETS = "tickets"  # Technical Contact, or the sole Main Contact
-    TICKETS_VIEW = "tickets_view"  # read one ticket: TICKETS, or engineers and vendor admins
+    TICKETS = "tickets"  # open tickets: Technical Contact, or the sole Main Contact
+    TICKETS_FOLLOW = "tickets_follow"  # follow the tickets one opened: any contact
+    TICKETS_VIEW = "tickets_view"  # read one ticket: TICKETS_FOLLOW, or engineers and admins
     BILLING = "billing"  # Main or Administrative Contact
     TRIAGE = "triage"  # support engineer
     STAFF_BILLING = "staff_billing"  # billing agent
@@ -55,8 +56,10 @@ def allows(actor: Actor, permission: Permission) -> bool:
             return ContactRole.MAIN in roles
         case Permission.TICKETS:
             return ContactRole.TECHNICAL in roles
+        case Permission.TICKETS_FOLLOW:
+            return actor.contact is not None
         case Permission.TICKETS_VIEW:
-            return ContactRole.TECHNICAL in roles or sees_all_tickets(actor)
+            return actor.contact is not None or sees_all_tickets(actor)
         case Permission.BILLING:
             return bool(roles & {ContactRole.MAIN, ContactRole.ADMINISTRATIVE})
         case Permission.TRIAGE:
@@ -86,13 +89,17 @@ def sharing_for(actor: Actor, org_id: int) -> bool:
 
 
 def may_view_ticket(actor: Actor, *, org_id: int, opener_id: int | None, sharing: bool) -> bool:
-    """Staff engineers see every ticket; contacts their own, or their org's when shared."""
+    """Staff engineers see every ticket; contacts the tickets they opened (by authorship,
+    whatever their roles now, while they remain a contact of the organization), and Technical
+    Contacts their organization's when shared."""
     if sees_all_tickets(actor):
         return True
-    if not in_org(actor, org_id) or not allows(actor, Permission.TICKETS):
+    if not in_org(actor, org_id):
         return False
     assert actor.contact is not None
-    return sharing or opener_id == actor.contact.id
+    if opener_id is not None and opener_id == actor.contact.id:
+        return True
+    return sharing and allows(actor, Permission.TICKETS)
 
 
 def may_comment_ticket(
@@ -107,7 +114,7 @@ def may_comment_ticket(
 
 
 def may_change_ticket(actor: Actor, *, org_id: int, opener_id: int | None) -> bool:
-    """Close and reopen: engineers, and the Technical Contact who opened the ticket.
+    """Close and reopen: engineers, and the contact who opened the ticket.
 
     Sharing grants read and comment only, so colleagues cannot close each other's tickets.
     """
@@ -116,7 +123,7 @@ def may_change_ticket(actor: Actor, *, org_id: int, opener_id: int | None) -> bo
     if actor.staff is not None or not in_org(actor, org_id):
         return False
     assert actor.contact is not None
-    return allows(actor, Permission.TICKETS) and opener_id == actor.contact.id
+    return opener_id is not None and opener_id == actor.contact.id
 
 
 def may_see_internal(actor: Actor) -> bool:

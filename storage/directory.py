@@ -280,6 +280,14 @@ class Directory:
         row = await self.s.scalar(select(StaffRow).where(StaffRow.email == email.lower()))
         return None if row is None else staff_value(row)
 
+    async def staff_emails(self, emails: Iterable[str]) -> set[str]:
+        """Which of `emails` (lower-case) belong to staff members."""
+        found: set[str] = set()
+        for part in chunks(sorted({e.lower() for e in emails})):
+            rows = await self.s.scalars(select(StaffRow.email).where(StaffRow.email.in_(part)))
+            found.update(rows)
+        return found
+
     async def staff_with_role(self, role: StaffRole) -> list[StaffMember]:
         column = getattr(StaffRow, _STAFF_ROLE_COLUMN[role])
         rows = await self.s.scalars(select(StaffRow).where(column.is_(True)).order_by(StaffRow.id))

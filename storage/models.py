@@ -180,6 +180,20 @@ class LinkCodeRow(Base):
     created_at: Mapped[dt.datetime]
 
 
+class LinkEventRow(Base):
+    """A link code sent, or a wrong code tried, for the link-code limits. `scope` is a hash
+    of the chat account or the contact it counts against, so limits hold across processes
+    and restarts without keeping account names around."""
+
+    __tablename__ = "link_events"
+    __table_args__ = (Index("ix_link_events_scope", "scope", "kind", "at"),)
+
+    id: Mapped[int] = _id()
+    scope: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(16))
+    at: Mapped[dt.datetime]
+
+
 # Partial-index predicates, repeated verbatim in the queries that must use them (SQLite
 # matches a partial index only when the query holds the same terms).
 TICKETS_AWAITING = "first_responded_at IS NULL AND status IN ('new', 'open', 'on_hold')"

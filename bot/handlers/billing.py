@@ -31,6 +31,11 @@ def _line(inv: Invoice, region: str, today_overdue: bool) -> str:
     return f"{inv.number} — {amount}, due {day(inv.due_on, region)} ({state})"
 
 
+def _unreached(request_id: int) -> Reply:
+    return Reply(Message(f"Request #{request_id} is saved, but no one on the billing team can be "
+                         "reached yet; please contact your vendor directly.", tone=Tone.WARNING))
+
+
 def register(registry: Registry, services: Services) -> None:
     billing = services.billing
 
@@ -85,18 +90,22 @@ def register(registry: Registry, services: Services) -> None:
 
     @registry.command("billing.question")
     async def question(ctx: CommandContext) -> Reply:
-        request = await billing.ask(ctx.actor, BillingRequestKind.QUESTION,
-                                    str(ctx.parsed.text("TEXT") or ""), None,
-                                    ctx.platform)
+        request, told = await billing.ask(ctx.actor, BillingRequestKind.QUESTION,
+                                          str(ctx.parsed.text("TEXT") or ""), None,
+                                          ctx.platform)
+        if not told:
+            return _unreached(request.id)
         return Reply(Message(f"Billing question #{request.id} is with the billing team; "
                              "their answer will reach you here.", tone=Tone.GOOD))
 
     @registry.command("billing.servers")
     async def servers(ctx: CommandContext) -> Reply:
         n = ctx.parsed.number("N")
-        request = await billing.ask(ctx.actor, BillingRequestKind.SERVERS,
-                                    str(ctx.parsed.text("NOTE") or ""), n,
-                                    ctx.platform)
+        request, told = await billing.ask(ctx.actor, BillingRequestKind.SERVERS,
+                                          str(ctx.parsed.text("NOTE") or ""), n,
+                                          ctx.platform)
+        if not told:
+            return _unreached(request.id)
         return Reply(Message(f"Request #{request.id} for {n} additional server(s) is with the "
                              "billing team; their answer will reach you here.", tone=Tone.GOOD))
 

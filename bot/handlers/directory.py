@@ -128,16 +128,24 @@ def register(registry: Registry, services: Services) -> None:
     @registry.command("contacts.set")
     async def set_(ctx: CommandContext) -> Reply:
         role = ContactRole(str(ctx.parsed.text("ROLE")))
-        contact = await contacts.designate(
+        done = await contacts.designate(
             ctx.actor, role, str(ctx.parsed.text("EMAIL")), ctx.parsed.text("NAME")
         )
-        return Reply.text(f"{contact.name} <{contact.email}> is now the {role_label(role)}.")
+        contact = done.contact
+        return Reply.text("\n".join([
+            f"{contact.name} <{contact.email}> is now the {role_label(role)}.", *done.notes
+        ]))
 
     @registry.command("contacts.request_technical")
     async def request_technical(ctx: CommandContext) -> Reply:
-        request = await contacts.request_technical(
+        request, told = await contacts.request_technical(
             ctx.actor, str(ctx.parsed.text("EMAIL")), ctx.parsed.text("NAME")
         )
+        if not told:
+            return Reply(Message(
+                f"Request #{request.id} for {request.name} <{request.email}> is saved, but no "
+                "vendor admin can be reached to approve it yet; please tell your vendor.",
+                tone=Tone.WARNING))
         return Reply(
             Message(
                 f"Request #{request.id} for {request.name} <{request.email}> is waiting for a "

@@ -31,22 +31,25 @@ def register(registry: Registry, services: Services) -> None:
 
     @registry.command("triage.claim")
     async def claim(ctx: CommandContext) -> Reply:
-        ticket = await triage.claim(ctx.actor, ctx.parsed.number("ID"))
-        return Reply.text(f"{ticket.ref} is yours ({ticket.status.value}).")
+        change = await triage.claim(ctx.actor, ctx.parsed.number("ID"))
+        ticket = change.ticket
+        return Reply.text(f"{ticket.ref} is yours ({ticket.status.value}).{change.reach_note}")
 
     @registry.command("triage.status")
     async def status(ctx: CommandContext) -> Reply:
-        ticket = await triage.set_status(
+        change = await triage.set_status(
             ctx.actor, ctx.parsed.number("ID"), TicketStatus(str(ctx.parsed.text("STATUS")))
         )
-        return Reply.text(f"{ticket.ref} is now {ticket.status.value}.")
+        return Reply.text(f"{change.ticket.ref} is now {change.ticket.status.value}."
+                          f"{change.reach_note}")
 
     @registry.command("triage.severity")
     async def severity(ctx: CommandContext) -> Reply:
-        ticket = await triage.set_severity(
+        change = await triage.set_severity(
             ctx.actor, ctx.parsed.number("ID"), Severity(str(ctx.parsed.text("SEV")))
         )
-        return Reply.text(f"{ticket.ref} is now {ticket.severity.value}.")
+        return Reply.text(f"{change.ticket.ref} is now {change.ticket.severity.value}."
+                          f"{change.reach_note}")
 
     @registry.command("triage.note")
     async def note(ctx: CommandContext) -> Reply:
@@ -58,6 +61,8 @@ def register(registry: Registry, services: Services) -> None:
     @registry.command("triage.reply")
     async def reply(ctx: CommandContext) -> Reply:
         number = ctx.parsed.number("ID")
-        await triage.reply(ctx.actor, number, str(ctx.parsed.text("TEXT")),
-                           files=ctx.invocation.files, source_platform=ctx.platform)
+        change = await triage.reply(ctx.actor, number, str(ctx.parsed.text("TEXT")),
+                                    files=ctx.invocation.files, source_platform=ctx.platform)
+        if not change.customers_told:
+            return Reply.text(f"Reply saved on #{number}.{change.reach_note}")
         return Reply.text(f"Reply sent on #{number}.")

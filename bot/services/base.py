@@ -15,6 +15,7 @@ from storage.billing import BillingStore
 from storage.db import Database
 from storage.directory import Directory
 from storage.identities import IdentityStore
+from storage.link_events import LinkEventStore
 from storage.links import LinkStore
 from storage.outbox import ClaimStore, OutboxStore
 from storage.tickets import TicketStore
@@ -46,6 +47,7 @@ class Tx:
         self.now = now
         self.directory = Directory(session, now)
         self.identities = IdentityStore(session, now)
+        self.link_events = LinkEventStore(session, now)
         self.outbox = OutboxStore(session, now)
         self.claims = ClaimStore(session, now)
         self.tickets = TicketStore(session, now)

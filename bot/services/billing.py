@@ -7,6 +7,7 @@ billing; it stays available after the subscription ends. Billing agents answer r
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -42,6 +43,8 @@ Progress = Callable[[int, int], None]
 _NUMBER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,63}$")
 _AMOUNT = Field(gt=0, max_digits=14, decimal_places=2)
 MAX_SERVERS = 100_000
+
+log = logging.getLogger(__name__)
 
 
 class InvoiceIn(BaseModel):
@@ -326,8 +329,9 @@ class BillingService(Service):
     async def ask(
         self, actor: Actor, kind: BillingRequestKind, text: str, servers: int | None,
         platform: str,
-    ) -> BillingRequest:
-        """A billing question or additional-services notice, routed to the billing team."""
+    ) -> tuple[BillingRequest, int]:
+        """A billing question or additional-services notice, routed to the billing team;
+        with the number of channels or agents it went to."""
         org = self._billing_org(actor)
         assert actor.contact is not None
         if kind is BillingRequestKind.SERVERS and not 1 <= (servers or 0) <= MAX_SERVERS:
@@ -342,15 +346,18 @@ class BillingService(Service):
                 request_id=request.id, kind=kind.value, org_name=org.name, org_key=org.key,
                 requester=actor.label, text=request.text, servers=servers,
             )
-            await self._to_billing_team(tx, f"billing-request:{request.id}", card)
-        return request
+            told = await self._to_billing_team(tx, f"billing-request:{request.id}", card)
+        return request, told
 
-    async def _to_billing_team(self, tx: Tx, key: str, message: Any) -> None:
+    async def _to_billing_team(self, tx: Tx, key: str, message: Any) -> int:
+        """The billing channels, else every billing agent; how many of them."""
         if self.settings.billing_channels:
             await self.notifier.to_channels(tx, self.settings.billing_channels, key, message)
-            return
-        for agent in await tx.directory.staff_with_role(StaffRole.BILLING):
-            await self.notifier.to_staff(tx, agent, key, message)
+            return len(self.settings.billing_channels)
+        told = await self.notifier.to_role(tx, StaffRole.BILLING, key, message)
+        if not told:
+            log.warning("%s reached no one: no billing channel and no billing agent", key)
+        return told
 
     async def answer_in_thread(self, actor: Actor, thread_key: str, text: str) -> BillingRequest:
         """An agent's reply in a billing request's thread (`Message.thread_key` "billing:ID"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from bot import notices
@@ -9,7 +10,10 @@ from bot.domain import Actor, Contact, ContactRole, Organization, RequestStatus,
 from bot.messages import Actions, Button, Fields, Heading, Message, Paragraph, command
 from bot.policy import Permission, allows, may_manage_contacts
 from bot.services.base import Denied, Invalid, NotFound, Service, Tx
+from bot.services.reserved import require_customer_email
 from storage.directory import TechnicalRequest
+
+log = logging.getLogger(__name__)
 
 _ROLE_LABEL = {
     ContactRole.MAIN: "Main Contact",
@@ -42,6 +46,14 @@ def snapshot(contact: Contact | None) -> dict[str, object] | None:
         "email": contact.email,
         "roles": sorted(r.value for r in contact.roles),
     }
+
+
+@dataclass(frozen=True, slots=True)
+class Designation:
+    """A designated contact, and what the change means for the people it touches."""
+
+    contact: Contact
+    notes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,24 +90,29 @@ class ContactService(Service):
 
     async def designate(
         self, actor: Actor, role: ContactRole, email: str, name: str | None
-    ) -> Contact:
-        """Make `email` the organization's Main or Administrative Contact."""
+    ) -> Designation:
+        """Make `email` the organization's Main or Administrative Contact, saying what else
+        changes: a sole Main Contact stops standing in for the Technical Contact, and a
+        replaced contact's open tickets lose their reader."""
         if role is ContactRole.TECHNICAL:
             raise Invalid("Technical Contacts are requested: "
                           + command("contacts request-technical EMAIL"))
         org = self._require_main(actor)
         name = _checked_name(name)
         async with self.tx() as tx:
+            await require_customer_email(tx, self.settings, email)
             await tx.directory.lock_org(org.id)
-            current = [c for c in await tx.directory.contacts(org.id) if role in c.roles]
+            everyone = await tx.directory.contacts(org.id)
+            current = [c for c in everyone if role in c.roles]
             target = await tx.directory.contact_by_email(org.id, email)
+            notes: list[str] = []
             before = snapshot(target)
             if target is not None and role in target.roles:
                 if name and name != target.name:
                     await tx.directory.rename_contact(target.id, name)
                     await self._audit(tx, actor, org, "contact.rename", target.email, before,
                                       {**(before or {}), "name": name})
-                    return await self._reload(tx, target.id)
+                    return Designation(await self._reload(tx, target.id))
                 raise Invalid(f"{email} is already the {role_label(role)}.")
             await tx.directory.clear_role(org.id, role)
             for previous in current:
@@ -111,7 +128,13 @@ class ContactService(Service):
                         subject=f"You are no longer the {role_label(role)} of {org.name}",
                     ),
                 )
-                await tx.directory.delete_contact_if_roleless(previous.id)
+                opened = await tx.tickets.for_contacts(org.id, previous.id, active_only=True,
+                                                       limit=1)
+                if await tx.directory.delete_contact_if_roleless(previous.id) and opened:
+                    notes.append(
+                        f"{previous.name} is no longer a contact of {org.name}: updates on the "
+                        "open tickets they opened now reach no one at the organization."
+                    )
             if target is None:
                 target = await tx.directory.add_contact(org.id, name or email, email, [role])
             else:
@@ -129,15 +152,34 @@ class ContactService(Service):
             await self.notifier.to_contact(
                 tx, target, f"role:{role.value}:{org.id}:{target.id}:{tx.now.isoformat()}", message
             )
-            return target
+            notes.extend(await self._sole_contact_ends(tx, org, everyone))
+            return Designation(target, tuple(notes))
+
+    async def _sole_contact_ends(
+        self, tx: Tx, org: Organization, before: list[Contact]
+    ) -> list[str]:
+        """When a sole Main Contact (who stood in for the Technical Contact) gains a
+        colleague, what changes for them, in one line."""
+        if len(before) != 1 or before[0].roles != frozenset({ContactRole.MAIN}):
+            return []
+        if len(await tx.directory.contacts(org.id)) < 2:
+            return []
+        sole = before[0]
+        return [
+            f"{sole.name} is no longer the sole contact of {org.name}: new tickets need a "
+            f"Technical Contact ({command('contacts request-technical EMAIL')}); the tickets "
+            f"{sole.name} opened stay theirs to follow."
+        ]
 
     async def request_technical(
         self, actor: Actor, email: str, name: str | None
-    ) -> TechnicalRequest:
+    ) -> tuple[TechnicalRequest, int]:
+        """File a request for a vendor admin's approval; with the number of admins told."""
         org = self._require_main(actor)
         assert actor.contact is not None
         name = _checked_name(name)
         async with self.tx() as tx:
+            await require_customer_email(tx, self.settings, email)
             await tx.directory.lock_org(org.id)
             existing = await tx.directory.contact_by_email(org.id, email)
             if existing is not None and existing.is_technical:
@@ -182,11 +224,12 @@ class ContactService(Service):
                               f"{command('subdesk deny', request.id)}"),
                 ),
             )
-            for admin in await tx.directory.staff_with_role(StaffRole.ADMIN):
-                await self.notifier.to_staff(
-                    tx, admin, f"technical-request:{request.id}:admin:{admin.id}", message
-                )
-            return request
+            told = await self.notifier.to_role(tx, StaffRole.ADMIN,
+                                               f"technical-request:{request.id}:admin", message)
+            if not told:
+                log.warning("technical contact request %s reached no vendor admin: add one "
+                            "with `subdesk staff add EMAIL --role admin`", request.id)
+            return request, told
 
     async def remove_technical(self, actor: Actor, email: str) -> None:
         org = self._require_main(actor)
@@ -227,6 +270,7 @@ class ContactService(Service):
             assert org is not None
             contact: Contact | None = None
             if approve:
+                await require_customer_email(tx, self.settings, request.email)
                 limit = self.settings.technical_limit(org.level)
                 if await tx.directory.count_role(org.id, ContactRole.TECHNICAL) >= limit:
                     raise Denied(

@@ -13,10 +13,9 @@ from bot.domain import Actor, ContactRole, Platform, StaffMember, StaffRole
 from bot.emails import normalize_email
 from bot.invocation import Sender
 from bot.messages import command
+from bot.services import link_limits as limits
 from bot.services.base import Denied, Invalid, NotFound, Service, Tx
-from storage.identities import Owner
-
-CODE_RESEND_SECONDS = 60
+from storage.identities import LinkCode, Owner
 
 
 def hash_code(code: str, salt: str) -> str:
@@ -49,6 +48,24 @@ def actor_of(owner: Owner | None) -> Actor:
     )
 
 
+async def _linked_owner(
+    tx: Tx, platform: str, workspace: str, user_id: str
+) -> dict[str, object] | None:
+    """Who a chat account is linked to now, as an audit snapshot (None when unlinked)."""
+    identity = await tx.identities.identity(platform, workspace, user_id)
+    if identity is None:
+        return None
+    if identity.contact_id is not None:
+        contact = await tx.directory.contact(identity.contact_id)
+        if contact is not None:
+            return {"email": contact.email, "contact": contact.name, "org_id": contact.org_id}
+    if identity.staff_id is not None:
+        staff = await tx.directory.staff(identity.staff_id)
+        if staff is not None:
+            return {"email": staff.email, "staff": staff.name}
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class LinkOutcome:
     linked: bool
@@ -78,18 +95,22 @@ class IdentityService(Service):
             f"Reply with {command('subdesk link verify CODE')} within {minutes} minutes.",
         )
         async with self.tx() as tx:
+            # The account's limits count every request, whatever the email: telling them
+            # reveals nothing about which addresses are contacts.
+            account = limits.account_scope(sender.platform.value, sender.workspace,
+                                           sender.user_id)
+            refusal = await limits.send_refusal(tx, self.settings, account)
+            if refusal is not None:
+                return LinkOutcome(False, f"No new code for this account: {refusal}.")
+            await tx.link_events.record([account], limits.SENT)
             contacts = await tx.directory.contacts_with_email(email)
             if not contacts:
+                hash_code("000000", secrets.token_hex(16))  # the same work, the same time
                 return neutral
-            existing = await tx.identities.link_code(
-                sender.platform.value, sender.workspace, sender.user_id
-            )
-            if existing is not None:
-                issued = existing.expires_at - dt.timedelta(minutes=minutes)
-                if (tx.now - issued).total_seconds() < CODE_RESEND_SECONDS:
-                    # No new code, and the same answer as for an unknown email: a burst of
-                    # requests must not reveal which addresses are contacts.
-                    return neutral
+            person = limits.contact_scope(contacts[0].id)
+            if await limits.send_refusal(tx, self.settings, person) is not None:
+                return neutral  # a contact's limits are never told: no mail, same answer
+            await tx.link_events.record([person], limits.SENT)
             code = f"{secrets.randbelow(1_000_000):06d}"
             salt = secrets.token_hex(16)
             await tx.identities.put_link_code(
@@ -112,44 +133,69 @@ class IdentityService(Service):
         return neutral
 
     async def verify(self, sender: Sender, code: str) -> LinkOutcome:
+        """Check a link code. A wrong, expired or missing code gets one answer, counted
+        against the account the same way, so it never tells whether an email is a contact's."""
         key = (sender.platform.value, sender.workspace, sender.user_id)
         async with self.tx() as tx:
+            account = limits.account_scope(*key)
+            until = await limits.locked_until(tx, self.settings, account)
+            if until is not None:
+                return LinkOutcome(False, "Too many wrong codes from this account: try again "
+                                   f"in {limits.wait_text(until - tx.now)}.")
             pending = await tx.identities.link_code(*key)
-            if pending is None or pending.expires_at <= tx.now or pending.attempts_left <= 0:
-                if pending is not None:
-                    await tx.identities.drop_link_code(*key)
-                return LinkOutcome(
-                    False, "There is no valid code for this account. Ask for a new one: "
-                    + command("subdesk link EMAIL")
-                )
-            if not hmac.compare_digest(hash_code(code, pending.salt), pending.code_hash):
-                left = pending.attempts_left - 1
-                if left <= 0:
-                    await tx.identities.drop_link_code(*key)
-                    return LinkOutcome(False, "That code is wrong and no attempts are left. "
-                                       f"Ask for a new one: {command('subdesk link EMAIL')}")
-                await tx.identities.spend_link_attempt(*key)
-                return LinkOutcome(
-                    False, f"That code is wrong; {left} attempt{'s' if left != 1 else ''} left."
-                )
+            usable = (pending is not None and pending.expires_at > tx.now
+                      and pending.attempts_left > 0)
+            # Hash even without a code, so the time taken tells nothing either.
+            digest = hash_code(code, pending.salt if pending else secrets.token_hex(16))
+            if pending is None or not usable or not hmac.compare_digest(digest,
+                                                                        pending.code_hash):
+                return await self._wrong_code(tx, key, account, pending, usable)
             await tx.identities.drop_link_code(*key)
             contact = await tx.directory.contact(pending.contact_id)
             if contact is None:
                 return LinkOutcome(False, "That contact no longer exists.")
+            previous = await _linked_owner(tx, *key)
             await tx.identities.link(*key, contact_id=contact.id)
             await tx.directory.audit(
                 f"{contact.name} <{contact.email}>", contact.org_id, "identity.linked",
-                ":".join(key), None, {"contact": contact.email, "proof": "email-code"},
+                ":".join(key), previous, {"contact": contact.email, "proof": "email-code"},
             )
             org = await tx.directory.org(contact.org_id)
             return LinkOutcome(True, f"Linked: you are {contact.name} <{contact.email}> of "
                                f"{org.name if org else '?'}.")
+
+    async def _wrong_code(
+        self, tx: Tx, key: tuple[str, str, str], account: str, pending: LinkCode | None,
+        usable: bool,
+    ) -> LinkOutcome:
+        scopes = [account]
+        if pending is not None:
+            scopes.append(limits.contact_scope(pending.contact_id))
+            if usable and pending.attempts_left > 1:
+                await tx.identities.spend_link_attempt(*key)
+            else:
+                await tx.identities.drop_link_code(*key)
+        await tx.link_events.record(scopes, limits.FAILED)
+        left = await limits.guesses_left(tx, self.settings, account)
+        lockout = self.settings.link_lockout_minutes
+        if left <= 0:
+            return LinkOutcome(
+                False, "That code is not valid, and this account must wait "
+                f"{lockout} minutes before trying again; then ask for a new code: "
+                + command("subdesk link EMAIL")
+            )
+        return LinkOutcome(
+            False, f"That code is not valid (wrong, expired or never sent); {left} more "
+            f"attempt{'s' if left != 1 else ''} before this account must wait {lockout} minutes. "
+            "A new code: " + command("subdesk link EMAIL")
+        )
 
     async def _link_verified(self, sender: Sender, email: str) -> LinkOutcome:
         async with self.tx() as tx:
             staff = await tx.directory.staff_by_email(email)
             contacts = await tx.directory.contacts_with_email(email)
             key = (sender.platform.value, sender.workspace, sender.user_id)
+            previous = await _linked_owner(tx, *key)
             if contacts:
                 await tx.identities.link(*key, contact_id=contacts[0].id)
                 name = contacts[0].name
@@ -162,23 +208,42 @@ class IdentityService(Service):
                     "Main Contact to designate you."
                 )
             await tx.directory.audit(name, contacts[0].org_id if contacts else None,
-                                     "identity.linked", ":".join(key), None,
+                                     "identity.linked", ":".join(key), previous,
                                      {"email": email, "proof": "platform-verified-email"})
             return LinkOutcome(True, f"Linked: you are {name} <{email}>.")
 
     async def unlink(self, sender: Sender) -> bool:
+        """Unlink this chat account; audited with whom it was linked to."""
+        key = (sender.platform.value, sender.workspace, sender.user_id)
         async with self.tx() as tx:
-            return await tx.identities.unlink(
-                sender.platform.value, sender.workspace, sender.user_id
-            )
+            previous = await _linked_owner(tx, *key)
+            done = await tx.identities.unlink(*key)
+            if done and previous is not None:
+                org_id = previous.get("org_id")
+                await tx.directory.audit(str(previous["email"]),
+                                         org_id if isinstance(org_id, int) else None,
+                                         "identity.unlinked", ":".join(key), previous, None)
+            return done
 
     # Vendor-side (CLI) -----------------------------------------------------------------
 
-    async def admin_link(self, email: str, platform: Platform, workspace: str, user_id: str) -> str:
-        """Link a chat account by an admin's word (`subdesk link`)."""
+    async def admin_link(self, email: str, platform: Platform, workspace: str, user_id: str,
+                         *, force: bool = False) -> str:
+        """Link a chat account by an admin's word (`subdesk link`).
+
+        An account already linked to someone else moves only with `force`, and the audit
+        entry names its previous owner.
+        """
         async with self.tx() as tx:
             staff = await tx.directory.staff_by_email(email)
             contacts = await tx.directory.contacts_with_email(email)
+            account = f"{platform.value}:{workspace}:{user_id}"
+            previous = await _linked_owner(tx, platform.value, workspace, user_id)
+            if previous is not None and previous["email"] != email.lower() and not force:
+                raise Invalid(
+                    f"{platform.value} {user_id} is already linked to {previous['email']}; "
+                    "add --force to move it."
+                )
             if contacts:
                 await tx.identities.link(platform.value, workspace, user_id,
                                         contact_id=contacts[0].id)
@@ -189,9 +254,12 @@ class IdentityService(Service):
                 who, org_id = staff.name, None
             else:
                 raise NotFound(f"No contact or staff member has the email {email}.")
-            await tx.directory.audit("cli", org_id, "identity.linked",
-                                     f"{platform.value}:{workspace}:{user_id}", None,
+            await tx.directory.audit("cli", org_id, "identity.linked", account, previous,
                                      {"email": email, "proof": "admin"})
+            if previous is not None and previous.get("org_id") not in (None, org_id):
+                await tx.directory.audit("cli", int(str(previous["org_id"])),
+                                         "identity.moved", account, previous,
+                                         {"email": email, "proof": "admin"})
             return who
 
     async def add_staff(
@@ -215,6 +283,14 @@ class IdentityService(Service):
                 raise Invalid(
                     f"{email} is a customer contact; vendor staff need their own email."
                 )
+            for platform, workspace, user_id in links or []:
+                previous = await _linked_owner(tx, platform.value, workspace, user_id)
+                if previous is not None and previous["email"] != email:
+                    raise Invalid(
+                        f"{platform.value} {user_id} is already linked to {previous['email']}; "
+                        f"move it with `subdesk link {email} --force` once the staff member "
+                        "exists."
+                    )
             member = await tx.directory.upsert_staff(email, name, roles)
             for platform, workspace, user_id in links or []:
                 await tx.identities.link(platform.value, workspace, user_id, staff_id=member.id)

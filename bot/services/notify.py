@@ -13,7 +13,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from bot.domain import ChatIdentity, Contact, Platform, StaffMember
+from bot.domain import ChatIdentity, Contact, Platform, StaffMember, StaffRole
 from bot.messages import Message
 from bot.services.base import Tx
 from storage.bulk import OutboxDraft
@@ -84,6 +84,14 @@ class Notifier:
         return await self._to_person(
             tx, staff.name, staff.email, identities, key, message, critical=critical
         )
+
+    async def to_role(self, tx: Tx, role: StaffRole, key: str, message: Message) -> int:
+        """Tell every staff member who has `role`; the number of people told. Zero means
+        nobody holds the role: the caller must say so instead of reporting a delivery."""
+        members = await tx.directory.staff_with_role(role)
+        for member in members:
+            await self.to_staff(tx, member, f"{key}:staff:{member.id}", message)
+        return len(members)
 
     async def _to_person(
         self,

@@ -24,6 +24,7 @@ from bot.importing import (
 )
 from bot.messages import command
 from bot.services.base import Service, Tx
+from bot.services.reserved import reserved_emails
 from storage.directory import OrgFields
 
 Progress = Callable[[int, int], None]
@@ -293,6 +294,7 @@ class OnboardingService(Service):
                         f"organizations[{index}].contacts: {len(technical)} technical contacts "
                         f"exceed the {org_in.level.value} limit of {limit}"
                     )
+            errors.extend(await self._reserved_contacts(tx, form))
             if errors:
                 raise ImportFailed(errors)
             for done, org_in in enumerate(form.organizations, start=1):
@@ -303,6 +305,18 @@ class OnboardingService(Service):
             if errors:
                 raise ImportFailed(errors)
         return report
+
+    async def _reserved_contacts(self, tx: Tx, form: OrderForm) -> list[str]:
+        """Contacts whose email is reserved for the vendor's staff, one line each."""
+        emails = [c.email for org_in in form.organizations for c in org_in.contacts]
+        reasons = await reserved_emails(tx, self.settings, emails)
+        return [
+            f"organizations[{i}].contacts[{j}].email: {reasons[c.email.lower()]}; a customer "
+            "contact needs their own email"
+            for i, org_in in enumerate(form.organizations)
+            for j, c in enumerate(org_in.contacts)
+            if c.email.lower() in reasons
+        ]
 
     async def _check_technical_limit(
         self, tx: Tx, index: int, org_in: OrganizationIn

@@ -175,12 +175,13 @@ class TicketBase(Service):
 
     async def _tell_customers(
         self, tx: Tx, ticket: Ticket, key: str, message: Message, *, skip: int | None = None
-    ) -> None:
-        """Queue a public change for the opener and followers (never the author)."""
+    ) -> int:
+        """Queue a public change for the opener and followers (never the author); the number
+        of people told, so a change that reaches no one is never reported as delivered."""
         _, audience = await self._audience(tx, ticket)
-        await self.notifier.to_contacts(
-            tx, [(c, f"{key}:contact:{c.id}", message) for c in audience if c.id != skip]
-        )
+        sends = [(c, f"{key}:contact:{c.id}", message) for c in audience if c.id != skip]
+        await self.notifier.to_contacts(tx, sends)
+        return len(sends)
 
     async def _tell_triage(
         self, tx: Tx, key: str, message: Message, *, reach_someone: bool = False
@@ -196,15 +197,16 @@ class TicketBase(Service):
     async def _announce(
         self, tx: Tx, ticket: Ticket, key: str, headline: str, body: str | None = None, *,
         customer_headline: str | None = None, skip: int | None = None,
-    ) -> None:
+    ) -> int:
         """Tell a public change to the customers (as `customer_headline` when they read it
-        differently from staff) and to the triage channels."""
-        await self._tell_customers(
+        differently from staff) and to the triage channels; the number of customers told."""
+        told = await self._tell_customers(
             tx, ticket, key, customer_update(ticket, customer_headline or headline, body),
             skip=skip,
         )
         await self._tell_triage(tx, f"{key}:triage", triage_update(ticket, headline, body))
         await self._refresh_cards(tx, ticket)
+        return told
 
     async def _refresh_cards(self, tx: Tx, ticket: Ticket) -> None:
         """Edit the ticket's cards in place (opener's and triage) to show it as it is now."""
@@ -222,8 +224,16 @@ class TicketService(TicketBase):
     """Tickets as Technical Contacts use them: open, list, show, comment, close, reopen."""
 
     def require_tickets(self, actor: Actor) -> tuple[Contact, Organization]:
-        """The actor's contact and organization, if they may use tickets right now."""
+        """The actor's contact and organization, if they may open tickets right now (by role:
+        Technical Contacts, or the sole Main Contact)."""
         if actor.contact is None or actor.org is None or not allows(actor, Permission.TICKETS):
+            raise Denied("Tickets are for your organization's Technical Contacts.")
+        return self.require_following(actor)
+
+    def require_following(self, actor: Actor) -> tuple[Contact, Organization]:
+        """The actor's contact and organization, if they may follow tickets right now: any
+        contact follows the tickets they opened (by authorship), whatever their roles now."""
+        if actor.contact is None or actor.org is None:
             raise Denied("Tickets are for your organization's Technical Contacts.")
         org = actor.org
         today = self.clock.now().astimezone(zone(org.timezone)).date()
@@ -280,19 +290,20 @@ class TicketService(TicketBase):
 
     async def list_tickets(self, actor: Actor, *, include_closed: bool = False) -> TicketList:
         """The contact's tickets, or the organization's when sharing is on; newest first."""
-        contact, org = self.require_tickets(actor)
+        contact, org = self.require_following(actor)
+        org_wide = org.sharing and allows(actor, Permission.TICKETS)
         async with self.read() as tx:
             tickets = await tx.tickets.for_contacts(
                 org.id,
-                None if org.sharing else contact.id,
+                None if org_wide else contact.id,
                 active_only=not include_closed,
                 limit=LIST_LIMIT,
             )
-        return TicketList(tickets, org, org.sharing, include_closed)
+        return TicketList(tickets, org, org_wide, include_closed)
 
     async def show(self, actor: Actor, ticket_id: int) -> TicketView:
         if actor.contact is not None:
-            self.require_tickets(actor)
+            self.require_following(actor)
         staff = may_see_internal(actor)
         async with self.read() as tx:
             ticket = await self._visible(tx, actor, ticket_id)
@@ -322,7 +333,7 @@ class TicketService(TicketBase):
         source_platform: str = "console",
     ) -> tuple[TicketComment, list[Attachment]]:
         """A public comment from a contact, with any files as attachments."""
-        contact, _ = self.require_tickets(actor)
+        contact, _ = self.require_following(actor)
         checked = self._check_files(files)
         async with self.tx() as tx:
             ticket = await self._visible(tx, actor, ticket_id, lock=True)
@@ -366,7 +377,7 @@ class TicketService(TicketBase):
         Contacts' files are public; staff files are internal unless `internal=False`.
         """
         if actor.contact is not None:
-            self.require_tickets(actor)
+            self.require_following(actor)
             hidden = False
         else:
             hidden = True if internal is None else internal
@@ -400,7 +411,7 @@ class TicketService(TicketBase):
     async def _set_open(
         self, actor: Actor, ticket_id: int, reopen: bool, text: str | None, platform: str
     ) -> Ticket:
-        contact, _ = self.require_tickets(actor)
+        contact, _ = self.require_following(actor)
         async with self.tx() as tx:
             ticket = await self._visible(tx, actor, ticket_id, lock=True)
             verb = "reopen" if reopen else "close"

@@ -7,6 +7,7 @@ through the outbox; internal notes go to the triage channels only.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from bot.domain import Actor, Attachment, Severity, StaffMember, Ticket, TicketComment, TicketStatus
 from bot.invocation import IncomingFile
@@ -29,6 +30,23 @@ _STATUS_WORDS = {
 }
 
 
+@dataclass(frozen=True, slots=True)
+class Change:
+    """A public change an engineer made, and how many customer contacts were told of it."""
+
+    ticket: Ticket
+    customers_told: int
+    comment: TicketComment | None = None
+
+    @property
+    def reach_note(self) -> str:
+        """What the engineer must know when the change reached no one ("" otherwise)."""
+        if self.customers_told:
+            return ""
+        return (f" No customer contact can be reached for {self.ticket.ref}: whoever opened "
+                "it is no longer a contact of the organization.")
+
+
 class TriageService(TicketBase):
     """Tickets as support engineers work them."""
 
@@ -43,7 +61,7 @@ class TriageService(TicketBase):
         async with self.read() as tx:
             return await tx.tickets.queue(limit)
 
-    async def claim(self, actor: Actor, ticket_id: int) -> Ticket:
+    async def claim(self, actor: Actor, ticket_id: int) -> Change:
         """Assign the ticket to oneself; a new ticket becomes open."""
         staff = self._engineer(actor)
         async with self.tx() as tx:
@@ -55,13 +73,13 @@ class TriageService(TicketBase):
                 changes.update(status_changes(ticket, TicketStatus.OPEN, tx.now))
             ticket = await tx.tickets.update(ticket.id, **changes)
             key = f"ticket:{ticket.id}:assigned:{staff.id}:{tx.now.isoformat()}"
-            await self._announce(
+            told = await self._announce(
                 tx, ticket, key, f"{staff.name} claimed {ticket.ref}",
                 customer_headline=f"{staff.name} is handling your ticket {ticket.ref}",
             )
-            return ticket
+            return Change(ticket, told)
 
-    async def set_status(self, actor: Actor, ticket_id: int, status: TicketStatus) -> Ticket:
+    async def set_status(self, actor: Actor, ticket_id: int, status: TicketStatus) -> Change:
         """Change the status; `pending` pauses the first-response clock."""
         staff = self._engineer(actor)
         async with self.tx() as tx:
@@ -70,13 +88,13 @@ class TriageService(TicketBase):
                 raise Invalid(f"{ticket.ref} is already {status.value}.")
             ticket = await tx.tickets.update(ticket.id, **status_changes(ticket, status, tx.now))
             key = f"ticket:{ticket.id}:status:{status.value}:{tx.now.isoformat()}"
-            await self._announce(
+            told = await self._announce(
                 tx, ticket, key, f"{staff.name} set {ticket.ref} to {status.value}",
                 customer_headline=f"Ticket {ticket.ref} is now {_STATUS_WORDS[status]}",
             )
-            return ticket
+            return Change(ticket, told)
 
-    async def set_severity(self, actor: Actor, ticket_id: int, severity: Severity) -> Ticket:
+    async def set_severity(self, actor: Actor, ticket_id: int, severity: Severity) -> Change:
         """Change the severity; a running first-response clock takes the new target."""
         staff = self._engineer(actor)
         async with self.tx() as tx:
@@ -89,30 +107,35 @@ class TriageService(TicketBase):
             ticket = await tx.tickets.update(ticket.id, severity=severity,
                                              first_response_due_at=due)
             key = f"ticket:{ticket.id}:severity:{severity.value}:{tx.now.isoformat()}"
-            await self._announce(
+            told = await self._announce(
                 tx, ticket, key, f"{staff.name} set {ticket.ref} to {severity.value}",
                 customer_headline=f"Ticket {ticket.ref} is now {severity.value}",
             )
-            return ticket
+            return Change(ticket, told)
 
     async def note(
         self, actor: Actor, ticket_id: int, text: str, *, files: Sequence[IncomingFile] = (),
         source_platform: str = "console",
     ) -> tuple[TicketComment, list[Attachment]]:
         """An internal note: stored, shown to staff, never sent to a customer."""
-        return await self._comment(actor, ticket_id, text, files, source_platform, internal=True)
+        change, stored = await self._comment(actor, ticket_id, text, files, source_platform,
+                                             internal=True)
+        assert change.comment is not None
+        return change.comment, stored
 
     async def reply(
         self, actor: Actor, ticket_id: int, text: str, *, files: Sequence[IncomingFile] = (),
         source_platform: str = "console",
-    ) -> tuple[TicketComment, list[Attachment]]:
+    ) -> Change:
         """A public reply; the first one stops the first-response clock."""
-        return await self._comment(actor, ticket_id, text, files, source_platform, internal=False)
+        change, _ = await self._comment(actor, ticket_id, text, files, source_platform,
+                                        internal=False)
+        return change
 
     async def _comment(
         self, actor: Actor, ticket_id: int, text: str, files: Sequence[IncomingFile],
         platform: str, *, internal: bool,
-    ) -> tuple[TicketComment, list[Attachment]]:
+    ) -> tuple[Change, list[Attachment]]:
         staff = self._engineer(actor)
         checked = self._check_files(files)
         async with self.tx() as tx:
@@ -132,13 +155,13 @@ class TriageService(TicketBase):
                     triage_update(ticket, f"{staff.name} added an internal note to {ticket.ref}",
                                   text + files_note, internal=True),
                 )
-                return comment, stored
+                return Change(ticket, 0, comment), stored
             changes: dict[str, object] = {}
             if ticket.first_responded_at is None:
                 changes["first_responded_at"] = tx.now
             if ticket.status is TicketStatus.NEW:
                 changes.update(status_changes(ticket, TicketStatus.OPEN, tx.now))
             ticket = await tx.tickets.update(ticket.id, **changes)
-            await self._announce(tx, ticket, key, f"{staff.name} replied on {ticket.ref}",
-                                 text + files_note)
-            return comment, stored
+            told = await self._announce(tx, ticket, key, f"{staff.name} replied on {ticket.ref}",
+                                        text + files_note)
+            return Change(ticket, told, comment), stored

@@ -337,3 +337,41 @@ def test_interactive_console_prompts_on_a_terminal(db_url: str, tmp_path: Path) 
         if process.poll() is None:
             process.kill()
         os.close(primary)
+
+
+def audit_events(db_url: str) -> list[tuple[str, str, dict[str, object] | None]]:
+    async def go() -> list[tuple[str, str, dict[str, object] | None]]:
+        db = Database(db_url)
+        try:
+            async with db.read() as session:
+                events = await Directory(session, NOW).audit_events(limit=1000)
+                return [(e.action, e.target, e.before) for e in reversed(events)]
+        finally:
+            await db.dispose()
+
+    return asyncio.run(go())
+
+
+def test_link_refuses_to_move_a_linked_account_without_force(
+    subdesk: Run, tmp_path: Path, db_url: str
+) -> None:
+    """`subdesk link` never silently moves an account someone else holds; with --force it
+    does, and the audit entry names the previous owner. `staff add --matrix` neither."""
+    assert subdesk("import", "orders", str(orders_file(tmp_path))).returncode == 0
+    assert subdesk("link", "ana@acme.test", "--matrix", "@ana:acme.test").returncode == 0
+    again = subdesk("link", "ana@acme.test", "--matrix", "@ana:acme.test")
+    assert again.returncode == 0, "relinking to the same person is harmless"
+
+    moved = subdesk("link", "tom@acme.test", "--matrix", "@ana:acme.test")
+    assert moved.returncode == 1 and "Traceback" not in moved.stderr
+    assert "already linked to ana@acme.test" in moved.stderr and "--force" in moved.stderr
+    forced = subdesk("link", "tom@acme.test", "--matrix", "@ana:acme.test", "--force")
+    assert forced.returncode == 0, forced.stderr
+    assert "Linked matrix @ana:acme.test to Tom Tech" in forced.stdout
+    last = [e for e in audit_events(db_url) if e[0] == "identity.linked"][-1]
+    assert last[1].endswith(":@ana:acme.test"), last
+    assert last[2] is not None and last[2]["email"] == "ana@acme.test", last
+    staff = subdesk("staff", "add", "eve@vendor.test", "--role", "engineer",
+                    "--matrix", "@ana:acme.test")
+    assert staff.returncode == 1 and "already linked to tom@acme.test" in staff.stderr, (
+        "staff add does not take a customer's chat account either")

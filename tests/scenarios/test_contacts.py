@@ -289,7 +289,7 @@ async def test_sole_main_contact_acts_as_technical(harness: Harness) -> None:
     who = await harness.as_("sol@solo.test").send("/subdesk whoami")
     assert "(sole contact)" in who.message.text
     assert "Technical Contact" in who.message.text
-    duo = await harness.as_("dan@duo.test").send("/ticket list")
+    duo = await harness.as_("dan@duo.test").send("/ticket new Printer")
     assert not duo.ok and "not available to you" in duo.message.text
 
     help_text = (await harness.as_("sol@solo.test").send("/subdesk help")).message.text
@@ -303,7 +303,7 @@ async def test_sole_contact_rule_ends_when_a_colleague_arrives(harness: Harness)
     assert (await sol.send("/contacts request-technical tia@solo.test")).ok
     await harness.add_staff("root@vendor.test", StaffRole.ADMIN)
     assert (await harness.as_("root@vendor.test").send("/subdesk approve 1")).ok
-    reply = await sol.send("/ticket list")
+    reply = await sol.send("/ticket new Printer")
     assert "not available to you" in reply.message.text
 
 
@@ -456,7 +456,7 @@ async def test_commands_of_features_not_built_answer_not_enabled(harness: Harnes
         "/triage queue is not enabled on this deployment yet.")
     assert await send(DEMO_STAFF, "/alert info all maintenance tonight") == (
         "/alert is not enabled on this deployment yet.")
-    assert "not available to you" in await send(DEMO_MAIN, "/ticket list")
+    assert "not available to you" in await send(DEMO_MAIN, "/ticket new sev3 Printer")
     help_text = await send(DEMO_TECH, "/subdesk help")
     assert "/ticket" not in help_text and "/contacts" in help_text
     assert "Ana Main" in await send(DEMO_TECH, "/contacts")

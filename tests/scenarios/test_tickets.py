@@ -174,7 +174,8 @@ async def test_roles_and_subscription(harness: Harness) -> None:
     for who in (ANA, ADA, BEA, SAM):
         reply = await harness.as_(who).send("/ticket new Not mine to open")
         assert not reply.ok and "not available to you" in reply.message.text, who
-    assert not (await harness.as_(ANA).send("/ticket list")).ok
+    listing = await harness.as_(ANA).send("/ticket list")
+    assert listing.ok and "none" in listing.message.text, "she follows only what she opened"
     reply = await harness.as_("stranger@nowhere.test").send("/ticket list")
     assert not reply.ok and "don't know who you are" in reply.message.text
 

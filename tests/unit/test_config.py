@@ -237,3 +237,13 @@ def test_unsupported_database_urls_are_refused(clean_env: Path, url: str) -> Non
     """Anything but SQLite or PostgreSQL is a configuration error naming the setting."""
     with pytest.raises(ValidationError, match="sqlite:/// or postgresql://"):
         Settings(database_url=url)
+
+
+@pytest.mark.nodb
+def test_vendor_domains(clean_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """SUBDESK_VENDOR_DOMAINS is a comma-separated list of domains; a wrong one is named."""
+    monkeypatch.setenv("SUBDESK_VENDOR_DOMAINS", " Vendor.test, @corp.example ,")
+    assert Settings().vendor_domains == ("vendor.test", "corp.example")
+    monkeypatch.setenv("SUBDESK_VENDOR_DOMAINS", "admin@vendor.test")
+    with pytest.raises(ValidationError, match="not an email domain"):
+        Settings()

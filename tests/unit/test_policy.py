@@ -72,7 +72,10 @@ def expected(actor: Actor, permission: Permission) -> bool:
         Permission.ALERTS: ENGINEER in staff or VADMIN in staff,
     }
     if "TICKETS_VIEW" in Permission.__members__:
-        table[Permission("tickets_view")] = TECH in roles or bool(staff & {ENGINEER, VADMIN})
+        table[Permission("tickets_view")] = (actor.contact is not None
+                                             or bool(staff & {ENGINEER, VADMIN}))
+    # Following the tickets one opened goes by authorship: any contact.
+    table[Permission.TICKETS_FOLLOW] = actor.contact is not None
     return table[permission]
 
 
@@ -158,7 +161,10 @@ def test_ticket_visibility_and_sharing() -> None:
     assert may_comment_ticket(tom, org_id=1, opener_id=11, sharing=True)
     assert not may_view_ticket(tom, org_id=2, opener_id=10, sharing=True)
     main = contact_actor(MAIN, contact_id=12)
-    assert not may_view_ticket(main, org_id=1, opener_id=12, sharing=True)
+    assert may_view_ticket(main, org_id=1, opener_id=12, sharing=False), "authorship"
+    assert not may_view_ticket(main, org_id=1, opener_id=10, sharing=True), (
+        "sharing is for Technical Contacts")
+    assert not may_view_ticket(main, org_id=2, opener_id=12, sharing=False)
     assert may_view_ticket(staff_actor(ENGINEER), org_id=5, opener_id=None, sharing=False)
     assert may_comment_ticket(staff_actor(ENGINEER), org_id=5, opener_id=None, sharing=False)
     assert not may_view_ticket(staff_actor(BILLING), org_id=5, opener_id=None, sharing=False)
@@ -251,5 +257,5 @@ def test_own_organization_access_follows_roles(world: tuple[list[Actor], list[in
         roles = contact_roles(actor)
         assert may_manage_contacts(actor, own) is (MAIN in roles)
         assert may_view_billing(actor, own) is bool(roles & {MAIN, ADMIN})
-        assert may_view_ticket(actor, org_id=own, opener_id=actor.contact.id,
-                               sharing=False) is (TECH in roles)
+        assert may_view_ticket(actor, org_id=own, opener_id=actor.contact.id, sharing=False)
+        assert may_view_ticket(actor, org_id=own, opener_id=-1, sharing=True) is (TECH in roles)

@@ -1,6 +1,6 @@
 """message links (threads and cards per target) replace thread_links; outbox ref channel
 
-Revision ID: 0002f
+Revision ID: 0002
 Revises: 0001
 """
 
@@ -11,7 +11,7 @@ from alembic import op
 
 import storage.types
 
-revision = '0002f'
+revision = '0002'
 down_revision = '0001'
 branch_labels = None
 depends_on = None
