@@ -9,7 +9,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.runtime import App
+from bot.runtime import App, configuration_gaps
 from bot.scheduler import Job, build_scheduler
 from bot.services.reminders import reminder_job
 from bot.services.sla import sla_job
@@ -50,6 +50,8 @@ async def start_background(app: App, *, dispatcher: bool = True) -> Background:
 
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
     background = Background()
+    for gap in configuration_gaps(app.settings):
+        log.warning("%s", gap)
     host, port = app.settings.http_host, app.settings.http_port
     try:
         background.runner = await serve(app, host, port)

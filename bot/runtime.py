@@ -64,6 +64,17 @@ async def ensure_schema(db: Database, *, upgrade: bool) -> None:
         )
 
 
+def configuration_gaps(settings: Settings) -> list[str]:
+    """Settings whose absence makes the bot work in a degraded way (not an error)."""
+    gaps = []
+    if not settings.triage_channels:
+        gaps.append(
+            "no triage channel configured (SUBDESK_TRIAGE_CHANNELS): new tickets and SLA "
+            "alerts go to each support engineer directly"
+        )
+    return gaps
+
+
 def transports_for(
     settings: Settings, *, console_out: Callable[[str], None] | None
 ) -> dict[str, Transport]:

@@ -57,6 +57,19 @@ async def test_health_and_readiness(client: TestClient[Any, Any]) -> None:
     assert (await response.json()) == {"status": "ready"}
 
 
+async def test_readiness_shows_a_missing_triage_channel(
+    settings: Settings, clock: FixedClock, db: Database
+) -> None:
+    """Without triage channels /readyz stays ready (200) and names the gap."""
+    harness = await Harness.create(settings.model_copy(update={"triage_channels": ()}), clock, db)
+    async with TestClient(TestServer(build_http_app(harness.app))) as c:
+        response = await c.get("/readyz")
+        assert response.status == 200
+        body = await response.json()
+    assert body["status"] == "ready"
+    assert any("SUBDESK_TRIAGE_CHANNELS" in w for w in body["warnings"])
+
+
 async def test_requires_the_bearer_token(client: TestClient[Any, Any]) -> None:
     """No token or a wrong one: 401, nothing imported."""
     response = await client.post("/api/v1/orders", json=ORDER)
