@@ -208,6 +208,7 @@ class Totals:
     paid: Decimal = Decimal("0")
     outstanding: Decimal = Decimal("0")
     overdue: Decimal = Decimal("0")
+    credit: Decimal = Decimal("0")
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,14 +237,21 @@ class BillingService(Service):
         async with self.tx() as tx:
             errors: list[str] = []
             orgs = await tx.directory.org_ids_by_key(i.organization for i in form.invoices)
+            in_file = {i.number for i in form.invoices}
+            known = await tx.billing.invoices_by_number(
+                in_file | {p.invoice for p in form.payments}
+            )
             for at, inv in zip(batch.invoice_at, form.invoices, strict=True):
                 if inv.organization not in orgs:
                     errors.append(f"{at}organization: no organization with key "
                                   f"{inv.organization!r}")
-            in_file = {i.number for i in form.invoices}
-            known = await tx.billing.invoices_by_number(
-                {p.invoice for p in form.payments} - in_file
-            )
+                elif (old := known.get(inv.number)) and old.org_id != orgs[inv.organization]:
+                    owner = await tx.directory.org(old.org_id)
+                    errors.append(
+                        f"{at}organization: invoice {inv.number!r} belongs to organization "
+                        f"{owner.key if owner else old.org_id!r}; an invoice never moves to "
+                        "another organization"
+                    )
             for at, pay in zip(batch.payment_at, form.payments, strict=True):
                 if pay.invoice not in in_file and pay.invoice not in known:
                     errors.append(f"{at}invoice: no invoice numbered {pay.invoice!r}")
@@ -302,7 +310,7 @@ class BillingService(Service):
         return InvoicesView(org, self._today(org), rows)
 
     async def statement(self, actor: Actor) -> InvoicesView:
-        """Invoiced, paid, outstanding and overdue, per invoice currency."""
+        """Invoiced, paid, outstanding, overdue and credit (overpaid), per invoice currency."""
         org = self._billing_org(actor)
         today = self._today(org)
         async with self.read() as tx:
@@ -311,12 +319,13 @@ class BillingService(Service):
         for inv in rows:
             if inv.status is InvoiceStatus.VOID:
                 continue
-            s = sums.setdefault(inv.currency, [Decimal("0")] * 4)
+            s = sums.setdefault(inv.currency, [Decimal("0")] * 5)
             s[0] += inv.amount
             s[1] += inv.paid_amount
             s[2] += inv.outstanding
             if inv.status is InvoiceStatus.OPEN and inv.due_on < today:
                 s[3] += inv.outstanding
+            s[4] += inv.credit
         totals = [Totals(c, *v) for c, v in sorted(sums.items())]
         return InvoicesView(org, today, rows, totals)
 

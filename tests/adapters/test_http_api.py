@@ -108,6 +108,20 @@ async def test_imports_orders_then_invoices_idempotently(client: TestClient[Any,
     assert (await response.json())["unchanged"] == 1
 
 
+async def test_an_invoice_never_moves_by_api(client: TestClient[Any, Any]) -> None:
+    """The API refuses an invoice re-sent with another organization, naming the field."""
+    other = {"organizations": [dict(ORDER["organizations"][0], key="other")]}
+    for doc in (ORDER, other):
+        assert (await client.post("/api/v1/orders", json=doc, headers=AUTH)).status == 200
+    assert (await client.post("/api/v1/invoices", json=INVOICES, headers=AUTH)).status == 200
+    moved = {"invoices": [dict(INVOICES["invoices"][0], organization="other")]}
+    response = await client.post("/api/v1/invoices", json=moved, headers=AUTH)
+    assert response.status == 400
+    assert (await response.json())["errors"] == [
+        "invoices[0].organization: invoice 'INV-1' belongs to organization 'acme'; an "
+        "invoice never moves to another organization"]
+
+
 async def test_schema_errors_name_the_field(client: TestClient[Any, Any]) -> None:
     """Invalid bodies get 400 with one line per offending field, and write nothing."""
     await client.post("/api/v1/orders", json=ORDER, headers=AUTH)
