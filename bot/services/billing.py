@@ -25,7 +25,7 @@ from pydantic import (
 from bot import billing_notices
 from bot.domain import Actor, Organization, StaffRole
 from bot.importing import ImportFailed, csv_rows_to_models, detect_format, load_json, read_csv
-from bot.money import currencies
+from bot.money import currency_in_use
 from bot.policy import may_view_billing, staff_roles
 from bot.reminder_stages import zone
 from bot.services.base import Denied, Invalid, NotFound, Service, Tx
@@ -61,10 +61,12 @@ class InvoiceIn(BaseModel):
 
     @field_validator("currency")
     @classmethod
-    def _currency(cls, value: str) -> str:
+    def _currency(cls, value: str, info: ValidationInfo) -> str:
         code = value.strip().upper()
-        if len(code) != 3 or code not in currencies():
-            raise ValueError(f"{value!r} is not an ISO 4217 currency code such as EUR")
+        issued = info.data.get("issued_on") or dt.date.today()
+        if not currency_in_use(code, issued):
+            raise ValueError(f"{value[:16]!r} is not an ISO 4217 currency in use on {issued}, "
+                             "such as EUR or USD")
         return code
 
     @field_validator("due_on")

@@ -226,3 +226,17 @@ async def test_an_overpayment_shows_as_credit(harness: Harness) -> None:
     text = (await harness.as_(DEMO_MAIN).send("/billing statement")).message.text
     assert "Outstanding: €0.00" in text
     assert "Credit: €65.50" in text
+
+
+def test_currencies_are_iso_4217_currencies_in_use() -> None:
+    """Fund, metal and test codes and withdrawn currencies are refused, naming the field."""
+    invoice = INVOICES["invoices"][0]
+    for code in ("XXX", "XAU", "XTS", "XDR", "HRK", "EU"):
+        with pytest.raises(ImportFailed) as info:
+            parse_invoices("i.json", json.dumps(
+                {"invoices": [dict(invoice, currency=code)]}).encode())
+        assert info.value.errors[0].startswith("invoices[0].currency:"), code
+        assert "not an ISO 4217 currency in use" in info.value.errors[0]
+    old_kuna = dict(invoice, issued_on="2022-05-01", due_on="2022-06-01", currency="hrk")
+    parsed = parse_invoices("i.json", json.dumps({"invoices": [old_kuna]}).encode())
+    assert parsed.file.invoices[0].currency == "HRK"
