@@ -112,6 +112,27 @@ class OrganizationIn(BaseModel):
         return value
 
     @model_validator(mode="after")
+    def _one_person_per_email(self) -> OrganizationIn:
+        """An email is one person: entries for it must agree on everything but the role,
+        and an entry given twice counts once."""
+        first: dict[str, tuple[int, ContactIn]] = {}
+        unique: list[ContactIn] = []
+        for index, contact in enumerate(self.contacts):
+            seen = first.get(contact.email)
+            if seen is None:
+                first[contact.email] = (index, contact)
+            elif differ := [f for f in ("name", "slack", "matrix")
+                            if getattr(contact, f) != getattr(seen[1], f)]:
+                raise ValueError(
+                    f"contacts[{index}] ({contact.email}): {', '.join(differ)} differs from "
+                    f"contacts[{seen[0]}]; one email is one person"
+                )
+            if contact not in unique:
+                unique.append(contact)
+        self.contacts = unique
+        return self
+
+    @model_validator(mode="after")
     def _roles(self) -> OrganizationIn:
         mains = [c for c in self.contacts if c.role is ContactRole.MAIN]
         if len(mains) != 1:
@@ -210,6 +231,7 @@ def parse_orders(name: str, data: bytes) -> OrderForm:
     grouped: dict[str, dict[str, Any]] = {}
     first_line: dict[str, int] = {}
     errors: list[str] = []
+    contact_line: dict[tuple[str, str], tuple[int, ContactIn]] = {}
     for line, row in rows:
         key = str(row.org["key"])
         if key not in grouped:
@@ -219,6 +241,14 @@ def parse_orders(name: str, data: bytes) -> OrderForm:
             errors.append(
                 f"line {line}: organization columns differ from line {first_line[key]} "
                 f"for key {key!r}: {', '.join(differ)}"
+            )
+        seen = contact_line.setdefault((key, row.contact.email), (line, row.contact))
+        if differ := [f for f in ("name", "slack", "matrix")
+                      if getattr(row.contact, f) != getattr(seen[1], f)]:
+            columns = ["contact_name" if f == "name" else f for f in differ]
+            errors.append(
+                f"line {line}: {', '.join(columns)} of {row.contact.email} differs from "
+                f"line {seen[0]}; one email is one person"
             )
         grouped[key]["contacts"].append(row.contact.model_dump())
     if errors:

@@ -372,3 +372,27 @@ def test_names_with_control_characters_are_refused() -> None:
         parse_orders("o.json", json.dumps(bad).encode())
     assert [e.split(":")[0] for e in caught.value.errors] == [
         "organizations[0].name", "organizations[0].contacts[0].name"]
+
+
+async def test_an_exact_duplicate_csv_row_is_one_contact(harness: Harness) -> None:
+    """A row given twice (even the Main Contact's) imports as one contact."""
+    lines = ACME_CSV.splitlines()
+    doubled = "\n".join([*lines, lines[1], lines[2]]) + "\n"
+    report = await run_import(harness, "orders.csv", doubled)
+    assert report.contacts_added == 2
+    assert sorted(await contacts_of(harness, "acme")) == ["ana@acme.test", "tom@acme.test"]
+    assert (await run_import(harness, "orders.csv", doubled)).unchanged == 1
+
+
+def test_one_email_twice_with_different_data_is_refused() -> None:
+    """One email listed twice with another name (or account) is refused, naming the line
+    or the field, instead of renaming the contact back and forth on every import."""
+    renamed = ACME_CSV + f"{ORG_COLUMNS},{CHANNELS},technical,Ana Other,ana@acme.test,,\n"
+    assert failure("orders.csv", renamed) == [
+        "line 4: contact_name of ana@acme.test differs from line 2; one email is one person"]
+    doc = json.loads(json.dumps(ACME))
+    doc["organizations"][0]["contacts"].append(
+        contact("technical", "ANA@acme.test", "Ana Main", slack="T0ACME:U0ANA"))
+    assert failure("orders.json", json.dumps(doc)) == [
+        "organizations[0]: Value error, contacts[2] (ana@acme.test): slack differs from "
+        "contacts[0]; one email is one person"]
