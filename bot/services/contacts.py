@@ -21,7 +21,7 @@ _ROLE_LABEL = {
 NAME_MAX = 200  # the width of the name columns
 
 
-def _checked_name(name: str | None) -> str | None:
+def checked_name(name: str | None) -> str | None:
     """A display name on one line (chat text may span several), within the column width."""
     if name is not None:
         name = " ".join(name.split()) or None
@@ -83,7 +83,7 @@ class ContactService(Service):
         if role is ContactRole.TECHNICAL:
             raise Invalid("Technical Contacts are requested: /contacts request-technical EMAIL")
         org = self._require_main(actor)
-        name = _checked_name(name)
+        name = checked_name(name)
         async with self.tx() as tx:
             await tx.directory.lock_org(org.id)
             current = [c for c in await tx.directory.contacts(org.id) if role in c.roles]
@@ -135,7 +135,7 @@ class ContactService(Service):
     ) -> TechnicalRequest:
         org = self._require_main(actor)
         assert actor.contact is not None
-        name = _checked_name(name)
+        name = checked_name(name)
         async with self.tx() as tx:
             await tx.directory.lock_org(org.id)
             existing = await tx.directory.contact_by_email(org.id, email)

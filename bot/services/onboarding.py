@@ -30,6 +30,7 @@ _CHANNEL = re.compile(r"^(slack:[A-Z0-9]{2,}|matrix:![^:\s]+:\S+)$")
 _SLACK_ID = re.compile(r"^[A-Z0-9]{2,}:[A-Z0-9]{2,}$")
 _MXID = re.compile(r"^@[^:\s]+:\S+$")
 _KEY = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+_ID_MAX = 255  # Matrix user and room ids have at most 255 characters; so do the id columns
 
 
 def _one_line(value: str) -> str:
@@ -66,6 +67,8 @@ class ContactIn(BaseModel):
     def _slack(cls, value: str | None) -> str | None:
         if value and not _SLACK_ID.match(value):
             raise ValueError("must look like TEAM_ID:USER_ID, e.g. T0ACME:U0TOM")
+        if value and max(len(part) for part in value.split(":")) > _ID_MAX:
+            raise ValueError(f"Slack ids have at most {_ID_MAX} characters")
         return value or None
 
     @field_validator("matrix")
@@ -73,6 +76,8 @@ class ContactIn(BaseModel):
     def _matrix(cls, value: str | None) -> str | None:
         if value and not _MXID.match(value):
             raise ValueError("must be a Matrix user id like @tom:example.org")
+        if value and len(value) > _ID_MAX:
+            raise ValueError(f"Matrix user ids have at most {_ID_MAX} characters")
         return value or None
 
 
@@ -108,7 +113,11 @@ class OrganizationIn(BaseModel):
     def _channels(cls, value: list[str]) -> list[str]:
         for channel in value:
             if not _CHANNEL.match(channel):
-                raise ValueError(f"{channel!r} must be slack:CHANNEL_ID or matrix:!room:server")
+                raise ValueError(f"{channel[:80]!r} must be slack:CHANNEL_ID or "
+                                 "matrix:!room:server")
+            if len(channel.partition(":")[2]) > _ID_MAX:
+                raise ValueError(f"{channel[:80]!r}…: channel and room ids have at most "
+                                 f"{_ID_MAX} characters")
         return value
 
     @model_validator(mode="after")
