@@ -254,6 +254,9 @@ class BillingService(Service):
                         f"{owner.key if owner else old.org_id!r}; an invoice never moves to "
                         "another organization"
                     )
+                elif old and old.paid_amount and old.currency != inv.currency:
+                    errors.append(f"{at}currency: invoice {inv.number!r} has payments in "
+                                  f"{old.currency}; its currency cannot change")
             for at, pay in zip(batch.payment_at, form.payments, strict=True):
                 if pay.invoice not in in_file and pay.invoice not in known:
                     errors.append(f"{at}invoice: no invoice numbered {pay.invoice!r}")

@@ -10,7 +10,15 @@ from collections.abc import Callable
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, available_timezones
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    field_validator,
+    model_validator,
+)
 
 from bot import notices
 from bot.domain import Contact, ContactRole, Level, Platform, Program, Region
@@ -155,6 +163,13 @@ class OrganizationIn(BaseModel):
 class OrderForm(BaseModel):
     model_config = ConfigDict(extra="forbid")
     organizations: list[OrganizationIn]
+    _lines: list[str] = PrivateAttr(default_factory=list)
+
+    def where(self, index: int) -> str:
+        """How an error names organization `index`: its first CSV line, or its JSON path."""
+        if index < len(self._lines):
+            return self._lines[index]
+        return f"organizations[{index}]"
 
     @model_validator(mode="after")
     def _unique(self) -> OrderForm:
@@ -263,7 +278,9 @@ def parse_orders(name: str, data: bytes) -> OrderForm:
     if errors:
         raise ImportFailed(errors)
     try:
-        return load_json(_json_bytes({"organizations": list(grouped.values())}), OrderForm)
+        form = load_json(_json_bytes({"organizations": list(grouped.values())}), OrderForm)
+        form._lines = [f"line {first_line[key]} (organization {key!r})" for key in grouped]
+        return form
     except ImportFailed as exc:
         raise ImportFailed(
             [_csv_context(e, list(grouped), first_line) for e in exc.errors]
@@ -328,14 +345,14 @@ class OnboardingService(Service):
                 technical = {c.email for c in org_in.contacts if c.role is ContactRole.TECHNICAL}
                 if len(technical) > limit:
                     errors.append(
-                        f"organizations[{index}].contacts: {len(technical)} technical contacts "
+                        f"{form.where(index)}: {len(technical)} technical contacts "
                         f"exceed the {org_in.level.value} limit of {limit}"
                     )
             if errors:
                 raise ImportFailed(errors)
             for done, org_in in enumerate(form.organizations, start=1):
-                await self._apply(tx, org_in, report)
-                errors.extend(await self._check_technical_limit(tx, done - 1, org_in))
+                errors.extend(await self._apply(tx, org_in, report, form.where(done - 1)))
+                errors.extend(await self._check_technical_limit(tx, form.where(done - 1), org_in))
                 if progress is not None:
                     progress(done, total)
             if errors:
@@ -343,7 +360,7 @@ class OnboardingService(Service):
         return report
 
     async def _check_technical_limit(
-        self, tx: Tx, index: int, org_in: OrganizationIn
+        self, tx: Tx, where: str, org_in: OrganizationIn
     ) -> list[str]:
         """Technical Contacts already designated count too (a form never removes them)."""
         org = await tx.directory.org_by_key(org_in.key)
@@ -353,12 +370,16 @@ class OnboardingService(Service):
         if count <= limit:
             return []
         return [
-            f"organizations[{index}] ({org.key}): {count} Technical Contacts with those already "
+            f"{where} ({org.key}): {count} Technical Contacts with those already "
             f"designated, over the {org.level.value} limit of {limit}; remove some first "
             "(/contacts remove-technical EMAIL)"
         ]
 
-    async def _apply(self, tx: Tx, org_in: OrganizationIn, report: ImportReport) -> None:
+    async def _apply(
+        self, tx: Tx, org_in: OrganizationIn, report: ImportReport, where: str
+    ) -> list[str]:
+        """Apply one organization; returns the errors that must roll the whole form back."""
+        errors: list[str] = []
         fields = OrgFields(
             key=org_in.key,
             name=org_in.name,
@@ -419,16 +440,22 @@ class OnboardingService(Service):
                                              f"role.{contact_in.role.value}.granted",
                                              contact.email, None, None)
                 contact = await tx.directory.contact(contact.id) or contact
-            accounts: list[tuple[str, str, str]] = []
+            accounts: list[tuple[str, tuple[str, str, str]]] = []
             if contact_in.slack:
                 team, user = contact_in.slack.split(":", 1)
-                accounts.append((Platform.SLACK.value, team, user))
+                accounts.append((contact_in.slack, (Platform.SLACK.value, team, user)))
             if contact_in.matrix:
                 server = contact_in.matrix.split(":", 1)[1]
-                accounts.append((Platform.MATRIX.value, server, contact_in.matrix))
-            for account in accounts:
-                if await tx.identities.identity(*account) is None:
+                accounts.append((contact_in.matrix, (Platform.MATRIX.value, server,
+                                                     contact_in.matrix)))
+            for given, account in accounts:
+                linked = await tx.identities.identity(*account)
+                if linked is None:
                     await tx.identities.link(*account, contact_id=contact.id)
+                elif linked.contact_id != contact.id:
+                    # An import never moves a chat account to another person.
+                    errors.append(f"{where}: {account[0]} account {given} of {contact.email} "
+                                  "is already linked to another person")
         for contact_id in stripped:
             await tx.directory.delete_contact_if_roleless(contact_id)
         if not changed and before is not None:
@@ -446,3 +473,4 @@ class OnboardingService(Service):
                     notices.support_welcome(org, contact),
                 )
 
+        return errors

@@ -240,3 +240,13 @@ def test_currencies_are_iso_4217_currencies_in_use() -> None:
     old_kuna = dict(invoice, issued_on="2022-05-01", due_on="2022-06-01", currency="hrk")
     parsed = parse_invoices("i.json", json.dumps({"invoices": [old_kuna]}).encode())
     assert parsed.file.invoices[0].currency == "HRK"
+
+
+async def test_a_paid_against_invoice_keeps_its_currency(harness: Harness) -> None:
+    """Payments recorded in one currency are never silently re-denominated by a re-import."""
+    await harness.seed_demo()
+    await _import(harness, INVOICES)
+    with pytest.raises(ImportFailed) as info:
+        await _import(harness, {"invoices": [dict(INVOICES["invoices"][0], currency="USD")]})
+    assert info.value.errors == [
+        "invoices[0].currency: invoice 'INV-1' has payments in EUR; its currency cannot change"]

@@ -236,7 +236,7 @@ async def test_error_writes_nothing(harness: Harness) -> None:
         await harness.app.services.onboarding.import_orders(
             OrderForm.model_validate(form(good, bad)))
     assert "exceed the basic limit of 1" in caught.value.errors[0]
-    assert caught.value.errors[0].startswith("organizations[1].contacts")
+    assert caught.value.errors[0].startswith("organizations[1]: 2 technical contacts")
     assert await count(harness, OrganizationRow) == 0
     assert await count(harness, OutboxRow) == 0
 
@@ -396,3 +396,25 @@ def test_one_email_twice_with_different_data_is_refused() -> None:
     assert failure("orders.json", json.dumps(doc)) == [
         "organizations[0]: Value error, contacts[2] (ana@acme.test): slack differs from "
         "contacts[0]; one email is one person"]
+
+
+async def test_csv_errors_found_on_import_name_the_line(harness: Harness) -> None:
+    """Errors found against the database (a limit, an account linked to someone else) name
+    the CSV line of the organization, and nothing is written."""
+    await run_import(harness, "orders.csv", ACME_CSV)
+    other = ("key,name,program,level,region,timezone,starts_on,ends_on,role,contact_name,"
+             "email,slack\n"
+             "beta,Beta,customer,basic,us,America/New_York,2026-01-01,2026-12-31,main,Bea,"
+             "bea@beta.test,T0ACME:U0TOM\n")
+    with pytest.raises(ImportFailed) as caught:
+        await run_import(harness, "orders.csv", other)
+    assert caught.value.errors == [
+        "line 2 (organization 'beta'): slack account T0ACME:U0TOM of bea@beta.test is already "
+        "linked to another person"]
+    assert await count(harness, OrganizationRow) == 1
+    three = ACME_CSV + "\n".join(
+        f"{ORG_COLUMNS},{CHANNELS},technical,T{n},t{n}@acme.test,," for n in range(2)) + "\n"
+    with pytest.raises(ImportFailed) as caught:
+        await run_import(harness, "orders.csv", three)
+    assert caught.value.errors[0].startswith(
+        "line 2 (organization 'acme'): 3 technical contacts exceed the standard limit of 2")
