@@ -73,6 +73,8 @@ def _run(coro: Coroutine[Any, Any, T]) -> T:
     except Exception as exc:
         from storage.db import failure_reason
 
+        if isinstance(exc, OSError) and exc.filename is not None:
+            raise _fail(f"cannot read {exc.filename}: {exc.strerror}") from None
         reason = failure_reason(exc)
         if reason is None:
             raise

@@ -78,7 +78,7 @@ def failure_reason(exc: BaseException) -> str | None:
         return "the database server refused the connection (is it running, on that port?)"
     if isinstance(exc, TimeoutError):
         return "the database server did not answer in time"
-    if isinstance(exc, OSError):
+    if isinstance(exc, OSError) and exc.filename is None:
         return f"cannot connect ({exc.strerror or type(exc).__name__})"
     return None
 
