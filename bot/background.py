@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bot.ports import Adapter
-from bot.runtime import App
+from bot.runtime import App, configuration_gaps
 from bot.scheduler import Job, build_scheduler
 from bot.services.reminders import reminder_job
 from bot.services.sla import sla_job
@@ -63,6 +63,8 @@ async def start_background(app: App, *, dispatcher: bool = True) -> Background:
     not to) the dispatcher loop. An adapter whose start fails stops the ones started."""
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
     background = Background()
+    for gap in configuration_gaps(app.settings):
+        log.warning("%s", gap)
     try:
         for name, adapter in app.adapters.items():
             await adapter.start()

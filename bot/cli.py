@@ -68,8 +68,18 @@ def _run(coro: Coroutine[Any, Any, T]) -> T:
         raise typer.Exit(1) from None
     except ServiceError as exc:
         raise _fail(str(exc)) from None
-    except (OSError, ConnectionError) as exc:
-        raise _fail(f"cannot reach the database ({type(exc).__name__})") from None
+    except OverflowError:
+        raise _fail("a date or number is out of the range this command handles") from None
+    except Exception as exc:
+        from storage.db import failure_reason
+
+        if isinstance(exc, OSError) and exc.filename is not None:
+            raise _fail(f"cannot read {exc.filename}: {exc.strerror}") from None
+        reason = failure_reason(exc)
+        if reason is None:
+            raise
+        where = Settings().database_path_hint()
+        raise _fail(f"cannot use the database {where}: {reason}") from None
 
 
 async def _with_app(
@@ -275,6 +285,8 @@ def reminders_run_once(
         except ValueError:
             raise _fail(f"--now takes an ISO time like 2026-12-01T09:00:00Z, not {now!r}") from None
         at = at if at.tzinfo else at.replace(tzinfo=dt.UTC)
+        if not 1970 <= at.year <= 9000:
+            raise _fail(f"--now must be a time between the years 1970 and 9000, not {now!r}")
 
     async def go(app: App) -> None:
         report = await app.services.reminders.sweep(at)
@@ -382,6 +394,9 @@ def outbox_retry(item_id: int) -> None:
     """Queue a dead (or waiting) message again with fresh attempts."""
     from storage.outbox import OutboxStore
 
+    if not 1 <= item_id < 2**63:  # ids are positive 64-bit integers
+        raise _fail(f"no unsent outbox message #{item_id}")
+
     async def go(app: App) -> None:
         async with app.db.transaction() as session:
             ok = await OutboxStore(session, app.clock.now()).retry(item_id)
@@ -415,10 +430,12 @@ def manifest_cmd(
     socket_mode: Annotated[bool, typer.Option("--socket-mode", help="Use Socket Mode.")] = False,
 ) -> None:
     """Print the Slack app manifest (YAML) for this deployment."""
+    from urllib.parse import urlsplit
+
     from bot.manifest import manifest_yaml
 
-    if not url.startswith(("https://", "http://")):
-        raise _fail("--url must start with https:// (or http:// for testing)")
+    if not url.startswith(("https://", "http://")) or not urlsplit(url).hostname:
+        raise _fail("--url must be https://HOST… (or http:// for testing)")
     sys.stdout.write(manifest_yaml(url, socket_mode=socket_mode))
 
 
@@ -441,4 +458,14 @@ def main() -> None:
             detail = str(exc).splitlines()[0]
         err.print(f"[red]error:[/red] invalid configuration: {where}: ", end="")
         err.print(detail, markup=False)
+        sys.exit(1)
+    except Exception as exc:
+        # Last resort: one line, never a value (it may hold a secret); details on request.
+        import os
+        import traceback
+
+        if os.environ.get("SUBDESK_LOG_LEVEL", "").upper() == "DEBUG":
+            traceback.print_exc()
+        err.print(f"[red]error:[/red] unexpected failure ({type(exc).__name__}); run again "
+                  "with SUBDESK_LOG_LEVEL=DEBUG for the details")
         sys.exit(1)

@@ -11,8 +11,9 @@ import datetime as dt
 from decimal import Decimal
 from functools import lru_cache
 
+from babel.core import get_global
 from babel.dates import format_date
-from babel.numbers import format_currency, list_currencies
+from babel.numbers import format_currency
 
 from bot.domain import Region
 
@@ -43,7 +44,26 @@ def day(value: dt.date, region: Region | str) -> str:
     return str(format_date(value, format="medium", locale=locale_for(region)))
 
 
+Period = tuple[dt.date | None, dt.date | None]
+
+
 @lru_cache(maxsize=1)
-def currencies() -> frozenset[str]:
-    """ISO 4217 codes Babel knows."""
-    return frozenset(list_currencies())
+def _tender_periods() -> dict[str, tuple[Period, ...]]:
+    """For each currency, when it was legal tender in some territory (CLDR via Babel)."""
+    periods: dict[str, list[Period]] = {}
+    for entries in get_global("territory_currencies").values():
+        for code, start, end, tender in entries:
+            if tender:
+                periods.setdefault(code, []).append(
+                    (dt.date(*start) if start else None, dt.date(*end) if end else None)
+                )
+    return {code: tuple(p) for code, p in periods.items()}
+
+
+def currency_in_use(code: str, on: dt.date) -> bool:
+    """Whether `code` is an ISO 4217 currency that is legal tender somewhere on `on`: never
+    the fund, metal and test codes (XXX, XAU, XTS...), nor one withdrawn by then."""
+    return any(
+        (start is None or start <= on) and (end is None or on <= end)
+        for start, end in _tender_periods().get(code, ())
+    )

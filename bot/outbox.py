@@ -92,7 +92,8 @@ class Dispatcher:
         self.settings = settings
         self.clock = clock
         self.transports = dict(transports)
-        self.worker = worker or f"{socket.gethostname()}:{os.getpid()}"
+        # outbox.claimed_by holds 64 characters; a host name alone may take 64.
+        self.worker = worker or f"{socket.gethostname()[:48]}:{os.getpid()}"
         self.on_dead = on_dead
         self.rng = rng or random.Random()
         self.lease = lease

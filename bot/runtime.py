@@ -78,6 +78,17 @@ async def ensure_schema(db: Database, *, upgrade: bool) -> None:
         )
 
 
+def configuration_gaps(settings: Settings) -> list[str]:
+    """Settings whose absence makes the bot work in a degraded way (not an error)."""
+    gaps = []
+    if not settings.triage_channels:
+        gaps.append(
+            "no triage channel configured (SUBDESK_TRIAGE_CHANNELS): new tickets and SLA "
+            "alerts go to each support engineer directly"
+        )
+    return gaps
+
+
 def adapter_factories() -> dict[str, AdapterFactory]:
     """The adapter factories installed in this environment, by registered name."""
     from importlib.metadata import entry_points

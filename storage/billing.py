@@ -53,6 +53,11 @@ class Invoice:
     def outstanding(self) -> Decimal:
         return max(Decimal("0"), self.amount - self.paid_amount)
 
+    @property
+    def credit(self) -> Decimal:
+        """What was paid beyond the amount (an overpayment), owed back to the customer."""
+        return max(Decimal("0"), self.paid_amount - self.amount)
+
 
 @dataclass(frozen=True, slots=True)
 class InvoiceFields:

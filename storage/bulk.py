@@ -8,6 +8,7 @@ ON CONFLICT DO NOTHING, inside the caller's transaction.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,6 +22,17 @@ from storage.models import OutboxRow, ReminderClaimRow
 from storage.sql import insert_for
 
 _SQLITE_CHUNK = 200
+KEY_MAX = 255  # the width of outbox.idempotency_key and processed_events.event_id
+
+
+def fit_key(key: str) -> str:
+    """`key` as stored: unchanged when it fits its column, else a readable head followed by
+    the SHA-256 of the whole key, so a long key (a 254-character email, a long room id)
+    still maps to one stored key and two long keys never collide by truncation."""
+    if len(key) <= KEY_MAX:
+        return key
+    digest = hashlib.sha256(key.encode()).hexdigest()
+    return f"{key[: KEY_MAX - len(digest) - 1]}#{digest}"
 
 _PG_CLAIMS = text(
     """
@@ -103,7 +115,7 @@ async def enqueue_many(
             {
                 "status": OutboxStatus.PENDING.value,
                 "now": now,
-                "keys": [d.key for d in drafts],
+                "keys": [fit_key(d.key) for d in drafts],
                 "platforms": [d.platform for d in drafts],
                 "targets": [d.target for d in drafts],
                 "kinds": [d.kind for d in drafts],
@@ -120,7 +132,7 @@ async def enqueue_many(
             .values(
                 [
                     {
-                        "idempotency_key": d.key,
+                        "idempotency_key": fit_key(d.key),
                         "platform": d.platform,
                         "target": d.target,
                         "kind": d.kind,

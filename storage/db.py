@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
+import re
+import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -12,13 +15,13 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, event, text
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
     create_async_engine,
 )
-from sqlalchemy.pool import NullPool
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +35,52 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 _READONLY = "subdesk_readonly"
 # Any 64-bit constant: replicas starting at once run migrations one after the other.
 _MIGRATION_LOCK = 0x5B_DE_5C_00_01
+CONNECT_TIMEOUT = 10  # seconds to reach PostgreSQL before giving up (asyncpg waits 60)
+
+
+class DatabaseUnusable(Exception):
+    """The configured database cannot be opened or reached; the message is one line for
+    the operator and never holds a password."""
+
+
+def _check_sqlite_file(database: str | None) -> None:
+    """Refuse a SQLite path that cannot hold the embedded database, rather than create
+    directories on a typo or fail later with a driver traceback."""
+    if not database or database == ":memory:":
+        raise DatabaseUnusable(
+            "SUBDESK_DATABASE_URL names no SQLite file; write sqlite:///path/to/subdesk.db"
+        )
+    path = Path(database).expanduser()
+    if not path.parent.is_dir():
+        raise DatabaseUnusable(
+            f"the directory of the SQLite database {path} does not exist; create it first"
+        )
+    if path.exists() and (path.is_dir() or not os.access(path, os.R_OK | os.W_OK)):
+        raise DatabaseUnusable(f"the SQLite database {path} is not a file this user can write")
+    if not path.exists() and not os.access(path.parent, os.W_OK | os.X_OK):
+        raise DatabaseUnusable(f"cannot create the SQLite database {path}: the directory is "
+                               "not writable by this user")
+
+
+def failure_reason(exc: BaseException) -> str | None:
+    """One line saying why the database could not be used, for errors the driver raises on
+    connecting (unknown database or role, refused or unresolvable host, unopenable file);
+    None for anything else. Driver messages name hosts, databases and roles, never passwords."""
+    if isinstance(exc, DatabaseUnusable):
+        return str(exc)
+    if isinstance(exc, DBAPIError):
+        origin = exc.orig if exc.orig is not None else exc
+        text_ = str(origin).splitlines()[0] if str(origin) else type(origin).__name__
+        return re.sub(r"^<class '[\w.]+'>: ", "", text_)[:200]
+    if isinstance(exc, socket.gaierror):
+        return "the database host name does not resolve"
+    if isinstance(exc, ConnectionRefusedError):
+        return "the database server refused the connection (is it running, on that port?)"
+    if isinstance(exc, TimeoutError):
+        return "the database server did not answer in time"
+    if isinstance(exc, OSError) and exc.filename is None:
+        return f"cannot connect ({exc.strerror or type(exc).__name__})"
+    return None
 
 
 def async_url(url: str) -> URL:
@@ -73,13 +122,10 @@ class Database:
         # Statement parameters carry user text (and link codes); errors must not show them.
         kwargs: dict[str, Any] = {"echo": echo, "hide_parameters": True}
         if self.dialect == "sqlite":
-            database = self.url.database
-            if database and database != ":memory:":
-                Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-            kwargs["poolclass"] = NullPool if database in (None, "", ":memory:") else None
-            kwargs = {k: v for k, v in kwargs.items() if v is not None}
+            _check_sqlite_file(self.url.database)
         else:
-            kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+            kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True,
+                          connect_args={"timeout": CONNECT_TIMEOUT})
         self.engine = create_async_engine(self.url, **kwargs)
         if self.dialect == "sqlite":
             _sqlite_setup(self.engine)

@@ -101,7 +101,7 @@ class ContactRow(Base):
 
     id: Mapped[int] = _id()
     org_id: Mapped[int] = _fk("organizations.id")
-    name: Mapped[str] = mapped_column(String(200))
+    name: Mapped[str] = mapped_column(String(320))  # defaults to the email
     email: Mapped[str] = mapped_column(String(320))
     is_main: Mapped[bool] = mapped_column(Boolean, default=False)
     is_administrative: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -119,7 +119,7 @@ class TechnicalRequestRow(Base):
     id: Mapped[int] = _id()
     org_id: Mapped[int] = _fk("organizations.id")
     email: Mapped[str] = mapped_column(String(320))
-    name: Mapped[str] = mapped_column(String(200))
+    name: Mapped[str] = mapped_column(String(320))  # defaults to the email
     requested_by: Mapped[int | None] = _fk("contacts.id", nullable=True, ondelete="SET NULL")
     status: Mapped[str] = mapped_column(String(16), default="pending")
     decided_by: Mapped[int | None] = _fk("staff.id", nullable=True, ondelete="SET NULL")
@@ -401,7 +401,7 @@ class OutboxRow(Base):
     platform: Mapped[str] = mapped_column(String(16))  # slack | matrix | console | email
     target: Mapped[str] = mapped_column(String(512))  # channel/user/room id or email address
     kind: Mapped[str] = mapped_column(String(16))  # dm | channel | email
-    recipient: Mapped[str] = mapped_column(String(320), default="")  # who it is for (display)
+    recipient: Mapped[str] = mapped_column(Text, default="")  # who it is for (display)
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
     dedupe_key: Mapped[str | None] = mapped_column(String(255))
     status: Mapped[str] = mapped_column(String(16), default="pending")
@@ -438,9 +438,9 @@ class AuditEventRow(Base):
 
     id: Mapped[int] = _id()
     at: Mapped[dt.datetime]
-    actor: Mapped[str] = mapped_column(String(400))
+    actor: Mapped[str] = mapped_column(Text)
     org_id: Mapped[int | None] = _fk("organizations.id", nullable=True, ondelete="SET NULL")
     action: Mapped[str] = mapped_column(String(64))
-    target: Mapped[str] = mapped_column(String(400))
+    target: Mapped[str] = mapped_column(Text)
     before: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     after: Mapped[dict[str, Any] | None] = mapped_column(JSON)

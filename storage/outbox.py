@@ -11,7 +11,7 @@ from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain import MessageRef, OutboxStatus
-from storage.bulk import OutboxDraft, claim_many, enqueue_many
+from storage.bulk import OutboxDraft, claim_many, enqueue_many, fit_key
 from storage.models import OutboxRow, ProcessedEventRow, ReminderClaimRow
 from storage.sql import insert_ignore
 
@@ -116,7 +116,7 @@ class OutboxStore:
             self.s,
             OutboxRow,
             {
-                "idempotency_key": key,
+                "idempotency_key": fit_key(key),
                 "platform": platform,
                 "target": target,
                 "kind": kind,
@@ -319,7 +319,7 @@ class ClaimStore:
         new_id = await insert_ignore(
             self.s,
             ProcessedEventRow,
-            {"platform": platform, "event_id": event_id[:255], "created_at": self.now},
+            {"platform": platform, "event_id": fit_key(event_id), "created_at": self.now},
             ("platform", "event_id"),
         )
         return new_id is not None
@@ -329,7 +329,7 @@ class ClaimStore:
         await self.s.execute(
             delete(ProcessedEventRow).where(
                 ProcessedEventRow.platform == platform,
-                ProcessedEventRow.event_id == event_id[:255],
+                ProcessedEventRow.event_id == fit_key(event_id),
             )
         )
 

@@ -22,7 +22,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 
 from bot.importing import ImportFailed, field_path, load_json
 from bot.ports import Route
-from bot.runtime import App
+from bot.runtime import App, configuration_gaps
 from bot.services.base import ServiceError
 from bot.services.billing import parse_invoices
 from bot.services.onboarding import OrderForm
@@ -111,7 +111,10 @@ async def readyz(request: web.Request) -> web.Response:
     except Exception as exc:
         log.warning("readiness check: database unavailable (%s)", type(exc).__name__)
         return web.json_response({"status": "database unavailable"}, status=503)
-    return web.json_response({"status": "ready"})
+    body: dict[str, Any] = {"status": "ready"}
+    if gaps := configuration_gaps(request.app[APP].settings):
+        body["warnings"] = gaps
+    return web.json_response(body)
 
 
 async def _import(request: web.Request, kind: str) -> web.Response:

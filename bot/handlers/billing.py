@@ -22,7 +22,7 @@ from storage.billing import BillingRequestKind, Invoice, InvoiceStatus
 def _line(inv: Invoice, region: str, today_overdue: bool) -> str:
     amount = money(inv.amount, inv.currency, region)
     if inv.status is InvoiceStatus.PAID:
-        state = "paid"
+        state = f"paid, {money(inv.credit, inv.currency, region)} credit" if inv.credit else "paid"
     elif inv.status is InvoiceStatus.VOID:
         state = "void"
     else:
@@ -77,7 +77,7 @@ def register(registry: Registry, services: Services) -> None:
                 ("Paid", money(t.paid, t.currency, region)),
                 ("Outstanding", money(t.outstanding, t.currency, region)),
                 ("Overdue", money(t.overdue, t.currency, region)),
-            )
+            ) + ((("Credit", money(t.credit, t.currency, region)),) if t.credit else ())
             if len(view.totals) > 1:
                 blocks.append(Paragraph(t.currency))
                 text.append(t.currency)

@@ -27,7 +27,7 @@ from bot import billing_notices
 from bot.domain import Actor, Organization, StaffRole
 from bot.importing import ImportFailed, csv_rows_to_models, detect_format, load_json, read_csv
 from bot.messages import command
-from bot.money import currencies
+from bot.money import currency_in_use
 from bot.policy import may_view_billing, staff_roles
 from bot.reminder_stages import zone
 from bot.services.base import Denied, Invalid, NotFound, Service, Tx
@@ -65,10 +65,12 @@ class InvoiceIn(BaseModel):
 
     @field_validator("currency")
     @classmethod
-    def _currency(cls, value: str) -> str:
+    def _currency(cls, value: str, info: ValidationInfo) -> str:
         code = value.strip().upper()
-        if len(code) != 3 or code not in currencies():
-            raise ValueError(f"{value!r} is not an ISO 4217 currency code such as EUR")
+        issued = info.data.get("issued_on") or dt.date.today()
+        if not currency_in_use(code, issued):
+            raise ValueError(f"{value[:16]!r} is not an ISO 4217 currency in use on {issued}, "
+                             "such as EUR or USD")
         return code
 
     @field_validator("due_on")
@@ -212,6 +214,7 @@ class Totals:
     paid: Decimal = Decimal("0")
     outstanding: Decimal = Decimal("0")
     overdue: Decimal = Decimal("0")
+    credit: Decimal = Decimal("0")
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,14 +243,24 @@ class BillingService(Service):
         async with self.tx() as tx:
             errors: list[str] = []
             orgs = await tx.directory.org_ids_by_key(i.organization for i in form.invoices)
+            in_file = {i.number for i in form.invoices}
+            known = await tx.billing.invoices_by_number(
+                in_file | {p.invoice for p in form.payments}
+            )
             for at, inv in zip(batch.invoice_at, form.invoices, strict=True):
                 if inv.organization not in orgs:
                     errors.append(f"{at}organization: no organization with key "
                                   f"{inv.organization!r}")
-            in_file = {i.number for i in form.invoices}
-            known = await tx.billing.invoices_by_number(
-                {p.invoice for p in form.payments} - in_file
-            )
+                elif (old := known.get(inv.number)) and old.org_id != orgs[inv.organization]:
+                    owner = await tx.directory.org(old.org_id)
+                    errors.append(
+                        f"{at}organization: invoice {inv.number!r} belongs to organization "
+                        f"{owner.key if owner else old.org_id!r}; an invoice never moves to "
+                        "another organization"
+                    )
+                elif old and old.paid_amount and old.currency != inv.currency:
+                    errors.append(f"{at}currency: invoice {inv.number!r} has payments in "
+                                  f"{old.currency}; its currency cannot change")
             for at, pay in zip(batch.payment_at, form.payments, strict=True):
                 if pay.invoice not in in_file and pay.invoice not in known:
                     errors.append(f"{at}invoice: no invoice numbered {pay.invoice!r}")
@@ -306,7 +319,7 @@ class BillingService(Service):
         return InvoicesView(org, self._today(org), rows)
 
     async def statement(self, actor: Actor) -> InvoicesView:
-        """Invoiced, paid, outstanding and overdue, per invoice currency."""
+        """Invoiced, paid, outstanding, overdue and credit (overpaid), per invoice currency."""
         org = self._billing_org(actor)
         today = self._today(org)
         async with self.read() as tx:
@@ -315,12 +328,13 @@ class BillingService(Service):
         for inv in rows:
             if inv.status is InvoiceStatus.VOID:
                 continue
-            s = sums.setdefault(inv.currency, [Decimal("0")] * 4)
+            s = sums.setdefault(inv.currency, [Decimal("0")] * 5)
             s[0] += inv.amount
             s[1] += inv.paid_amount
             s[2] += inv.outstanding
             if inv.status is InvoiceStatus.OPEN and inv.due_on < today:
                 s[3] += inv.outstanding
+            s[4] += inv.credit
         totals = [Totals(c, *v) for c, v in sorted(sums.items())]
         return InvoicesView(org, today, rows, totals)
 

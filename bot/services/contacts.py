@@ -25,7 +25,7 @@ _ROLE_LABEL = {
 NAME_MAX = 200  # the width of the name columns
 
 
-def _checked_name(name: str | None) -> str | None:
+def checked_name(name: str | None) -> str | None:
     """A display name on one line (chat text may span several), within the column width."""
     if name is not None:
         name = " ".join(name.split()) or None
@@ -98,7 +98,7 @@ class ContactService(Service):
             raise Invalid("Technical Contacts are requested: "
                           + command("contacts request-technical EMAIL"))
         org = self._require_main(actor)
-        name = _checked_name(name)
+        name = checked_name(name)
         async with self.tx() as tx:
             await require_customer_email(tx, self.settings, email)
             await tx.directory.lock_org(org.id)
@@ -177,7 +177,7 @@ class ContactService(Service):
         """File a request for a vendor admin's approval; with the number of admins told."""
         org = self._require_main(actor)
         assert actor.contact is not None
-        name = _checked_name(name)
+        name = checked_name(name)
         async with self.tx() as tx:
             await require_customer_email(tx, self.settings, email)
             await tx.directory.lock_org(org.id)

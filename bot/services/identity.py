@@ -15,7 +15,18 @@ from bot.invocation import Sender
 from bot.messages import command
 from bot.services import link_limits as limits
 from bot.services.base import Denied, Invalid, NotFound, Service, Tx
+from bot.services.contacts import checked_name
 from storage.identities import LinkCode, Owner
+
+ACCOUNT_ID_MAX = 255  # Matrix ids have at most 255 characters; the identity columns match
+
+
+def checked_account(platform: Platform, workspace: str, user_id: str) -> None:
+    """Refuse a chat account whose ids are longer than any real one (and than the columns)."""
+    for what, value in (("workspace", workspace), ("user id", user_id)):
+        if len(value) > ACCOUNT_ID_MAX:
+            raise Invalid(f"The {platform.value} {what} is too long ({len(value)} characters; "
+                          f"at most {ACCOUNT_ID_MAX}).")
 
 
 def hash_code(code: str, salt: str) -> str:
@@ -234,6 +245,7 @@ class IdentityService(Service):
         An account already linked to someone else moves only with `force`, and the audit
         entry names its previous owner.
         """
+        checked_account(platform, workspace, user_id)
         async with self.tx() as tx:
             staff = await tx.directory.staff_by_email(email)
             contacts = await tx.directory.contacts_with_email(email)
@@ -277,7 +289,10 @@ class IdentityService(Service):
         try:
             email = normalize_email(email)
         except ValueError as exc:
-            raise Invalid(f"{email!r} is {exc}") from None
+            raise Invalid(f"{email[:300]!r} is {exc}") from None
+        name = checked_name(name) or ""
+        for platform, workspace, user_id in links or []:
+            checked_account(platform, workspace, user_id)
         async with self.tx() as tx:
             if await tx.directory.contacts_with_email(email):
                 raise Invalid(

@@ -178,3 +178,15 @@ class Notifier:
         for channel in channels:
             total += await self.to_channel(tx, channel, key, message)
         return total
+
+    async def to_triage(
+        self, tx: Tx, channels: Sequence[str], key: str, message: Message
+    ) -> int:
+        """Post to the triage channels; with none configured, tell every support engineer
+        directly, so what engineers must see is never queued for nobody."""
+        if channels:
+            return await self.to_channels(tx, channels, key, message)
+        total = 0
+        for engineer in await tx.directory.staff_with_role(StaffRole.ENGINEER):
+            total += await self.to_staff(tx, engineer, f"{key}:staff:{engineer.id}", message)
+        return total

@@ -10,7 +10,15 @@ from collections.abc import Callable
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, available_timezones
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    field_validator,
+    model_validator,
+)
 
 from bot import notices
 from bot.domain import Contact, ContactRole, Level, Platform, Program, Region
@@ -32,6 +40,7 @@ _CHANNEL = re.compile(r"^(slack:[A-Z0-9]{2,}|matrix:![^:\s]+:\S+)$")
 _SLACK_ID = re.compile(r"^[A-Z0-9]{2,}:[A-Z0-9]{2,}$")
 _MXID = re.compile(r"^@[^:\s]+:\S+$")
 _KEY = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+_ID_MAX = 255  # Matrix user and room ids have at most 255 characters; so do the id columns
 
 
 def _one_line(value: str) -> str:
@@ -68,6 +77,8 @@ class ContactIn(BaseModel):
     def _slack(cls, value: str | None) -> str | None:
         if value and not _SLACK_ID.match(value):
             raise ValueError("must look like TEAM_ID:USER_ID, e.g. T0ACME:U0TOM")
+        if value and max(len(part) for part in value.split(":")) > _ID_MAX:
+            raise ValueError(f"Slack ids have at most {_ID_MAX} characters")
         return value or None
 
     @field_validator("matrix")
@@ -75,6 +86,8 @@ class ContactIn(BaseModel):
     def _matrix(cls, value: str | None) -> str | None:
         if value and not _MXID.match(value):
             raise ValueError("must be a Matrix user id like @tom:example.org")
+        if value and len(value) > _ID_MAX:
+            raise ValueError(f"Matrix user ids have at most {_ID_MAX} characters")
         return value or None
 
 
@@ -110,8 +123,33 @@ class OrganizationIn(BaseModel):
     def _channels(cls, value: list[str]) -> list[str]:
         for channel in value:
             if not _CHANNEL.match(channel):
-                raise ValueError(f"{channel!r} must be slack:CHANNEL_ID or matrix:!room:server")
+                raise ValueError(f"{channel[:80]!r} must be slack:CHANNEL_ID or "
+                                 "matrix:!room:server")
+            if len(channel.partition(":")[2]) > _ID_MAX:
+                raise ValueError(f"{channel[:80]!r}…: channel and room ids have at most "
+                                 f"{_ID_MAX} characters")
         return value
+
+    @model_validator(mode="after")
+    def _one_person_per_email(self) -> OrganizationIn:
+        """An email is one person: entries for it must agree on everything but the role,
+        and an entry given twice counts once."""
+        first: dict[str, tuple[int, ContactIn]] = {}
+        unique: list[ContactIn] = []
+        for index, contact in enumerate(self.contacts):
+            seen = first.get(contact.email)
+            if seen is None:
+                first[contact.email] = (index, contact)
+            elif differ := [f for f in ("name", "slack", "matrix")
+                            if getattr(contact, f) != getattr(seen[1], f)]:
+                raise ValueError(
+                    f"contacts[{index}] ({contact.email}): {', '.join(differ)} differs from "
+                    f"contacts[{seen[0]}]; one email is one person"
+                )
+            if contact not in unique:
+                unique.append(contact)
+        self.contacts = unique
+        return self
 
     @model_validator(mode="after")
     def _roles(self) -> OrganizationIn:
@@ -127,6 +165,13 @@ class OrganizationIn(BaseModel):
 class OrderForm(BaseModel):
     model_config = ConfigDict(extra="forbid")
     organizations: list[OrganizationIn]
+    _lines: list[str] = PrivateAttr(default_factory=list)
+
+    def where(self, index: int) -> str:
+        """How an error names organization `index`: its first CSV line, or its JSON path."""
+        if index < len(self._lines):
+            return self._lines[index]
+        return f"organizations[{index}]"
 
     @model_validator(mode="after")
     def _unique(self) -> OrderForm:
@@ -212,6 +257,7 @@ def parse_orders(name: str, data: bytes) -> OrderForm:
     grouped: dict[str, dict[str, Any]] = {}
     first_line: dict[str, int] = {}
     errors: list[str] = []
+    contact_line: dict[tuple[str, str], tuple[int, ContactIn]] = {}
     for line, row in rows:
         key = str(row.org["key"])
         if key not in grouped:
@@ -222,11 +268,21 @@ def parse_orders(name: str, data: bytes) -> OrderForm:
                 f"line {line}: organization columns differ from line {first_line[key]} "
                 f"for key {key!r}: {', '.join(differ)}"
             )
+        seen = contact_line.setdefault((key, row.contact.email), (line, row.contact))
+        if differ := [f for f in ("name", "slack", "matrix")
+                      if getattr(row.contact, f) != getattr(seen[1], f)]:
+            columns = ["contact_name" if f == "name" else f for f in differ]
+            errors.append(
+                f"line {line}: {', '.join(columns)} of {row.contact.email} differs from "
+                f"line {seen[0]}; one email is one person"
+            )
         grouped[key]["contacts"].append(row.contact.model_dump())
     if errors:
         raise ImportFailed(errors)
     try:
-        return load_json(_json_bytes({"organizations": list(grouped.values())}), OrderForm)
+        form = load_json(_json_bytes({"organizations": list(grouped.values())}), OrderForm)
+        form._lines = [f"line {first_line[key]} (organization {key!r})" for key in grouped]
+        return form
     except ImportFailed as exc:
         raise ImportFailed(
             [_csv_context(e, list(grouped), first_line) for e in exc.errors]
@@ -291,15 +347,15 @@ class OnboardingService(Service):
                 technical = {c.email for c in org_in.contacts if c.role is ContactRole.TECHNICAL}
                 if len(technical) > limit:
                     errors.append(
-                        f"organizations[{index}].contacts: {len(technical)} technical contacts "
+                        f"{form.where(index)}: {len(technical)} technical contacts "
                         f"exceed the {org_in.level.value} limit of {limit}"
                     )
             errors.extend(await self._reserved_contacts(tx, form))
             if errors:
                 raise ImportFailed(errors)
             for done, org_in in enumerate(form.organizations, start=1):
-                await self._apply(tx, org_in, report)
-                errors.extend(await self._check_technical_limit(tx, done - 1, org_in))
+                errors.extend(await self._apply(tx, org_in, report, form.where(done - 1)))
+                errors.extend(await self._check_technical_limit(tx, form.where(done - 1), org_in))
                 if progress is not None:
                     progress(done, total)
             if errors:
@@ -319,7 +375,7 @@ class OnboardingService(Service):
         ]
 
     async def _check_technical_limit(
-        self, tx: Tx, index: int, org_in: OrganizationIn
+        self, tx: Tx, where: str, org_in: OrganizationIn
     ) -> list[str]:
         """Technical Contacts already designated count too (a form never removes them)."""
         org = await tx.directory.org_by_key(org_in.key)
@@ -329,12 +385,16 @@ class OnboardingService(Service):
         if count <= limit:
             return []
         return [
-            f"organizations[{index}] ({org.key}): {count} Technical Contacts with those already "
+            f"{where} ({org.key}): {count} Technical Contacts with those already "
             f"designated, over the {org.level.value} limit of {limit}; remove some first "
             f"({command('contacts remove-technical EMAIL')})"
         ]
 
-    async def _apply(self, tx: Tx, org_in: OrganizationIn, report: ImportReport) -> None:
+    async def _apply(
+        self, tx: Tx, org_in: OrganizationIn, report: ImportReport, where: str
+    ) -> list[str]:
+        """Apply one organization; returns the errors that must roll the whole form back."""
+        errors: list[str] = []
         fields = OrgFields(
             key=org_in.key,
             name=org_in.name,
@@ -395,16 +455,22 @@ class OnboardingService(Service):
                                              f"role.{contact_in.role.value}.granted",
                                              contact.email, None, None)
                 contact = await tx.directory.contact(contact.id) or contact
-            accounts: list[tuple[str, str, str]] = []
+            accounts: list[tuple[str, tuple[str, str, str]]] = []
             if contact_in.slack:
                 team, user = contact_in.slack.split(":", 1)
-                accounts.append((Platform.SLACK.value, team, user))
+                accounts.append((contact_in.slack, (Platform.SLACK.value, team, user)))
             if contact_in.matrix:
                 server = contact_in.matrix.split(":", 1)[1]
-                accounts.append((Platform.MATRIX.value, server, contact_in.matrix))
-            for account in accounts:
-                if await tx.identities.identity(*account) is None:
+                accounts.append((contact_in.matrix, (Platform.MATRIX.value, server,
+                                                     contact_in.matrix)))
+            for given, account in accounts:
+                linked = await tx.identities.identity(*account)
+                if linked is None:
                     await tx.identities.link(*account, contact_id=contact.id)
+                elif linked.contact_id != contact.id:
+                    # An import never moves a chat account to another person.
+                    errors.append(f"{where}: {account[0]} account {given} of {contact.email} "
+                                  "is already linked to another person")
         for contact_id in stripped:
             await tx.directory.delete_contact_if_roleless(contact_id)
         if not changed and before is not None:
@@ -422,3 +488,4 @@ class OnboardingService(Service):
                     notices.support_welcome(org, contact),
                 )
 
+        return errors

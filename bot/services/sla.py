@@ -135,7 +135,7 @@ class SlaService(Service):
                     if (c.ticket.id, stage) not in won:
                         continue
                     key = f"ticket:{c.ticket.id}:sla:{stage}"
-                    await self.notifier.to_channels(
+                    await self.notifier.to_triage(
                         tx, self.settings.triage_channels, key, sla_alert(c, stage, now)
                     )
                     if stage == BREACHED:

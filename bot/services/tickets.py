@@ -18,7 +18,6 @@ from bot.domain import (
     ContactRole,
     Organization,
     Severity,
-    StaffRole,
     Ticket,
     TicketComment,
     TicketStatus,
@@ -188,11 +187,10 @@ class TicketBase(Service):
     ) -> None:
         """Post to the triage channels; with none configured and `reach_someone`, tell
         every support engineer directly so a new ticket is never seen by nobody."""
-        if self.settings.triage_channels or not reach_someone:
+        if reach_someone:
+            await self.notifier.to_triage(tx, self.settings.triage_channels, key, message)
+        else:
             await self.notifier.to_channels(tx, self.settings.triage_channels, key, message)
-            return
-        for engineer in await tx.directory.staff_with_role(StaffRole.ENGINEER):
-            await self.notifier.to_staff(tx, engineer, f"{key}:staff:{engineer.id}", message)
 
     async def _announce(
         self, tx: Tx, ticket: Ticket, key: str, headline: str, body: str | None = None, *,

@@ -57,6 +57,19 @@ async def test_health_and_readiness(client: TestClient[Any, Any]) -> None:
     assert (await response.json()) == {"status": "ready"}
 
 
+async def test_readiness_shows_a_missing_triage_channel(
+    settings: Settings, clock: FixedClock, db: Database
+) -> None:
+    """Without triage channels /readyz stays ready (200) and names the gap."""
+    harness = await Harness.create(settings.model_copy(update={"triage_channels": ()}), clock, db)
+    async with TestClient(TestServer(build_http_app(harness.app))) as c:
+        response = await c.get("/readyz")
+        assert response.status == 200
+        body = await response.json()
+    assert body["status"] == "ready"
+    assert any("SUBDESK_TRIAGE_CHANNELS" in w for w in body["warnings"])
+
+
 async def test_requires_the_bearer_token(client: TestClient[Any, Any]) -> None:
     """No token or a wrong one: 401, nothing imported."""
     response = await client.post("/api/v1/orders", json=ORDER)
@@ -93,6 +106,20 @@ async def test_imports_orders_then_invoices_idempotently(client: TestClient[Any,
                                      "payments_recorded": 0, "payments_known": 1, "paid": 0}
     response = await client.post("/api/v1/orders", json=ORDER, headers=AUTH)
     assert (await response.json())["unchanged"] == 1
+
+
+async def test_an_invoice_never_moves_by_api(client: TestClient[Any, Any]) -> None:
+    """The API refuses an invoice re-sent with another organization, naming the field."""
+    other = {"organizations": [dict(ORDER["organizations"][0], key="other")]}
+    for doc in (ORDER, other):
+        assert (await client.post("/api/v1/orders", json=doc, headers=AUTH)).status == 200
+    assert (await client.post("/api/v1/invoices", json=INVOICES, headers=AUTH)).status == 200
+    moved = {"invoices": [dict(INVOICES["invoices"][0], organization="other")]}
+    response = await client.post("/api/v1/invoices", json=moved, headers=AUTH)
+    assert response.status == 400
+    assert (await response.json())["errors"] == [
+        "invoices[0].organization: invoice 'INV-1' belongs to organization 'acme'; an "
+        "invoice never moves to another organization"]
 
 
 async def test_schema_errors_name_the_field(client: TestClient[Any, Any]) -> None:

@@ -185,3 +185,68 @@ async def test_thread_reply_answers_the_request(harness: Harness) -> None:
     assert answered.status == "answered"
     await harness.drain()
     assert harness.emails_to(DEMO_ADMIN)[-1].text == "Answer to your billing request #1: Done."
+
+
+async def test_an_invoice_never_moves_to_another_organization(harness: Harness) -> None:
+    """Re-importing an invoice under another organization is refused with the field (JSON)
+    or line (CSV); the invoice and its payments stay with their organization."""
+    await harness.seed_demo()
+    await harness.import_orders({"organizations": [{
+        "key": "other", "name": "Other Co", "program": "customer", "level": "basic",
+        "region": "us", "timezone": "America/New_York",
+        "subscription": {"starts_on": "2026-01-01", "ends_on": "2026-12-31"},
+        "contacts": [{"role": "main", "name": "Otto", "email": "otto@other.test"}]}]})
+    await _import(harness, INVOICES)
+    moved = {"invoices": [dict(INVOICES["invoices"][1]),
+                          dict(INVOICES["invoices"][0], organization="other")]}
+    with pytest.raises(ImportFailed) as info:
+        await _import(harness, moved)
+    assert info.value.errors == [
+        "invoices[1].organization: invoice 'INV-1' belongs to organization 'demo'; an "
+        "invoice never moves to another organization"]
+    csv = (b"number,organization,issued_on,due_on,amount,currency\n"
+           b"INV-1,other,2026-10-01,2026-11-01,1200.00,EUR\n")
+    with pytest.raises(ImportFailed) as info:
+        await harness.app.services.billing.import_invoices(parse_invoices("i.csv", csv))
+    assert info.value.errors[0].startswith("line 2, organization: invoice 'INV-1' belongs to")
+    reply = await harness.as_("otto@other.test").send("/billing invoices all")
+    assert "No invoices yet." in reply.message.text
+    reply = await harness.as_(DEMO_MAIN).send("/billing invoices")
+    assert "INV-1 — €1,200.00, due 1 Nov 2026 (overdue, €1,000.00 outstanding)" in (
+        reply.message.text)
+
+
+async def test_an_overpayment_shows_as_credit(harness: Harness) -> None:
+    """Paying more than the amount leaves a credit on the invoice and the statement."""
+    await harness.seed_demo()
+    await _import(harness, {"invoices": [INVOICES["invoices"][1]], "payments": [
+        {"invoice": "INV-2", "paid_on": "2026-11-20", "amount": "1300.00"}]})
+    reply = await harness.as_(DEMO_MAIN).send("/billing invoices all")
+    assert "INV-2 — €1,234.50, due 1 Dec 2026 (paid, €65.50 credit)" in reply.message.text
+    text = (await harness.as_(DEMO_MAIN).send("/billing statement")).message.text
+    assert "Outstanding: €0.00" in text
+    assert "Credit: €65.50" in text
+
+
+def test_currencies_are_iso_4217_currencies_in_use() -> None:
+    """Fund, metal and test codes and withdrawn currencies are refused, naming the field."""
+    invoice = INVOICES["invoices"][0]
+    for code in ("XXX", "XAU", "XTS", "XDR", "HRK", "EU"):
+        with pytest.raises(ImportFailed) as info:
+            parse_invoices("i.json", json.dumps(
+                {"invoices": [dict(invoice, currency=code)]}).encode())
+        assert info.value.errors[0].startswith("invoices[0].currency:"), code
+        assert "not an ISO 4217 currency in use" in info.value.errors[0]
+    old_kuna = dict(invoice, issued_on="2022-05-01", due_on="2022-06-01", currency="hrk")
+    parsed = parse_invoices("i.json", json.dumps({"invoices": [old_kuna]}).encode())
+    assert parsed.file.invoices[0].currency == "HRK"
+
+
+async def test_a_paid_against_invoice_keeps_its_currency(harness: Harness) -> None:
+    """Payments recorded in one currency are never silently re-denominated by a re-import."""
+    await harness.seed_demo()
+    await _import(harness, INVOICES)
+    with pytest.raises(ImportFailed) as info:
+        await _import(harness, {"invoices": [dict(INVOICES["invoices"][0], currency="USD")]})
+    assert info.value.errors == [
+        "invoices[0].currency: invoice 'INV-1' has payments in EUR; its currency cannot change"]

@@ -14,12 +14,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from sqlalchemy.engine import make_url
 
 from bot.domain import OutboxStatus
 from storage.db import Database
 from storage.directory import Directory
 from storage.outbox import OutboxStore
-from tests.conftest import NOW
+from tests.conftest import NOW, PG_URL
 from tests.scenarios.orders import contact, form, organization
 
 SUBDESK = str(Path(sys.executable).with_name("subdesk"))
@@ -71,6 +72,7 @@ def org_keys(db_url: str) -> list[str]:
 def test_db_upgrade_creates_the_embedded_database(tmp_path: Path) -> None:
     """`subdesk db upgrade` creates and migrates a fresh SQLite file, and can run again."""
     target = tmp_path / "fresh" / "subdesk.db"
+    target.parent.mkdir()
     env = environment(f"sqlite:///{target}")
     for _ in range(2):
         done = subprocess.run([SUBDESK, "db", "upgrade"], capture_output=True, text=True,
@@ -106,6 +108,43 @@ def test_import_orders_good_then_again_then_bad(
     assert org_keys(db_url) == ["acme"]
     missing = subdesk("import", "orders", str(tmp_path / "nope.json"))
     assert missing.returncode != 0 and "Traceback" not in missing.stderr
+
+
+def test_hostile_values_and_unusable_databases_are_one_clean_line(
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Out-of-range times and ids, and a database that cannot be used (missing directory,
+    a directory instead of a file, a refused port, an unknown PostgreSQL database or role):
+    one line naming the problem, a non-zero exit, no traceback, no directory created."""
+    from typer.testing import CliRunner
+
+    from bot.cli import cli
+
+    monkeypatch.chdir(tmp_path)
+    cases: list[tuple[str, tuple[str, ...], str]] = [
+        (db_url, ("reminders", "run-once", "--now", "0001-01-01T00:00:00"), "--now must be"),
+        (db_url, ("reminders", "run-once", "--now", "9999-12-31T23:59:59"), "--now must be"),
+        (db_url, ("outbox", "retry", "99999999999999999999"), "no unsent outbox message"),
+        (f"sqlite:///{tmp_path}/missing/dir/s.db", ("outbox", "status"),
+         "does not exist; create it first"),
+        (f"sqlite:///{tmp_path}", ("outbox", "status"), "is not a file this user can write"),
+        ("postgresql://postgres@127.0.0.1:1/postgres", ("outbox", "status"),
+         "refused the connection"),
+    ]
+    if PG_URL:
+        base = make_url(PG_URL)
+        cases += [
+            (base.set(database="subdesk_no_such_db").render_as_string(hide_password=False),
+             ("db", "upgrade"), 'database "subdesk_no_such_db" does not exist'),
+            (base.set(username="subdesk_no_such_role").render_as_string(hide_password=False),
+             ("outbox", "status"), 'role "subdesk_no_such_role" does not exist'),
+        ]
+    for url, args, needle in cases:
+        result = CliRunner().invoke(cli, list(args), env=environment(url))
+        assert result.exit_code == 1, (args, result.output, result.exception)
+        assert needle in result.stderr, (args, result.stderr)
+        assert "Traceback" not in result.output and len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "missing").exists()
 
 
 def test_staff_add_link_and_piped_console(subdesk: Run, tmp_path: Path) -> None:

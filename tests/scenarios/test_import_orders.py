@@ -236,7 +236,7 @@ async def test_error_writes_nothing(harness: Harness) -> None:
         await harness.app.services.onboarding.import_orders(
             OrderForm.model_validate(form(good, bad)))
     assert "exceed the basic limit of 1" in caught.value.errors[0]
-    assert caught.value.errors[0].startswith("organizations[1].contacts")
+    assert caught.value.errors[0].startswith("organizations[1]: 2 technical contacts")
     assert await count(harness, OrganizationRow) == 0
     assert await count(harness, OutboxRow) == 0
 
@@ -372,3 +372,49 @@ def test_names_with_control_characters_are_refused() -> None:
         parse_orders("o.json", json.dumps(bad).encode())
     assert [e.split(":")[0] for e in caught.value.errors] == [
         "organizations[0].name", "organizations[0].contacts[0].name"]
+
+
+async def test_an_exact_duplicate_csv_row_is_one_contact(harness: Harness) -> None:
+    """A row given twice (even the Main Contact's) imports as one contact."""
+    lines = ACME_CSV.splitlines()
+    doubled = "\n".join([*lines, lines[1], lines[2]]) + "\n"
+    report = await run_import(harness, "orders.csv", doubled)
+    assert report.contacts_added == 2
+    assert sorted(await contacts_of(harness, "acme")) == ["ana@acme.test", "tom@acme.test"]
+    assert (await run_import(harness, "orders.csv", doubled)).unchanged == 1
+
+
+def test_one_email_twice_with_different_data_is_refused() -> None:
+    """One email listed twice with another name (or account) is refused, naming the line
+    or the field, instead of renaming the contact back and forth on every import."""
+    renamed = ACME_CSV + f"{ORG_COLUMNS},{CHANNELS},technical,Ana Other,ana@acme.test,,\n"
+    assert failure("orders.csv", renamed) == [
+        "line 4: contact_name of ana@acme.test differs from line 2; one email is one person"]
+    doc = json.loads(json.dumps(ACME))
+    doc["organizations"][0]["contacts"].append(
+        contact("technical", "ANA@acme.test", "Ana Main", slack="T0ACME:U0ANA"))
+    assert failure("orders.json", json.dumps(doc)) == [
+        "organizations[0]: Value error, contacts[2] (ana@acme.test): slack differs from "
+        "contacts[0]; one email is one person"]
+
+
+async def test_csv_errors_found_on_import_name_the_line(harness: Harness) -> None:
+    """Errors found against the database (a limit, an account linked to someone else) name
+    the CSV line of the organization, and nothing is written."""
+    await run_import(harness, "orders.csv", ACME_CSV)
+    other = ("key,name,program,level,region,timezone,starts_on,ends_on,role,contact_name,"
+             "email,slack\n"
+             "beta,Beta,customer,basic,us,America/New_York,2026-01-01,2026-12-31,main,Bea,"
+             "bea@beta.test,T0ACME:U0TOM\n")
+    with pytest.raises(ImportFailed) as caught:
+        await run_import(harness, "orders.csv", other)
+    assert caught.value.errors == [
+        "line 2 (organization 'beta'): slack account T0ACME:U0TOM of bea@beta.test is already "
+        "linked to another person"]
+    assert await count(harness, OrganizationRow) == 1
+    three = ACME_CSV + "\n".join(
+        f"{ORG_COLUMNS},{CHANNELS},technical,T{n},t{n}@acme.test,," for n in range(2)) + "\n"
+    with pytest.raises(ImportFailed) as caught:
+        await run_import(harness, "orders.csv", three)
+    assert caught.value.errors[0].startswith(
+        "line 2 (organization 'acme'): 3 technical contacts exceed the standard limit of 2")

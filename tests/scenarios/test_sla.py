@@ -170,3 +170,30 @@ async def test_sweep_pages_past_tickets_not_yet_at_risk(
     result = await harness.app.services.sla.sweep()
     assert (result.at_risk, result.breached) == (1, 0)
     assert await claims(harness) == {(1, "at_risk")}
+
+
+async def test_sla_alerts_reach_engineers_without_triage_channels(
+    settings: Settings, clock: FixedClock, db: Database
+) -> None:
+    """With no SUBDESK_TRIAGE_CHANNELS, "at risk" and "breached" go to each engineer
+    directly (as new tickets do) instead of being claimed and queued for nobody."""
+    harness = await Harness.create(settings.model_copy(update={"triage_channels": ()}), clock, db)
+    await build(harness)
+    await harness.as_(TOM).send("/ticket new sev3 Slow dashboard")
+    clock.advance(13 * HOUR)
+    assert (await harness.app.services.sla.sweep()).breached == 1
+    await harness.drain()
+    assert any("SLA breached: #1 Slow dashboard" in m.plain() for m in harness.emails_to(SAM))
+
+
+async def test_start_up_log_names_a_missing_triage_channel(
+    settings: Settings, clock: FixedClock, db: Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    """`subdesk run` logs the missing triage channel when it starts the background work."""
+    from bot.background import start_background
+
+    bare = settings.model_copy(update={"triage_channels": (), "http_port": 0})
+    harness = await Harness.create(bare, clock, db)
+    background = await start_background(harness.app, dispatcher=False)
+    await background.close()
+    assert "no triage channel configured (SUBDESK_TRIAGE_CHANNELS)" in caplog.text
