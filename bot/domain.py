@@ -73,6 +73,7 @@ class OutboxStatus(StrEnum):
     SENDING = "sending"
     SENT = "sent"
     DEAD = "dead"
+    DROPPED = "dropped"  # no longer applied when it was due (e.g. the invoice was paid)
 
 
 class AlertLevel(StrEnum):

@@ -9,7 +9,19 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import BigInteger, and_, any_, bindparam, exists, func, or_, select, update
+from sqlalchemy import (
+    BigInteger,
+    String,
+    and_,
+    any_,
+    bindparam,
+    cast,
+    exists,
+    func,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -156,6 +168,10 @@ class BillingStore:
 
     # Invoices and payments -------------------------------------------------------------
 
+    async def invoice(self, invoice_id: int) -> Invoice | None:
+        row = await self.s.get(InvoiceRow, invoice_id)
+        return None if row is None else _invoice(row)
+
     async def invoices_by_number(self, numbers: Iterable[str]) -> dict[str, Invoice]:
         found: dict[str, Invoice] = {}
         for part in chunks(sorted(set(numbers))):
@@ -291,7 +307,8 @@ class BillingStore:
         self, *, due_until: dt.date, final_stage: str, after: tuple[dt.date, int] | None,
         limit: int,
     ) -> list[ReminderCandidate]:
-        """Open invoices due by `due_until` whose final stage is unclaimed, in (due_on, id)
+        """Open invoices due by `due_until` whose final stage (e.g. "due+30") is unclaimed
+        for their due date, in (due_on, id)
         order after `after`, each with the stages already claimed.
 
         Walks the (status, due_on) index, so the cost follows the invoices inside the
@@ -300,7 +317,8 @@ class BillingStore:
         final_claimed = exists().where(
             ReminderClaimRow.kind == "invoice",
             ReminderClaimRow.subject_id == InvoiceRow.id,
-            ReminderClaimRow.stage == final_stage,
+            or_(ReminderClaimRow.stage == final_stage,  # claimed before claims had dates
+                ReminderClaimRow.stage == cast(InvoiceRow.due_on, String) + f":{final_stage}"),
         )
         stmt = (
             select(

@@ -184,6 +184,15 @@ class OutboxStore:
             .values(status=OutboxStatus.DEAD.value, lease_until=None, last_error=error[:2000])
         )
 
+    async def mark_dropped(self, item_id: int, reason: str) -> None:
+        """Final: the message no longer applies (its intent rendered to nothing)."""
+        await self.s.execute(
+            update(OutboxRow)
+            .where(OutboxRow.id == item_id)
+            .values(status=OutboxStatus.DROPPED.value, lease_until=None,
+                    last_error=reason[:2000])
+        )
+
     async def retry(self, item_id: int) -> bool:
         """Put a dead (or waiting) message back in the queue with fresh attempts.
 

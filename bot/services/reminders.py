@@ -3,7 +3,10 @@
 A sweep at `now` selects, with indexed SQL, only unpaid invoices whose reminder window may
 have opened, works out each one's latest reached stage, and claims it in `reminder_claims`
 (INSERT … ON CONFLICT DO NOTHING). Only the claims this sweep wins get outbox rows, whose
-idempotency keys derive from the claim, in the same transaction. So a restart, a crash
+idempotency keys derive from the claim, in the same transaction. A claim belongs to the
+(invoice, due date, stage), so a later due date brings the stages still ahead back. The rows
+hold intent (which invoice, which stage), rendered when delivered: a reminder whose invoice
+was paid in between is dropped, not sent. So a restart, a crash
 mid-sweep (a batch commits whole or not at all), a clock jump, or several replicas sweeping
 at once all end with one reminder per (invoice, stage); after downtime only the latest missed
 stage goes out.
@@ -76,7 +79,7 @@ class ReminderService(Service):
             return
         # No zone is more than a day ahead of UTC, so nothing due later can have a stage yet.
         due_until = now.date() + dt.timedelta(days=1 - offsets[0])
-        final = invoice_stage(offsets[-1])
+        final = invoice_stage(offsets[-1])  # claimed as "<due date>:due+30"
         after: tuple[dt.date, int] | None = None
         limit = self.settings.reminder_batch
         while True:
@@ -116,11 +119,9 @@ class ReminderService(Service):
         drafts: list[OutboxDraft] = []
         for invoice_id, stage in sorted(won):
             c = wanted[(invoice_id, stage)]
-            payload = billing_notices.invoice_reminder(
-                org_name=c.org_name, region=c.region, number=c.number, due_on=c.due_on,
-                outstanding=c.amount - c.paid_amount, currency=c.currency,
-                offset=(_local_day(now, c.timezone) - c.due_on).days,
-            ).to_json()
+            payload = billing_notices.invoice_reminder_intent(
+                invoice_id, c.due_on, (_local_day(now, c.timezone) - c.due_on).days
+            )
             key = f"reminder:{INVOICE}:{invoice_id}:{stage}"
             for person in recipients.get(c.org_id, []):
                 drafts.extend(person_drafts(person.name, person.email, person.accounts, key,
@@ -164,10 +165,9 @@ class ReminderService(Service):
         drafts: list[OutboxDraft] = []
         for org_id, stage in sorted(won):
             c, days_before = wanted[(org_id, stage)]
-            payload = billing_notices.renewal_notice(
-                org_name=c.org_name, region=c.region, level=c.level, ends_on=c.ends_on,
-                days_before=(c.ends_on - _local_day(now, c.timezone)).days,
-            ).to_json()
+            payload = billing_notices.renewal_notice_intent(
+                org_id, c.ends_on, (c.ends_on - _local_day(now, c.timezone)).days
+            )
             key = f"reminder:{RENEWAL}:{org_id}:{c.ends_on.isoformat()}:{days_before}"
             for person in recipients.get(org_id, []):
                 drafts.extend(person_drafts(person.name, person.email, person.accounts, key,
