@@ -118,7 +118,8 @@ async def load(conn: Any, due: int) -> None:
     )
     await conn.execute(
         "INSERT INTO reminder_claims (kind, subject_id, stage, claimed_at) "
-        "SELECT 'invoice', id, 'due+30', $1 FROM invoices WHERE id > $2 AND id <= $3",
+        "SELECT 'invoice', id, due_on::text || ':due+30', $1 FROM invoices "
+        "WHERE id > $2 AND id <= $3",
         NOW - dt.timedelta(days=1), due, due + FINAL_CLAIMED,
     )
     await conn.execute("ANALYZE")
@@ -126,7 +127,7 @@ async def load(conn: Any, due: int) -> None:
 
 async def reset(conn: Any) -> None:
     """Back to the loaded state: only the pre-existing final-stage claims, no outbox rows."""
-    await conn.execute("DELETE FROM reminder_claims WHERE stage <> 'due+30'")
+    await conn.execute("DELETE FROM reminder_claims WHERE stage NOT LIKE '%due+30'")
     await conn.execute("DELETE FROM outbox")
     await conn.execute("VACUUM ANALYZE reminder_claims")
     await conn.execute("VACUUM ANALYZE outbox")
@@ -137,7 +138,8 @@ def baseline_sql() -> str:
     dates = ", ".join(f"DATE '{d}'" for d in DUE_STAGES)
     return (
         "INSERT INTO reminder_claims (kind, subject_id, stage, claimed_at) "
-        f"SELECT 'invoice', i.id, CASE i.due_on {cases} END, now() FROM invoices i "
+        f"SELECT 'invoice', i.id, i.due_on::text || ':' || CASE i.due_on {cases} END, now() "
+        "FROM invoices i "
         f"WHERE i.status = 'open' AND i.due_on IN ({dates}) "
         "ON CONFLICT (kind, subject_id, stage) DO NOTHING"
     )
@@ -166,7 +168,8 @@ async def scenario(url: str, conn: Any, due: int) -> None:
         await db.ping()
         await reset(conn)
         elapsed, _, report = await sweep(services, trace=False)
-        claims = await conn.fetchval("SELECT count(*) FROM reminder_claims WHERE stage <> 'due+30'")
+        claims = await conn.fetchval(
+            "SELECT count(*) FROM reminder_claims WHERE stage NOT LIKE '%due+30'")
         rows = await conn.fetchval("SELECT count(*) FROM outbox")
         assert claims == due, (claims, due)
         await reset(conn)

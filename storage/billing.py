@@ -95,15 +95,9 @@ class ReminderCandidate:
     """An unpaid invoice whose reminder window may have opened, with the stages claimed."""
 
     invoice_id: int
-    number: str
     org_id: int
-    org_name: str
-    region: str
     timezone: str
     due_on: dt.date
-    amount: Decimal
-    paid_amount: Decimal
-    currency: str
     claimed: frozenset[str]
 
 
@@ -321,11 +315,7 @@ class BillingStore:
                 ReminderClaimRow.stage == cast(InvoiceRow.due_on, String) + f":{final_stage}"),
         )
         stmt = (
-            select(
-                InvoiceRow.id, InvoiceRow.number, InvoiceRow.org_id, OrganizationRow.name,
-                OrganizationRow.region, OrganizationRow.timezone, InvoiceRow.due_on,
-                InvoiceRow.amount, InvoiceRow.paid_amount, InvoiceRow.currency,
-            )
+            select(InvoiceRow.id, InvoiceRow.org_id, OrganizationRow.timezone, InvoiceRow.due_on)
             .join(OrganizationRow, OrganizationRow.id == InvoiceRow.org_id)
             .where(
                 InvoiceRow.status == InvoiceStatus.OPEN.value,
@@ -355,9 +345,7 @@ class BillingStore:
         none: frozenset[str] = frozenset()
         return [
             ReminderCandidate(
-                invoice_id=r[0], number=r[1], org_id=r[2], org_name=r[3], region=r[4],
-                timezone=r[5], due_on=_date(r[6]), amount=Decimal(r[7]),
-                paid_amount=Decimal(r[8]), currency=r[9],
+                invoice_id=r[0], org_id=r[1], timezone=r[2], due_on=_date(r[3]),
                 claimed=frozenset(claimed[r[0]]) if r[0] in claimed else none,
             )
             for r in rows

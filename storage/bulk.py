@@ -45,6 +45,34 @@ _PG_OUTBOX = text(
 )
 
 
+# One statement fans claimed notices out to the organizations' billing contacts: a DM per
+# linked account, else an email (the rule of `bot.services.notify.person_drafts`), keys
+# `<base>:<platform>:<target>`, hashed when longer than the column.
+_PG_FAN_OUT = text(
+    """
+    INSERT INTO outbox (idempotency_key, platform, target, kind, recipient, payload, status,
+                        attempts, next_attempt_at, created_at)
+    SELECT CASE WHEN length(r.k) > 255 THEN left(r.k, 190) || ':' || md5(r.k) ELSE r.k END,
+           r.p, r.t, r.kd, left(r.label, 320), CAST(r.pl AS JSON), :status, 0, :now, :now
+    FROM (
+        SELECT CASE WHEN ci.id IS NULL THEN u.base || ':email:' || c.email
+                    ELSE u.base || ':' || ci.platform || ':' || ci.user_id END AS k,
+               coalesce(ci.platform, 'email') AS p,
+               coalesce(ci.user_id, c.email) AS t,
+               CASE WHEN ci.id IS NULL THEN 'email' ELSE 'dm' END AS kd,
+               c.name || ' <' || c.email || '>' AS label,
+               u.pl
+        FROM unnest(CAST(:bases AS TEXT[]), CAST(:orgs AS BIGINT[]), CAST(:payloads AS TEXT[]))
+             AS u(base, org_id, pl)
+        JOIN contacts c ON c.org_id = u.org_id
+        LEFT JOIN chat_identities ci ON ci.contact_id = c.id
+        WHERE c.is_main OR (:admins AND c.is_administrative)
+    ) AS r
+    ON CONFLICT (idempotency_key) DO NOTHING
+    """
+)
+
+
 @dataclass(frozen=True, slots=True)
 class OutboxDraft:
     """One outbox row to insert: the same columns `OutboxStore.enqueue` takes."""
@@ -151,3 +179,32 @@ def _payload_texts(drafts: Sequence[OutboxDraft]) -> list[str]:
             text = seen[id(d.payload)] = json.dumps(d.payload, separators=(",", ":"))
         out.append(text)
     return out
+
+
+async def fan_out_to_billing_contacts(
+    session: AsyncSession,
+    notices: Sequence[tuple[str, int, dict[str, Any]]],
+    *,
+    main_only: bool,
+    now: dt.datetime,
+) -> int | None:
+    """Queue each (key base, organization id, payload) to the organization's Main (and
+    unless `main_only`, Administrative) contacts in one statement, as `person_drafts`
+    would; returns the rows queued, or None where the engine has no set-based path
+    (SQLite), for the caller to queue row by row."""
+    if session.get_bind().dialect.name != "postgresql":
+        return None
+    if not notices:
+        return 0
+    result = await session.execute(
+        _PG_FAN_OUT,
+        {
+            "bases": [n[0] for n in notices],
+            "orgs": [n[1] for n in notices],
+            "payloads": [json.dumps(n[2], separators=(",", ":")) for n in notices],
+            "admins": not main_only,
+            "status": OutboxStatus.PENDING.value,
+            "now": now,
+        },
+    )
+    return int(getattr(result, "rowcount", 0) or 0)

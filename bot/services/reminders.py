@@ -18,7 +18,7 @@ import datetime as dt
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from bot import billing_notices
@@ -113,20 +113,17 @@ class ReminderService(Service):
         if not won:
             return
         report.invoice_reminders += len(won)
-        recipients = await tx.billing.billing_recipients(
-            sorted({wanted[w].org_id for w in won}), main_only=False
-        )
-        drafts: list[OutboxDraft] = []
+        notices: list[tuple[str, int, dict[str, Any]]] = []
+        today: dict[str, dt.date] = {}
         for invoice_id, stage in sorted(won):
             c = wanted[(invoice_id, stage)]
+            if c.timezone not in today:
+                today[c.timezone] = _local_day(now, c.timezone)
             payload = billing_notices.invoice_reminder_intent(
-                invoice_id, c.due_on, (_local_day(now, c.timezone) - c.due_on).days
+                invoice_id, c.due_on, (today[c.timezone] - c.due_on).days
             )
-            key = f"reminder:{INVOICE}:{invoice_id}:{stage}"
-            for person in recipients.get(c.org_id, []):
-                drafts.extend(person_drafts(person.name, person.email, person.accounts, key,
-                                            payload))
-        report.messages += await tx.outbox.enqueue_many(drafts)
+            notices.append((f"reminder:{INVOICE}:{invoice_id}:{stage}", c.org_id, payload))
+        report.messages += await _queue(tx, notices, main_only=False)
 
     # Renewals -----------------------------------------------------------------------------
 
@@ -159,20 +156,35 @@ class ReminderService(Service):
         if not won:
             return
         report.renewal_notices += len(won)
-        recipients = await tx.billing.billing_recipients(
-            sorted({org_id for org_id, _ in won}), main_only=True
-        )
-        drafts: list[OutboxDraft] = []
+        notices: list[tuple[str, int, dict[str, Any]]] = []
         for org_id, stage in sorted(won):
             c, days_before = wanted[(org_id, stage)]
             payload = billing_notices.renewal_notice_intent(
                 org_id, c.ends_on, (c.ends_on - _local_day(now, c.timezone)).days
             )
             key = f"reminder:{RENEWAL}:{org_id}:{c.ends_on.isoformat()}:{days_before}"
-            for person in recipients.get(org_id, []):
-                drafts.extend(person_drafts(person.name, person.email, person.accounts, key,
-                                            payload))
-        report.messages += await tx.outbox.enqueue_many(drafts)
+            notices.append((key, org_id, payload))
+        report.messages += await _queue(tx, notices, main_only=True)
+
+
+async def _queue(
+    tx: Tx, notices: Sequence[tuple[str, int, dict[str, Any]]], *, main_only: bool
+) -> int:
+    """Queue (key, organization id, payload) notices to each organization's Main (and unless
+    `main_only`, Administrative) contacts: in one statement where the engine can, else
+    person by person with the shared `person_drafts` rule."""
+    queued = await tx.outbox.fan_out_to_billing_contacts(notices, main_only=main_only)
+    if queued is not None:
+        return queued
+    recipients = await tx.billing.billing_recipients(
+        sorted({org_id for _, org_id, _ in notices}), main_only=main_only
+    )
+    drafts: list[OutboxDraft] = []
+    for key, org_id, payload in notices:
+        for person in recipients.get(org_id, []):
+            drafts.extend(person_drafts(person.name, person.email, person.accounts, key,
+                                        payload))
+    return await tx.outbox.enqueue_many(drafts)
 
 
 def _local_day(now: dt.datetime, timezone: str) -> dt.date:
