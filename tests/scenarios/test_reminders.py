@@ -6,9 +6,13 @@ from __future__ import annotations
 import datetime as dt
 import json
 
+from adapters.console.transport import ConsoleTransport
+from bot.clock import FixedClock
+from bot.config import Settings
 from bot.demo import DEMO_ADMIN, DEMO_MAIN, DEMO_TECH
-from bot.domain import OutboxStatus
+from bot.domain import OutboxStatus, Platform
 from bot.services.billing import parse_invoices
+from storage.db import Database
 from storage.outbox import OutboxStore
 from tests.harness import Harness
 
@@ -259,3 +263,25 @@ async def test_extending_the_due_date_sends_the_new_schedule(harness: Harness) -
     async with harness.app.db.read() as session:
         dropped = await OutboxStore(session, harness.clock.now()).items(OutboxStatus.DROPPED)
     assert {i.last_error for i in dropped} == {"invoice INV-EXT is now due on 2027-02-12"}
+
+
+async def test_reminder_renders_for_the_recipients_platform(
+    settings: Settings, clock: FixedClock, db: Database
+) -> None:
+    """The same queued reminder tells a Matrix user to type `!billing`, an email reader
+    `/billing`."""
+    lines: list[str] = []
+    matrix = ConsoleTransport("matrix", lines.append)
+    h = await Harness.create(settings, clock, db)
+    h.app.dispatcher.transports["matrix"] = matrix
+    await h.seed_demo()
+    await h.app.services.identity.admin_link(DEMO_MAIN, Platform.MATRIX, "demo.test",
+                                             "@ana:demo.test")
+    await _invoice(h, "INV-MX", "2027-01-15")
+    await h.app.services.reminders.sweep(at("2027-01-08T12:00"))
+    await h.drain()
+    [(_, in_matrix)] = matrix.delivered
+    by_email = h.emails_to(DEMO_ADMIN)[-1]
+    assert "Questions: !billing question TEXT" in in_matrix.plain()
+    assert "Questions: /billing question TEXT" in by_email.plain()
+    assert in_matrix.text == by_email.text
