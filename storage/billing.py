@@ -303,7 +303,7 @@ class BillingStore:
     ) -> list[ReminderCandidate]:
         """Open invoices due by `due_until` whose final stage (e.g. "due+30") is unclaimed
         for their due date, in (due_on, id)
-        order after `after`, each with the stages already claimed.
+        order after `after`, each with the stages already claimed (one query).
 
         Walks the (status, due_on) index, so the cost follows the invoices inside the
         reminder window rather than all invoices.
@@ -314,8 +314,15 @@ class BillingStore:
             or_(ReminderClaimRow.stage == final_stage,  # claimed before claims had dates
                 ReminderClaimRow.stage == cast(InvoiceRow.due_on, String) + f":{final_stage}"),
         )
+        claimed = (
+            select(func.aggregate_strings(ReminderClaimRow.stage, ","))
+            .where(ReminderClaimRow.kind == "invoice",
+                   ReminderClaimRow.subject_id == InvoiceRow.id)
+            .scalar_subquery()
+        )
         stmt = (
-            select(InvoiceRow.id, InvoiceRow.org_id, OrganizationRow.timezone, InvoiceRow.due_on)
+            select(InvoiceRow.id, InvoiceRow.org_id, OrganizationRow.timezone, InvoiceRow.due_on,
+                   claimed)
             .join(OrganizationRow, OrganizationRow.id == InvoiceRow.org_id)
             .where(
                 InvoiceRow.status == InvoiceStatus.OPEN.value,
@@ -330,25 +337,13 @@ class BillingStore:
                 or_(InvoiceRow.due_on > after[0],
                     and_(InvoiceRow.due_on == after[0], InvoiceRow.id > after[1]))
             )
-        rows = list(await self.s.execute(stmt))
-        claimed: dict[int, set[str]] = {}
-        ids = [int(r[0]) for r in rows]
-        for part in chunks(ids, 30000 if self._pg else 500):
-            found = await self.s.execute(
-                select(ReminderClaimRow.subject_id, ReminderClaimRow.stage).where(
-                    ReminderClaimRow.kind == "invoice",
-                    self._in(ReminderClaimRow.subject_id, part),
-                )
-            )
-            for subject_id, stage in found:
-                claimed.setdefault(subject_id, set()).add(stage)
         none: frozenset[str] = frozenset()
         return [
             ReminderCandidate(
                 invoice_id=r[0], org_id=r[1], timezone=r[2], due_on=_date(r[3]),
-                claimed=frozenset(claimed[r[0]]) if r[0] in claimed else none,
+                claimed=frozenset(r[4].split(",")) if r[4] else none,
             )
-            for r in rows
+            for r in await self.s.execute(stmt)
         ]
 
     async def billing_recipients(
