@@ -3,13 +3,14 @@
 A sweep at `now` selects, with indexed SQL, only unpaid invoices whose reminder window may
 have opened, works out each one's latest reached stage, and claims it in `reminder_claims`
 (INSERT … ON CONFLICT DO NOTHING). Only the claims this sweep wins get outbox rows, whose
-idempotency keys derive from the claim, in the same transaction. A claim belongs to the
-(invoice, due date, stage), so a later due date brings the stages still ahead back. The rows
-hold intent (which invoice, which stage), rendered when delivered: a reminder whose invoice
-was paid in between is dropped, not sent. So a restart, a crash
+idempotency keys derive from the claim, in the same transaction. So a restart, a crash
 mid-sweep (a batch commits whole or not at all), a clock jump, or several replicas sweeping
 at once all end with one reminder per (invoice, stage); after downtime only the latest missed
 stage goes out.
+
+A claim belongs to the (invoice, due date, stage): when the due date moves later, the stages
+of the new schedule still ahead are sent. Outbox rows hold intent (which invoice, which
+stage), rendered when delivered, so a reminder whose invoice was paid in between is dropped.
 """
 
 from __future__ import annotations
