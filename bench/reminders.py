@@ -2,7 +2,8 @@
 
 200,000 invoices across 50,000 organizations, 20,000 of them due a reminder (then 2,000):
 times one `ReminderService.sweep` (claims and outbox rows) and its peak memory growth, and
-beside it the same claims written by one raw INSERT … SELECT … ON CONFLICT DO NOTHING.
+beside it the same claims written by one raw INSERT … SELECT … ON CONFLICT DO NOTHING
+(best of three of each, interleaved).
 
     .venv/bin/python bench/reminders.py [--pg postgresql://postgres@127.0.0.1:5432/postgres]
 
@@ -43,6 +44,7 @@ DUE_STAGES = {
 FINAL_CLAIMED = 10_000  # open, long overdue, final stage already sent
 PAID = 30_000
 AMOUNTS = (99, 250, 1200, 1234.5, 4800, 12000)
+REPEAT = 3
 
 
 async def _admin(url: str, *sql: str) -> None:
@@ -118,7 +120,8 @@ async def load(conn: Any, due: int) -> None:
     )
     await conn.execute(
         "INSERT INTO reminder_claims (kind, subject_id, stage, claimed_at) "
-        "SELECT 'invoice', id, 'due+30', $1 FROM invoices WHERE id > $2 AND id <= $3",
+        "SELECT 'invoice', id, due_on::text || ':due+30', $1 FROM invoices "
+        "WHERE id > $2 AND id <= $3",
         NOW - dt.timedelta(days=1), due, due + FINAL_CLAIMED,
     )
     await conn.execute("ANALYZE")
@@ -126,7 +129,7 @@ async def load(conn: Any, due: int) -> None:
 
 async def reset(conn: Any) -> None:
     """Back to the loaded state: only the pre-existing final-stage claims, no outbox rows."""
-    await conn.execute("DELETE FROM reminder_claims WHERE stage <> 'due+30'")
+    await conn.execute("DELETE FROM reminder_claims WHERE stage NOT LIKE '%due+30'")
     await conn.execute("DELETE FROM outbox")
     await conn.execute("VACUUM ANALYZE reminder_claims")
     await conn.execute("VACUUM ANALYZE outbox")
@@ -137,7 +140,8 @@ def baseline_sql() -> str:
     dates = ", ".join(f"DATE '{d}'" for d in DUE_STAGES)
     return (
         "INSERT INTO reminder_claims (kind, subject_id, stage, claimed_at) "
-        f"SELECT 'invoice', i.id, CASE i.due_on {cases} END, now() FROM invoices i "
+        f"SELECT 'invoice', i.id, i.due_on::text || ':' || CASE i.due_on {cases} END, now() "
+        "FROM invoices i "
         f"WHERE i.status = 'open' AND i.due_on IN ({dates}) "
         "ON CONFLICT (kind, subject_id, stage) DO NOTHING"
     )
@@ -164,18 +168,22 @@ async def scenario(url: str, conn: Any, due: int) -> None:
     services = Services.build(db, settings, FixedClock(NOW))
     try:
         await db.ping()
-        await reset(conn)
-        elapsed, _, report = await sweep(services, trace=False)
-        claims = await conn.fetchval("SELECT count(*) FROM reminder_claims WHERE stage <> 'due+30'")
-        rows = await conn.fetchval("SELECT count(*) FROM outbox")
-        assert claims == due, (claims, due)
+        elapsed = raw = float("inf")
+        for _ in range(REPEAT):  # best of REPEAT, sweep and raw statement interleaved
+            await reset(conn)
+            took, _, report = await sweep(services, trace=False)
+            elapsed = min(elapsed, took)
+            claims = await conn.fetchval(
+                "SELECT count(*) FROM reminder_claims WHERE stage NOT LIKE '%due+30'")
+            rows = await conn.fetchval("SELECT count(*) FROM outbox")
+            assert claims == due, (claims, due)
+            await reset(conn)
+            start = time.perf_counter()
+            status = await conn.execute(baseline_sql())
+            raw = min(raw, time.perf_counter() - start)
+            assert status.endswith(f" {due}"), status
         await reset(conn)
         _, peak, _ = await sweep(services, trace=True)
-        await reset(conn)
-        start = time.perf_counter()
-        status = await conn.execute(baseline_sql())
-        raw = time.perf_counter() - start
-        assert status.endswith(f" {due}"), status
         await reset(conn)
     finally:
         await db.dispose()

@@ -1,10 +1,18 @@
-"""The billing messages Subdesk sends: invoice reminders, renewal notices, billing requests."""
+"""The billing messages Subdesk sends: invoice reminders, renewal notices, billing requests.
+
+Reminders and renewal notices are queued as intents (`invoice_reminder_intent`,
+`renewal_notice_intent`) and rendered here when delivered, from the invoice and the
+organization as they are then.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from decimal import Decimal
+from typing import Any
 
+from bot.intents import Audience, Dropped, Intents, Rendered
 from bot.messages import (
     Actions,
     Button,
@@ -17,7 +25,11 @@ from bot.messages import (
     command,
 )
 from bot.money import day, money
+from bot.services.base import Tx
+from storage.billing import InvoiceStatus
 
+INVOICE_REMINDER = "invoice_reminder"
+RENEWAL_NOTICE = "renewal_notice"
 _PAID_HINT = Context("Paid already? Reminders stop once it is recorded. Questions: "
                      + command("billing question TEXT"))
 
@@ -53,12 +65,13 @@ def invoice_reminder(
         text=text,
         subject=f"Invoice {number}: {amount} {when.split(' (')[0]}",
         tone=tone,
-        blocks=(Paragraph(text), Fields((("Outstanding", amount), ("Due", due))), _PAID_HINT),
+        blocks=(Paragraph(text), Fields((("Outstanding", amount), ("Due", due))),
+                _PAID_HINT),
     )
 
 
 def renewal_notice(
-    *, org_name: str, region: str, level: str, ends_on: dt.date, days_before: int
+    *, org_name: str, region: str, level: str, ends_on: dt.date, days_before: int,
 ) -> Message:
     end = day(ends_on, region)
     if days_before > 0:
@@ -77,6 +90,62 @@ def renewal_notice(
             Context(f"Questions about renewal: {command('billing question TEXT')}"),
         ),
     )
+
+
+def invoice_reminder_intent(invoice_id: int, due_on: dt.date, days: int) -> dict[str, Any]:
+    """A queued reminder of the invoice falling due on `due_on`, sent `days` from that date
+    (negative: before it)."""
+    return {"kind": INVOICE_REMINDER, "invoice": invoice_id, "due_on": due_on.isoformat(),
+            "days": days}
+
+
+def renewal_notice_intent(org_id: int, ends_on: dt.date, days_before: int) -> dict[str, Any]:
+    """A queued notice that the subscription ending on `ends_on` ends in `days_before` days."""
+    return {"kind": RENEWAL_NOTICE, "org": org_id, "ends_on": ends_on.isoformat(),
+            "days": days_before}
+
+
+async def render_invoice_reminder(
+    tx: Tx, intent: Mapping[str, Any], audience: Audience
+) -> Rendered:
+    """The reminder as the invoice is now; dropped once it is paid, void or due later."""
+    invoice = await tx.billing.invoice(int(intent["invoice"]))
+    if invoice is None:
+        return Dropped("the invoice no longer exists")
+    outstanding = invoice.amount - invoice.paid_amount
+    if invoice.status is not InvoiceStatus.OPEN or outstanding <= 0:
+        return Dropped(f"invoice {invoice.number} is {invoice.status.value}")
+    if invoice.due_on.isoformat() != intent["due_on"]:
+        return Dropped(f"invoice {invoice.number} is now due on {invoice.due_on.isoformat()}")
+    org = await tx.directory.org(invoice.org_id)
+    if org is None:
+        return Dropped("the organization no longer exists")
+    return invoice_reminder(
+        org_name=org.name, region=org.region.value, number=invoice.number,
+        due_on=invoice.due_on, outstanding=outstanding, currency=invoice.currency,
+        offset=int(intent["days"]),
+    )
+
+
+async def render_renewal_notice(
+    tx: Tx, intent: Mapping[str, Any], audience: Audience
+) -> Rendered:
+    """The renewal notice; dropped when the subscription's end date has moved (renewed)."""
+    org = await tx.directory.org(int(intent["org"]))
+    if org is None:
+        return Dropped("the organization no longer exists")
+    if org.ends_on is None or org.ends_on.isoformat() != intent["ends_on"]:
+        return Dropped(f"{org.name}'s subscription no longer ends on {intent['ends_on']}")
+    return renewal_notice(
+        org_name=org.name, region=org.region.value, level=org.level.value,
+        ends_on=org.ends_on, days_before=int(intent["days"]),
+    )
+
+
+def register(intents: Intents) -> None:
+    """Register the billing intents' renderers."""
+    intents.register(INVOICE_REMINDER, render_invoice_reminder)
+    intents.register(RENEWAL_NOTICE, render_renewal_notice)
 
 
 def request_card(

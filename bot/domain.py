@@ -74,6 +74,7 @@ class OutboxStatus(StrEnum):
     SENT = "sent"
     DEAD = "dead"
     SUPERSEDED = "superseded"  # a card edit replaced by a later edit before it went out
+    DROPPED = "dropped"  # no longer applied when it was due (e.g. the invoice was paid)
 
 
 @dataclass(frozen=True, slots=True)

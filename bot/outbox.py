@@ -19,9 +19,11 @@ from collections import defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 
+from bot import billing_notices
 from bot.clock import Clock
 from bot.config import Settings
 from bot.domain import MessageRef, OutboxStatus
+from bot.intents import Audience, Dropped, Intents, UnknownIntent
 from bot.messages import Message
 from bot.ports import DeliveryError, Transport
 from storage.db import Database
@@ -40,11 +42,13 @@ class DispatchStats:
     sent: int = 0
     retried: int = 0
     dead: int = 0
+    dropped: int = 0
 
     def __iadd__(self, other: DispatchStats) -> DispatchStats:
         self.sent += other.sent
         self.retried += other.retried
         self.dead += other.dead
+        self.dropped += other.dropped
         return self
 
 
@@ -69,6 +73,13 @@ class _Pacer:
         self.last[key] = time.monotonic()
 
 
+def standard_intents() -> Intents:
+    """Every intent Subdesk queues, with its renderer."""
+    intents = Intents()
+    billing_notices.register(intents)
+    return intents
+
+
 def backoff(attempt: int, base: float, cap: float, rng: random.Random) -> float:
     """Exponential backoff with jitter: uniform in [d/2, d] for d = base·2^(attempt-1)."""
     delay = min(cap, base * 2 ** max(0, attempt - 1))
@@ -87,6 +98,7 @@ class Dispatcher:
         on_dead: Callable[[OutboxItem, str], None] | None = None,
         rng: random.Random | None = None,
         lease: dt.timedelta = LEASE,
+        intents: Intents | None = None,
     ) -> None:
         self.db = db
         self.settings = settings
@@ -97,6 +109,7 @@ class Dispatcher:
         self.on_dead = on_dead
         self.rng = rng or random.Random()
         self.lease = lease
+        self.intents = intents or standard_intents()
         self.pacer = _Pacer(settings.outbox_per_target_interval)
         self.wakeup = asyncio.Event()
 
@@ -149,11 +162,17 @@ class Dispatcher:
     async def _deliver(self, item: OutboxItem) -> DispatchStats:
         transport = self.transports[item.platform]
         try:
-            message = Message.from_json(item.payload)
+            message = await self.intents.render(
+                self.db, self.clock, item.payload, Audience(item.platform)
+            )
+            if isinstance(message, Dropped):
+                return await self._dropped(item, message.reason)
             placed = await self._place(item, message)
             if placed is None:
                 return await self._wait_for_card(item)
             ref = await transport.deliver(placed, message)
+        except UnknownIntent as exc:
+            return await self._failed(item, str(exc), None, True)
         except DeliveryError as exc:
             return await self._failed(item, str(exc), exc.retry_after, exc.permanent)
         except Exception as exc:  # a transport bug or an unexpected peer answer
@@ -202,6 +221,12 @@ class Dispatcher:
             )
         return DispatchStats(retried=1)
 
+    async def _dropped(self, item: OutboxItem, reason: str) -> DispatchStats:
+        async with self.db.transaction() as session:
+            await OutboxStore(session, self.clock.now()).mark_dropped(item.id, reason)
+        log.info("outbox %s dropped: %s", item.id, reason)
+        return DispatchStats(dropped=1)
+
     async def _failed(
         self, item: OutboxItem, error: str, retry_after: float | None, permanent: bool
     ) -> DispatchStats:
@@ -239,7 +264,7 @@ class Dispatcher:
         while True:
             stats = await self.run_once()
             total += stats
-            if stats.sent or stats.dead:
+            if stats.sent or stats.dead or stats.dropped:
                 continue
             if not await self._sleep_until_next(deadline):
                 return total
@@ -269,7 +294,7 @@ class Dispatcher:
                 log.warning("outbox dispatcher: %s; retrying", type(exc).__name__)
                 stats = DispatchStats()
                 await asyncio.sleep(min(5.0, interval * 4))
-            if stats.sent or stats.retried or stats.dead:
+            if stats.sent or stats.retried or stats.dead or stats.dropped:
                 continue
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.wakeup.wait(), timeout=interval)

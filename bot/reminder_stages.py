@@ -22,11 +22,28 @@ def invoice_stage(offset: int) -> str:
     return f"due{offset:+d}"
 
 
-def invoice_offset(stage: str) -> int | None:
-    if not stage.startswith("due"):
+def invoice_claim(due_on: dt.date, offset: int) -> str:
+    """The claimed stage of an invoice reminder: "2027-01-15:due+7".
+
+    A claim belongs to the (invoice, due date, stage), so when the due date moves, the
+    stages of the new schedule that are still ahead are sent again.
+    """
+    return f"{due_on.isoformat()}:{invoice_stage(offset)}"
+
+
+def invoice_offset(stage: str, due_on: dt.date | None = None) -> int | None:
+    """The offset a claimed stage stands for, when it counts for the due date `due_on`.
+
+    Claims without a date ("due+7", written before claims carried the due date) count
+    for whatever the due date is.
+    """
+    date, sep, name = stage.rpartition(":")
+    if sep and (due_on is None or date != due_on.isoformat()):
+        return None
+    if not name.startswith("due"):
         return None
     try:
-        return int(stage[3:])
+        return int(name[3:])
     except ValueError:
         return None
 
@@ -88,7 +105,8 @@ def invoice_stage_due(
     now: dt.datetime,
     claimed: Iterable[str],
 ) -> str | None:
-    """The stage to send now, if any: the latest reached, unless it or a later one was sent.
+    """The stage to claim now (see `invoice_claim`), if any: the latest reached, unless it
+    or a later one was claimed for this due date.
 
     After downtime this is only the latest missed stage; after the clock moves back it is
     nothing, because a later stage is already claimed.
@@ -96,10 +114,10 @@ def invoice_stage_due(
     latest = latest_invoice_offset(due_on, offsets, timezone, at, now)
     if latest is None:
         return None
-    done = [o for o in (invoice_offset(s) for s in claimed) if o is not None]
+    done = [o for o in (invoice_offset(s, due_on) for s in claimed) if o is not None]
     if any(o >= latest for o in done):
         return None
-    return invoice_stage(latest)
+    return invoice_claim(due_on, latest)
 
 
 def renewal_stage_due(

@@ -9,7 +9,19 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import BigInteger, and_, any_, bindparam, exists, func, or_, select, update
+from sqlalchemy import (
+    BigInteger,
+    String,
+    and_,
+    any_,
+    bindparam,
+    cast,
+    exists,
+    func,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -89,15 +101,9 @@ class ReminderCandidate:
     """An unpaid invoice whose reminder window may have opened, with the stages claimed."""
 
     invoice_id: int
-    number: str
     org_id: int
-    org_name: str
-    region: str
     timezone: str
     due_on: dt.date
-    amount: Decimal
-    paid_amount: Decimal
-    currency: str
     claimed: frozenset[str]
 
 
@@ -161,6 +167,10 @@ class BillingStore:
         self.now = now
 
     # Invoices and payments -------------------------------------------------------------
+
+    async def invoice(self, invoice_id: int) -> Invoice | None:
+        row = await self.s.get(InvoiceRow, invoice_id)
+        return None if row is None else _invoice(row)
 
     async def invoices_by_number(self, numbers: Iterable[str]) -> dict[str, Invoice]:
         found: dict[str, Invoice] = {}
@@ -297,8 +307,9 @@ class BillingStore:
         self, *, due_until: dt.date, final_stage: str, after: tuple[dt.date, int] | None,
         limit: int,
     ) -> list[ReminderCandidate]:
-        """Open invoices due by `due_until` whose final stage is unclaimed, in (due_on, id)
-        order after `after`, each with the stages already claimed.
+        """Open invoices due by `due_until` whose final stage (e.g. "due+30") is unclaimed
+        for their due date, in (due_on, id)
+        order after `after`, each with the stages already claimed (one query).
 
         Walks the (status, due_on) index, so the cost follows the invoices inside the
         reminder window rather than all invoices.
@@ -306,14 +317,18 @@ class BillingStore:
         final_claimed = exists().where(
             ReminderClaimRow.kind == "invoice",
             ReminderClaimRow.subject_id == InvoiceRow.id,
-            ReminderClaimRow.stage == final_stage,
+            or_(ReminderClaimRow.stage == final_stage,  # claimed before claims had dates
+                ReminderClaimRow.stage == cast(InvoiceRow.due_on, String) + f":{final_stage}"),
+        )
+        claimed = (
+            select(func.aggregate_strings(ReminderClaimRow.stage, ","))
+            .where(ReminderClaimRow.kind == "invoice",
+                   ReminderClaimRow.subject_id == InvoiceRow.id)
+            .scalar_subquery()
         )
         stmt = (
-            select(
-                InvoiceRow.id, InvoiceRow.number, InvoiceRow.org_id, OrganizationRow.name,
-                OrganizationRow.region, OrganizationRow.timezone, InvoiceRow.due_on,
-                InvoiceRow.amount, InvoiceRow.paid_amount, InvoiceRow.currency,
-            )
+            select(InvoiceRow.id, InvoiceRow.org_id, OrganizationRow.timezone, InvoiceRow.due_on,
+                   claimed)
             .join(OrganizationRow, OrganizationRow.id == InvoiceRow.org_id)
             .where(
                 InvoiceRow.status == InvoiceStatus.OPEN.value,
@@ -328,27 +343,13 @@ class BillingStore:
                 or_(InvoiceRow.due_on > after[0],
                     and_(InvoiceRow.due_on == after[0], InvoiceRow.id > after[1]))
             )
-        rows = list(await self.s.execute(stmt))
-        claimed: dict[int, set[str]] = {}
-        ids = [int(r[0]) for r in rows]
-        for part in chunks(ids, 30000 if self._pg else 500):
-            found = await self.s.execute(
-                select(ReminderClaimRow.subject_id, ReminderClaimRow.stage).where(
-                    ReminderClaimRow.kind == "invoice",
-                    self._in(ReminderClaimRow.subject_id, part),
-                )
-            )
-            for subject_id, stage in found:
-                claimed.setdefault(subject_id, set()).add(stage)
         none: frozenset[str] = frozenset()
         return [
             ReminderCandidate(
-                invoice_id=r[0], number=r[1], org_id=r[2], org_name=r[3], region=r[4],
-                timezone=r[5], due_on=_date(r[6]), amount=Decimal(r[7]),
-                paid_amount=Decimal(r[8]), currency=r[9],
-                claimed=frozenset(claimed[r[0]]) if r[0] in claimed else none,
+                invoice_id=r[0], org_id=r[1], timezone=r[2], due_on=_date(r[3]),
+                claimed=frozenset(r[4].split(",")) if r[4] else none,
             )
-            for r in rows
+            for r in await self.s.execute(stmt)
         ]
 
     async def billing_recipients(

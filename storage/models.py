@@ -393,7 +393,10 @@ class OutboxRow(Base):
     __tablename__ = "outbox"
     __table_args__ = (
         Index("ix_outbox_due", "status", "next_attempt_at"),
-        Index("ix_outbox_dedupe_target", "dedupe_key", "platform", "target"),
+        # Partial: most rows have no dedupe key, and bulk queueing should not pay for them.
+        Index("ix_outbox_dedupe_target", "dedupe_key", "platform", "target",
+              postgresql_where=text("dedupe_key IS NOT NULL"),
+              sqlite_where=text("dedupe_key IS NOT NULL")),
     )
 
     id: Mapped[int] = _id()

@@ -7,6 +7,10 @@ idempotency keys derive from the claim, in the same transaction. So a restart, a
 mid-sweep (a batch commits whole or not at all), a clock jump, or several replicas sweeping
 at once all end with one reminder per (invoice, stage); after downtime only the latest missed
 stage goes out.
+
+A claim belongs to the (invoice, due date, stage): when the due date moves later, the stages
+of the new schedule still ahead are sent. Outbox rows hold intent (which invoice, which
+stage), rendered when delivered, so a reminder whose invoice was paid in between is dropped.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import datetime as dt
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from bot import billing_notices
@@ -72,7 +77,7 @@ class ReminderService(Service):
             return
         # No zone is more than a day ahead of UTC, so nothing due later can have a stage yet.
         due_until = now.date() + dt.timedelta(days=1 - offsets[0])
-        final = invoice_stage(offsets[-1])
+        final = invoice_stage(offsets[-1])  # claimed as "<due date>:due+30"
         after: tuple[dt.date, int] | None = None
         limit = self.settings.reminder_batch
         while True:
@@ -106,22 +111,17 @@ class ReminderService(Service):
         if not won:
             return
         report.invoice_reminders += len(won)
-        recipients = await tx.billing.billing_recipients(
-            sorted({wanted[w].org_id for w in won}), main_only=False
-        )
-        drafts: list[OutboxDraft] = []
+        notices: list[tuple[str, int, dict[str, Any]]] = []
+        today: dict[str, dt.date] = {}
         for invoice_id, stage in sorted(won):
             c = wanted[(invoice_id, stage)]
-            payload = billing_notices.invoice_reminder(
-                org_name=c.org_name, region=c.region, number=c.number, due_on=c.due_on,
-                outstanding=c.amount - c.paid_amount, currency=c.currency,
-                offset=(_local_day(now, c.timezone) - c.due_on).days,
-            ).to_json()
-            key = f"reminder:{INVOICE}:{invoice_id}:{stage}"
-            for person in recipients.get(c.org_id, []):
-                drafts.extend(person_drafts(person.name, person.email, person.accounts, key,
-                                            payload))
-        report.messages += await tx.outbox.enqueue_many(drafts)
+            if c.timezone not in today:
+                today[c.timezone] = _local_day(now, c.timezone)
+            payload = billing_notices.invoice_reminder_intent(
+                invoice_id, c.due_on, (today[c.timezone] - c.due_on).days
+            )
+            notices.append((f"reminder:{INVOICE}:{invoice_id}:{stage}", c.org_id, payload))
+        report.messages += await _queue(tx, notices, main_only=False)
 
     # Renewals -----------------------------------------------------------------------------
 
@@ -154,21 +154,35 @@ class ReminderService(Service):
         if not won:
             return
         report.renewal_notices += len(won)
-        recipients = await tx.billing.billing_recipients(
-            sorted({org_id for org_id, _ in won}), main_only=True
-        )
-        drafts: list[OutboxDraft] = []
+        notices: list[tuple[str, int, dict[str, Any]]] = []
         for org_id, stage in sorted(won):
             c, days_before = wanted[(org_id, stage)]
-            payload = billing_notices.renewal_notice(
-                org_name=c.org_name, region=c.region, level=c.level, ends_on=c.ends_on,
-                days_before=(c.ends_on - _local_day(now, c.timezone)).days,
-            ).to_json()
+            payload = billing_notices.renewal_notice_intent(
+                org_id, c.ends_on, (c.ends_on - _local_day(now, c.timezone)).days
+            )
             key = f"reminder:{RENEWAL}:{org_id}:{c.ends_on.isoformat()}:{days_before}"
-            for person in recipients.get(org_id, []):
-                drafts.extend(person_drafts(person.name, person.email, person.accounts, key,
-                                            payload))
-        report.messages += await tx.outbox.enqueue_many(drafts)
+            notices.append((key, org_id, payload))
+        report.messages += await _queue(tx, notices, main_only=True)
+
+
+async def _queue(
+    tx: Tx, notices: Sequence[tuple[str, int, dict[str, Any]]], *, main_only: bool
+) -> int:
+    """Queue (key, organization id, payload) notices to each organization's Main (and unless
+    `main_only`, Administrative) contacts: in one statement where the engine can, else
+    person by person with the shared `person_drafts` rule."""
+    queued = await tx.outbox.fan_out_to_billing_contacts(notices, main_only=main_only)
+    if queued is not None:
+        return queued
+    recipients = await tx.billing.billing_recipients(
+        sorted({org_id for _, org_id, _ in notices}), main_only=main_only
+    )
+    drafts: list[OutboxDraft] = []
+    for key, org_id, payload in notices:
+        for person in recipients.get(org_id, []):
+            drafts.extend(person_drafts(person.name, person.email, person.accounts, key,
+                                        payload))
+    return await tx.outbox.enqueue_many(drafts)
 
 
 def _local_day(now: dt.datetime, timezone: str) -> dt.date:

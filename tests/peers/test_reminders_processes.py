@@ -119,7 +119,7 @@ async def test_three_processes_sweeping_at_once_send_each_stage_once(
                for r in results]
         assert sum(won) == total, f"the three sweeps split the work: {won}"
     stages = await pg.fetch("SELECT stage, count(*) AS n FROM reminder_claims GROUP BY stage")
-    assert {r["stage"]: r["n"] for r in stages} == {"due-7": total, "due+0": total}
+    assert {r["stage"]: r["n"] for r in stages} == {f"{DUE}:due-7": total, f"{DUE}:due+0": total}
 
 
 async def test_sweep_killed_mid_way_then_rerun_sends_everything_once(

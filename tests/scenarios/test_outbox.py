@@ -445,3 +445,24 @@ async def test_notifications_are_queued_once_per_channel(harness: Harness) -> No
     new = harness.delivered[before:]
     assert sorted((item.platform, item.target) for item, _ in new) == [
         ("console", "ana-console"), ("email", DEMO_MAIN)]
+
+
+async def test_unknown_intent_is_a_dead_letter_and_render_failures_retry(
+    db: Database, settings: Settings, clock: FixedClock
+) -> None:
+    """A payload naming no registered intent is dead at once, with the kind in the error; a
+    renderer that fails (database hiccup) is retried like a failed send."""
+    async with db.transaction() as session:
+        store = OutboxStore(session, clock.now())
+        unknown = await store.enqueue("k-unknown", platform="console", target="alice",
+                                      kind="dm", payload={"kind": "no_such_intent"})
+        broken = await store.enqueue("k-broken", platform="console", target="alice",
+                                     kind="dm", payload={"kind": "invoice_reminder"})
+    assert unknown is not None and broken is not None
+    transport = Recorder()
+    stats = await dispatcher(db, settings, clock, transport).run_once()
+    assert (stats.dead, stats.retried, transport.delivered) == (1, 1, [])
+    dead = await row(db, clock, unknown)
+    assert dead.status is OutboxStatus.DEAD and "no_such_intent" in (dead.last_error or "")
+    retried = await row(db, clock, broken)
+    assert retried.status is OutboxStatus.PENDING and "KeyError" in (retried.last_error or "")

@@ -6,8 +6,13 @@ from __future__ import annotations
 import datetime as dt
 import json
 
+from adapters.console.transport import ConsoleTransport
+from bot.clock import FixedClock
+from bot.config import Settings
 from bot.demo import DEMO_ADMIN, DEMO_MAIN, DEMO_TECH
+from bot.domain import OutboxStatus, Platform
 from bot.services.billing import parse_invoices
+from storage.db import Database
 from storage.outbox import OutboxStore
 from tests.harness import Harness
 
@@ -58,7 +63,7 @@ async def test_whole_invoice_life_sends_each_stage_once(harness: Harness) -> Non
     await _invoice(harness, "INV-LIFE", "2027-01-15")
     harness.clock.set(at("2027-01-01T00:00:00"))
     await _sweep_until(harness, at("2027-03-15T00:00:00"), dt.timedelta(hours=3))
-    expected = [f"reminder:invoice:1:due{o:+d}" for o in (-7, 0, 7, 14, 30)]
+    expected = [f"reminder:invoice:1:2027-01-15:due{o:+d}" for o in (-7, 0, 7, 14, 30)]
     keys = await _reminder_keys(harness)
     assert sorted({k.rsplit(":", 2)[0] for k in keys}) == sorted(expected)
     assert len(keys) == 10, "one per stage for each of Ana and Ada"
@@ -162,8 +167,10 @@ async def test_payment_stops_reminders(harness: Harness) -> None:
     await _invoice(harness, "INV-PAY", "2027-01-15")
     sweep = harness.app.services.reminders.sweep
     await sweep(at("2027-01-08T12:00"))
+    await harness.drain()
     await _pay(harness, "INV-PAY", "2027-01-10", "200.00")
     await sweep(at("2027-01-15T12:00"))
+    await harness.drain()
     await _pay(harness, "INV-PAY", "2027-01-16", "1000.00")
     for day in range(17, 28):
         report = await sweep(at(f"2027-01-{day}T12:00"))
@@ -211,3 +218,71 @@ async def test_renewal_notices_go_to_the_main_contact_once_each(harness: Harness
     # The real distance is stated: 60 days before is a Saturday, so it goes out Monday.
     assert [t.split("in ")[1].split(" days")[0] for t in texts] == ["58", "30", "7"]
     assert not _subjects(harness, "adam@ren.test")
+
+
+async def test_reminder_paid_before_delivery_is_dropped(harness: Harness) -> None:
+    """A reminder queued while the invoice was open, paid before delivery: never sent, the
+    row ends `dropped` with the reason."""
+    await harness.seed_demo()
+    await _invoice(harness, "INV-LATE", "2027-01-15")
+    assert (await harness.app.services.reminders.sweep(at("2027-01-08T12:00"))).messages == 2
+    await _pay(harness, "INV-LATE", "2027-01-08", "1200.00")
+    await harness.drain()
+    assert not _subjects(harness, DEMO_MAIN)
+    assert not _subjects(harness, DEMO_ADMIN)
+    async with harness.app.db.read() as session:
+        store = OutboxStore(session, harness.clock.now())
+        counts = await store.counts()
+        dropped = await store.items(OutboxStatus.DROPPED)
+    assert counts["dropped"] == 2
+    assert {i.last_error for i in dropped} == {"invoice INV-LATE is paid"}
+
+
+async def test_extending_the_due_date_sends_the_new_schedule(harness: Harness) -> None:
+    """Stages of a later due date that are still ahead are sent, each once; stages of the
+    old schedule are not sent again, and an old reminder still queued is dropped."""
+    await harness.seed_demo()
+    await _invoice(harness, "INV-EXT", "2027-01-15")  # Friday
+    sweep = harness.app.services.reminders.sweep
+    assert (await sweep(at("2027-01-08T12:00"))).invoice_reminders == 1  # -7
+    await harness.drain()
+    assert (await sweep(at("2027-01-15T12:00"))).invoice_reminders == 1  # 0, not delivered
+    await _invoice(harness, "INV-EXT", "2027-02-12")  # extended by four weeks (a Friday)
+    await harness.drain()
+    for day in ("2027-01-22", "2027-01-29", "2027-02-04"):
+        assert (await sweep(at(f"{day}T12:00"))).invoice_reminders == 0
+    assert (await sweep(at("2027-02-05T12:00"))).invoice_reminders == 1  # new -7
+    assert (await sweep(at("2027-02-05T13:00"))).invoice_reminders == 0
+    assert (await sweep(at("2027-02-12T12:00"))).invoice_reminders == 1  # new 0
+    await harness.drain()
+    assert _subjects(harness, DEMO_MAIN) == [
+        "Invoice INV-EXT: €1,200.00 is due in 7 days, on 15 Jan 2027",
+        "Invoice INV-EXT: €1,200.00 is due in 7 days, on 12 Feb 2027",
+        "Invoice INV-EXT: €1,200.00 is due today, 12 Feb 2027",
+    ]
+    async with harness.app.db.read() as session:
+        dropped = await OutboxStore(session, harness.clock.now()).items(OutboxStatus.DROPPED)
+    assert {i.last_error for i in dropped} == {"invoice INV-EXT is now due on 2027-02-12"}
+
+
+async def test_reminder_renders_for_the_recipients_platform(
+    settings: Settings, clock: FixedClock, db: Database
+) -> None:
+    """The same queued reminder, rendered at delivery, carries a neutral command reference
+    that the Matrix edge writes `!billing` and email `/billing`; nothing else differs."""
+    lines: list[str] = []
+    matrix = ConsoleTransport("matrix", lines.append)
+    h = await Harness.create(settings, clock, db)
+    h.app.dispatcher.transports["matrix"] = matrix
+    await h.seed_demo()
+    await h.app.services.identity.admin_link(DEMO_MAIN, Platform.MATRIX, "demo.test",
+                                             "@ana:demo.test")
+    await _invoice(h, "INV-MX", "2027-01-15")
+    await h.app.services.reminders.sweep(at("2027-01-08T12:00"))
+    await h.drain()
+    [(_, in_matrix)] = matrix.delivered
+    by_email = h.emails_to(DEMO_ADMIN)[-1]
+    assert "Questions: !billing question TEXT" in in_matrix.resolved("!").plain()
+    assert "Questions: /billing question TEXT" in by_email.resolved("/").plain()
+    assert "/billing" not in in_matrix.resolved("!").plain()
+    assert in_matrix.text == by_email.text

@@ -8,6 +8,7 @@ import pytest
 
 from bot.money import day, locale_for, money
 from bot.reminder_stages import (
+    invoice_claim,
     invoice_offset,
     invoice_stage,
     invoice_stage_due,
@@ -30,6 +31,11 @@ def test_stage_names_round_trip() -> None:
                                                    "due+30"]
     assert [invoice_offset(invoice_stage(o)) for o in OFFSETS] == list(OFFSETS)
     assert invoice_offset("2026-12-31:60") is None
+    due = dt.date(2027, 1, 15)
+    assert [invoice_offset(invoice_claim(due, o), due) for o in OFFSETS] == list(OFFSETS)
+    assert invoice_offset(invoice_claim(due, 7), dt.date(2027, 2, 15)) is None, (
+        "a claim belongs to its due date")
+    assert invoice_offset("due+7", due) == 7, "undated claims count for any due date"
 
 
 def test_weekend_stage_waits_for_monday_nine_local() -> None:
@@ -67,14 +73,19 @@ def test_latest_stage_only_and_never_backwards() -> None:
     due = dt.date(2027, 1, 15)
     zone = "Europe/Madrid"
     assert invoice_stage_due(due, OFFSETS, zone, NINE, utc("2027-01-08T07:59"), ()) is None
-    assert invoice_stage_due(due, OFFSETS, zone, NINE, utc("2027-01-08T08:00"), ()) == "due-7"
-    assert invoice_stage_due(due, OFFSETS, zone, NINE, utc("2027-02-01T12:00"), ()) == "due+14"
+    assert invoice_stage_due(due, OFFSETS, zone, NINE, utc("2027-01-08T08:00"), ()) == (
+        "2027-01-15:due-7")
+    assert invoice_stage_due(due, OFFSETS, zone, NINE, utc("2027-02-01T12:00"), ()) == (
+        "2027-01-15:due+14")
     assert invoice_stage_due(due, OFFSETS, zone, NINE, utc("2027-02-01T12:00"),
                              {"due+14"}) is None
     assert invoice_stage_due(due, OFFSETS, zone, NINE, utc("2027-01-16T12:00"),
                              {"due+14"}) is None
     assert invoice_stage_due(due, OFFSETS, zone, NINE, utc("2027-03-01T12:00"),
-                             {"due+14"}) == "due+30"
+                             {"2027-01-15:due+14"}) == "2027-01-15:due+30"
+    assert invoice_stage_due(due, OFFSETS, zone, NINE, utc("2027-02-01T12:00"),
+                             {"2026-12-15:due+30"}) == "2027-01-15:due+14", (
+        "claims of an earlier due date do not count")
 
 
 def test_renewal_stages_before_the_end() -> None:
