@@ -62,6 +62,10 @@ def _run(coro: Coroutine[Any, Any, T]) -> T:
     except SchemaOutdated as exc:
         raise _fail(str(exc)) from None
     except ImportFailed as exc:
+        if len(exc.errors) == 1:
+            from rich.markup import escape
+
+            raise _fail(escape(f"nothing was imported: {exc.errors[0]}")) from None
         err.print("[red]error:[/red] nothing was imported:")
         for line in exc.errors:
             err.print(f"  {line}", markup=False)

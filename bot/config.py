@@ -165,6 +165,21 @@ class Settings(BaseSettings):
     )
     log_level: str = Field("INFO", validation_alias=_env("SUBDESK_LOG_LEVEL", "log_level"))
 
+    # Work one HTTP API request may ask for (bodies beyond these are refused whole).
+    api_max_body_bytes: int = Field(
+        4 * 1024 * 1024, ge=1024,
+        validation_alias=_env("SUBDESK_API_MAX_BODY_BYTES", "api_max_body_bytes"),
+    )
+    api_max_organizations: int = Field(
+        500, ge=1, validation_alias=_env("SUBDESK_API_MAX_ORGANIZATIONS", "api_max_organizations")
+    )
+    api_max_contacts: int = Field(
+        50, ge=1, validation_alias=_env("SUBDESK_API_MAX_CONTACTS", "api_max_contacts")
+    )
+    api_max_invoices: int = Field(
+        5000, ge=1, validation_alias=_env("SUBDESK_API_MAX_INVOICES", "api_max_invoices")
+    )
+
     @field_validator("database_url")
     @classmethod
     def _check_database_url(cls, value: str) -> str:
