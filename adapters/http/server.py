@@ -149,7 +149,19 @@ async def readyz(request: web.Request) -> web.Response:
     except Exception as exc:
         log.warning("readiness check: database unavailable (%s)", type(exc).__name__)
         return web.json_response({"status": "database unavailable"}, status=503)
+    if held := await _held_deliveries(request.app[APP]):
+        return web.json_response({"status": "; ".join(held)}, status=503)
     return web.json_response({"status": "ready"})
+
+
+async def _held_deliveries(app: App) -> list[str]:
+    """Deliveries waiting for the operator to fix the configuration (a wrong SMTP password)."""
+    from storage.outbox import OutboxStore
+
+    async with app.db.read() as session:
+        held = await OutboxStore(session, app.clock.now()).held()
+    return [f"{platform} delivery held ({waiting} waiting): {reason}"
+            for platform, (reason, waiting) in sorted(held.items())]
 
 
 async def _import(request: web.Request, kind: str) -> web.Response:

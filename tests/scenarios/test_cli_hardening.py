@@ -22,3 +22,46 @@ def test_deeply_nested_files_are_refused_in_one_line(db_url: str, tmp_path: Path
         assert result.returncode == 1
         assert result.stderr.strip().splitlines() == [
             "error: nothing was imported: nested too deeply (at most 16 levels)"]
+
+
+def test_outbox_retry_all_and_since(db_url: str, tmp_path: Path) -> None:
+    """`outbox retry --all` requeues every dead letter, `--since` those queued since then;
+    bad ids and dates are one line and exit 1."""
+    import asyncio
+    import datetime as dt
+
+    from storage.db import Database
+    from storage.outbox import OutboxStore
+    from tests.conftest import NOW
+
+    async def add_dead() -> None:
+        db = Database(db_url)
+        try:
+            async with db.transaction() as session:
+                for n, at in enumerate((NOW - dt.timedelta(days=3), NOW, NOW)):
+                    store = OutboxStore(session, at)
+                    item_id = await store.enqueue(f"dead-{n}", platform="email",
+                                                  target=f"ops{n}@acme.test", kind="email",
+                                                  payload={"text": "dead letter"})
+                    assert item_id is not None
+                    await store.mark_dead(item_id, "SMTP 550")
+        finally:
+            await db.dispose()
+
+    asyncio.run(add_dead())
+    env = environment(db_url)
+    since = (NOW - dt.timedelta(hours=1)).isoformat()
+    recent = run(tmp_path, env, "outbox", "retry", "--since", since)
+    assert recent.returncode == 0, recent.stderr
+    assert "2 dead letter(s) queued again." in recent.stdout
+    rest = run(tmp_path, env, "outbox", "retry", "--all")
+    assert "1 dead letter(s) queued again." in rest.stdout
+    for args, message in [
+        (("--since", "yesterday"), "error: --since takes an ISO time"),
+        (("99999999999999999999",), "error: no unsent outbox message #99999999999999999999"),
+        ((), "error: give a message id, or --all / --since ISO"),
+    ]:
+        bad = run(tmp_path, env, "outbox", "retry", *args)
+        assert bad.returncode == 1 and bad.stderr.strip().splitlines() == [
+            bad.stderr.strip()], bad.stderr
+        assert bad.stderr.startswith(message), bad.stderr
