@@ -122,7 +122,7 @@ class Dispatcher:
     async def run_once(self, limit: int = 100) -> DispatchStats:
         """Claim one batch of due messages and deliver it."""
         platforms = self._open_platforms()
-        if not platforms:
+        if self.holds and not platforms:  # every platform waits for the operator
             return DispatchStats()
         async with self.db.transaction() as session:
             store = OutboxStore(session, self.clock.now())
