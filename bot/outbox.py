@@ -157,9 +157,11 @@ class Dispatcher:
             if key[0] not in self.holds:
                 stats += await self._deliver(item)
                 continue
-            # Probing after a configuration failure: one message at a time on the platform.
+            # Probing after a configuration failure: one message at a time on the platform,
+            # and none more once a probe has failed again meanwhile.
+            before = self.holds.get(key[0])
             async with self.probing[key[0]]:
-                if self._holding(key[0]):
+                if self._holding(key[0]) or self.holds.get(key[0]) is not before:
                     await self._release(items[index:])
                     break
                 stats += await self._deliver(item)

@@ -67,8 +67,10 @@ def server() -> Iterator[AuthServer]:
 
 
 async def app_for(url: str, settings: Settings, clock: FixedClock, db: Database) -> App:
+    # Holds last 0.5-1 s here: long enough that a slow database never outlasts one.
     configured = Settings.model_validate({**settings.model_dump(), "smtp_url": url,
-                                          "mail_from": MAIL_FROM, "api_token": "t0ken"})
+                                          "mail_from": MAIL_FROM, "api_token": "t0ken",
+                                          "outbox_base_delay": 1.0, "outbox_max_delay": 1.0})
     return await build_app(configured, clock=clock, db=db,
                            transports=transports_for(configured, console_out=None))
 
@@ -95,7 +97,7 @@ async def test_wrong_password_holds_mail_until_fixed(
     await import_acme(app)
     with caplog.at_level(logging.WARNING, logger="bot.outbox"):
         first = await app.dispatcher.drain(max_wait=0)
-        await asyncio.sleep(0.06)  # past the (test-sized) backoff: the dispatcher probes again
+        await asyncio.sleep(1.05)  # past the (test-sized) backoff: the dispatcher probes again
         clock.advance(dt.timedelta(minutes=1))
         second = await app.dispatcher.drain(max_wait=0)
     assert (first.sent, first.dead) == (0, 0) and first.held >= 1
@@ -118,7 +120,7 @@ async def test_wrong_password_holds_mail_until_fixed(
         assert "email delivery held (2 waiting): SMTP 535" in (await response.json())["status"]
 
         server.password = PASSWORD
-        await asyncio.sleep(0.06)
+        await asyncio.sleep(1.05)
         clock.advance(dt.timedelta(minutes=1))
         assert (await app.dispatcher.drain(max_wait=0)).sent == 2
         assert (await client.get("/readyz")).status == 200
