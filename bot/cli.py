@@ -62,6 +62,10 @@ def _run(coro: Coroutine[Any, Any, T]) -> T:
     except SchemaOutdated as exc:
         raise _fail(str(exc)) from None
     except ImportFailed as exc:
+        if len(exc.errors) == 1:
+            from rich.markup import escape
+
+            raise _fail(escape(f"nothing was imported: {exc.errors[0]}")) from None
         err.print("[red]error:[/red] nothing was imported:")
         for line in exc.errors:
             err.print(f"  {line}", markup=False)
@@ -378,7 +382,11 @@ def outbox_status(
             store = OutboxStore(session, app.clock.now())
             counts = await store.counts()
             items = await store.items(show or OutboxStatus.DEAD, limit=50)
+            held = await store.held()
         out.print("  ".join(f"{k}: {v}" for k, v in counts.items()), markup=False)
+        for platform, (reason, waiting) in sorted(held.items()):
+            out.print(f"{platform} delivery held, {waiting} message(s) waiting until the "
+                      f"configuration is fixed: {reason}", markup=False)
         if items:
             table = Table("id", "platform", "recipient", "attempts", "status", "last error")
             for item in items:
@@ -390,16 +398,39 @@ def outbox_status(
 
 
 @outbox_cli.command("retry")
-def outbox_retry(item_id: int) -> None:
-    """Queue a dead (or waiting) message again with fresh attempts."""
+def outbox_retry(
+    item_id: Annotated[int | None, typer.Argument(help="The message's id.")] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Every dead letter.")] = False,
+    since: Annotated[
+        str | None, typer.Option(help="Dead letters queued at or after this ISO time.")
+    ] = None,
+) -> None:
+    """Queue a dead (or waiting) message again with fresh attempts; or, with --all or
+    --since, every dead letter (queued since then)."""
+    import datetime as dt
+
     from storage.outbox import OutboxStore
 
-    if not 1 <= item_id < 2**63:  # ids are positive 64-bit integers
+    if (item_id is None) == (not all_ and since is None):
+        raise _fail("give a message id, or --all / --since ISO for dead letters in bulk")
+    if item_id is not None and not 0 < item_id < 2**63:  # ids are positive 64-bit integers
         raise _fail(f"no unsent outbox message #{item_id}")
+    after = None
+    if since is not None:
+        try:
+            after = dt.datetime.fromisoformat(since)
+        except ValueError:
+            raise _fail("--since takes an ISO time like 2026-12-01T09:00:00Z") from None
+        after = after if after.tzinfo else after.replace(tzinfo=dt.UTC)
 
     async def go(app: App) -> None:
         async with app.db.transaction() as session:
-            ok = await OutboxStore(session, app.clock.now()).retry(item_id)
+            store = OutboxStore(session, app.clock.now())
+            if item_id is None:
+                count = await store.retry_dead(after)
+                out.print(f"{count} dead letter(s) queued again.", markup=False)
+                return
+            ok = await store.retry(item_id)
         if not ok:
             raise ServiceError(f"no unsent outbox message #{item_id}")
         out.print(f"Outbox message #{item_id} queued again.", markup=False)

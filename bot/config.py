@@ -21,6 +21,30 @@ from pydantic_settings import (
 from bot.domain import Level, Severity
 
 DEFAULT_DATABASE_URL = "sqlite:///subdesk.db"
+SMTP_SCHEMES = ("smtp", "smtps", "smtp+plain", "smtp+starttls")
+_ENCODE_HINT = (
+    "percent-encode special characters in the user name and password "
+    "(# as %23, / as %2F, ? as %3F, @ as %40, % as %25, : as %3A)"
+)
+
+
+def url_problem(url: str, schemes: tuple[str, ...]) -> str | None:
+    """Why `url` is not a usable server URL with credentials, without quoting any of it
+    (it may hold a password); None when it is fine."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError:
+        return f"is not a valid URL; {_ENCODE_HINT}"
+    if parts.scheme.lower() not in schemes:
+        return f"must start with {' or '.join(s + '://' for s in schemes)}"
+    if not parts.hostname or "@" in parts.hostname or parts.fragment or parts.query:
+        return f"is not a valid URL; {_ENCODE_HINT}"
+    if parts.path not in ("", "/"):
+        return f"takes no path; {_ENCODE_HINT}"
+    return None
 
 
 def _env(name: str, field_name: str) -> AliasChoices:
@@ -50,6 +74,7 @@ class Settings(BaseSettings):
         extra="ignore",
         populate_by_name=True,
         toml_file="subdesk.toml",
+        hide_input_in_errors=True,  # values may be secrets: errors name the setting only
     )
 
     database_url: str = Field(
@@ -180,12 +205,50 @@ class Settings(BaseSettings):
     )
     log_level: str = Field("INFO", validation_alias=_env("SUBDESK_LOG_LEVEL", "log_level"))
 
+    # Work one HTTP API request may ask for (bodies beyond these are refused whole).
+    api_max_body_bytes: int = Field(
+        4 * 1024 * 1024, ge=1024,
+        validation_alias=_env("SUBDESK_API_MAX_BODY_BYTES", "api_max_body_bytes"),
+    )
+    api_max_organizations: int = Field(
+        500, ge=1, validation_alias=_env("SUBDESK_API_MAX_ORGANIZATIONS", "api_max_organizations")
+    )
+    api_max_contacts: int = Field(
+        50, ge=1, validation_alias=_env("SUBDESK_API_MAX_CONTACTS", "api_max_contacts")
+    )
+    api_max_invoices: int = Field(
+        5000, ge=1, validation_alias=_env("SUBDESK_API_MAX_INVOICES", "api_max_invoices")
+    )
+
     @field_validator("database_url")
     @classmethod
     def _check_database_url(cls, value: str) -> str:
         scheme = value.partition(":")[0].partition("+")[0].lower()
         if scheme not in ("sqlite", "postgresql", "postgres"):
             raise ValueError("must start with sqlite:/// or postgresql://")
+        return value
+
+    @field_validator("smtp_url")
+    @classmethod
+    def _check_smtp_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and (problem := url_problem(value.get_secret_value(), SMTP_SCHEMES)):
+            raise ValueError(problem)
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url_parses(cls, value: str) -> str:
+        """A PostgreSQL URL holds a password: refuse what cannot be parsed without quoting it."""
+        from sqlalchemy.engine import make_url
+
+        if value.lower().startswith("sqlite"):
+            return value
+        try:
+            url = make_url(value)
+        except Exception:  # the parser's messages quote the URL
+            raise ValueError(f"is not a valid URL; {_ENCODE_HINT}") from None
+        if url.host is not None and "@" in url.host:
+            raise ValueError(f"is not a valid URL; {_ENCODE_HINT}")
         return value
 
     @field_validator("triage_channels", "billing_channels", mode="before")

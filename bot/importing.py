@@ -15,6 +15,10 @@ from pydantic import BaseModel, ValidationError
 
 M = TypeVar("M", bound=BaseModel)
 
+# Import documents nest four levels deep (organizations, contacts, subscription); anything
+# much deeper is not an import document, and unbounded depth exhausts the parser's stack.
+MAX_JSON_DEPTH = 16
+
 
 class ImportFailed(Exception):
     """The file is invalid; `errors` are human lines naming the line/field. Nothing was written."""
@@ -50,14 +54,42 @@ def detect_format(name: str, data: bytes) -> str:
     return "json" if data.lstrip()[:1] in (b"{", b"[") else "csv"
 
 
-def load_json(data: bytes, model: type[M]) -> M:
+def parse_json(data: bytes, max_depth: int = MAX_JSON_DEPTH) -> Any:
+    """JSON bytes to Python values; raises `ImportFailed` (one line) for text that is not
+    UTF-8, not JSON, or nested deeper than `max_depth` arrays and objects."""
     try:
         raw = json.loads(data.decode("utf-8"))
     except UnicodeDecodeError as exc:
         raise ImportFailed([f"the file is not UTF-8 text (byte {exc.start})"]) from exc
     except json.JSONDecodeError as exc:
         raise ImportFailed([f"line {exc.lineno}, column {exc.colno}: {exc.msg}"]) from exc
-    return validate(raw, model)
+    except RecursionError:
+        raise ImportFailed([f"nested too deeply (at most {max_depth} levels)"]) from None
+    if json_depth(raw) > max_depth:
+        raise ImportFailed([f"nested too deeply (at most {max_depth} levels)"])
+    return raw
+
+
+def json_depth(value: Any) -> int:
+    """How deeply arrays and objects nest in `value` (a scalar is 0), without recursion."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children: Iterable[Any] = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        depth += 1
+        deepest = max(deepest, depth)
+        stack.extend((child, depth) for child in children if isinstance(child, dict | list))
+    return deepest
+
+
+def load_json(data: bytes, model: type[M]) -> M:
+    return validate(parse_json(data), model)
 
 
 def validate(raw: Any, model: type[M]) -> M:

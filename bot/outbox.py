@@ -25,7 +25,7 @@ from bot.config import Settings
 from bot.domain import MessageRef, OutboxStatus
 from bot.intents import Audience, Dropped, Intents, UnknownIntent
 from bot.messages import Message
-from bot.ports import DeliveryError, Transport
+from bot.ports import DeliveryError, FailureKind, Transport
 from storage.db import Database
 from storage.links import LinkStore
 from storage.outbox import OutboxItem, OutboxStore
@@ -43,13 +43,24 @@ class DispatchStats:
     retried: int = 0
     dead: int = 0
     dropped: int = 0
+    held: int = 0  # waiting for the operator to fix the configuration
 
     def __iadd__(self, other: DispatchStats) -> DispatchStats:
         self.sent += other.sent
         self.retried += other.retried
         self.dead += other.dead
         self.dropped += other.dropped
+        self.held += other.held
         return self
+
+
+@dataclass(frozen=True)
+class Hold:
+    """A platform whose delivery waits for the operator (wrong password, TLS settings)."""
+
+    reason: str
+    until: float  # time.monotonic() of the next probe
+    failures: int
 
 
 @dataclass
@@ -112,6 +123,15 @@ class Dispatcher:
         self.intents = intents or standard_intents()
         self.pacer = _Pacer(settings.outbox_per_target_interval)
         self.wakeup = asyncio.Event()
+        self.holds: dict[str, Hold] = {}
+        self.probing: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+
+    def _holding(self, platform: str) -> bool:
+        hold = self.holds.get(platform)
+        return hold is not None and time.monotonic() < hold.until
+
+    def _open_platforms(self) -> list[str]:
+        return [p for p in self.transports if not self._holding(p)]
 
     def poke(self) -> None:
         """Tell a running dispatcher that something was queued."""
@@ -119,10 +139,13 @@ class Dispatcher:
 
     async def run_once(self, limit: int = 100) -> DispatchStats:
         """Claim one batch of due messages and deliver it."""
+        platforms = self._open_platforms()
+        if self.holds and not platforms:  # every platform waits for the operator
+            return DispatchStats()
         async with self.db.transaction() as session:
             store = OutboxStore(session, self.clock.now())
             items = await store.claim_due(
-                limit=limit, worker=self.worker, lease=self.lease, platforms=list(self.transports)
+                limit=limit, worker=self.worker, lease=self.lease, platforms=platforms
             )
         if not items:
             return DispatchStats()
@@ -145,11 +168,21 @@ class Dispatcher:
     ) -> DispatchStats:
         stats = DispatchStats()
         for index, item in enumerate(items):
-            if time.monotonic() + self.pacer.delay(key) >= budget_end:
+            if self._holding(key[0]) or time.monotonic() + self.pacer.delay(key) >= budget_end:
                 await self._release(items[index:])
                 break
             await self.pacer.wait(key)
-            stats += await self._deliver(item)
+            if key[0] not in self.holds:
+                stats += await self._deliver(item)
+                continue
+            # Probing after a configuration failure: one message at a time on the platform,
+            # and none more once a probe has failed again meanwhile.
+            before = self.holds.get(key[0])
+            async with self.probing[key[0]]:
+                if self._holding(key[0]) or self.holds.get(key[0]) is not before:
+                    await self._release(items[index:])
+                    break
+                stats += await self._deliver(item)
         return stats
 
     async def _release(self, items: list[OutboxItem]) -> None:
@@ -174,19 +207,26 @@ class Dispatcher:
         except UnknownIntent as exc:
             return await self._failed(item, str(exc), None, True)
         except DeliveryError as exc:
+            if exc.kind is FailureKind.CONFIGURATION:
+                return await self._hold(item, str(exc))
             return await self._failed(item, str(exc), exc.retry_after, exc.permanent)
         except Exception as exc:  # a transport bug or an unexpected peer answer
             log.warning("outbox %s: %s while delivering", item.id, type(exc).__name__)
             return await self._failed(item, f"{type(exc).__name__}: {exc}", None, False)
         async with self.db.transaction() as session:
             now = self.clock.now()
-            await OutboxStore(session, now).mark_sent(item.id, ref)
+            store = OutboxStore(session, now)
+            await store.mark_sent(item.id, ref)
             if ref is not None:
                 links = LinkStore(session, now)
                 if message.thread_key is not None and placed.thread is None:
                     await links.remember(item.platform, item.target, message.thread_key, ref)
                 if message.card_key is not None and not item.edit:
                     await links.remember(item.platform, item.target, message.card_key, ref)
+            if self.holds.pop(item.platform, None) is not None:
+                waiting = await store.resume(item.platform)
+                log.warning("outbox: %s delivery works again; %s held message(s) due now",
+                            item.platform, waiting)
         return DispatchStats(sent=1)
 
     async def _place(self, item: OutboxItem, message: Message) -> OutboxItem | None:
@@ -226,6 +266,22 @@ class Dispatcher:
             await OutboxStore(session, self.clock.now()).mark_dropped(item.id, reason)
         log.info("outbox %s dropped: %s", item.id, reason)
         return DispatchStats(dropped=1)
+
+    async def _hold(self, item: OutboxItem, reason: str) -> DispatchStats:
+        """A configuration failure: keep the message (the attempt does not count), stop
+        sending on this platform, probe again with capped backoff, and say so once."""
+        previous = self.holds.get(item.platform)
+        failures = previous.failures + 1 if previous else 1
+        delay = backoff(failures, self.settings.outbox_base_delay,
+                        self.settings.outbox_max_delay, self.rng)
+        self.holds[item.platform] = Hold(reason, time.monotonic() + delay, failures)
+        async with self.db.transaction() as session:
+            store = OutboxStore(session, self.clock.now())
+            await store.mark_held(item.id, self.clock.now() + dt.timedelta(seconds=delay), reason)
+        if previous is None or previous.reason != reason:
+            log.error("outbox: %s delivery stopped until the configuration is fixed: %s; "
+                      "messages stay queued", item.platform, reason)
+        return DispatchStats(held=1)
 
     async def _failed(
         self, item: OutboxItem, error: str, retry_after: float | None, permanent: bool
@@ -272,7 +328,7 @@ class Dispatcher:
     async def _sleep_until_next(self, deadline: float) -> bool:
         """Sleep until the next pending message is due, if that is before the deadline."""
         async with self.db.read() as session:
-            due = await OutboxStore(session, self.clock.now()).next_due(list(self.transports))
+            due = await OutboxStore(session, self.clock.now()).next_due(self._open_platforms())
         if due is None:
             return False
         wait = (due - self.clock.now()).total_seconds()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
+from enum import Enum
 from typing import Any, Protocol
 
 from bot.domain import MessageRef
@@ -12,16 +13,34 @@ from bot.messages import Message
 from storage.outbox import OutboxItem
 
 
+class FailureKind(Enum):
+    """Whose move a failed send waits for."""
+
+    TRANSIENT = "transient"  # the peer's: retry with backoff, dead-letter after N attempts
+    PERMANENT = "permanent"  # nobody's: this message cannot be delivered (unknown address)
+    CONFIGURATION = "configuration"  # the operator's: hold every message until it is fixed
+
+
 class DeliveryError(Exception):
     """A send failed. `retry_after` (seconds) when the peer said when to come back;
-    `permanent` when retrying cannot help (unknown channel, invalid address)."""
+    `kind` says whether retrying can help and who must act (`permanent=True` is
+    shorthand for `FailureKind.PERMANENT`)."""
 
     def __init__(
-        self, reason: str, *, retry_after: float | None = None, permanent: bool = False
+        self,
+        reason: str,
+        *,
+        retry_after: float | None = None,
+        permanent: bool = False,
+        kind: FailureKind | None = None,
     ) -> None:
         super().__init__(reason)
         self.retry_after = retry_after
-        self.permanent = permanent
+        self.kind = kind or (FailureKind.PERMANENT if permanent else FailureKind.TRANSIENT)
+
+    @property
+    def permanent(self) -> bool:
+        return self.kind is FailureKind.PERMANENT
 
 
 class Transport(Protocol):

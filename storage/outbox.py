@@ -21,6 +21,9 @@ from storage.bulk import (
 from storage.models import OutboxRow, ProcessedEventRow, ReminderClaimRow
 from storage.sql import insert_ignore
 
+# `last_error` of a message held for the operator (see `mark_held`).
+HELD_PREFIX = "configuration: "
+
 
 @dataclass(frozen=True, slots=True)
 class OutboxItem:
@@ -251,6 +254,63 @@ class OutboxStore:
                 last_error=error[:2000],
             )
         )
+
+    async def mark_held(self, item_id: int, at: dt.datetime, error: str) -> None:
+        """Wait for the operator (a configuration failure): due again at `at`, and the
+        attempt does not count towards dead-lettering."""
+        await self.s.execute(
+            update(OutboxRow)
+            .where(OutboxRow.id == item_id)
+            .values(
+                status=OutboxStatus.PENDING.value,
+                next_attempt_at=at,
+                lease_until=None,
+                attempts=OutboxRow.attempts - 1,
+                last_error=(HELD_PREFIX + error)[:2000],
+            )
+        )
+
+    async def held(self) -> dict[str, tuple[str, int]]:
+        """Platforms whose delivery waits for the operator: the reason and how many
+        messages wait with it."""
+        reasons = await self.s.execute(
+            select(OutboxRow.platform, func.max(OutboxRow.last_error))
+            .where(OutboxRow.status == OutboxStatus.PENDING.value,
+                   OutboxRow.last_error.startswith(HELD_PREFIX))
+            .group_by(OutboxRow.platform)
+        )
+        out: dict[str, tuple[str, int]] = {}
+        for platform, reason in reasons.all():
+            waiting = await self.s.scalar(
+                select(func.count()).where(OutboxRow.platform == platform,
+                                           OutboxRow.status == OutboxStatus.PENDING.value)
+            )
+            out[str(platform)] = (str(reason)[len(HELD_PREFIX):], int(waiting or 0))
+        return out
+
+    async def resume(self, platform: str) -> int:
+        """The operator fixed `platform`: held messages are due now. Returns how many."""
+        result = await self.s.execute(
+            update(OutboxRow)
+            .where(OutboxRow.platform == platform,
+                   OutboxRow.status == OutboxStatus.PENDING.value,
+                   OutboxRow.last_error.startswith(HELD_PREFIX))
+            .values(next_attempt_at=self.now, last_error=None)
+        )
+        return int(getattr(result, "rowcount", 0) or 0)
+
+    async def retry_dead(self, since: dt.datetime | None = None) -> int:
+        """Queue every dead letter (queued at or after `since`) again with fresh attempts."""
+        stmt = (
+            update(OutboxRow)
+            .where(OutboxRow.status == OutboxStatus.DEAD.value)
+            .values(status=OutboxStatus.PENDING.value, attempts=0, next_attempt_at=self.now,
+                    lease_until=None)
+        )
+        if since is not None:
+            stmt = stmt.where(OutboxRow.created_at >= since)
+        result = await self.s.execute(stmt)
+        return int(getattr(result, "rowcount", 0) or 0)
 
     async def mark_dead(self, item_id: int, error: str) -> None:
         await self.s.execute(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import html
+import ssl
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.utils import formataddr, parseaddr
@@ -20,7 +21,7 @@ import aiosmtplib
 from adapters.console.render import PREFIX, render
 from bot.domain import MessageRef
 from bot.messages import Message
-from bot.ports import DeliveryError
+from bot.ports import DeliveryError, FailureKind
 from storage.outbox import OutboxItem
 
 
@@ -48,6 +49,15 @@ class SmtpTarget:
             implicit_tls=implicit,
             starttls={"smtp+plain": False, "smtp+starttls": True}.get(scheme),
         )
+
+
+# Authentication required (530), too weak (534), credentials invalid (535), needs
+# encryption (538): the operator must fix the settings, retrying alone cannot help.
+_AUTH_CODES = frozenset({530, 534, 535, 538})
+
+
+def _configuration(reason: str) -> DeliveryError:
+    return DeliveryError(reason, kind=FailureKind.CONFIGURATION)
 
 
 def _one_line(text: str) -> str:
@@ -102,10 +112,31 @@ class SmtpTransport:
                 timeout=self.timeout,
             )
         except aiosmtplib.SMTPRecipientsRefused as exc:
+            codes = {r.code for r in exc.recipients}
+            if codes & _AUTH_CODES:
+                raise _configuration(
+                    f"SMTP {min(codes)}: the server wants authentication") from exc
             raise DeliveryError("recipient refused", permanent=True) from exc
+        except aiosmtplib.SMTPAuthenticationError as exc:
+            raise _configuration(f"SMTP {exc.code}: authentication failed; check the user "
+                                 "name and password in SUBDESK_SMTP_URL") from exc
+        except aiosmtplib.SMTPSenderRefused as exc:
+            if 500 <= exc.code < 600:
+                raise _configuration(f"SMTP {exc.code}: the sender SUBDESK_MAIL_FROM "
+                                     "is refused") from exc
+            raise DeliveryError(f"SMTP {exc.code}") from exc
         except aiosmtplib.SMTPResponseException as exc:
+            if exc.code in _AUTH_CODES:
+                raise _configuration(f"SMTP {exc.code}: the server wants authentication "
+                                     "or encryption; check SUBDESK_SMTP_URL") from exc
             permanent = 500 <= exc.code < 600
             raise DeliveryError(f"SMTP {exc.code}", permanent=permanent) from exc
+        except aiosmtplib.SMTPNotSupported as exc:
+            raise _configuration("SMTP server does not support what SUBDESK_SMTP_URL asks "
+                                 "for (STARTTLS or AUTH)") from exc
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+            if isinstance(exc, ssl.SSLError) or isinstance(exc.__cause__, ssl.SSLError):
+                raise _configuration("SMTP TLS failed (certificate or TLS mode); check "
+                                     "SUBDESK_SMTP_URL") from exc
             raise DeliveryError(f"SMTP unavailable ({type(exc).__name__})") from exc
         return MessageRef(item.target, str(email["Message-ID"]))

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 import re
@@ -20,7 +21,8 @@ from openapi_core import OpenAPI
 from openapi_core.contrib.aiohttp import AIOHTTPOpenAPIWebRequest
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from bot.importing import ImportFailed, field_path, load_json
+from adapters.http.limits import over_limits
+from bot.importing import ImportFailed, field_path, parse_json, validate
 from bot.ports import Route
 from bot.runtime import App, configuration_gaps
 from bot.services.base import ServiceError
@@ -31,7 +33,11 @@ log = logging.getLogger(__name__)
 
 SPEC_PATH = Path(__file__).with_name("openapi.yaml")
 APP: web.AppKey[App] = web.AppKey("subdesk_app", App)
-MAX_BODY = 20 * 1024 * 1024
+# One import document is parsed and validated at a time, so concurrent requests cannot
+# multiply the memory a maximal body costs.
+GATE: web.AppKey[asyncio.Semaphore] = web.AppKey("subdesk_import_gate", asyncio.Semaphore)
+_MESSAGE_MAX = 300
+_ERRORS_MAX = 100
 _REQUIRED = re.compile(r"^'([^']+)' is a required property$")
 _EXTRA = re.compile(r"\('([^']+)'(?: was| were) unexpected\)")
 
@@ -57,6 +63,8 @@ def _schema_errors(error: Exception) -> list[str]:
         elif item.validator == "additionalProperties" and (m := _EXTRA.search(message)):
             path.append(m.group(1))
             message = "unexpected field"
+        if len(message) > _MESSAGE_MAX:  # messages quote the offending value, which may be huge
+            message = message[:_MESSAGE_MAX] + "…"
         lines.append(f"{field_path(path) or 'body'}: {message}")
     return sorted(lines)
 
@@ -64,7 +72,8 @@ def _schema_errors(error: Exception) -> list[str]:
 def _json_error(status: int, error: str, errors: list[str] | None = None) -> web.Response:
     body: dict[str, Any] = {"error": error}
     if errors:
-        body["errors"] = errors
+        more = len(errors) - _ERRORS_MAX
+        body["errors"] = errors[:_ERRORS_MAX] + ([f"(+{more} more)"] if more > 0 else [])
     return web.json_response(body, status=status)
 
 
@@ -85,20 +94,51 @@ def _authorized(app: App, request: web.Request) -> web.Response | None:
     return None
 
 
-async def _validated_body(request: web.Request) -> bytes | web.Response:
-    raw = await request.read()
+def _too_large(limit: int) -> web.Response:
+    """413 as an RFC 9457 problem document (with the `error` member every refusal has)."""
+    detail = f"the body is larger than {limit} bytes (SUBDESK_API_MAX_BODY_BYTES); split it"
+    return web.json_response(
+        {"type": "about:blank", "title": "Payload Too Large", "status": 413,
+         "detail": detail, "error": detail},
+        status=413,
+        content_type="application/problem+json",
+    )
+
+
+async def _read_body(request: web.Request, limit: int) -> bytes | web.Response:
+    """The body, refused with 413 as soon as it is known to exceed `limit` bytes."""
+    if request.content_length is not None and request.content_length > limit:
+        return _too_large(limit)
+    try:
+        return await request.read()  # the application's client_max_size stops it at limit
+    except web.HTTPRequestEntityTooLarge:
+        return _too_large(limit)
+
+
+def _prepare(kind: str, settings: Any, openapi_request: Any, raw: bytes) -> Any:
+    """Parse, bound and validate an import body; CPU-bound, so run off the event loop.
+
+    Raises `ImportFailed` with one line per problem; returns the validated document.
+    """
     try:
         raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        return _json_error(400, "invalid request body; nothing was written",
-                           [f"body: not UTF-8 text (byte {exc.start})"])
-    result = openapi().unmarshal_request(AIOHTTPOpenAPIWebRequest(request, body=raw))
+        raise ImportFailed([f"body: not UTF-8 text (byte {exc.start})"]) from None
+    try:
+        document = parse_json(raw)
+    except ImportFailed as exc:
+        raise ImportFailed([f"body: {line}" for line in exc.errors]) from None
+    if errors := over_limits(kind, document, settings):
+        raise ImportFailed(errors)
+    result = openapi().unmarshal_request(openapi_request)
     if result.errors:
-        errors: list[str] = []
+        errors = []
         for error in result.errors:
             errors.extend(_schema_errors(error))
-        return _json_error(400, "invalid request body; nothing was written", errors)
-    return raw
+        raise ImportFailed(errors)
+    if kind == "orders":
+        return validate(document, OrderForm)
+    return parse_invoices("body.json", raw)
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -112,9 +152,21 @@ async def readyz(request: web.Request) -> web.Response:
         log.warning("readiness check: database unavailable (%s)", type(exc).__name__)
         return web.json_response({"status": "database unavailable"}, status=503)
     body: dict[str, Any] = {"status": "ready"}
+    if held := await _held_deliveries(request.app[APP]):
+        body["status"] = "; ".join(held)
     if gaps := configuration_gaps(request.app[APP].settings):
         body["warnings"] = gaps
-    return web.json_response(body)
+    return web.json_response(body, status=503 if held else 200)
+
+
+async def _held_deliveries(app: App) -> list[str]:
+    """Deliveries waiting for the operator to fix the configuration (a wrong SMTP password)."""
+    from storage.outbox import OutboxStore
+
+    async with app.db.read() as session:
+        held = await OutboxStore(session, app.clock.now()).held()
+    return [f"{platform} delivery held ({waiting} waiting): {reason}"
+            for platform, (reason, waiting) in sorted(held.items())]
 
 
 async def _import(request: web.Request, kind: str) -> web.Response:
@@ -122,14 +174,19 @@ async def _import(request: web.Request, kind: str) -> web.Response:
     refused = _authorized(app, request)
     if refused is not None:
         return refused
-    raw = await _validated_body(request)
+    raw = await _read_body(request, app.settings.api_max_body_bytes)
     if isinstance(raw, web.Response):
         return raw
     try:
+        async with request.app[GATE]:
+            document = await asyncio.to_thread(
+                _prepare, kind, app.settings, AIOHTTPOpenAPIWebRequest(request, body=raw), raw
+            )
+        del raw
         if kind == "orders":
-            report: Any = await app.services.onboarding.import_orders(load_json(raw, OrderForm))
+            report: Any = await app.services.onboarding.import_orders(document)
         else:
-            report = await app.services.billing.import_invoices(parse_invoices("body.json", raw))
+            report = await app.services.billing.import_invoices(document)
     except ImportFailed as exc:
         return _json_error(400, "invalid request body; nothing was written", exc.errors)
     except ServiceError as exc:
@@ -151,8 +208,9 @@ async def import_invoices(request: web.Request) -> web.Response:
 
 def build_http_app(app: App, routes: Sequence[Route] = ()) -> web.Application:
     """The aiohttp application for `app`, with the adapters' `routes` mounted beside its own."""
-    web_app = web.Application(client_max_size=MAX_BODY)
+    web_app = web.Application(client_max_size=app.settings.api_max_body_bytes)
     web_app[APP] = app
+    web_app[GATE] = asyncio.Semaphore(1)
     web_app.router.add_get("/healthz", healthz)
     web_app.router.add_get("/readyz", readyz)
     web_app.router.add_post("/api/v1/orders", import_orders)

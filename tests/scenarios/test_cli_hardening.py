@@ -1,0 +1,67 @@
+"""Absurd files and secret settings on the real `subdesk` command line: one line, no value."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from tests.scenarios.test_cli import SUBDESK, environment
+
+
+def run(tmp_path: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([SUBDESK, *args], capture_output=True, text=True, cwd=tmp_path,
+                          env=env, timeout=60, check=False, stdin=subprocess.DEVNULL)
+
+
+def test_deeply_nested_files_are_refused_in_one_line(db_url: str, tmp_path: Path) -> None:
+    """A JSON file nested absurdly deep is one clear line and exit 1, for both imports."""
+    path = tmp_path / "deep.json"
+    path.write_text('{"organizations": ' + "[" * 100_000 + "]" * 100_000 + "}")
+    for kind in ("orders", "invoices"):
+        result = run(tmp_path, environment(db_url), "import", kind, str(path))
+        assert result.returncode == 1
+        assert result.stderr.strip().splitlines() == [
+            "error: nothing was imported: nested too deeply (at most 16 levels)"]
+
+
+def test_outbox_retry_all_and_since(db_url: str, tmp_path: Path) -> None:
+    """`outbox retry --all` requeues every dead letter, `--since` those queued since then;
+    bad ids and dates are one line and exit 1."""
+    import asyncio
+    import datetime as dt
+
+    from storage.db import Database
+    from storage.outbox import OutboxStore
+    from tests.conftest import NOW
+
+    async def add_dead() -> None:
+        db = Database(db_url)
+        try:
+            async with db.transaction() as session:
+                for n, at in enumerate((NOW - dt.timedelta(days=3), NOW, NOW)):
+                    store = OutboxStore(session, at)
+                    item_id = await store.enqueue(f"dead-{n}", platform="email",
+                                                  target=f"ops{n}@acme.test", kind="email",
+                                                  payload={"text": "dead letter"})
+                    assert item_id is not None
+                    await store.mark_dead(item_id, "SMTP 550")
+        finally:
+            await db.dispose()
+
+    asyncio.run(add_dead())
+    env = environment(db_url)
+    since = (NOW - dt.timedelta(hours=1)).isoformat()
+    recent = run(tmp_path, env, "outbox", "retry", "--since", since)
+    assert recent.returncode == 0, recent.stderr
+    assert "2 dead letter(s) queued again." in recent.stdout
+    rest = run(tmp_path, env, "outbox", "retry", "--all")
+    assert "1 dead letter(s) queued again." in rest.stdout
+    for args, message in [
+        (("--since", "yesterday"), "error: --since takes an ISO time"),
+        (("99999999999999999999",), "error: no unsent outbox message #99999999999999999999"),
+        ((), "error: give a message id, or --all / --since ISO"),
+    ]:
+        bad = run(tmp_path, env, "outbox", "retry", *args)
+        assert bad.returncode == 1 and bad.stderr.strip().splitlines() == [
+            bad.stderr.strip()], bad.stderr
+        assert bad.stderr.startswith(message), bad.stderr
