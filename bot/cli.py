@@ -375,21 +375,16 @@ def outbox_status(
     ] = None,
 ) -> None:
     """Counts by state, and the messages that need attention (dead letters)."""
-    from storage.outbox import OutboxStore
 
     async def go(app: App) -> None:
-        async with app.db.read() as session:
-            store = OutboxStore(session, app.clock.now())
-            counts = await store.counts()
-            items = await store.items(show or OutboxStatus.DEAD, limit=50)
-            held = await store.held()
-        out.print("  ".join(f"{k}: {v}" for k, v in counts.items()), markup=False)
-        for platform, (reason, waiting) in sorted(held.items()):
+        report = await app.services.outbox.report(show or OutboxStatus.DEAD)
+        out.print("  ".join(f"{k}: {v}" for k, v in report.counts.items()), markup=False)
+        for platform, (reason, waiting) in sorted(report.held.items()):
             out.print(f"{platform} delivery held, {waiting} message(s) waiting until the "
                       f"configuration is fixed: {reason}", markup=False)
-        if items:
+        if report.items:
             table = Table("id", "platform", "recipient", "attempts", "status", "last error")
-            for item in items:
+            for item in report.items:
                 table.add_row(str(item.id), item.platform, item.recipient or item.target,
                               str(item.attempts), item.status.value, (item.last_error or "")[:80])
             out.print(table)
@@ -409,8 +404,6 @@ def outbox_retry(
     --since, every dead letter (queued since then)."""
     import datetime as dt
 
-    from storage.outbox import OutboxStore
-
     if (item_id is None) == (not all_ and since is None):
         raise _fail("give a message id, or --all / --since ISO for dead letters in bulk")
     if item_id is not None and not 0 < item_id < 2**63:  # ids are positive 64-bit integers
@@ -424,15 +417,11 @@ def outbox_retry(
         after = after if after.tzinfo else after.replace(tzinfo=dt.UTC)
 
     async def go(app: App) -> None:
-        async with app.db.transaction() as session:
-            store = OutboxStore(session, app.clock.now())
-            if item_id is None:
-                count = await store.retry_dead(after)
-                out.print(f"{count} dead letter(s) queued again.", markup=False)
-                return
-            ok = await store.retry(item_id)
-        if not ok:
-            raise ServiceError(f"no unsent outbox message #{item_id}")
+        if item_id is None:
+            count = await app.services.outbox.retry_dead(after)
+            out.print(f"{count} dead letter(s) queued again.", markup=False)
+            return
+        await app.services.outbox.retry(item_id)
         out.print(f"Outbox message #{item_id} queued again.", markup=False)
 
     _run(_with_app(go))

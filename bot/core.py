@@ -19,7 +19,6 @@ from bot.policy import allows
 from bot.registry import CommandContext, Registry
 from bot.services.base import ServiceError
 from bot.services.wiring import Services
-from storage.outbox import ClaimStore
 
 log = logging.getLogger(__name__)
 
@@ -54,20 +53,14 @@ class Core:
             return await self._handle(invocation)
         platform = invocation.sender.platform.value
         try:
-            async with self.services.db.transaction() as session:
-                fresh = await ClaimStore(session, self.services.clock.now()).claim_event(
-                    platform, invocation.event_id
-                )
+            fresh = await self.services.events.first_time(platform, invocation.event_id)
         except (OperationalError, PoolTimeout, ConnectionError, OSError):
             return unavailable()
         if not fresh:
             return Reply(Message("Already handled."), Outcome.DUPLICATE)
         reply = await self._handle(invocation)
         if reply.outcome.retryable:
-            async with self.services.db.transaction() as session:
-                await ClaimStore(session, self.services.clock.now()).release_event(
-                    platform, invocation.event_id
-                )
+            await self.services.events.forget(platform, invocation.event_id)
         return reply
 
     async def _handle(self, invocation: Invocation) -> Reply:

@@ -152,21 +152,11 @@ async def readyz(request: web.Request) -> web.Response:
         log.warning("readiness check: database unavailable (%s)", type(exc).__name__)
         return web.json_response({"status": "database unavailable"}, status=503)
     body: dict[str, Any] = {"status": "ready"}
-    if held := await _held_deliveries(request.app[APP]):
+    if held := await request.app[APP].services.outbox.held():
         body["status"] = "; ".join(held)
     if gaps := configuration_gaps(request.app[APP].settings):
         body["warnings"] = gaps
     return web.json_response(body, status=503 if held else 200)
-
-
-async def _held_deliveries(app: App) -> list[str]:
-    """Deliveries waiting for the operator to fix the configuration (a wrong SMTP password)."""
-    from storage.outbox import OutboxStore
-
-    async with app.db.read() as session:
-        held = await OutboxStore(session, app.clock.now()).held()
-    return [f"{platform} delivery held ({waiting} waiting): {reason}"
-            for platform, (reason, waiting) in sorted(held.items())]
 
 
 async def _import(request: web.Request, kind: str) -> web.Response:

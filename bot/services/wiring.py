@@ -11,6 +11,7 @@ from bot.services.contacts import ContactService
 from bot.services.identity import IdentityService
 from bot.services.notify import Notifier
 from bot.services.onboarding import OnboardingService
+from bot.services.outbox_admin import EventLog, OutboxAdmin
 from bot.services.reminders import ReminderService
 from bot.services.sla import SlaService
 from bot.services.threads import ThreadService
@@ -36,6 +37,8 @@ class Services:
     triage: TriageService
     sla: SlaService
     threads: ThreadService
+    outbox: OutboxAdmin
+    events: EventLog
 
     @classmethod
     def build(cls, db: Database, settings: Settings, clock: Clock | None = None) -> Services:
@@ -53,6 +56,8 @@ class Services:
             triage=TriageService(*args),
             sla=SlaService(*args),
             threads=ThreadService(*args),
+            outbox=OutboxAdmin(*args),
+            events=EventLog(*args),
             onboarding=OnboardingService(*args),
             billing=BillingService(*args),
             reminders=ReminderService(*args),

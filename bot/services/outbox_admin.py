@@ -1,0 +1,68 @@
+"""What operators do with the outbox: see its state, requeue dead letters; and the record of
+inbound platform events already handled (so a platform's retry runs once)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from bot.domain import OutboxStatus
+from bot.services.base import Invalid, Service
+from storage.outbox import OutboxItem
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxReport:
+    """Counts by state, the messages listed, and deliveries held for the operator."""
+
+    counts: dict[str, int]
+    items: list[OutboxItem]
+    held: dict[str, tuple[str, int]]  # platform → (reason, messages waiting)
+
+    @property
+    def held_lines(self) -> list[str]:
+        return [f"{platform} delivery held ({waiting} waiting): {reason}"
+                for platform, (reason, waiting) in sorted(self.held.items())]
+
+
+class OutboxAdmin(Service):
+    """The outbox as the operator sees it (`subdesk outbox`, `/readyz`)."""
+
+    async def report(self, show: OutboxStatus = OutboxStatus.DEAD, limit: int = 50
+                     ) -> OutboxReport:
+        async with self.read() as tx:
+            return OutboxReport(await tx.outbox.counts(), await tx.outbox.items(show, limit),
+                                await tx.outbox.held())
+
+    async def held(self) -> list[str]:
+        """Deliveries waiting for the operator to fix the configuration, one line each."""
+        async with self.read() as tx:
+            held = await tx.outbox.held()
+        return OutboxReport({}, [], held).held_lines
+
+    async def retry(self, item_id: int) -> None:
+        """Queue a dead (or waiting) message again with fresh attempts."""
+        if not 0 < item_id < 2**63:  # ids are positive 64-bit integers
+            raise Invalid(f"no unsent outbox message #{item_id}")
+        async with self.tx() as tx:
+            if not await tx.outbox.retry(item_id):
+                raise Invalid(f"no unsent outbox message #{item_id}")
+
+    async def retry_dead(self, since: dt.datetime | None = None) -> int:
+        """Queue every dead letter (queued at or after `since`) again; how many."""
+        async with self.tx() as tx:
+            return await tx.outbox.retry_dead(since)
+
+
+class EventLog(Service):
+    """Inbound platform events already handled: a retry with the same id runs once."""
+
+    async def first_time(self, platform: str, event_id: str) -> bool:
+        """Record the event; False when it was handled (or is being handled) already."""
+        async with self.tx() as tx:
+            return await tx.claims.claim_event(platform, event_id)
+
+    async def forget(self, platform: str, event_id: str) -> None:
+        """Forget an event whose handling failed, so the platform's retry is served."""
+        async with self.tx() as tx:
+            await tx.claims.release_event(platform, event_id)
