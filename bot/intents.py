@@ -31,6 +31,18 @@ class Audience:
 
 
 @dataclass(frozen=True, slots=True)
+class Intent:
+    """What to queue instead of a whole message: the payload reference, and the card it is
+    (so later edits can replace it where it lands) when it is one."""
+
+    payload: dict[str, Any]
+    card_key: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return self.payload
+
+
+@dataclass(frozen=True, slots=True)
 class Dropped:
     """The intent no longer applies; `reason` is kept on the outbox row."""
 

@@ -2,8 +2,37 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from bot.domain import Contact, Organization
+from bot.intents import Audience, Dropped, Intent, Intents, Rendered
 from bot.messages import BulletList, Context, Fields, Heading, Message, Paragraph, Tone, command
+from bot.services.base import Tx
+
+WELCOME = "welcome"
+SUPPORT_WELCOME = "support_welcome"
+
+
+def welcome_intent(kind: str, org: Organization, contact: Contact) -> Intent:
+    """A welcome (`WELCOME` for a Main Contact, `SUPPORT_WELCOME` for a Technical Contact)
+    as queued intent, rendered with the organization and contact as they are when sent."""
+    return Intent({"kind": kind, "org": org.id, "contact": contact.id})
+
+
+async def render_welcome(tx: Tx, intent: Mapping[str, Any], audience: Audience) -> Rendered:
+    org = await tx.directory.org(int(intent["org"]))
+    contact = await tx.directory.contact(int(intent["contact"]))
+    if org is None or contact is None or contact.org_id != org.id:
+        return Dropped("the contact is no longer one of the organization's")
+    build = welcome if intent["kind"] == WELCOME else support_welcome
+    return build(org, contact)
+
+
+def register(intents: Intents) -> None:
+    """Register the welcomes' renderer."""
+    intents.register(WELCOME, render_welcome)
+    intents.register(SUPPORT_WELCOME, render_welcome)
 
 
 def welcome(org: Organization, contact: Contact) -> Message:

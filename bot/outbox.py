@@ -19,13 +19,14 @@ from collections import defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 
-from bot import billing_notices
+from bot import billing_notices, notices
 from bot.clock import Clock
 from bot.config import Settings
 from bot.domain import MessageRef, OutboxStatus
 from bot.intents import Audience, Dropped, Intents, UnknownIntent
 from bot.messages import Message
 from bot.ports import DeliveryError, FailureKind, Transport
+from bot.services import ticket_cards
 from storage.db import Database
 from storage.links import LinkStore
 from storage.outbox import OutboxItem, OutboxStore
@@ -88,6 +89,8 @@ def standard_intents() -> Intents:
     """Every intent Subdesk queues, with its renderer."""
     intents = Intents()
     billing_notices.register(intents)
+    ticket_cards.register(intents)
+    notices.register(intents)
     return intents
 
 

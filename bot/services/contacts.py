@@ -145,7 +145,7 @@ class ContactService(Service):
             await self._audit(tx, actor, org, f"role.{role.value}.granted", email, before,
                               snapshot(target))
             message = (
-                notices.welcome(org, target)
+                notices.welcome_intent(notices.WELCOME, org, target)
                 if role is ContactRole.MAIN
                 else notices.role_granted(org, target, role_label(role))
             )
@@ -293,7 +293,7 @@ class ContactService(Service):
                                   snapshot(contact))
                 await self.notifier.to_contact(
                     tx, contact, f"support-welcome:{org.id}:{contact.email}",
-                    notices.support_welcome(org, contact),
+                    notices.welcome_intent(notices.SUPPORT_WELCOME, org, contact),
                 )
                 outcome = f"approved: {request.name} <{request.email}> is now a Technical Contact."
             else:

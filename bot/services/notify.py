@@ -14,9 +14,12 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from bot.domain import ChatIdentity, Contact, Platform, StaffMember, StaffRole
+from bot.intents import Intent
 from bot.messages import Message
 from bot.services.base import Tx
 from storage.bulk import OutboxDraft
+
+Queued = Message | Intent  # a whole message, or intent rendered at delivery
 
 
 def split_channel(channel: str) -> tuple[str, str]:
@@ -54,7 +57,7 @@ class Notifier:
     """Queues notifications to people and channels in the caller's transaction."""
 
     async def to_contact(
-        self, tx: Tx, contact: Contact, key: str, message: Message, *, critical: bool = False
+        self, tx: Tx, contact: Contact, key: str, message: Queued, *, critical: bool = False
     ) -> int:
         identities = await tx.identities.identities_of_contacts([contact.id])
         return await self._to_person(
@@ -62,7 +65,7 @@ class Notifier:
         )
 
     async def to_contacts(
-        self, tx: Tx, sends: Sequence[tuple[Contact, str, Message]]
+        self, tx: Tx, sends: Sequence[tuple[Contact, str, Queued]]
     ) -> int:
         """`to_contact` for each (contact, key, message) in order, with one identity query."""
         if not sends:
@@ -78,14 +81,14 @@ class Notifier:
         return queued
 
     async def to_staff(
-        self, tx: Tx, staff: StaffMember, key: str, message: Message, *, critical: bool = False
+        self, tx: Tx, staff: StaffMember, key: str, message: Queued, *, critical: bool = False
     ) -> int:
         identities = await tx.identities.identities_of_staff(staff.id)
         return await self._to_person(
             tx, staff.name, staff.email, identities, key, message, critical=critical
         )
 
-    async def to_role(self, tx: Tx, role: StaffRole, key: str, message: Message) -> int:
+    async def to_role(self, tx: Tx, role: StaffRole, key: str, message: Queued) -> int:
         """Tell every staff member who has `role`; the number of people told. Zero means
         nobody holds the role: the caller must say so instead of reporting a delivery."""
         members = await tx.directory.staff_with_role(role)
@@ -100,7 +103,7 @@ class Notifier:
         email: str,
         identities: Iterable[ChatIdentity],
         key: str,
-        message: Message,
+        message: Queued,
         *,
         critical: bool,
     ) -> int:
@@ -121,7 +124,7 @@ class Notifier:
         return queued
 
     async def email(
-        self, tx: Tx, address: str, key: str, message: Message, *, recipient: str = ""
+        self, tx: Tx, address: str, key: str, message: Queued, *, recipient: str = ""
     ) -> int:
         inserted = await tx.outbox.enqueue(
             f"{key}:email:{address}",
@@ -133,7 +136,7 @@ class Notifier:
         )
         return int(inserted is not None)
 
-    async def to_channel(self, tx: Tx, channel: str, key: str, message: Message) -> int:
+    async def to_channel(self, tx: Tx, channel: str, key: str, message: Queued) -> int:
         platform, target = split_channel(channel)
         inserted = await tx.outbox.enqueue(
             f"{key}:{channel}",
@@ -146,7 +149,7 @@ class Notifier:
         )
         return int(inserted is not None)
 
-    async def update_card(self, tx: Tx, message: Message) -> int:
+    async def update_card(self, tx: Tx, message: Queued) -> int:
         """Replace card `message.card_key` with `message` wherever it was sent (an edit in
         place: `chat.update`, `m.replace`, a reprint); email copies cannot change and are
         left alone. Queued edits of the card that have not gone out yet are superseded."""
@@ -172,7 +175,7 @@ class Notifier:
         return queued
 
     async def to_channels(
-        self, tx: Tx, channels: Iterable[str], key: str, message: Message
+        self, tx: Tx, channels: Iterable[str], key: str, message: Queued
     ) -> int:
         total = 0
         for channel in channels:
@@ -180,7 +183,7 @@ class Notifier:
         return total
 
     async def to_triage(
-        self, tx: Tx, channels: Sequence[str], key: str, message: Message
+        self, tx: Tx, channels: Sequence[str], key: str, message: Queued
     ) -> int:
         """Post to the triage channels; with none configured, tell every support engineer
         directly, so what engineers must see is never queued for nobody."""

@@ -480,12 +480,12 @@ class OnboardingService(Service):
             if contact.is_main:
                 report.messages_queued += await self.notifier.to_contact(
                     tx, contact, f"welcome:{org.key}:{contact.email}",
-                    notices.welcome(org, contact),
+                    notices.welcome_intent(notices.WELCOME, org, contact),
                 )
             if contact.is_technical:
                 report.messages_queued += await self.notifier.to_contact(
                     tx, contact, f"support-welcome:{org.id}:{contact.email}",
-                    notices.support_welcome(org, contact),
+                    notices.welcome_intent(notices.SUPPORT_WELCOME, org, contact),
                 )
 
         return errors

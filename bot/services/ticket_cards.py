@@ -7,10 +7,12 @@ that only staff channels ever receive.
 from __future__ import annotations
 
 import datetime as dt
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bot.domain import Organization, Severity, Ticket
+from bot.intents import Dropped, Intent
 from bot.messages import (
     Actions,
     Button,
@@ -24,7 +26,11 @@ from bot.messages import (
 )
 
 if TYPE_CHECKING:
+    from bot.intents import Audience, Intents, Rendered
+    from bot.services.base import Tx
     from storage.tickets import SlaCandidate
+
+TICKET_CARD = "ticket_card"
 
 
 def zone(name: str | None) -> dt.tzinfo:
@@ -86,6 +92,34 @@ def triage_thread(ticket_id: int) -> str:
 def card_of(thread: str) -> str:
     """The key of the card that heads `thread`: edits of the card replace it in place."""
     return f"card:{thread}"
+
+
+def ticket_card(ticket_id: int, side: str) -> Intent:
+    """The card of a ticket (`side` "opener" or "triage") as queued intent: rendered from the
+    ticket as it is when delivered, so an edit always shows the latest state."""
+    thread = opener_thread(ticket_id) if side == "opener" else triage_thread(ticket_id)
+    return Intent({"kind": TICKET_CARD, "ticket": ticket_id, "side": side}, card_of(thread))
+
+
+async def render_ticket_card(tx: Tx, intent: Mapping[str, Any], audience: Audience) -> Rendered:
+    ticket = await tx.tickets.get(int(intent["ticket"]))
+    if ticket is None:
+        return Dropped("the ticket no longer exists")
+    org = await tx.directory.org(ticket.org_id)
+    if org is None:
+        return Dropped("the organization no longer exists")
+    if intent["side"] == "opener":
+        return opener_card(ticket, org)
+    opener = None if ticket.opener_id is None else await tx.directory.contact(ticket.opener_id)
+    assignee = None if ticket.assignee_id is None else await tx.directory.staff(
+        ticket.assignee_id)
+    who = "a former contact" if opener is None else f"{opener.name} <{opener.email}>"
+    return triage_card(ticket, org, who, tx.now, assignee.name if assignee else None)
+
+
+def register(intents: Intents) -> None:
+    """Register the ticket cards' renderer."""
+    intents.register(TICKET_CARD, render_ticket_card)
 
 
 def opener_card(ticket: Ticket, org: Organization) -> Message:

@@ -36,21 +36,17 @@ from bot.policy import (
     visible_comments,
 )
 from bot.services.base import Denied, Invalid, NotFound, Service, Tx
+from bot.services.notify import Queued
 from bot.services.sla import first_response_due, status_changes
 from bot.services.ticket_cards import (
     customer_update,
-    opener_card,
-    triage_card,
+    ticket_card,
     triage_update,
     zone,
 )
 
 SUBJECT_MAX = 300
 LIST_LIMIT = 20
-
-
-def _person(contact: Contact | None) -> str:
-    return "a former contact" if contact is None else f"{contact.name} <{contact.email}>"
 
 
 def not_found(ticket_id: int) -> NotFound:
@@ -183,7 +179,7 @@ class TicketBase(Service):
         return len(sends)
 
     async def _tell_triage(
-        self, tx: Tx, key: str, message: Message, *, reach_someone: bool = False
+        self, tx: Tx, key: str, message: Queued, *, reach_someone: bool = False
     ) -> None:
         """Post to the triage channels; with none configured and `reach_someone`, tell
         every support engineer directly so a new ticket is never seen by nobody."""
@@ -207,15 +203,10 @@ class TicketBase(Service):
         return told
 
     async def _refresh_cards(self, tx: Tx, ticket: Ticket) -> None:
-        """Edit the ticket's cards in place (opener's and triage) to show it as it is now."""
-        org = await tx.directory.org(ticket.org_id)
-        assert org is not None
-        opener = None if ticket.opener_id is None else await tx.directory.contact(ticket.opener_id)
-        assignee = None if ticket.assignee_id is None else await tx.directory.staff(
-            ticket.assignee_id)
-        await self.notifier.update_card(tx, opener_card(ticket, org))
-        await self.notifier.update_card(tx, triage_card(
-            ticket, org, _person(opener), tx.now, assignee.name if assignee else None))
+        """Edit the ticket's cards in place (opener's and triage): each edit renders the
+        ticket as it is when delivered."""
+        await self.notifier.update_card(tx, ticket_card(ticket.id, "opener"))
+        await self.notifier.update_card(tx, ticket_card(ticket.id, "triage"))
 
 
 class TicketService(TicketBase):
@@ -276,12 +267,12 @@ class TicketService(TicketBase):
             )
             await tx.tickets.follow(ticket.id, contact.id)
             await self.notifier.to_contact(
-                tx, contact, f"ticket:{ticket.id}:created:opener", opener_card(ticket, org)
+                tx, contact, f"ticket:{ticket.id}:created:opener", ticket_card(ticket.id, "opener")
             )
             await self._tell_triage(
                 tx,
                 f"ticket:{ticket.id}:created:triage",
-                triage_card(ticket, org, _person(contact), tx.now),
+                ticket_card(ticket.id, "triage"),
                 reach_someone=True,
             )
             return ticket
