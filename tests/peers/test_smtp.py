@@ -19,6 +19,7 @@ from adapters.email.smtp import SmtpTarget, SmtpTransport, build_email
 from bot.clock import FixedClock
 from bot.config import Settings
 from bot.domain import OutboxStatus
+from bot.intents import Audience
 from bot.messages import Message
 from bot.runtime import App, build_app
 from bot.services.onboarding import OrderForm
@@ -150,7 +151,9 @@ async def test_message_id_is_stable(app: App) -> None:
     """The Message-ID derives from the outbox row, so a resend is the same message."""
     await import_acme(app)
     item = (await email_rows(app))[0]
-    message = Message.from_json(item.payload)
+    message = await app.dispatcher.intents.render(app.db, app.clock, item.payload,
+                                                  Audience("email"))
+    assert isinstance(message, Message)
     first = build_email(item, message, MAIL_FROM)["Message-ID"]
     again = build_email(item, message, MAIL_FROM)["Message-ID"]
     assert first == again

@@ -22,7 +22,7 @@ from adapters.http.server import build_http_app
 from bot.clock import FixedClock
 from bot.config import Settings
 from bot.domain import OutboxStatus
-from bot.runtime import App, build_app, transports_for
+from bot.runtime import App, build_app
 from storage.db import Database
 from tests.peers.test_smtp import MAIL_FROM, Mailbox, email_rows, free_port, import_acme
 from tests.scenarios.test_cli import SUBDESK, environment
@@ -71,8 +71,7 @@ async def app_for(url: str, settings: Settings, clock: FixedClock, db: Database)
     configured = Settings.model_validate({**settings.model_dump(), "smtp_url": url,
                                           "mail_from": MAIL_FROM, "api_token": "t0ken",
                                           "outbox_base_delay": 1.0, "outbox_max_delay": 1.0})
-    return await build_app(configured, clock=clock, db=db,
-                           transports=transports_for(configured, console_out=None))
+    return await build_app(configured, clock=clock, db=db)
 
 
 async def test_percent_encoded_password_authenticates(

@@ -9,6 +9,8 @@ import pytest
 from sqlalchemy import func, select
 
 from bot.importing import ImportFailed
+from bot.intents import Audience
+from bot.messages import Message
 from bot.services.onboarding import ImportReport, OrderForm, parse_orders
 from storage.identities import IdentityStore
 from storage.models import ChatIdentityRow, ContactRow, OrganizationRow, OutboxRow
@@ -95,8 +97,11 @@ async def test_welcome_and_support_welcome(harness: Harness) -> None:
     rows = await outbox_rows(harness)
     tom = [(r.platform, r.target, r.kind) for r in rows if r.recipient.endswith("<tom@acme.test>")]
     assert sorted(tom) == [("matrix", "@tom:acme.test", "dm"), ("slack", "T0ACME:U0TOM", "dm")]
-    assert all(r.payload["subject"] == "Support Welcome — ACME Corp" for r in rows
-               if r.target in ("U0TOM", "@tom:acme.test"))
+    chat = [r for r in rows if r.target in ("T0ACME:U0TOM", "@tom:acme.test")]
+    assert len(chat) == 2 and all(r.payload["kind"] == "support_welcome" for r in chat)
+    rendered = await harness.app.dispatcher.intents.render(
+        harness.app.db, harness.clock, chat[0].payload, Audience("matrix"))
+    assert isinstance(rendered, Message) and rendered.subject == "Support Welcome — ACME Corp"
 
 
 async def test_unlinked_technical_contact_gets_support_welcome_by_email(
