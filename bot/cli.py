@@ -2,26 +2,23 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import sys
 import tomllib
 from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
-from pydantic import ValidationError
-from pydantic_settings import SettingsError
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-from rich.table import Table
 
-from bot.config import Settings
 from bot.domain import OutboxStatus, Platform, StaffRole
-from bot.importing import ImportFailed
-from bot.runtime import App, SchemaOutdated, build_app
-from bot.services.base import ServiceError
+
+# Each command imports what it uses, inside its function: `subdesk --help` and the commands
+# that need no database never load SQLAlchemy, Alembic, pydantic or a platform library.
+if TYPE_CHECKING:
+    from bot.config import Settings
+    from bot.runtime import App
 
 T = TypeVar("T")
 
@@ -57,6 +54,12 @@ def _fail(message: str, code: int = 1) -> typer.Exit:
 
 
 def _run(coro: Coroutine[Any, Any, T]) -> T:
+    import asyncio
+
+    from bot.importing import ImportFailed
+    from bot.runtime import SchemaOutdated
+    from bot.services.base import ServiceError
+
     try:
         return asyncio.run(coro)
     except SchemaOutdated as exc:
@@ -78,6 +81,9 @@ async def _with_app(
     console: bool = False,
     upgrade: bool = False,
 ) -> T:
+    from bot.config import Settings
+    from bot.runtime import build_app
+
     settings = Settings()
     app = await build_app(
         settings, console_out=_print_plain if console else None, upgrade=upgrade
@@ -93,6 +99,8 @@ def _print_plain(text: str) -> None:
 
 
 def _setup_logging() -> None:
+    from bot.config import Settings
+
     level = Settings().log_level.upper()
     logging.basicConfig(
         level=getattr(logging, level, logging.INFO),
@@ -108,6 +116,8 @@ def _setup_logging() -> None:
 @cli.command()
 def run() -> None:
     """Run everything configured; with no chat platform, the console on the embedded database."""
+    from bot.config import Settings
+
     _setup_logging()
     settings = Settings()
     if settings.chat_platform_configured:
@@ -121,6 +131,8 @@ def run() -> None:
 @cli.command()
 def demo() -> None:
     """Seed a demo organization and open the console as its Technical Contact."""
+    from bot.config import Settings
+
     _setup_logging()
     _run(_console_main(Settings(), as_email=None, seed=True))
 
@@ -130,6 +142,8 @@ def console(
     as_: Annotated[str, typer.Option("--as", help="Email of the contact or staff member.")],
 ) -> None:
     """The console as any contact or staff member; reads commands line by line from stdin."""
+    from bot.config import Settings
+
     _setup_logging()
     _run(_console_main(Settings(), as_email=as_))
 
@@ -144,6 +158,8 @@ async def _console_main(
 ) -> None:
     from adapters.console.app import ConsoleSession
     from bot.demo import seed_demo
+    from bot.runtime import build_app
+    from bot.services.base import ServiceError
 
     app = await build_app(settings, console_out=_print_plain, upgrade=False)
     interactive = sys.stdin.isatty()
@@ -203,6 +219,8 @@ async def _with_progress(
     label: str, total: int, run: Callable[[Callable[[int, int], None]], Awaitable[T]]
 ) -> T:
     """Run an import with a Rich progress bar (on stderr) fed by its progress callback."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
     with Progress(
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),
@@ -352,6 +370,8 @@ def outbox_status(
     ] = None,
 ) -> None:
     """Counts by state, and the messages that need attention (dead letters)."""
+    from rich.table import Table
+
     from storage.outbox import OutboxStore
 
     async def go(app: App) -> None:
@@ -373,6 +393,7 @@ def outbox_status(
 @outbox_cli.command("retry")
 def outbox_retry(item_id: int) -> None:
     """Queue a dead (or waiting) message again with fresh attempts."""
+    from bot.services.base import ServiceError
     from storage.outbox import OutboxStore
 
     async def go(app: App) -> None:
@@ -418,14 +439,26 @@ def manifest_cmd(
 def main() -> None:
     try:
         cli()
-    except ValidationError as exc:
+    except Exception as exc:
+        _exit_if_configuration_error(exc)
+        raise
+
+
+def _exit_if_configuration_error(exc: Exception) -> None:
+    """One line per configuration problem, then exit 1; other errors pass through.
+
+    pydantic is imported here, on the way out, not for every command."""
+    from pydantic import ValidationError
+    from pydantic_settings import SettingsError
+
+    if isinstance(exc, ValidationError):
         # Configuration errors name the setting, never its value (it may be a secret).
         err.print("[red]error:[/red] invalid configuration:")
         for error in exc.errors(include_url=False, include_input=False):
             where = ".".join(str(part) for part in error["loc"])
             err.print(f"  {where}: {error['msg']}", markup=False)
         sys.exit(1)
-    except (SettingsError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+    if isinstance(exc, (SettingsError, tomllib.TOMLDecodeError, UnicodeDecodeError)):
         # These name the file, line or field, never the value itself.
         where = "subdesk.toml" if isinstance(exc, tomllib.TOMLDecodeError) else "settings"
         if isinstance(exc, UnicodeDecodeError):
