@@ -20,6 +20,8 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.pool import NullPool
 
+from storage import sqlite_driver
+
 log = logging.getLogger(__name__)
 
 # aiosqlite logs every call with its arguments at DEBUG: user text, link codes, tokens.
@@ -78,6 +80,9 @@ class Database:
                 Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
             kwargs["poolclass"] = NullPool if database in (None, "", ":memory:") else None
             kwargs = {k: v for k, v in kwargs.items() if v is not None}
+            if not self.url.query:
+                path = database or ":memory:"
+                kwargs["async_creator"] = lambda: sqlite_driver.connect(path)
         else:
             kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
         self.engine = create_async_engine(self.url, **kwargs)
