@@ -63,7 +63,12 @@ def _sqlite_setup(engine: AsyncEngine) -> None:
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Connection) -> None:
         readonly = conn.get_execution_options().get(_READONLY, False)
-        conn.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
+        begin = "BEGIN" if readonly else "BEGIN IMMEDIATE"
+        driver = conn.connection.driver_connection
+        if isinstance(driver, sqlite_driver.SqliteConnection):
+            driver.begin_with_next_statement(begin)  # no statement of its own to run
+        else:
+            conn.exec_driver_sql(begin)
 
 
 class Database:

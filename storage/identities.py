@@ -77,19 +77,16 @@ _OWNER_OF_ACCOUNT = (
         ChatIdentityRow.user_id == bindparam("user_id"),
     )
 )
-_WHO = select(bindparam("email", type_=String).label("email")).subquery("who")
+_EMAIL = bindparam("email", type_=String)
 _SAME_EMAIL = aliased(ContactRow)
 _LOWEST_CONTACT = (
-    select(func.min(_SAME_EMAIL.id))
-    .where(_SAME_EMAIL.email == _WHO.c.email)
-    .correlate(_WHO)
-    .scalar_subquery()
+    select(func.min(_SAME_EMAIL.id)).where(_SAME_EMAIL.email == _EMAIL).scalar_subquery()
 )
-# Staff and the lowest-id contact with one email, in one query anchored on the email itself.
+# Staff and the lowest-id contact with one email, in one query anchored on a one-row select.
 _OWNER_OF_EMAIL = (
     select(StaffRow, ContactRow, OrganizationRow, _org_contacts())
-    .select_from(_WHO)
-    .outerjoin(StaffRow, StaffRow.email == _WHO.c.email)
+    .select_from(select(_EMAIL.label("email")).subquery("who"))
+    .outerjoin(StaffRow, StaffRow.email == _EMAIL)
     .outerjoin(ContactRow, ContactRow.id == _LOWEST_CONTACT)
     .outerjoin(OrganizationRow, OrganizationRow.id == ContactRow.org_id)
 )

@@ -82,13 +82,19 @@ class SqliteConnection(aiosqlite.Connection):
         self._pending_begin: str | None = None
         self._transaction = False
 
+    def begin_with_next_statement(self, begin: str) -> None:
+        """Start a transaction with `begin` (a BEGIN statement) when the next one is sent."""
+        if self._transaction:
+            raise sqlite3.OperationalError("cannot start a transaction within a transaction")
+        self._pending_begin = begin
+
     def cursor(self) -> Cursor:  # type: ignore[override]
         return Cursor(self)
 
     async def _statement(self, cursor: Cursor, sql: str, parameters: Sequence[Any] | Any,
                          *, many: bool) -> Cursor:
         if not many and sql.strip().upper() in _BEGIN and not self._transaction:
-            self._pending_begin = sql
+            self.begin_with_next_statement(sql)
             cursor.description, cursor.rowcount, cursor._rows = None, -1, []
             return cursor
         begin, self._pending_begin = self._pending_begin, None
