@@ -10,8 +10,9 @@ active), and times the core entry point for a random Technical Contact's `/ticke
 contact's `/subdesk whoami`, interleaved call by call, is the baseline: it costs what every
 command costs (parsing, resolving the person) without touching tickets, so the ratios to it
 hold on a noisy machine. The floor, interleaved too, is one raw driver transaction (aiosqlite
-or asyncpg, no ORM) reading the same contact by email: what no command can beat. PostgreSQL runs in its own database (`subdesk_bench` by default),
-dropped and recreated on every run.
+or asyncpg, no ORM) reading the same contact by email: what no command can beat.
+PostgreSQL runs in its own database (`subdesk_bench` by default), dropped and recreated on
+every run.
 """
 
 from __future__ import annotations
