@@ -9,8 +9,10 @@ active), and times the core entry point for a random Technical Contact's `/ticke
 (alternating `open` and `all`) and a support engineer's `/triage queue`. The same
 contact's `/subdesk whoami`, interleaved call by call, is the baseline: it costs what every
 command costs (parsing, resolving the person) without touching tickets, so the ratios to it
-hold on a noisy machine. PostgreSQL runs in its own database (`subdesk_bench` by default),
-dropped and recreated on every run.
+hold on a noisy machine. The floor, interleaved too, is one raw driver transaction (aiosqlite
+or asyncpg, no ORM) reading the same contact by email: what no command can beat.
+PostgreSQL runs in its own database (`subdesk_bench` by default), dropped and recreated on
+every run.
 """
 
 from __future__ import annotations
@@ -44,7 +46,12 @@ LEVELS = ("basic", "standard", "premium")
 SEVERITIES = ("sev1", "sev2", "sev3", "sev4")
 CHUNK = 50_000
 WARMUP = 50
-LABELS = ("/ticket list", "/triage queue", "/subdesk whoami")
+LABELS = ("/ticket list", "/triage queue", "/subdesk whoami", "raw floor")
+FLOOR_SQL = (
+    "SELECT c.id, c.org_id, c.name, c.email, c.is_main, c.is_administrative, c.is_technical, "
+    "o.id, o.name, o.level FROM contacts c JOIN organizations o ON o.id = c.org_id "
+    "WHERE c.email = {} ORDER BY c.id LIMIT 1"
+)
 
 ORG_COLUMNS = ("id", "key", "name", "program", "level", "region", "timezone", "starts_on",
                "ends_on", "sharing", "alert_channels", "created_at", "updated_at")
@@ -202,12 +209,51 @@ def percentile(samples: list[float], p: float) -> float:
     return ordered[index]
 
 
-async def measure(core: Any, rounds: list[list[tuple[str, str]]]) -> list[list[float]]:
-    """Milliseconds per `Core.handle` call; each round runs one call of every command in
-    turn, so machine noise falls on all of them alike."""
+class Floor:
+    """The least a command can cost: one transaction reading the person by email, sent by
+    the raw driver (aiosqlite or asyncpg) on its own connection, with no ORM or core."""
+
+    def __init__(self, engine: str, url: str) -> None:
+        self.engine = engine
+        self.url = url
+        self.conn: Any = None
+
+    async def open(self) -> None:
+        if self.engine == "sqlite":
+            import aiosqlite
+
+            self.conn = await aiosqlite.connect(make_url(self.url).database or "",
+                                                isolation_level=None)
+        else:
+            self.conn = await _pg_connect(self.url)
+
+    async def __call__(self, email: str) -> None:
+        if self.engine == "sqlite":
+            await self.conn.execute("BEGIN")
+            rows = await self.conn.execute_fetchall(FLOOR_SQL.format("?"), (email,))
+            await self.conn.execute("COMMIT")
+        else:
+            async with self.conn.transaction():
+                rows = await self.conn.fetch(FLOOR_SQL.format("$1"), email)
+        if not rows:
+            raise SystemExit(f"the floor query found no contact {email}")
+
+    async def close(self) -> None:
+        await self.conn.close()
+
+
+async def measure(core: Any, floor: Floor, rounds: list[list[tuple[str, str | None]]]
+                  ) -> list[list[float]]:
+    """Milliseconds per `Core.handle` call (and per floor transaction, text None); each
+    round runs one call of every command in turn, so machine noise falls on all alike."""
     samples: list[list[float]] = [[] for _ in rounds[0]] if rounds else []
     for commands in rounds:
         for slot, (email, text) in enumerate(commands):
+            if text is None:
+                start = time.perf_counter()
+                await floor(email)
+                samples[slot].append((time.perf_counter() - start) * 1000)
+                continue
             sender = Sender(Platform.CONSOLE, "local", email, asserted_email=email)
             start = time.perf_counter()
             reply = await core.handle(Invocation(sender, text))
@@ -255,6 +301,8 @@ async def run(engine: str, sizes: list[int], orgs: int, iterations: int, url: st
           f"{time.perf_counter() - started:.1f}s", flush=True)
 
     app = await build_app(settings, db=db, factories={})
+    floor = Floor(engine, url)
+    await floor.open()
     rng = random.Random(7)
     loaded = 0
     results = []
@@ -274,8 +322,8 @@ async def run(engine: str, sizes: list[int], orgs: int, iterations: int, url: st
         for i in range(iterations + WARMUP):
             contact = tech_email(rng.randint(1, orgs), rng.choice((1, 2)))
             rounds.append([(contact, scopes[i % 2]), (ENGINEER, "/triage queue"),
-                           (contact, "/subdesk whoami")])
-        measured = await measure(app.core, rounds)
+                           (contact, "/subdesk whoami"), (contact, None)])
+        measured = await measure(app.core, floor, rounds)
         for label, samples in zip(LABELS, measured, strict=True):
             samples = samples[WARMUP:]
             results.append((size, label, samples))
@@ -284,6 +332,7 @@ async def run(engine: str, sizes: list[int], orgs: int, iterations: int, url: st
                   f"p99={percentile(samples, 99):6.2f} ms  "
                   f"max={max(samples):6.2f} ms", flush=True)
     await app.close()
+    await floor.close()
     if isinstance(loader, SqliteLoader):
         loader.close()
     else:
@@ -293,14 +342,18 @@ async def run(engine: str, sizes: list[int], orgs: int, iterations: int, url: st
     print()
     print("baseline: /subdesk whoami resolves the same contact through the same entry point "
           "without touching tickets")
+    print(f"floor: one raw {'aiosqlite' if engine == 'sqlite' else 'asyncpg'} transaction "
+          "reading the same contact by email (BEGIN, SELECT, COMMIT)")
     print(f"{'engine':<10} {'tickets':>9}  {'command':<15} {'p50 ms':>7} {'p99 ms':>7} "
-          f"{'p50/base':>8} {'p99/base':>8}")
+          f"{'p50/base':>8} {'p99/base':>8} {'p50/floor':>9}")
     for size, label, samples in results:
-        base = next(s for n, c, s in results if n == size and c == LABELS[-1])
+        base = next(s for n, c, s in results if n == size and c == LABELS[2])
+        lowest = next(s for n, c, s in results if n == size and c == LABELS[3])
         print(f"{engine:<10} {size:>9,}  {label:<15} {statistics.median(samples):7.2f} "
               f"{percentile(samples, 99):7.2f} "
               f"{statistics.median(samples) / statistics.median(base):8.2f} "
-              f"{percentile(samples, 99) / percentile(base, 99):8.2f}")
+              f"{percentile(samples, 99) / percentile(base, 99):8.2f} "
+              f"{statistics.median(samples) / statistics.median(lowest):9.2f}")
     small, large = min(sizes), max(sizes)
     if small != large:
         for label in LABELS[:2]:

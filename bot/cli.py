@@ -2,26 +2,23 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import sys
 import tomllib
 from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
-from pydantic import ValidationError
-from pydantic_settings import SettingsError
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-from rich.table import Table
 
-from bot.config import Settings
 from bot.domain import OutboxStatus, Platform, StaffRole
-from bot.importing import ImportFailed
-from bot.runtime import App, SchemaOutdated, build_app
-from bot.services.base import ServiceError
+
+# Each command imports what it uses, inside its function: `subdesk --help` and the commands
+# that need no database never load SQLAlchemy, Alembic, pydantic or a platform library.
+if TYPE_CHECKING:
+    from bot.config import Settings
+    from bot.runtime import App
 
 T = TypeVar("T")
 
@@ -57,6 +54,12 @@ def _fail(message: str, code: int = 1) -> typer.Exit:
 
 
 def _run(coro: Coroutine[Any, Any, T]) -> T:
+    import asyncio
+
+    from bot.importing import ImportFailed
+    from bot.runtime import SchemaOutdated
+    from bot.services.base import ServiceError
+
     try:
         return asyncio.run(coro)
     except SchemaOutdated as exc:
@@ -92,7 +95,9 @@ async def _with_app(
     console: bool = False,
     upgrade: bool = False,
 ) -> T:
+    from bot.config import Settings
     from bot.ports import Terminal
+    from bot.runtime import build_app
 
     settings = Settings()
     app = await build_app(
@@ -109,6 +114,8 @@ def _print_plain(text: str) -> None:
 
 
 def _setup_logging() -> None:
+    from bot.config import Settings
+
     level = Settings().log_level.upper()
     logging.basicConfig(
         level=getattr(logging, level, logging.INFO),
@@ -124,6 +131,8 @@ def _setup_logging() -> None:
 @cli.command()
 def run() -> None:
     """Run everything configured; with no chat platform, the console on the embedded database."""
+    from bot.config import Settings
+
     _setup_logging()
     _run(_console_main(Settings(), as_email=None, seed_if_empty=True, serve=True))
 
@@ -131,6 +140,8 @@ def run() -> None:
 @cli.command()
 def demo() -> None:
     """Seed a demo organization and open the console as its Technical Contact."""
+    from bot.config import Settings
+
     _setup_logging()
     _run(_console_main(Settings(), as_email=None, seed=True))
 
@@ -140,6 +151,8 @@ def console(
     as_: Annotated[str, typer.Option("--as", help="Email of the contact or staff member.")],
 ) -> None:
     """The console as any contact or staff member; reads commands line by line from stdin."""
+    from bot.config import Settings
+
     _setup_logging()
     _run(_console_main(Settings(), as_email=as_))
 
@@ -155,6 +168,8 @@ async def _console_main(
     """The console (and, with `serve`, every configured adapter, the sweeps and delivery)."""
     from bot.demo import seed_demo
     from bot.ports import Terminal
+    from bot.runtime import build_app
+    from bot.services.base import ServiceError
 
     interactive = sys.stdin.isatty()
     terminal = Terminal(_print_plain, user=as_email, interactive=interactive, fallback=serve)
@@ -220,6 +235,8 @@ async def _with_progress(
     label: str, total: int, run: Callable[[Callable[[int, int], None]], Awaitable[T]]
 ) -> T:
     """Run an import with a Rich progress bar (on stderr) fed by its progress callback."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
     with Progress(
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),
@@ -375,6 +392,8 @@ def outbox_status(
     ] = None,
 ) -> None:
     """Counts by state, and the messages that need attention (dead letters)."""
+    from rich.table import Table
+
 
     async def go(app: App) -> None:
         report = await app.services.outbox.report(show or OutboxStatus.DEAD)
@@ -462,24 +481,8 @@ def manifest_cmd(
 def main() -> None:
     try:
         cli()
-    except ValidationError as exc:
-        # Configuration errors name the setting, never its value (it may be a secret).
-        err.print("[red]error:[/red] invalid configuration:")
-        for error in exc.errors(include_url=False, include_input=False):
-            where = ".".join(str(part) for part in error["loc"])
-            err.print(f"  {where}: {error['msg']}", markup=False)
-        sys.exit(1)
-    except (SettingsError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        # These name the file, line or field, never the value itself.
-        where = "subdesk.toml" if isinstance(exc, tomllib.TOMLDecodeError) else "settings"
-        if isinstance(exc, UnicodeDecodeError):
-            where, detail = ".env", f"not UTF-8 text (byte {exc.start})"
-        else:
-            detail = str(exc).splitlines()[0]
-        err.print(f"[red]error:[/red] invalid configuration: {where}: ", end="")
-        err.print(detail, markup=False)
-        sys.exit(1)
     except Exception as exc:
+        _exit_if_configuration_error(exc)
         # Last resort: one line, never a value (it may hold a secret); details on request.
         import os
         import traceback
@@ -488,4 +491,30 @@ def main() -> None:
             traceback.print_exc()
         err.print(f"[red]error:[/red] unexpected failure ({type(exc).__name__}); run again "
                   "with SUBDESK_LOG_LEVEL=DEBUG for the details")
+        sys.exit(1)
+
+
+def _exit_if_configuration_error(exc: Exception) -> None:
+    """One line per configuration problem, then exit 1; other errors pass through.
+
+    pydantic is imported here, on the way out, not for every command."""
+    from pydantic import ValidationError
+    from pydantic_settings import SettingsError
+
+    if isinstance(exc, ValidationError):
+        # Configuration errors name the setting, never its value (it may be a secret).
+        err.print("[red]error:[/red] invalid configuration:")
+        for error in exc.errors(include_url=False, include_input=False):
+            where = ".".join(str(part) for part in error["loc"])
+            err.print(f"  {where}: {error['msg']}", markup=False)
+        sys.exit(1)
+    if isinstance(exc, (SettingsError, tomllib.TOMLDecodeError, UnicodeDecodeError)):
+        # These name the file, line or field, never the value itself.
+        where = "subdesk.toml" if isinstance(exc, tomllib.TOMLDecodeError) else "settings"
+        if isinstance(exc, UnicodeDecodeError):
+            where, detail = ".env", f"not UTF-8 text (byte {exc.start})"
+        else:
+            detail = str(exc).splitlines()[0]
+        err.print(f"[red]error:[/red] invalid configuration: {where}: ", end="")
+        err.print(detail, markup=False)
         sys.exit(1)

@@ -23,6 +23,8 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from storage import sqlite_driver
+
 log = logging.getLogger(__name__)
 
 # aiosqlite logs every call with its arguments at DEBUG: user text, link codes, tokens.
@@ -110,7 +112,12 @@ def _sqlite_setup(engine: AsyncEngine) -> None:
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Connection) -> None:
         readonly = conn.get_execution_options().get(_READONLY, False)
-        conn.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
+        begin = "BEGIN" if readonly else "BEGIN IMMEDIATE"
+        driver = conn.connection.driver_connection
+        if isinstance(driver, sqlite_driver.SqliteConnection):
+            driver.begin_with_next_statement(begin)  # no statement of its own to run
+        else:
+            conn.exec_driver_sql(begin)
 
 
 class Database:
@@ -123,6 +130,9 @@ class Database:
         kwargs: dict[str, Any] = {"echo": echo, "hide_parameters": True}
         if self.dialect == "sqlite":
             _check_sqlite_file(self.url.database)
+            if not self.url.query:  # the stock driver keeps any URL options
+                path = str(self.url.database)
+                kwargs["async_creator"] = lambda: sqlite_driver.connect(path)
         else:
             kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True,
                           connect_args={"timeout": CONNECT_TIMEOUT})

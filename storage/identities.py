@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import String, bindparam, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -63,6 +63,35 @@ def _org_contacts() -> Any:
     )
 
 
+# The two owner lookups run for every command: built once, with bound parameters, so each
+# call only binds values and reuses the compiled statement.
+_OWNER_OF_ACCOUNT = (
+    select(ContactRow, OrganizationRow, _org_contacts(), ChatIdentityRow, StaffRow)
+    .select_from(ChatIdentityRow)
+    .outerjoin(ContactRow, ContactRow.id == ChatIdentityRow.contact_id)
+    .outerjoin(OrganizationRow, OrganizationRow.id == ContactRow.org_id)
+    .outerjoin(StaffRow, StaffRow.id == ChatIdentityRow.staff_id)
+    .where(
+        ChatIdentityRow.platform == bindparam("platform"),
+        ChatIdentityRow.workspace == bindparam("workspace"),
+        ChatIdentityRow.user_id == bindparam("user_id"),
+    )
+)
+_EMAIL = bindparam("email", type_=String)
+_SAME_EMAIL = aliased(ContactRow)
+_LOWEST_CONTACT = (
+    select(func.min(_SAME_EMAIL.id)).where(_SAME_EMAIL.email == _EMAIL).scalar_subquery()
+)
+# Staff and the lowest-id contact with one email, in one query anchored on a one-row select.
+_OWNER_OF_EMAIL = (
+    select(StaffRow, ContactRow, OrganizationRow, _org_contacts())
+    .select_from(select(_EMAIL.label("email")).subquery("who"))
+    .outerjoin(StaffRow, StaffRow.email == _EMAIL)
+    .outerjoin(ContactRow, ContactRow.id == _LOWEST_CONTACT)
+    .outerjoin(OrganizationRow, OrganizationRow.id == ContactRow.org_id)
+)
+
+
 class IdentityStore:
     """Chat accounts and link codes. Every method runs inside the caller's transaction."""
 
@@ -74,15 +103,8 @@ class IdentityStore:
 
     async def owner_of_account(self, platform: str, workspace: str, user_id: str) -> Owner | None:
         """The linked owner of a chat account, in one round trip (None when not linked)."""
-        stmt = (
-            select(ContactRow, OrganizationRow, _org_contacts(), ChatIdentityRow, StaffRow)
-            .select_from(ChatIdentityRow)
-            .outerjoin(ContactRow, ContactRow.id == ChatIdentityRow.contact_id)
-            .outerjoin(OrganizationRow, OrganizationRow.id == ContactRow.org_id)
-            .outerjoin(StaffRow, StaffRow.id == ChatIdentityRow.staff_id)
-            .where(*_account(ChatIdentityRow, platform, workspace, user_id))
-        )
-        row = (await self.s.execute(stmt)).first()
+        params = {"platform": platform, "workspace": workspace, "user_id": user_id}
+        row = (await self.s.execute(_OWNER_OF_ACCOUNT, params)).first()
         if row is None:
             return None
         contact, org, count, identity, staff = row
@@ -95,20 +117,13 @@ class IdentityStore:
         )
 
     async def owner_of_email(self, email: str) -> Owner | None:
-        """Staff first, else the (lowest-id) contact with this email, in at most two queries."""
-        staff = await self.s.scalar(select(StaffRow).where(StaffRow.email == email.lower()))
+        """Staff first, else the (lowest-id) contact with this email, in one round trip."""
+        row = (await self.s.execute(_OWNER_OF_EMAIL, {"email": email.lower()})).one()
+        staff, contact, org, count = row
         if staff is not None:
             return Owner(staff=staff_value(staff))
-        stmt = (
-            select(ContactRow, OrganizationRow, _org_contacts())
-            .join(OrganizationRow, OrganizationRow.id == ContactRow.org_id)
-            .where(ContactRow.email == email.lower())
-            .order_by(ContactRow.id)
-        )
-        row = (await self.s.execute(stmt.limit(1))).first()
-        if row is None:
+        if contact is None or org is None:
             return None
-        contact, org, count = row
         return Owner(contact=contact_value(contact), org=org_value(org), org_contacts=int(count))
 
     # Chat identities ------------------------------------------------------------------
