@@ -25,8 +25,8 @@ import asyncpg
 from sqlalchemy.engine import make_url
 
 from bot.clock import FixedClock
-from bot.config import Settings
-from bot.services.wiring import Services
+from bot.wiring.config import Settings
+from bot.wiring.services import Services
 from storage.db import Database
 
 DB_NAME = "subdesk_bench_reminders"

@@ -34,10 +34,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from sqlalchemy.engine import make_url
 
-from bot.config import DEFAULT_SLA_MINUTES, Settings
+from bot.commands.invocation import Invocation, Sender
 from bot.domain import Platform
-from bot.invocation import Invocation, Sender
-from bot.runtime import build_app
+from bot.wiring.config import DEFAULT_SLA_MINUTES, Settings
+from bot.wiring.runtime import build_app
 from storage.db import Database
 
 PG_DEFAULT = "postgresql://postgres@127.0.0.1:5432/subdesk_bench"

@@ -12,13 +12,13 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from bot.commands import ParseError, form_for, parse, parse_values
 from bot.commands.grammar import ROOTS
+from bot.commands.invocation import Invocation
+from bot.commands.registry import CommandContext, Registry
 from bot.domain import Actor
-from bot.invocation import Invocation
-from bot.messages import Message, Outcome, Reply, command
 from bot.policy import allows
-from bot.registry import CommandContext, Registry
+from bot.presentation.messages import Message, Outcome, Reply, command
 from bot.services.base import ServiceError
-from bot.services.wiring import Services
+from bot.wiring.services import Services
 
 log = logging.getLogger(__name__)
 

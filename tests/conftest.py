@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from bot.clock import FixedClock
-from bot.config import Settings
+from bot.wiring.config import Settings
 from storage.db import Database
 from storage.models import Base
 from tests.harness import Harness

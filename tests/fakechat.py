@@ -11,10 +11,10 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass, field
 
+from bot.commands.invocation import Action, Invocation, Sender
 from bot.core import Core
 from bot.domain import MessageRef, Platform
-from bot.invocation import Action, Invocation, Sender
-from bot.messages import Actions, Button, Message, Reply
+from bot.presentation.messages import Actions, Button, Message, Reply
 from storage.outbox import OutboxItem
 
 

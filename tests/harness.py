@@ -13,13 +13,13 @@ from dataclasses import dataclass, field
 from adapters.console.app import ConsoleAdapter, ConsoleSession
 from adapters.console.transport import ConsoleTransport
 from bot.clock import FixedClock
-from bot.config import Settings
-from bot.demo import seed_demo
+from bot.delivery.ports import Terminal, Transport
 from bot.domain import StaffRole
-from bot.messages import Message
-from bot.ports import Terminal, Transport
-from bot.runtime import App, build_app
+from bot.presentation.messages import Message
 from bot.services.onboarding import OrderForm
+from bot.wiring.config import Settings
+from bot.wiring.demo import seed_demo
+from bot.wiring.runtime import App, build_app
 from storage.db import Database
 from storage.outbox import OutboxItem
 

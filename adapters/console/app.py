@@ -11,15 +11,15 @@ from collections.abc import Callable, Mapping, Sequence
 from adapters.console.render import PREFIX, printable, render
 from adapters.console.transport import ConsoleTransport
 from bot.commands import Form, FormField, ParseError, form_named, parse_values
-from bot.config import Settings
+from bot.commands.invocation import Action, Invocation, Sender
 from bot.core import Core
+from bot.delivery.dispatcher import Dispatcher
+from bot.delivery.ports import Route, Terminal, Transport
 from bot.domain import Platform
-from bot.invocation import Action, Invocation, Sender
-from bot.messages import Button, Message, Outcome, Reply, Tone
-from bot.outbox import Dispatcher
-from bot.ports import Route, Terminal, Transport
-from bot.runtime import App
+from bot.presentation.messages import Button, Message, Outcome, Reply, Tone
 from bot.services.base import ServiceError
+from bot.wiring.config import Settings
+from bot.wiring.runtime import App
 
 PROMPT = "subdesk> "
 CANCEL = frozenset({"cancel", "/cancel"})

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import re
 
-from bot.messages import Actions, BulletList, Context, Fields, Heading, Message, Paragraph, Tone
+from bot.presentation.messages import (
+    Actions,
+    BulletList,
+    Context,
+    Fields,
+    Heading,
+    Message,
+    Paragraph,
+    Tone,
+)
 
 PREFIX = "/"  # how the console writes command references
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from adapters.console.render import printable, render, thread_label
 from bot.domain import MessageRef
-from bot.messages import Message
+from bot.presentation.messages import Message
 from storage.outbox import OutboxItem
 
 

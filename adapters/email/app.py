@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from bot.config import Settings
-from bot.ports import Route, Transport
-from bot.runtime import App
+from bot.delivery.ports import Route, Transport
+from bot.wiring.config import Settings
+from bot.wiring.runtime import App
 
 
 class EmailAdapter:

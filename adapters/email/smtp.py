@@ -19,9 +19,9 @@ from urllib.parse import unquote, urlsplit
 import aiosmtplib
 
 from adapters.console.render import PREFIX, render
+from bot.delivery.ports import DeliveryError, FailureKind
 from bot.domain import MessageRef
-from bot.messages import Message
-from bot.ports import DeliveryError, FailureKind
+from bot.presentation.messages import Message
 from storage.outbox import OutboxItem
 
 

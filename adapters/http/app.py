@@ -7,9 +7,9 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from bot.config import Settings
-from bot.ports import Route, Transport
-from bot.runtime import App
+from bot.delivery.ports import Route, Transport
+from bot.wiring.config import Settings
+from bot.wiring.runtime import App
 
 if TYPE_CHECKING:
     from aiohttp import web

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.config import Settings
+from bot.wiring.config import Settings
 
 
 def over_limits(kind: str, document: Any, settings: Settings) -> list[str]:

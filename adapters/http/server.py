@@ -22,12 +22,12 @@ from openapi_core.contrib.aiohttp import AIOHTTPOpenAPIWebRequest
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from adapters.http.limits import over_limits
+from bot.delivery.ports import Route
 from bot.importing import ImportFailed, field_path, parse_json, validate
-from bot.ports import Route
-from bot.runtime import App, configuration_gaps
 from bot.services.base import ServiceError
 from bot.services.billing import parse_invoices
 from bot.services.onboarding import OrderForm
+from bot.wiring.runtime import App, configuration_gaps
 
 log = logging.getLogger(__name__)
 

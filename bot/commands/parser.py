@@ -14,7 +14,7 @@ from typing import Final
 
 from bot.commands.grammar import BY_KEY, DEFAULTS, GRAMMAR, ROOTS
 from bot.commands.spec import Arg, ArgKind, CommandSpec
-from bot.messages import command
+from bot.presentation.messages import command
 
 MAX_LENGTH: Final = 4000
 _TOKEN = re.compile(r"\S+")
@@ -24,7 +24,7 @@ _NUMBER = re.compile(r"^#?([0-9]{1,9})$")
 _CODE = re.compile(r"^[0-9]{6}$")
 # Invisible characters that can hide or disguise a command: byte-order marks, zero-width
 # spaces and bidi controls. Joiners (U+200C, U+200D) stay: emoji and scripts need them.
-# The private-use markers of command references (bot.messages) go too.
+# The private-use markers of command references (bot.presentation.messages) go too.
 _INVISIBLE = re.compile(
     "[\ufeff\u200b\u2060\u200e\u200f\u202a-\u202e\u2066-\u2069\u061c\ue000\ue001]"
 )

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from bot.messages import command
 from bot.policy import Permission
+from bot.presentation.messages import command
 
 
 class ArgKind(StrEnum):

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from bot.commands.registry import Registry
 from bot.handlers import billing, directory, tickets, triage
-from bot.registry import Registry
-from bot.services.wiring import Services
+from bot.wiring.services import Services
 
 
 def build_registry(services: Services) -> Registry:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from bot.messages import (
+from bot.commands.registry import CommandContext, Registry
+from bot.presentation.messages import (
     BulletList,
     Context,
     Fields,
@@ -13,9 +14,8 @@ from bot.messages import (
     Tone,
     command,
 )
-from bot.money import day, money
-from bot.registry import CommandContext, Registry
-from bot.services.wiring import Services
+from bot.presentation.money import day, money
+from bot.wiring.services import Services
 from storage.billing import BillingRequestKind, Invoice, InvoiceStatus
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from bot.commands.registry import CommandContext, Registry
 from bot.domain import ContactRole
-from bot.messages import (
+from bot.policy import allows, contact_roles
+from bot.presentation.messages import (
     BulletList,
     Context,
     Fields,
@@ -14,10 +16,8 @@ from bot.messages import (
     Tone,
     command,
 )
-from bot.policy import allows, contact_roles
-from bot.registry import CommandContext, Registry
 from bot.services.contacts import role_label
-from bot.services.wiring import Services
+from bot.wiring.services import Services
 
 
 def register(registry: Registry, services: Services) -> None:

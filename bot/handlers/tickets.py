@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from bot.commands import form_for
 from bot.commands.grammar import BY_KEY
+from bot.commands.registry import CommandContext, Registry
 from bot.domain import Severity
-from bot.messages import (
+from bot.presentation.messages import (
     Block,
     BulletList,
     Context,
@@ -17,10 +18,9 @@ from bot.messages import (
     Tone,
     command,
 )
-from bot.registry import CommandContext, Registry
-from bot.services.ticket_cards import due_label, ticket_line, when
+from bot.presentation.ticket_cards import due_label, ticket_line, when
 from bot.services.tickets import TicketView
-from bot.services.wiring import Services
+from bot.wiring.services import Services
 
 
 def render_view(view: TicketView, tz: str | None, now_label: str | None = None) -> Message:

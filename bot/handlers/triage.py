@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from bot.commands.registry import CommandContext, Registry
 from bot.domain import Severity, TicketStatus
-from bot.messages import BulletList, Context, Heading, Message, Reply, command
-from bot.registry import CommandContext, Registry
-from bot.services.ticket_cards import due_label
-from bot.services.wiring import Services
+from bot.presentation.messages import BulletList, Context, Heading, Message, Reply, command
+from bot.presentation.ticket_cards import due_label
+from bot.wiring.services import Services
 
 
 def register(registry: Registry, services: Services) -> None:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.clock import Clock
-from bot.config import Settings
+from bot.wiring.config import Settings
 from storage.billing import BillingStore
 from storage.db import Database
 from storage.directory import Directory

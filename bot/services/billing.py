@@ -23,12 +23,12 @@ from pydantic import (
     model_validator,
 )
 
-from bot import billing_notices
 from bot.domain import Actor, Organization, StaffRole
 from bot.importing import ImportFailed, csv_rows_to_models, detect_format, load_json, read_csv
-from bot.messages import command
-from bot.money import currency_in_use
 from bot.policy import may_view_billing, staff_roles
+from bot.presentation import billing_notices
+from bot.presentation.messages import command
+from bot.presentation.money import currency_in_use
 from bot.reminder_stages import zone
 from bot.services.base import Denied, Invalid, NotFound, Service, Tx
 from storage.billing import (

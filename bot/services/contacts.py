@@ -5,10 +5,10 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from bot import notices
 from bot.domain import Actor, Contact, ContactRole, Organization, RequestStatus, StaffRole
-from bot.messages import Actions, Button, Fields, Heading, Message, Paragraph, command
 from bot.policy import Permission, allows, may_manage_contacts
+from bot.presentation import notices
+from bot.presentation.messages import Actions, Button, Fields, Heading, Message, Paragraph, command
 from bot.services.base import Denied, Invalid, NotFound, Service, Tx
 from bot.services.reserved import require_customer_email
 from storage.directory import TechnicalRequest

@@ -8,11 +8,11 @@ import hmac
 import secrets
 from dataclasses import dataclass
 
-from bot import notices
+from bot.commands.invocation import Sender
 from bot.domain import Actor, ContactRole, Platform, StaffMember, StaffRole
 from bot.emails import normalize_email
-from bot.invocation import Sender
-from bot.messages import command
+from bot.presentation import notices
+from bot.presentation.messages import command
 from bot.services import link_limits as limits
 from bot.services.base import Denied, Invalid, NotFound, Service, Tx
 from bot.services.contacts import checked_name

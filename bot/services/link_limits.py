@@ -15,8 +15,8 @@ import datetime as dt
 import hashlib
 import math
 
-from bot.config import Settings
 from bot.services.base import Tx
+from bot.wiring.config import Settings
 
 SENT = "sent"
 FAILED = "failed"

@@ -13,9 +13,9 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from bot.delivery.intents import Intent
 from bot.domain import ChatIdentity, Contact, Platform, StaffMember, StaffRole
-from bot.intents import Intent
-from bot.messages import Message
+from bot.presentation.messages import Message
 from bot.services.base import Tx
 from storage.bulk import OutboxDraft
 

@@ -20,7 +20,6 @@ from pydantic import (
     model_validator,
 )
 
-from bot import notices
 from bot.domain import Contact, ContactRole, Level, Platform, Program, Region
 from bot.emails import Email
 from bot.importing import (
@@ -30,7 +29,8 @@ from bot.importing import (
     load_json,
     read_csv,
 )
-from bot.messages import command
+from bot.presentation import notices
+from bot.presentation.messages import command
 from bot.services.base import Service, Tx
 from bot.services.reserved import reserved_emails
 from storage.directory import OrgFields

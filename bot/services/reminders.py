@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from bot import billing_notices
+from bot.presentation import billing_notices
 from bot.reminder_stages import (
     INVOICE,
     RENEWAL,
@@ -30,9 +30,9 @@ from bot.reminder_stages import (
     invoice_stage_due,
     renewal_stage_due,
 )
-from bot.scheduler import Job
 from bot.services.base import Service, Tx
 from bot.services.notify import person_drafts
+from bot.wiring.scheduler import Job
 from storage.billing import ReminderCandidate, RenewalCandidate
 from storage.bulk import OutboxDraft
 

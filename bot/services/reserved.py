@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from bot.config import Settings
 from bot.services.base import Invalid, Tx
+from bot.wiring.config import Settings
 
 
 def vendor_domain(settings: Settings, email: str) -> str | None:

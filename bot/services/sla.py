@@ -12,11 +12,11 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from bot.config import Settings
 from bot.domain import ACTIVE_STATUSES, Level, Severity, Ticket, TicketStatus
-from bot.scheduler import Job
+from bot.presentation.ticket_cards import sla_alert
 from bot.services.base import Service
-from bot.services.ticket_cards import sla_alert
+from bot.wiring.config import Settings
+from bot.wiring.scheduler import Job
 
 log = logging.getLogger(__name__)
 

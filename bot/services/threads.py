@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bot.commands.invocation import Action
 from bot.domain import MessageRef
-from bot.invocation import Action
 from bot.services.base import Service
 
 

@@ -11,6 +11,7 @@ import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from bot.commands.invocation import IncomingFile
 from bot.domain import (
     Actor,
     Attachment,
@@ -22,8 +23,6 @@ from bot.domain import (
     TicketComment,
     TicketStatus,
 )
-from bot.invocation import IncomingFile
-from bot.messages import Message, command
 from bot.policy import (
     Permission,
     allows,
@@ -35,15 +34,16 @@ from bot.policy import (
     visible_attachments,
     visible_comments,
 )
-from bot.services.base import Denied, Invalid, NotFound, Service, Tx
-from bot.services.notify import Queued
-from bot.services.sla import first_response_due, status_changes
-from bot.services.ticket_cards import (
+from bot.presentation.messages import Message, command
+from bot.presentation.ticket_cards import (
     customer_update,
     ticket_card,
     triage_update,
     zone,
 )
+from bot.services.base import Denied, Invalid, NotFound, Service, Tx
+from bot.services.notify import Queued
+from bot.services.sla import first_response_due, status_changes
 
 SUBJECT_MAX = 300
 LIST_LIMIT = 20

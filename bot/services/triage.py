@@ -9,12 +9,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from bot.commands.invocation import IncomingFile
 from bot.domain import Actor, Attachment, Severity, StaffMember, Ticket, TicketComment, TicketStatus
-from bot.invocation import IncomingFile
 from bot.policy import Permission, allows
+from bot.presentation.ticket_cards import triage_update
 from bot.services.base import Denied, Invalid
 from bot.services.sla import resized_due, status_changes
-from bot.services.ticket_cards import triage_update
 from bot.services.tickets import TicketBase
 from storage.tickets import QueueEntry
 

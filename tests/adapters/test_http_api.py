@@ -13,7 +13,7 @@ from pydantic import SecretStr
 
 from adapters.http.server import SPEC_PATH, build_http_app
 from bot.clock import FixedClock
-from bot.config import Settings
+from bot.wiring.config import Settings
 from storage.db import Database
 from tests.harness import Harness
 
@@ -162,8 +162,8 @@ async def test_run_starts_and_stops_server_scheduler_and_dispatcher(
     from aiohttp import ClientSession
 
     from adapters.http.app import HttpAdapter
-    from bot.background import jobs_for, start_background
-    from bot.runtime import build_app
+    from bot.wiring.background import jobs_for, start_background
+    from bot.wiring.runtime import build_app
 
     app = await build_app(settings.model_copy(update={"http_port": 0}), clock=clock, db=db)
     background = await start_background(app)

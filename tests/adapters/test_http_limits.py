@@ -15,7 +15,7 @@ from pydantic import SecretStr
 
 from adapters.http.server import build_http_app
 from bot.clock import FixedClock
-from bot.config import Settings
+from bot.wiring.config import Settings
 from storage.db import Database
 from tests.harness import Harness
 

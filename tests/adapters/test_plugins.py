@@ -13,15 +13,15 @@ from aiohttp import ClientSession, web
 from pydantic import SecretStr
 
 from adapters.http.app import HttpAdapter
-from bot.background import start_background
 from bot.clock import FixedClock
-from bot.config import Settings
-from bot.demo import DEMO_TECH, seed_demo
+from bot.commands.invocation import Invocation, Sender
+from bot.delivery.ports import Route, Terminal, Transport
 from bot.domain import Platform
-from bot.invocation import Invocation, Sender
-from bot.messages import Message, Reply
-from bot.ports import Route, Terminal, Transport
-from bot.runtime import AdapterFactory, App, adapter_factories, build_app
+from bot.presentation.messages import Message, Reply
+from bot.wiring.background import start_background
+from bot.wiring.config import Settings
+from bot.wiring.demo import DEMO_TECH, seed_demo
+from bot.wiring.runtime import AdapterFactory, App, adapter_factories, build_app
 from storage.db import Database
 from storage.outbox import OutboxItem
 

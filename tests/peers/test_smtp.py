@@ -17,12 +17,12 @@ from sqlalchemy import select
 
 from adapters.email.smtp import SmtpTarget, SmtpTransport, build_email
 from bot.clock import FixedClock
-from bot.config import Settings
+from bot.delivery.intents import Audience
 from bot.domain import OutboxStatus
-from bot.intents import Audience
-from bot.messages import Message
-from bot.runtime import App, build_app
+from bot.presentation.messages import Message
 from bot.services.onboarding import OrderForm
+from bot.wiring.config import Settings
+from bot.wiring.runtime import App, build_app
 from storage.db import Database
 from storage.models import OutboxRow
 from storage.outbox import OutboxItem, OutboxStore

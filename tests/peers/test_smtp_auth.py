@@ -20,9 +20,9 @@ from pydantic import SecretStr
 
 from adapters.http.server import build_http_app
 from bot.clock import FixedClock
-from bot.config import Settings
 from bot.domain import OutboxStatus
-from bot.runtime import App, build_app
+from bot.wiring.config import Settings
+from bot.wiring.runtime import App, build_app
 from storage.db import Database
 from tests.peers.test_smtp import MAIL_FROM, Mailbox, email_rows, free_port, import_acme
 from tests.scenarios.test_cli import SUBDESK, environment
@@ -94,7 +94,7 @@ async def test_wrong_password_holds_mail_until_fixed(
     server.password = "rotated"
     app = await app_for(server.url(), settings, clock, db)
     await import_acme(app)
-    with caplog.at_level(logging.WARNING, logger="bot.outbox"):
+    with caplog.at_level(logging.WARNING, logger="bot.delivery.dispatcher"):
         first = await app.dispatcher.drain(max_wait=0)
         await asyncio.sleep(1.05)  # past the (test-sized) backoff: the dispatcher probes again
         clock.advance(dt.timedelta(minutes=1))

@@ -4,8 +4,8 @@ notification that reaches no one is said so to whoever caused it."""
 from __future__ import annotations
 
 from bot.clock import FixedClock
-from bot.config import Settings
 from bot.domain import StaffRole
+from bot.wiring.config import Settings
 from storage.db import Database
 from tests.harness import Harness
 from tests.scenarios.orders import contact, form, organization

@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from bot.demo import DEMO_ADMIN, DEMO_MAIN, DEMO_STAFF, DEMO_TECH
 from bot.importing import ImportFailed
 from bot.services.billing import InvoiceImportReport, parse_invoices
+from bot.wiring.demo import DEMO_ADMIN, DEMO_MAIN, DEMO_STAFF, DEMO_TECH
 from tests.harness import Harness
 
 INVOICES = {

@@ -118,7 +118,7 @@ def test_hostile_values_and_unusable_databases_are_one_clean_line(
     one line naming the problem, a non-zero exit, no traceback, no directory created."""
     from typer.testing import CliRunner
 
-    from bot.cli import cli
+    from bot.wiring.cli import cli
 
     monkeypatch.chdir(tmp_path)
     cases: list[tuple[str, tuple[str, ...], str]] = [

@@ -6,12 +6,12 @@ import asyncio
 
 import pytest
 
+from bot.commands.invocation import Invocation, Sender
+from bot.commands.registry import Registry
 from bot.core import Core
-from bot.demo import DEMO_ADMIN, DEMO_MAIN, DEMO_STAFF, DEMO_TECH
 from bot.domain import ContactRole, Platform, StaffRole
 from bot.handlers import directory
-from bot.invocation import Invocation, Sender
-from bot.registry import Registry
+from bot.wiring.demo import DEMO_ADMIN, DEMO_MAIN, DEMO_STAFF, DEMO_TECH
 from tests.harness import Harness
 from tests.scenarios.orders import audit_of, contact, contacts_of, form, organization
 

@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 from sqlalchemy.engine import make_url
 
 from bot.clock import FixedClock
-from bot.config import Settings
 from bot.domain import StaffRole
+from bot.wiring.config import Settings
 from storage.db import Database
 from storage.directory import Directory
 from tests.conftest import NOW

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
-from bot.demo import DEMO_MAIN
+from bot.commands.invocation import Invocation, Sender
 from bot.domain import Platform
-from bot.invocation import Invocation, Sender
+from bot.wiring.demo import DEMO_MAIN
 from storage.models import TechnicalRequestRow
 from tests.harness import Harness
 

@@ -8,13 +8,13 @@ import logging
 import pytest
 
 from bot.clock import FixedClock
-from bot.config import Settings
+from bot.commands.invocation import Invocation, Sender
 from bot.core import UNAVAILABLE, Core
+from bot.delivery.dispatcher import Dispatcher
 from bot.domain import Platform
 from bot.handlers import build_registry
-from bot.invocation import Invocation, Sender
-from bot.outbox import Dispatcher
-from bot.services.wiring import Services
+from bot.wiring.config import Settings
+from bot.wiring.services import Services
 from storage.db import Database
 
 pytestmark = pytest.mark.nodb

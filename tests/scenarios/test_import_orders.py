@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
+from bot.delivery.intents import Audience
 from bot.importing import ImportFailed
-from bot.intents import Audience
-from bot.messages import Message
+from bot.presentation.messages import Message
 from bot.services.onboarding import ImportReport, OrderForm, parse_orders
 from storage.identities import IdentityStore
 from storage.models import ChatIdentityRow, ContactRow, OrganizationRow, OutboxRow

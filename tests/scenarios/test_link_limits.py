@@ -6,8 +6,8 @@ from __future__ import annotations
 import datetime as dt
 
 from bot.clock import FixedClock
-from bot.config import Settings
-from bot.demo import DEMO_MAIN, DEMO_TECH
+from bot.wiring.config import Settings
+from bot.wiring.demo import DEMO_MAIN, DEMO_TECH
 from storage.db import Database
 from tests.harness import Harness
 from tests.scenarios.test_linking import code_in, link_mails, wrong

@@ -10,11 +10,11 @@ import pytest
 from sqlalchemy import select
 
 from bot.clock import FixedClock
-from bot.demo import DEMO_MAIN, DEMO_STAFF, DEMO_TECH
+from bot.commands.invocation import Invocation, Sender
 from bot.domain import Platform, StaffRole
-from bot.invocation import Invocation, Sender
-from bot.messages import Message, Reply
+from bot.presentation.messages import Message, Reply
 from bot.services.base import Invalid, NotFound
+from bot.wiring.demo import DEMO_MAIN, DEMO_STAFF, DEMO_TECH
 from storage.directory import Directory
 from storage.models import AuditEventRow, LinkCodeRow
 from tests.harness import Harness

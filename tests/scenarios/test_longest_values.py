@@ -15,11 +15,11 @@ from sqlalchemy import func, select
 
 from adapters.http.server import build_http_app
 from bot.clock import FixedClock
-from bot.config import Settings
 from bot.domain import OutboxStatus, Platform, StaffRole
 from bot.importing import ImportFailed
 from bot.services.base import Invalid
 from bot.services.onboarding import parse_orders
+from bot.wiring.config import Settings
 from storage.db import Database
 from storage.models import OutboxRow
 from tests.harness import Harness

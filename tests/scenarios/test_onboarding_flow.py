@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from bot.demo import DEMO_MAIN, DEMO_STAFF, DEMO_TECH
+from bot.wiring.demo import DEMO_MAIN, DEMO_STAFF, DEMO_TECH
 from tests.harness import Harness
 
 

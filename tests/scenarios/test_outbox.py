@@ -13,12 +13,12 @@ from dataclasses import dataclass, field
 import pytest
 
 from bot.clock import FixedClock
-from bot.config import Settings
-from bot.demo import DEMO_MAIN
+from bot.delivery.dispatcher import LEASE, Dispatcher, DispatchStats, backoff
+from bot.delivery.ports import DeliveryError
 from bot.domain import MessageRef, OutboxStatus, Platform
-from bot.messages import Message
-from bot.outbox import LEASE, Dispatcher, DispatchStats, backoff
-from bot.ports import DeliveryError
+from bot.presentation.messages import Message
+from bot.wiring.config import Settings
+from bot.wiring.demo import DEMO_MAIN
 from storage.db import Database
 from storage.outbox import OutboxItem, OutboxStore
 from tests.harness import Harness

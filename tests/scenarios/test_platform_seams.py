@@ -10,10 +10,10 @@ import pytest
 from sqlalchemy import func, select
 
 from bot.clock import FixedClock
-from bot.config import Settings
+from bot.commands.invocation import Sender
 from bot.domain import MessageRef, OutboxStatus, Platform
-from bot.invocation import Sender
-from bot.messages import Outcome
+from bot.presentation.messages import Outcome
+from bot.wiring.config import Settings
 from storage.db import Database
 from storage.models import OutboxRow, TicketCommentRow
 from tests.fakechat import ChatUser, FakeChat, Post

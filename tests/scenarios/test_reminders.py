@@ -8,10 +8,10 @@ import json
 
 from adapters.console.transport import ConsoleTransport
 from bot.clock import FixedClock
-from bot.config import Settings
-from bot.demo import DEMO_ADMIN, DEMO_MAIN, DEMO_TECH
 from bot.domain import OutboxStatus, Platform
 from bot.services.billing import parse_invoices
+from bot.wiring.config import Settings
+from bot.wiring.demo import DEMO_ADMIN, DEMO_MAIN, DEMO_TECH
 from storage.db import Database
 from storage.outbox import OutboxStore
 from tests.harness import Harness

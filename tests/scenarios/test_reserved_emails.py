@@ -13,11 +13,11 @@ from pydantic import SecretStr
 
 from adapters.http.server import build_http_app
 from bot.clock import FixedClock
-from bot.config import Settings
 from bot.domain import StaffRole
 from bot.importing import ImportFailed
 from bot.services.base import Invalid
 from bot.services.onboarding import parse_orders
+from bot.wiring.config import Settings
 from storage.db import Database
 from tests.harness import Harness
 from tests.scenarios.orders import contact, contacts_of, form, organization

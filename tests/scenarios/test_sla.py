@@ -9,9 +9,9 @@ import pytest
 from sqlalchemy import select
 
 from bot.clock import FixedClock
-from bot.config import Settings
 from bot.services import sla as sla_module
 from bot.services.sla import SweepResult, sla_job
+from bot.wiring.config import Settings
 from storage.db import Database
 from storage.models import OutboxRow, ReminderClaimRow
 from tests.harness import Harness
@@ -190,7 +190,7 @@ async def test_start_up_log_names_a_missing_triage_channel(
     settings: Settings, clock: FixedClock, db: Database, caplog: pytest.LogCaptureFixture
 ) -> None:
     """`subdesk run` logs the missing triage channel when it starts the background work."""
-    from bot.background import start_background
+    from bot.wiring.background import start_background
 
     bare = settings.model_copy(update={"triage_channels": (), "http_port": 0})
     harness = await Harness.create(bare, clock, db)

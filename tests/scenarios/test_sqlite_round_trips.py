@@ -10,9 +10,9 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 
-from bot.demo import DEMO_MAIN
+from bot.commands.invocation import Invocation, Sender
 from bot.domain import Platform
-from bot.invocation import Invocation, Sender
+from bot.wiring.demo import DEMO_MAIN
 from storage.db import Database
 from storage.outbox import ClaimStore
 from tests.conftest import NOW

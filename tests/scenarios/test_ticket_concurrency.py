@@ -6,8 +6,8 @@ import asyncio
 
 import pytest
 
+from bot.commands.invocation import Sender
 from bot.domain import Platform, Severity
-from bot.invocation import Sender
 from tests.harness import Harness
 from tests.scenarios.tickets_world import BOB, SAM, TIA, TOM, build
 

@@ -7,11 +7,11 @@ import datetime as dt
 from sqlalchemy import event, select
 
 from bot.clock import FixedClock
-from bot.config import Settings
-from bot.demo import DEMO_STAFF, DEMO_TECH
+from bot.commands.invocation import IncomingFile, Invocation, Sender
 from bot.domain import Platform, StaffRole
-from bot.invocation import IncomingFile, Invocation, Sender
-from bot.messages import Outcome
+from bot.presentation.messages import Outcome
+from bot.wiring.config import Settings
+from bot.wiring.demo import DEMO_STAFF, DEMO_TECH
 from storage.db import Database
 from storage.models import AttachmentRow, TicketCommentRow, TicketRow
 from tests.harness import Harness

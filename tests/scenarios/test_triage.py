@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from bot.messages import Tone
+from bot.presentation.messages import Tone
 from storage.models import TicketRow
 from tests.harness import Harness
 from tests.scenarios.tickets_world import ANA, BEA, BOB, SAM, TIA, TOM, build, count

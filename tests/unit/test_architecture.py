@@ -42,10 +42,10 @@ print(json.dumps(found))
 def test_core_modules_are_found() -> None:
     """The probe sees the core packages, so an empty result means something."""
     modules = core_modules()
-    for expected in ("bot.core", "bot.commands.parser", "bot.policy", "bot.outbox",
+    for expected in ("bot.core", "bot.commands.parser", "bot.policy", "bot.delivery.dispatcher",
                      "bot.services.contacts", "bot.handlers.directory"):
         assert expected in modules
-    assert {"bot.cli", "bot.runtime", "bot.background"} <= set(modules)
+    assert {"bot.wiring.cli", "bot.wiring.runtime", "bot.wiring.background"} <= set(modules)
 
 
 def test_core_does_not_import_platform_libraries() -> None:

@@ -19,7 +19,7 @@ HEAVY = ("sqlalchemy", "alembic", "aiosqlite", "asyncpg", "aiohttp", "slack_sdk"
 
 PROBE = """
 import json, sys
-from bot.cli import main
+from bot.wiring.cli import main
 try:
     main()
 except SystemExit:

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from bot.config import DEFAULT_DATABASE_URL, Settings
-from bot.demo import DEMO_MAIN
 from bot.domain import Level, Severity
+from bot.wiring.config import DEFAULT_DATABASE_URL, Settings
+from bot.wiring.demo import DEMO_MAIN
 from tests.harness import Harness
 
 TOKEN = "xoxb-111-222-SeCrEtToKeN"

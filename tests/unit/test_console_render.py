@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from adapters.console.render import printable, render
-from bot.messages import (
+from bot.presentation.messages import (
     Actions,
     BulletList,
     Button,

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from bot.commands.grammar import GRAMMAR
-from bot.manifest import manifest, manifest_yaml
+from bot.wiring.manifest import manifest, manifest_yaml
 
 pytestmark = pytest.mark.nodb
 

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from bot.commands import GRAMMAR, ArgKind, CommandSpec, Parsed, ParseError, parse
 from bot.commands.grammar import BY_KEY, DEFAULTS, ROOTS
 from bot.commands.parser import MAX_LENGTH
-from bot.messages import resolve_commands
+from bot.presentation.messages import resolve_commands
 
 pytestmark = pytest.mark.nodb
 

@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from bot.money import day, locale_for, money
+from bot.presentation.money import day, locale_for, money
 from bot.reminder_stages import (
     invoice_claim,
     invoice_offset,

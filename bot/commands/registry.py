@@ -6,9 +6,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from bot.commands import GRAMMAR, CommandSpec, Parsed
+from bot.commands.invocation import Invocation
 from bot.domain import Actor
-from bot.invocation import Invocation
-from bot.messages import Reply
+from bot.presentation.messages import Reply
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bot.clock import Clock, SystemClock
-from bot.config import Settings
 from bot.services.billing import BillingService
 from bot.services.contacts import ContactService
 from bot.services.identity import IdentityService
@@ -17,6 +16,7 @@ from bot.services.sla import SlaService
 from bot.services.threads import ThreadService
 from bot.services.tickets import TicketService
 from bot.services.triage import TriageService
+from bot.wiring.config import Settings
 from storage.db import Database
 
 

@@ -9,7 +9,7 @@ from enum import Enum
 from typing import Any, Protocol
 
 from bot.domain import MessageRef
-from bot.messages import Message
+from bot.presentation.messages import Message
 from storage.outbox import OutboxItem
 
 

@@ -7,7 +7,7 @@ import datetime as dt
 from bot.clock import Clock
 from bot.domain import Platform, StaffRole
 from bot.services.onboarding import OrderForm
-from bot.services.wiring import Services
+from bot.wiring.services import Services
 
 DEMO_KEY = "demo"
 DEMO_MAIN = "ana@demo.test"

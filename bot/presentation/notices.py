@@ -5,9 +5,18 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from bot.delivery.intents import Audience, Dropped, Intent, Intents, Rendered
 from bot.domain import Contact, Organization
-from bot.intents import Audience, Dropped, Intent, Intents, Rendered
-from bot.messages import BulletList, Context, Fields, Heading, Message, Paragraph, Tone, command
+from bot.presentation.messages import (
+    BulletList,
+    Context,
+    Fields,
+    Heading,
+    Message,
+    Paragraph,
+    Tone,
+    command,
+)
 from bot.services.base import Tx
 
 WELCOME = "welcome"

@@ -15,13 +15,13 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Connection
 
 from bot.clock import Clock, SystemClock
-from bot.config import Settings
+from bot.commands.registry import Registry
 from bot.core import Core
+from bot.delivery.dispatcher import Dispatcher
+from bot.delivery.ports import Adapter, Route, Terminal, Transport
 from bot.handlers import build_registry
-from bot.outbox import Dispatcher
-from bot.ports import Adapter, Route, Terminal, Transport
-from bot.registry import Registry
-from bot.services.wiring import Services
+from bot.wiring.config import Settings
+from bot.wiring.services import Services
 from storage.db import Database, alembic_config
 
 log = logging.getLogger(__name__)

@@ -12,8 +12,8 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
-from bot.intents import Audience, Dropped, Intents, Rendered
-from bot.messages import (
+from bot.delivery.intents import Audience, Dropped, Intents, Rendered
+from bot.presentation.messages import (
     Actions,
     Button,
     Context,
@@ -24,7 +24,7 @@ from bot.messages import (
     Tone,
     command,
 )
-from bot.money import day, money
+from bot.presentation.money import day, money
 from bot.services.base import Tx
 from storage.billing import InvoiceStatus
 

@@ -19,14 +19,13 @@ from collections import defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 
-from bot import billing_notices, notices
 from bot.clock import Clock
-from bot.config import Settings
+from bot.delivery.intents import Audience, Dropped, Intents, UnknownIntent
+from bot.delivery.ports import DeliveryError, FailureKind, Transport
 from bot.domain import MessageRef, OutboxStatus
-from bot.intents import Audience, Dropped, Intents, UnknownIntent
-from bot.messages import Message
-from bot.ports import DeliveryError, FailureKind, Transport
-from bot.services import ticket_cards
+from bot.presentation import billing_notices, notices, ticket_cards
+from bot.presentation.messages import Message
+from bot.wiring.config import Settings
 from storage.db import Database
 from storage.links import LinkStore
 from storage.outbox import OutboxItem, OutboxStore

@@ -17,8 +17,8 @@ from bot.domain import OutboxStatus, Platform, StaffRole
 # Each command imports what it uses, inside its function: `subdesk --help` and the commands
 # that need no database never load SQLAlchemy, Alembic, pydantic or a platform library.
 if TYPE_CHECKING:
-    from bot.config import Settings
-    from bot.runtime import App
+    from bot.wiring.config import Settings
+    from bot.wiring.runtime import App
 
 T = TypeVar("T")
 
@@ -57,8 +57,8 @@ def _run(coro: Coroutine[Any, Any, T]) -> T:
     import asyncio
 
     from bot.importing import ImportFailed
-    from bot.runtime import SchemaOutdated
     from bot.services.base import ServiceError
+    from bot.wiring.runtime import SchemaOutdated
 
     try:
         return asyncio.run(coro)
@@ -95,9 +95,9 @@ async def _with_app(
     console: bool = False,
     upgrade: bool = False,
 ) -> T:
-    from bot.config import Settings
-    from bot.ports import Terminal
-    from bot.runtime import build_app
+    from bot.delivery.ports import Terminal
+    from bot.wiring.config import Settings
+    from bot.wiring.runtime import build_app
 
     settings = Settings()
     app = await build_app(
@@ -114,7 +114,7 @@ def _print_plain(text: str) -> None:
 
 
 def _setup_logging() -> None:
-    from bot.config import Settings
+    from bot.wiring.config import Settings
 
     level = Settings().log_level.upper()
     logging.basicConfig(
@@ -131,7 +131,7 @@ def _setup_logging() -> None:
 @cli.command()
 def run() -> None:
     """Run everything configured; with no chat platform, the console on the embedded database."""
-    from bot.config import Settings
+    from bot.wiring.config import Settings
 
     _setup_logging()
     _run(_console_main(Settings(), as_email=None, seed_if_empty=True, serve=True))
@@ -140,7 +140,7 @@ def run() -> None:
 @cli.command()
 def demo() -> None:
     """Seed a demo organization and open the console as its Technical Contact."""
-    from bot.config import Settings
+    from bot.wiring.config import Settings
 
     _setup_logging()
     _run(_console_main(Settings(), as_email=None, seed=True))
@@ -151,7 +151,7 @@ def console(
     as_: Annotated[str, typer.Option("--as", help="Email of the contact or staff member.")],
 ) -> None:
     """The console as any contact or staff member; reads commands line by line from stdin."""
-    from bot.config import Settings
+    from bot.wiring.config import Settings
 
     _setup_logging()
     _run(_console_main(Settings(), as_email=as_))
@@ -166,10 +166,10 @@ async def _console_main(
     serve: bool = False,
 ) -> None:
     """The console (and, with `serve`, every configured adapter, the sweeps and delivery)."""
-    from bot.demo import seed_demo
-    from bot.ports import Terminal
-    from bot.runtime import build_app
+    from bot.delivery.ports import Terminal
     from bot.services.base import ServiceError
+    from bot.wiring.demo import seed_demo
+    from bot.wiring.runtime import build_app
 
     interactive = sys.stdin.isatty()
     terminal = Terminal(_print_plain, user=as_email, interactive=interactive, fallback=serve)
@@ -200,7 +200,7 @@ async def _console_main(
             )
         await app.dispatcher.drain(max_wait=0)
         if serve:
-            from bot.background import start_background
+            from bot.wiring.background import start_background
 
             # A piped console drains after each command, which keeps its output in order.
             background = await start_background(app, dispatcher=interactive or console is None)
@@ -471,7 +471,7 @@ def manifest_cmd(
     """Print the Slack app manifest (YAML) for this deployment."""
     from urllib.parse import urlsplit
 
-    from bot.manifest import manifest_yaml
+    from bot.wiring.manifest import manifest_yaml
 
     if not url.startswith(("https://", "http://")) or not urlsplit(url).hostname:
         raise _fail("--url must be https://HOST… (or http:// for testing)")

@@ -9,12 +9,12 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.ports import Adapter
-from bot.runtime import App, configuration_gaps
-from bot.scheduler import Job, build_scheduler
+from bot.delivery.ports import Adapter
 from bot.services.reminders import reminder_job
 from bot.services.sla import sla_job
-from bot.services.wiring import Services
+from bot.wiring.runtime import App, configuration_gaps
+from bot.wiring.scheduler import Job, build_scheduler
+from bot.wiring.services import Services
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.clock import Clock
-from bot.messages import Message
+from bot.presentation.messages import Message
 from bot.services.base import Tx
 from storage.db import Database
 

@@ -11,9 +11,9 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from bot.delivery.intents import Dropped, Intent
 from bot.domain import Organization, Severity, Ticket
-from bot.intents import Dropped, Intent
-from bot.messages import (
+from bot.presentation.messages import (
     Actions,
     Button,
     Context,
@@ -26,7 +26,7 @@ from bot.messages import (
 )
 
 if TYPE_CHECKING:
-    from bot.intents import Audience, Intents, Rendered
+    from bot.delivery.intents import Audience, Intents, Rendered
     from bot.services.base import Tx
     from storage.tickets import SlaCandidate
 

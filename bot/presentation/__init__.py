@@ -1,0 +1,1 @@
+"""Neutral messages and what Subdesk says: cards, notices, money and dates."""
