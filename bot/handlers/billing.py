@@ -112,5 +112,11 @@ def register(registry: Registry, services: Services) -> None:
     @registry.command("billing.answer")
     async def answer(ctx: CommandContext) -> Reply:
         request_id = ctx.parsed.number("ID")
-        await billing.answer(ctx.actor, request_id, str(ctx.parsed.text("TEXT") or ""))
+        _, told = await billing.answer(ctx.actor, request_id, str(ctx.parsed.text("TEXT") or ""))
+        if not told:
+            return Reply.text(
+                f"Answer to billing request #{request_id} recorded, but its requester is no "
+                "longer a contact of the organization: no one could be told. Reach them "
+                "another way."
+            )
         return Reply.text(f"Answer to billing request #{request_id} sent to the requester.")

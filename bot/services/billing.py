@@ -373,16 +373,12 @@ class BillingService(Service):
             log.warning("%s reached no one: no billing channel and no billing agent", key)
         return told
 
-    async def answer_in_thread(self, actor: Actor, thread_key: str, text: str) -> BillingRequest:
-        """An agent's reply in a billing request's thread (`Message.thread_key` "billing:ID"),
-        for adapters whose platform has threads."""
-        kind, _, raw_id = thread_key.partition(":")
-        if kind != "billing" or not raw_id.isdigit():
-            raise NotFound("That thread is not a billing request.")
-        return await self.answer(actor, int(raw_id), text)
-
-    async def answer(self, actor: Actor, request_id: int, text: str) -> BillingRequest:
-        """A billing agent answers a request once; the requester is told in chat or email."""
+    async def answer(
+        self, actor: Actor, request_id: int, text: str
+    ) -> tuple[BillingRequest, bool]:
+        """A billing agent answers a request once; the requester is told in chat or email.
+        The flag says whether anyone could be told (the requester may no longer be a
+        contact), so the agent is never left believing an answer arrived."""
         if actor.staff is None or StaffRole.BILLING not in staff_roles(actor):
             raise Denied("Only billing agents answer billing requests.")
         text = text.strip()
@@ -396,19 +392,19 @@ class BillingService(Service):
             if answered is None:
                 raise Invalid(f"Billing request #{request_id} was already answered; the "
                               "requester has that answer.")
-            if answered.contact_id is not None:
-                contact = await tx.directory.contact(answered.contact_id)
-                if contact is not None:
-                    await self.notifier.to_contact(
-                        tx, contact, f"billing-answer:{request_id}",
-                        billing_notices.request_answer(
-                            request_id=request_id, question=answered.text or "",
-                            answer=answered.answer or "", agent=actor.staff.name,
-                        ),
-                    )
+            contact = (None if answered.contact_id is None
+                       else await tx.directory.contact(answered.contact_id))
+            if contact is not None:
+                await self.notifier.to_contact(
+                    tx, contact, f"billing-answer:{request_id}",
+                    billing_notices.request_answer(
+                        request_id=request_id, question=answered.text or "",
+                        answer=answered.answer or "", agent=actor.staff.name,
+                    ),
+                )
             await self._to_billing_team(
                 tx, f"billing-answered:{request_id}",
                 billing_notices.request_answered(request_id=request_id, agent=actor.staff.name,
                                                  answer=answered.answer or ""),
             )
-        return answered
+        return answered, contact is not None

@@ -6,6 +6,8 @@ import json
 
 import pytest
 
+from bot.commands.invocation import Invocation
+from bot.domain import MessageRef
 from bot.importing import ImportFailed
 from bot.services.billing import InvoiceImportReport, parse_invoices
 from bot.wiring.demo import DEMO_ADMIN, DEMO_MAIN, DEMO_STAFF, DEMO_TECH
@@ -175,16 +177,31 @@ async def test_question_reaches_channel_and_answer_reaches_requester(harness: Ha
 
 
 async def test_thread_reply_answers_the_request(harness: Harness) -> None:
-    """A billing agent's reply in the request's thread is the answer, once."""
+    """A billing agent's reply under the request's post in the billing channel is the
+    answer, once; a second reply there is refused like a second answer."""
     await harness.seed_demo()
     await harness.as_(DEMO_ADMIN).send("/billing servers 2")
-    thread = harness.delivered_to("billing")[-1].thread_key
-    assert thread == "billing:1"
-    actor = await harness.app.services.identity.actor(harness.as_(DEMO_STAFF).sender)
-    answered = await harness.app.services.billing.answer_in_thread(actor, thread, "Done.")
-    assert answered.status == "answered"
+    [(post, card)] = [(i, m) for i, m in harness.console.delivered if i.target == "billing"]
+    assert card.thread_key == "billing:1"
+    agent = harness.as_(DEMO_STAFF).sender
+    root = MessageRef("billing", str(post.id))
+    reply = await harness.app.core.handle(Invocation(agent, "Done.", thread=root))
+    assert reply.ok, reply.message.text
     await harness.drain()
     assert harness.emails_to(DEMO_ADMIN)[-1].text == "Answer to your billing request #1: Done."
+    again = await harness.app.core.handle(Invocation(agent, "Done twice.", thread=root))
+    assert not again.ok and "already answered" in again.message.text
+
+
+async def test_answer_to_a_requester_who_left_tells_the_agent(harness: Harness) -> None:
+    """When the requester is no longer a contact, the agent's answer is recorded and the
+    agent is told no one could be reached, instead of a claim that it was sent."""
+    await harness.seed_demo()
+    await harness.as_(DEMO_ADMIN).send("/billing question Can we pay yearly?")
+    replaced = await harness.as_(DEMO_MAIN).send("/contacts set administrative bo@demo.test Bo")
+    assert replaced.ok, replaced.message.text
+    reply = await harness.as_(DEMO_STAFF).send("/billing answer 1 Yes.")
+    assert reply.ok and "no one could be told" in reply.message.text
 
 
 async def test_an_invoice_never_moves_to_another_organization(harness: Harness) -> None:
