@@ -78,6 +78,7 @@ def _run(coro: Coroutine[Any, Any, T]) -> T:
     except OverflowError:
         raise _fail("a date or number is out of the range this command handles") from None
     except Exception as exc:
+        from bot.wiring.config import Settings
         from storage.db import failure_reason
 
         if isinstance(exc, OSError) and exc.filename is not None:
