@@ -232,43 +232,27 @@ class OutboxStore:
 
     async def postpone(self, item_id: int, at: dt.datetime) -> None:
         """Due again at `at`, as if this attempt had not been made."""
-        await self.s.execute(
-            update(OutboxRow)
-            .where(OutboxRow.id == item_id)
-            .values(
-                status=OutboxStatus.PENDING.value,
-                next_attempt_at=at,
-                lease_until=None,
-                attempts=OutboxRow.attempts - 1,
-            )
-        )
+        await self._due_again(item_id, at, counted=False)
 
     async def mark_retry(self, item_id: int, at: dt.datetime, error: str) -> None:
-        await self.s.execute(
-            update(OutboxRow)
-            .where(OutboxRow.id == item_id)
-            .values(
-                status=OutboxStatus.PENDING.value,
-                next_attempt_at=at,
-                lease_until=None,
-                last_error=error[:2000],
-            )
-        )
+        await self._due_again(item_id, at, error=error)
 
     async def mark_held(self, item_id: int, at: dt.datetime, error: str) -> None:
         """Wait for the operator (a configuration failure): due again at `at`, and the
         attempt does not count towards dead-lettering."""
-        await self.s.execute(
-            update(OutboxRow)
-            .where(OutboxRow.id == item_id)
-            .values(
-                status=OutboxStatus.PENDING.value,
-                next_attempt_at=at,
-                lease_until=None,
-                attempts=OutboxRow.attempts - 1,
-                last_error=(HELD_PREFIX + error)[:2000],
-            )
-        )
+        await self._due_again(item_id, at, counted=False, error=HELD_PREFIX + error)
+
+    async def _due_again(
+        self, item_id: int, at: dt.datetime, *, counted: bool = True, error: str | None = None
+    ) -> None:
+        values: dict[str, Any] = {
+            "status": OutboxStatus.PENDING.value, "next_attempt_at": at, "lease_until": None,
+        }
+        if not counted:
+            values["attempts"] = OutboxRow.attempts - 1
+        if error is not None:
+            values["last_error"] = error[:2000]
+        await self.s.execute(update(OutboxRow).where(OutboxRow.id == item_id).values(**values))
 
     async def held(self) -> dict[str, tuple[str, int]]:
         """Platforms whose delivery waits for the operator: the reason and how many
