@@ -104,6 +104,7 @@ class Organization:
     ends_on: dt.date | None
     sharing: bool
     alert_channels: tuple[str, ...] = ()
+    country: str | None = None  # ISO 3166 alpha-2: whose public holidays are not business days
 
     def subscription_active(self, today: dt.date) -> bool:
         """True while `today` lies inside the subscription period (inclusive)."""
@@ -216,6 +217,7 @@ class Ticket:
     sla_paused_at: dt.datetime | None
     solved_at: dt.datetime | None
     closed_at: dt.datetime | None
+    sla_warn_at: dt.datetime | None = None  # when the running response clock turns "at risk"
 
     @property
     def ref(self) -> str:

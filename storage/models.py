@@ -74,6 +74,7 @@ class OrganizationRow(Base):
     ends_on: Mapped[dt.date | None]
     sharing: Mapped[bool] = mapped_column(Boolean, default=False)
     alert_channels: Mapped[list[str]] = mapped_column(JSON, default=list)
+    country: Mapped[str | None] = mapped_column(String(2))
     created_at: Mapped[dt.datetime]
     updated_at: Mapped[dt.datetime]
 
@@ -207,7 +208,7 @@ class TicketRow(Base):
         Index("ix_tickets_org_status", "org_id", "status", "id"),
         Index(
             "ix_tickets_awaiting",
-            "first_response_due_at",
+            "sla_warn_at",
             "id",
             sqlite_where=text(TICKETS_AWAITING),
             postgresql_where=text(TICKETS_AWAITING),
@@ -236,6 +237,7 @@ class TicketRow(Base):
     sla_paused_at: Mapped[dt.datetime | None]
     solved_at: Mapped[dt.datetime | None]
     closed_at: Mapped[dt.datetime | None]
+    sla_warn_at: Mapped[dt.datetime | None]
 
 
 class TicketFollowerRow(Base):

@@ -66,6 +66,7 @@ def ticket_value(row: RowMapping) -> Ticket:
         sla_paused_at=row["sla_paused_at"],
         solved_at=row["solved_at"],
         closed_at=row["closed_at"],
+        sla_warn_at=row["sla_warn_at"],
     )
 
 
@@ -121,6 +122,7 @@ class TicketStore:
         severity: Severity,
         source_platform: str,
         first_response_due_at: dt.datetime | None,
+        sla_warn_at: dt.datetime | None = None,
     ) -> Ticket:
         """Insert a new ticket; its id comes from the primary key sequence."""
         result = await self.s.execute(
@@ -136,6 +138,7 @@ class TicketStore:
                 created_at=self.now,
                 updated_at=self.now,
                 first_response_due_at=first_response_due_at,
+                sla_warn_at=sla_warn_at,
             )
             .returning(*T.c)
         )
@@ -197,13 +200,10 @@ class TicketStore:
         ]
 
     async def sla_candidates(
-        self,
-        due_before: dt.datetime,
-        limit: int,
-        after: tuple[dt.datetime, int] | None = None,
+        self, limit: int, after: tuple[dt.datetime, int] | None = None
     ) -> list[SlaCandidate]:
-        """Tickets whose first-response clock runs and is due before `due_before`, by due
-        time then id (resuming after the `after` key), leaving out those with nothing left
+        """Tickets whose response clock runs and has reached its "at risk" instant, by that
+        instant then id (resuming after the `after` key), leaving out those with nothing left
         to claim: breached ones, and not-yet-due ones already claimed "at risk"."""
 
         def claimed(stage: str) -> Any:
@@ -218,18 +218,14 @@ class TicketStore:
         stmt = (
             select(*T.c, *_ORG_COLUMNS)
             .select_from(T.join(ORG, ORG.c.id == T.c.org_id))
-            .where(_AWAITING, T.c.first_response_due_at <= due_before, not_(breached))
+            .where(_AWAITING, T.c.sla_warn_at <= self.now, not_(breached))
         )
         if after is not None:
             stmt = stmt.where(
-                or_(T.c.first_response_due_at > after[0],
-                    and_(T.c.first_response_due_at == after[0], T.c.id > after[1]))
+                or_(T.c.sla_warn_at > after[0],
+                    and_(T.c.sla_warn_at == after[0], T.c.id > after[1]))
             )
-        stmt = (
-            stmt
-            .order_by(T.c.first_response_due_at, T.c.id)
-            .limit(limit)
-        )
+        stmt = stmt.order_by(T.c.sla_warn_at, T.c.id).limit(limit)
         return [
             SlaCandidate(ticket_value(r), r["org_key"], r["org_name"], Level(r["org_level"]))
             for r in (await self.s.execute(stmt)).mappings()

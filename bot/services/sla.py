@@ -1,4 +1,5 @@
-"""First-response SLA: due times, pauses, and the sweep that posts "at risk" and "breached".
+"""Response SLAs in business time: due times, pauses, and the sweep that posts "at risk" and
+"breached".
 
 The sweep is safe to run any number of times on any number of replicas: each (ticket,
 stage) alert is guarded by a claim in the database (`ClaimStore`, kind "sla"), taken in the
@@ -12,8 +13,9 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+from bot.business_time import Schedule, describe
 from bot.config import Settings
-from bot.domain import ACTIVE_STATUSES, Level, Severity, Ticket, TicketStatus
+from bot.domain import ACTIVE_STATUSES, Organization, Severity, Ticket, TicketStatus
 from bot.scheduler import Job
 from bot.services.base import Service
 from bot.services.ticket_cards import sla_alert
@@ -26,57 +28,100 @@ CLAIM_KIND = "sla"
 SWEEP_BATCH = 500
 
 
-def first_response_due(
-    settings: Settings, level: Level, severity: Severity, opened_at: dt.datetime
-) -> dt.datetime:
-    return opened_at + settings.sla_target(level, severity)
+def schedule_for(settings: Settings, org: Organization, severity: Severity) -> Schedule:
+    """The hours a ticket's clock runs: the level's coverage for the severity, in the
+    organization's timezone, minus its country's public holidays."""
+    return Schedule(org.timezone, settings.sla_coverage(org.level, severity), org.country)
 
 
-def warning_at(settings: Settings, level: Level, ticket: Ticket) -> dt.datetime | None:
-    """When the ticket becomes "at risk": `sla_warning_ratio` of its target has elapsed."""
-    if ticket.first_response_due_at is None:
-        return None
-    target = settings.sla_target(level, ticket.severity)
-    return ticket.first_response_due_at - target * (1 - settings.sla_warning_ratio)
+@dataclass(frozen=True, slots=True)
+class Target:
+    """A response target as the contract words it, and when it falls due."""
+
+    due: dt.datetime
+    warn: dt.datetime
+    length: dt.timedelta
+    schedule: Schedule
+
+    @property
+    def wording(self) -> str:
+        """`4 business hours` or `2 hours, 24×7`."""
+        return describe(self.length, self.schedule)
 
 
-def stage_at(settings: Settings, level: Level, ticket: Ticket, now: dt.datetime) -> str | None:
+def response_target(
+    settings: Settings, org: Organization, severity: Severity, start: dt.datetime
+) -> Target:
+    """The response target of a clock started at `start`: due once the level's target of
+    covered time has passed, "at risk" once `sla_warning_ratio` of it has."""
+    schedule = schedule_for(settings, org, severity)
+    length = settings.sla_target(org.level, severity)
+    return Target(
+        schedule.add(start, length),
+        schedule.add(start, length * settings.sla_warning_ratio),
+        length,
+        schedule,
+    )
+
+
+def stage_at(ticket: Ticket, now: dt.datetime) -> str | None:
     """The SLA stage a ticket has reached at `now`: None, "at_risk" or "breached"."""
     if not ticket.awaiting_first_response or ticket.first_response_due_at is None:
         return None
     if now >= ticket.first_response_due_at:
         return BREACHED
-    warn = warning_at(settings, level, ticket)
-    if warn is not None and now >= warn:
+    if ticket.sla_warn_at is not None and now >= ticket.sla_warn_at:
         return AT_RISK
     return None
 
 
-def resized_due(
-    settings: Settings, level: Level, ticket: Ticket, severity: Severity
-) -> dt.datetime | None:
-    """The due time after a severity change: the new target, keeping time already paused."""
+def business_left(settings: Settings, org: Organization, ticket: Ticket,
+                  now: dt.datetime) -> dt.timedelta | None:
+    """Covered time left before the running clock is due (negative once overdue); None
+    when no clock runs. A paused clock keeps what it had when it paused."""
+    if ticket.first_responded_at is not None or ticket.first_response_due_at is None:
+        return None
+    if not ticket.active:
+        return None
+    schedule = schedule_for(settings, org, ticket.severity)
+    return schedule.between(ticket.sla_paused_at or now, ticket.first_response_due_at)
+
+
+def resized(
+    settings: Settings, org: Organization, ticket: Ticket, severity: Severity, now: dt.datetime
+) -> dict[str, Any]:
+    """Column changes for a severity change: a running clock takes the new target, keeping
+    the covered time already used."""
     due = ticket.first_response_due_at
     if due is None or ticket.first_responded_at is not None:
-        return due
-    return due - settings.sla_target(level, ticket.severity) + settings.sla_target(
-        level, severity
-    )
+        return {}
+    ref = ticket.sla_paused_at or now
+    used = settings.sla_target(org.level, ticket.severity) - schedule_for(
+        settings, org, ticket.severity).between(ref, due)
+    schedule = schedule_for(settings, org, severity)
+    length = settings.sla_target(org.level, severity)
+    return {
+        "first_response_due_at": schedule.add(ref, length - used),
+        "sla_warn_at": schedule.add(ref, length * settings.sla_warning_ratio - used),
+    }
 
 
-def status_changes(ticket: Ticket, status: TicketStatus, now: dt.datetime) -> dict[str, Any]:
-    """Column changes for a status change: `pending` pauses the first-response clock and
-    leaving it pushes the due time by the time spent paused."""
+def status_changes(
+    ticket: Ticket, status: TicketStatus, now: dt.datetime, schedule: Schedule
+) -> dict[str, Any]:
+    """Column changes for a status change: `pending` pauses the response clock, and leaving
+    it resumes the clock with the covered time it had left when it paused."""
     changes: dict[str, Any] = {"status": status}
     if status is TicketStatus.PENDING:
         if ticket.sla_paused_at is None:
             changes["sla_paused_at"] = now
-    elif ticket.sla_paused_at is not None:
+    elif (paused := ticket.sla_paused_at) is not None:
         changes["sla_paused_at"] = None
         if ticket.first_responded_at is None and ticket.first_response_due_at is not None:
-            changes["first_response_due_at"] = ticket.first_response_due_at + (
-                now - ticket.sla_paused_at
-            )
+            for column in ("first_response_due_at", "sla_warn_at"):
+                at = getattr(ticket, column)
+                if at is not None and at > paused:
+                    changes[column] = schedule.add(now, schedule.between(paused, at))
     if status is TicketStatus.SOLVED:
         changes["solved_at"] = now
     elif status is TicketStatus.CLOSED:
@@ -96,18 +141,6 @@ class SweepResult:
 class SlaService(Service):
     """Sweeps for first-response clocks at risk or breached."""
 
-    def horizon(self) -> dt.timedelta:
-        """How far ahead of its due time a ticket can turn "at risk" (the longest lead)."""
-        longest = max(
-            (
-                self.settings.sla_target(level, severity)
-                for level in Level
-                for severity in Severity
-            ),
-            default=dt.timedelta(0),
-        )
-        return longest * (1 - self.settings.sla_warning_ratio)
-
     async def sweep(self) -> SweepResult:
         """Claim and queue every due "at risk" and "breached" alert.
 
@@ -119,12 +152,10 @@ class SlaService(Service):
         after: tuple[dt.datetime, int] | None = None
         while True:
             async with self.tx() as tx:
-                candidates = await tx.tickets.sla_candidates(
-                    now + self.horizon(), SWEEP_BATCH, after
-                )
+                candidates = await tx.tickets.sla_candidates(SWEEP_BATCH, after)
                 due = [
                     (c, stage) for c in candidates
-                    if (stage := stage_at(self.settings, c.level, c.ticket, now)) is not None
+                    if (stage := stage_at(c.ticket, now)) is not None
                 ]
                 # A breached ticket's "at risk" stage is claimed with it, so it never posts late.
                 claims = {(c.ticket.id, stage) for c, stage in due} | {
@@ -145,8 +176,8 @@ class SlaService(Service):
             if len(candidates) < SWEEP_BATCH:
                 break
             last = candidates[-1].ticket
-            assert last.first_response_due_at is not None
-            after = (last.first_response_due_at, last.id)
+            assert last.sla_warn_at is not None
+            after = (last.sla_warn_at, last.id)
         if at_risk or breached:
             log.info("SLA sweep: %s at risk, %s breached", at_risk, breached)
         return SweepResult(at_risk, breached)

@@ -36,7 +36,7 @@ from bot.policy import (
     visible_comments,
 )
 from bot.services.base import Denied, Invalid, NotFound, Service, Tx
-from bot.services.sla import first_response_due, status_changes
+from bot.services.sla import response_target, schedule_for, status_changes
 from bot.services.ticket_cards import (
     customer_update,
     opener_card,
@@ -264,6 +264,7 @@ class TicketService(TicketBase):
             description = f"{subject}\n\n{description}".strip()
             subject = subject[: SUBJECT_MAX - 1] + "…"
         async with self.tx() as tx:
+            target = response_target(self.settings, org, severity, tx.now)
             ticket = await tx.tickets.create(
                 org_id=org.id,
                 opener_id=contact.id,
@@ -271,8 +272,8 @@ class TicketService(TicketBase):
                 description=description,
                 severity=severity,
                 source_platform=source_platform,
-                first_response_due_at=first_response_due(self.settings, org.level, severity,
-                                                          tx.now),
+                first_response_due_at=target.due,
+                sla_warn_at=target.warn,
             )
             await tx.tickets.follow(ticket.id, contact.id)
             await self.notifier.to_contact(
@@ -331,7 +332,7 @@ class TicketService(TicketBase):
         source_platform: str = "console",
     ) -> tuple[TicketComment, list[Attachment]]:
         """A public comment from a contact, with any files as attachments."""
-        contact, _ = self.require_following(actor)
+        contact, org = self.require_following(actor)
         checked = self._check_files(files)
         async with self.tx() as tx:
             ticket = await self._visible(tx, actor, ticket_id, lock=True)
@@ -349,9 +350,9 @@ class TicketService(TicketBase):
                                              comment_id=note.id)
             await tx.tickets.follow(ticket.id, contact.id)
             if ticket.status in (TicketStatus.PENDING, TicketStatus.SOLVED):
-                ticket = await tx.tickets.update(
-                    ticket.id, **status_changes(ticket, TicketStatus.OPEN, tx.now)
-                )
+                ticket = await tx.tickets.update(ticket.id, **status_changes(
+                    ticket, TicketStatus.OPEN, tx.now,
+                    schedule_for(self.settings, org, ticket.severity)))
             else:
                 ticket = await tx.tickets.update(ticket.id)
             files_note = f"\n({len(stored)} file(s) attached)" if stored else ""
@@ -409,7 +410,7 @@ class TicketService(TicketBase):
     async def _set_open(
         self, actor: Actor, ticket_id: int, reopen: bool, text: str | None, platform: str
     ) -> Ticket:
-        contact, _ = self.require_following(actor)
+        contact, org = self.require_following(actor)
         async with self.tx() as tx:
             ticket = await self._visible(tx, actor, ticket_id, lock=True)
             verb = "reopen" if reopen else "close"
@@ -421,7 +422,8 @@ class TicketService(TicketBase):
             if not reopen and ticket.status is TicketStatus.CLOSED:
                 raise Invalid(f"Ticket {ticket.ref} is already closed.")
             target = TicketStatus.OPEN if reopen else TicketStatus.CLOSED
-            ticket = await tx.tickets.update(ticket.id, **status_changes(ticket, target, tx.now))
+            ticket = await tx.tickets.update(ticket.id, **status_changes(
+                ticket, target, tx.now, schedule_for(self.settings, org, ticket.severity)))
             suffix = "reopened" if reopen else "closed"
             key = f"ticket:{ticket.id}:{suffix}:{tx.now.isoformat()}"
             if text:

@@ -9,11 +9,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from bot.business_time import Schedule
 from bot.domain import Actor, Attachment, Severity, StaffMember, Ticket, TicketComment, TicketStatus
 from bot.invocation import IncomingFile
 from bot.policy import Permission, allows
-from bot.services.base import Denied, Invalid
-from bot.services.sla import resized_due, status_changes
+from bot.services.base import Denied, Invalid, Tx
+from bot.services.sla import resized, schedule_for, status_changes
 from bot.services.ticket_cards import triage_update
 from bot.services.tickets import TicketBase
 from storage.tickets import QueueEntry
@@ -55,6 +56,11 @@ class TriageService(TicketBase):
             raise Denied("Triage is for support engineers.")
         return actor.staff
 
+    async def _schedule(self, tx: Tx, ticket: Ticket) -> Schedule:
+        org = await tx.directory.org(ticket.org_id)
+        assert org is not None
+        return schedule_for(self.settings, org, ticket.severity)
+
     async def queue(self, actor: Actor, limit: int = QUEUE_LIMIT) -> list[QueueEntry]:
         """Active tickets, the most urgent first-response clock first."""
         self._engineer(actor)
@@ -70,7 +76,8 @@ class TriageService(TicketBase):
                 raise Invalid(f"{ticket.ref} is already yours.")
             changes: dict[str, object] = {"assignee_id": staff.id}
             if ticket.status is TicketStatus.NEW:
-                changes.update(status_changes(ticket, TicketStatus.OPEN, tx.now))
+                changes.update(status_changes(ticket, TicketStatus.OPEN, tx.now,
+                                              await self._schedule(tx, ticket)))
             ticket = await tx.tickets.update(ticket.id, **changes)
             key = f"ticket:{ticket.id}:assigned:{staff.id}:{tx.now.isoformat()}"
             told = await self._announce(
@@ -86,7 +93,8 @@ class TriageService(TicketBase):
             ticket = await self._visible(tx, actor, ticket_id, lock=True)
             if ticket.status is status:
                 raise Invalid(f"{ticket.ref} is already {status.value}.")
-            ticket = await tx.tickets.update(ticket.id, **status_changes(ticket, status, tx.now))
+            ticket = await tx.tickets.update(ticket.id, **status_changes(
+                ticket, status, tx.now, await self._schedule(tx, ticket)))
             key = f"ticket:{ticket.id}:status:{status.value}:{tx.now.isoformat()}"
             told = await self._announce(
                 tx, ticket, key, f"{staff.name} set {ticket.ref} to {status.value}",
@@ -103,9 +111,9 @@ class TriageService(TicketBase):
                 raise Invalid(f"{ticket.ref} is already {severity.value}.")
             org = await tx.directory.org(ticket.org_id)
             assert org is not None
-            due = resized_due(self.settings, org.level, ticket, severity)
-            ticket = await tx.tickets.update(ticket.id, severity=severity,
-                                             first_response_due_at=due)
+            ticket = await tx.tickets.update(
+                ticket.id, severity=severity,
+                **resized(self.settings, org, ticket, severity, tx.now))
             key = f"ticket:{ticket.id}:severity:{severity.value}:{tx.now.isoformat()}"
             told = await self._announce(
                 tx, ticket, key, f"{staff.name} set {ticket.ref} to {severity.value}",
@@ -160,7 +168,8 @@ class TriageService(TicketBase):
             if ticket.first_responded_at is None:
                 changes["first_responded_at"] = tx.now
             if ticket.status is TicketStatus.NEW:
-                changes.update(status_changes(ticket, TicketStatus.OPEN, tx.now))
+                changes.update(status_changes(ticket, TicketStatus.OPEN, tx.now,
+                                              await self._schedule(tx, ticket)))
             ticket = await tx.tickets.update(ticket.id, **changes)
             told = await self._announce(tx, ticket, key, f"{staff.name} replied on {ticket.ref}",
                                         text + files_note)

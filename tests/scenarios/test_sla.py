@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import select
@@ -13,11 +14,17 @@ from bot.config import Settings
 from bot.services import sla as sla_module
 from bot.services.sla import SweepResult, sla_job
 from storage.db import Database
-from storage.models import OutboxRow, ReminderClaimRow
+from storage.models import OutboxRow, ReminderClaimRow, TicketRow
 from tests.harness import Harness
 from tests.scenarios.tickets_world import BOB, SAM, SOL, TOM, build
 
 HOUR = dt.timedelta(hours=1)
+MADRID = ZoneInfo("Europe/Madrid")
+
+
+def madrid(*parts: int) -> dt.datetime:
+    """A wall-clock time in Madrid (the ticket world's organizations' timezone)."""
+    return dt.datetime(*parts, tzinfo=MADRID)
 
 
 async def alerts(h: Harness) -> list[str]:
@@ -48,15 +55,18 @@ def posted(h: Harness) -> list[str]:
 async def test_at_risk_then_breached_once_each_across_a_restart(
     harness: Harness, settings: Settings, clock: FixedClock, db_url: str
 ) -> None:
-    """Standard sev3 is 12 h: at risk after 9.6 h, breached at 12 h; sweeps repeat freely,
-    and a restarted process (new app, same database) posts nothing twice."""
+    """Standard sev3 is one business day (8 h, Madrid 09:00-17:00): opened Wednesday 11:00,
+    at risk after 6.4 business hours (Thursday 09:24), breached Thursday 11:00; the night
+    does not count, sweeps repeat freely, and a restarted process posts nothing twice."""
     await build(harness)
     await harness.as_(TOM).send("/ticket new sev3 Slow dashboard")
     sweep = harness.app.services.sla.sweep
 
-    clock.advance(dt.timedelta(hours=9, minutes=30))
+    clock.set(madrid(2026, 11, 25, 16, 59))
     assert (await sweep()).at_risk == 0
-    clock.advance(dt.timedelta(minutes=10))
+    clock.set(madrid(2026, 11, 26, 9, 20))  # the night did not count
+    assert (await sweep()).at_risk == 0
+    clock.set(madrid(2026, 11, 26, 9, 24))
     assert (await sweep()).at_risk == 1
     assert (await sweep()).at_risk == 0
     await harness.drain()
@@ -66,7 +76,7 @@ async def test_at_risk_then_breached_once_each_across_a_restart(
     try:
         again = await Harness.create(settings, clock, restarted_db)
         assert (await again.app.services.sla.sweep()).at_risk == 0
-        clock.advance(3 * HOUR)
+        clock.set(madrid(2026, 11, 26, 11, 0))
         result = await again.app.services.sla.sweep()
         assert (result.at_risk, result.breached) == (0, 1)
         await again.drain()
@@ -92,22 +102,42 @@ async def test_after_downtime_only_the_breach_is_posted(harness: Harness) -> Non
 
 
 async def test_pending_pauses_the_clock(harness: Harness) -> None:
-    """Time spent pending on the customer does not count against the first response."""
+    """Time spent pending on the customer does not count against the first response: the
+    clock resumes with the business time it had left (8 h target, 1 h used)."""
     await build(harness)
-    await harness.as_(TOM).send("/ticket new sev3 Need logs")  # due at +12 h
+    await harness.as_(TOM).send("/ticket new sev3 Need logs")  # Wed 11:00, due Thu 11:00
     sla = harness.app.services.sla
     harness.clock.advance(HOUR)
     await harness.as_(SAM).send("/triage status 1 pending")
-    harness.clock.advance(20 * HOUR)
+    harness.clock.set(madrid(2026, 11, 26, 13, 0))  # past the original due time
     assert await sla.sweep() == SweepResult(0, 0)
-    await harness.as_(TOM).send("/ticket comment 1 Here they are")  # back to open at +21 h
+    await harness.as_(TOM).send("/ticket comment 1 Here they are")  # 7 h left: Fri 12:00
     assert (await sla.sweep()).at_risk == 0
-    harness.clock.advance(dt.timedelta(hours=8, minutes=30))  # +29.5 h: 8.5 h of 12 used
+    harness.clock.set(madrid(2026, 11, 27, 10, 20))  # 6.33 h used
     assert (await sla.sweep()).at_risk == 0
-    harness.clock.advance(dt.timedelta(minutes=12))  # 9.7 h used: past 80 %
+    harness.clock.set(madrid(2026, 11, 27, 10, 24))  # 6.4 h used: 80 %
     assert (await sla.sweep()).at_risk == 1
-    harness.clock.advance(2 * HOUR + dt.timedelta(minutes=30))
+    harness.clock.set(madrid(2026, 11, 27, 12, 0))
     assert (await sla.sweep()).breached == 1
+
+
+async def test_pending_across_a_weekend(harness: Harness) -> None:
+    """Pending from Friday to Monday: the weekend and the pending spell both leave the
+    remaining business time untouched."""
+    await build(harness)
+    harness.clock.set(madrid(2026, 11, 27, 14, 0))  # Friday
+    await harness.as_(TOM).send("/ticket new sev2 Export fails")  # 4 h: due Mon 10:00
+    harness.clock.set(madrid(2026, 11, 27, 15, 0))
+    await harness.as_(SAM).send("/triage status 1 pending")  # 3 h left
+    harness.clock.set(madrid(2026, 11, 30, 10, 0))
+    await harness.as_(TOM).send("/ticket comment 1 Logs attached")
+    async with harness.app.db.read() as session:
+        row = await session.get(TicketRow, 1)
+    assert row is not None and row.first_response_due_at == madrid(2026, 11, 30, 13, 0)
+    harness.clock.set(madrid(2026, 11, 30, 12, 59))
+    assert (await harness.app.services.sla.sweep()).breached == 0
+    harness.clock.set(madrid(2026, 11, 30, 13, 0))
+    assert (await harness.app.services.sla.sweep()).breached == 1
 
 
 async def test_first_public_reply_stops_the_clock(harness: Harness) -> None:
@@ -163,10 +193,11 @@ async def test_sweep_pages_past_tickets_not_yet_at_risk(
     """Tickets due sooner but not yet at risk never hide a later-due one that is."""
     monkeypatch.setattr(sla_module, "SWEEP_BATCH", 2)
     await build(harness)
-    await harness.as_(SOL).send("/ticket new sev4 Slow burner")  # basic sev4: 48 h, warn 38.4 h
-    harness.clock.advance(dt.timedelta(hours=38, minutes=30))
+    # Basic sev4: 3 business days, at risk after 19.2 business hours (Friday 14:12).
+    await harness.as_(SOL).send("/ticket new sev4 Slow burner")
+    harness.clock.set(madrid(2026, 11, 27, 14, 30))
     for i in range(3):
-        await harness.as_(BOB).send(f"/ticket new sev1 Fresh {i}")  # premium sev1: due in 30m
+        await harness.as_(BOB).send(f"/ticket new sev1 Fresh {i}")  # premium sev1: 2 h 24×7
     result = await harness.app.services.sla.sweep()
     assert (result.at_risk, result.breached) == (1, 0)
     assert await claims(harness) == {(1, "at_risk")}
@@ -180,7 +211,7 @@ async def test_sla_alerts_reach_engineers_without_triage_channels(
     harness = await Harness.create(settings.model_copy(update={"triage_channels": ()}), clock, db)
     await build(harness)
     await harness.as_(TOM).send("/ticket new sev3 Slow dashboard")
-    clock.advance(13 * HOUR)
+    clock.advance(25 * HOUR)
     assert (await harness.app.services.sla.sweep()).breached == 1
     await harness.drain()
     assert any("SLA breached: #1 Slow dashboard" in m.plain() for m in harness.emails_to(SAM))

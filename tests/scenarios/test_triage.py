@@ -21,15 +21,15 @@ async def test_queue_is_ordered_by_sla_urgency(harness: Harness) -> None:
     """The ticket whose first response is due soonest comes first; answered ones last."""
     await build(harness)
     tom, bob = harness.as_(TOM), harness.as_(BOB)
-    await tom.send("/ticket new sev4 Cosmetic glitch")  # standard sev4: 24h
-    await tom.send("/ticket new sev2 Reports slow")  # standard sev2: 4h
-    await bob.send("/ticket new sev1 Cluster down")  # premium sev1: 30 min
-    await tom.send("/ticket new sev3 Question about limits")  # standard sev3: 12h
+    await tom.send("/ticket new sev4 Cosmetic glitch")  # standard sev4: 2 business days
+    await tom.send("/ticket new sev2 Reports slow")  # standard sev2: 4 business hours
+    await bob.send("/ticket new sev1 Cluster down")  # premium sev1: 2 hours, 24×7
+    await tom.send("/ticket new sev3 Question about limits")  # standard sev3: 1 business day
     sam = harness.as_(SAM)
     await sam.send("/triage reply 2 Looking at it")  # answered: leaves the SLA order
     queue = (await sam.send("/triage")).message.text.splitlines()[1:]
     assert [line.split(" · ")[0] for line in queue] == ["#3", "#4", "#1", "#2"]
-    assert "due in 30m" in queue[0] and "beta" in queue[0]
+    assert "due in 2h 0m" in queue[0] and "beta" in queue[0]
     assert "responded" in queue[3]
     await tom.send("/ticket close 1")
     after_close = (await sam.send("/triage queue")).message.text
@@ -86,7 +86,8 @@ async def test_severity_change_moves_the_running_clock(harness: Harness) -> None
     await build(harness)
     opened = harness.clock.now()
     await harness.as_(TOM).send("/ticket new sev3 Something odd")
-    assert (await _ticket(harness, 1)).first_response_due_at == opened + dt.timedelta(hours=12)
+    # Standard sev3: one business day, Wednesday 11:00 to Thursday 11:00 in Madrid.
+    assert (await _ticket(harness, 1)).first_response_due_at == opened + dt.timedelta(hours=24)
     await harness.as_(SAM).send("/triage severity 1 sev1")
     assert (await _ticket(harness, 1)).first_response_due_at == opened + dt.timedelta(hours=2)
 

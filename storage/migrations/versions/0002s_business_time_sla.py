@@ -1,0 +1,49 @@
+"""business-time SLAs: organization country, the "at risk" instant of a running clock
+
+`organizations.country` names whose public holidays are not business days. The sweep finds
+running clocks by `tickets.sla_warn_at` (the instant 80 % of the business time is used), so
+the awaiting index moves to it; open tickets from before take their due time as warning.
+
+Revision ID: 0002s
+Revises: 0004
+Create Date: 2026-11-25 18:30:00
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+import storage.types
+
+revision = '0002s'
+down_revision = '0004'
+branch_labels = None
+depends_on = None
+
+AWAITING = "first_responded_at IS NULL AND status IN ('new', 'open', 'on_hold')"
+
+
+def upgrade() -> None:
+    with op.batch_alter_table('organizations', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('country', sa.String(length=2), nullable=True))
+    with op.batch_alter_table('tickets', schema=None) as batch_op:
+        batch_op.add_column(
+            sa.Column('sla_warn_at', storage.types.UTCDateTime(timezone=True), nullable=True))
+        batch_op.drop_index('ix_tickets_awaiting')
+    op.execute("UPDATE tickets SET sla_warn_at = first_response_due_at "
+               f"WHERE {AWAITING}")
+    with op.batch_alter_table('tickets', schema=None) as batch_op:
+        batch_op.create_index('ix_tickets_awaiting', ['sla_warn_at', 'id'], unique=False,
+                              sqlite_where=sa.text(AWAITING), postgresql_where=sa.text(AWAITING))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table('tickets', schema=None) as batch_op:
+        batch_op.drop_index('ix_tickets_awaiting')
+        batch_op.create_index('ix_tickets_awaiting', ['first_response_due_at', 'id'],
+                              unique=False, sqlite_where=sa.text(AWAITING),
+                              postgresql_where=sa.text(AWAITING))
+        batch_op.drop_column('sla_warn_at')
+    with op.batch_alter_table('organizations', schema=None) as batch_op:
+        batch_op.drop_column('country')
