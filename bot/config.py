@@ -115,6 +115,12 @@ class Settings(BaseSettings):
         default_factory=lambda: {k: dict(v) for k, v in DEFAULT_SLA_MINUTES.items()},
         validation_alias=_env("SUBDESK_SLA_MINUTES", "sla_minutes"),
     )
+    # Next-response targets (same shape); a level or severity not named takes its first-
+    # response target.
+    sla_next_minutes: dict[str, dict[str, int]] = Field(
+        default_factory=dict,
+        validation_alias=_env("SUBDESK_SLA_NEXT_MINUTES", "sla_next_minutes"),
+    )
     sla_hours: dict[str, str] = Field(
         default_factory=lambda: dict(DEFAULT_SLA_HOURS),
         validation_alias=_env("SUBDESK_SLA_HOURS", "sla_hours"),
@@ -290,6 +296,11 @@ class Settings(BaseSettings):
             severity.value, DEFAULT_SLA_MINUTES[level.value][severity.value]
         )
         return dt.timedelta(minutes=minutes)
+
+    def sla_next_target(self, level: Level, severity: Severity) -> dt.timedelta:
+        minutes = self.sla_next_minutes.get(level.value, {}).get(severity.value)
+        return self.sla_target(level, severity) if minutes is None else dt.timedelta(
+            minutes=minutes)
 
     def sla_coverage(self, level: Level, severity: Severity) -> Hours | None:
         """The hours a level's clock runs for a severity; None when covered 24×7."""

@@ -218,6 +218,8 @@ class Ticket:
     solved_at: dt.datetime | None
     closed_at: dt.datetime | None
     sla_warn_at: dt.datetime | None = None  # when the running response clock turns "at risk"
+    next_response_due_at: dt.datetime | None = None  # the running next-response target
+    response_cycle: int = 0  # 0: first response; n: the n-th next response
 
     @property
     def ref(self) -> str:
@@ -228,12 +230,22 @@ class Ticket:
         return self.status in ACTIVE_STATUSES
 
     @property
-    def awaiting_first_response(self) -> bool:
-        """True while the first-response clock runs (not answered, not paused, not done)."""
-        return (
-            self.first_responded_at is None
-            and self.status in (TicketStatus.NEW, TicketStatus.OPEN, TicketStatus.ON_HOLD)
-        )
+    def response_due_at(self) -> dt.datetime | None:
+        """When the current response target falls due: the first response until it is
+        given, then the next response a customer comment started (None when none runs)."""
+        if self.first_responded_at is None:
+            return self.first_response_due_at
+        return self.next_response_due_at
+
+    @property
+    def clock_set(self) -> bool:
+        """True while a response target is open, running or paused (`pending`)."""
+        return self.active and self.sla_warn_at is not None and self.response_due_at is not None
+
+    @property
+    def awaiting_response(self) -> bool:
+        """True while a response clock runs (a target open, not paused, not done)."""
+        return self.clock_set and self.status is not TicketStatus.PENDING
 
 
 @dataclass(frozen=True, slots=True)

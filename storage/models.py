@@ -197,7 +197,7 @@ class LinkEventRow(Base):
 
 # Partial-index predicates, repeated verbatim in the queries that must use them (SQLite
 # matches a partial index only when the query holds the same terms).
-TICKETS_AWAITING = "first_responded_at IS NULL AND status IN ('new', 'open', 'on_hold')"
+TICKETS_AWAITING = "sla_warn_at IS NOT NULL AND status IN ('new', 'open', 'on_hold')"
 TICKETS_ACTIVE = "status IN ('new', 'open', 'pending', 'on_hold')"
 
 
@@ -238,6 +238,8 @@ class TicketRow(Base):
     solved_at: Mapped[dt.datetime | None]
     closed_at: Mapped[dt.datetime | None]
     sla_warn_at: Mapped[dt.datetime | None]
+    next_response_due_at: Mapped[dt.datetime | None]
+    response_cycle: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class TicketFollowerRow(Base):

@@ -6,7 +6,22 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import RowMapping, Table, and_, exists, insert, not_, or_, select, text, update
+from sqlalchemy import (
+    RowMapping,
+    String,
+    Table,
+    and_,
+    case,
+    cast,
+    exists,
+    insert,
+    literal,
+    not_,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain import Attachment, Level, Severity, Ticket, TicketComment, TicketStatus
@@ -67,6 +82,8 @@ def ticket_value(row: RowMapping) -> Ticket:
         solved_at=row["solved_at"],
         closed_at=row["closed_at"],
         sla_warn_at=row["sla_warn_at"],
+        next_response_due_at=row["next_response_due_at"],
+        response_cycle=row["response_cycle"],
     )
 
 
@@ -182,14 +199,14 @@ class TicketStore:
         )
         urgent = (
             select(*columns).select_from(joined).where(_AWAITING)
-            .order_by(T.c.first_response_due_at, T.c.id).limit(limit)
+            .order_by(T.c.sla_warn_at, T.c.id).limit(limit)
         )
         rows = list((await self.s.execute(urgent)).mappings())
         if len(rows) < limit:
             rest = (
                 select(*columns).select_from(joined)
-                .where(_ACTIVE, not_(and_(T.c.first_responded_at.is_(None),
-                                          T.c.status.in_(("new", "open", "on_hold")))))
+                .where(_ACTIVE, or_(T.c.sla_warn_at.is_(None),
+                                    T.c.status.not_in(("new", "open", "on_hold"))))
                 .order_by(T.c.id).limit(limit - len(rows))
             )
             rows.extend((await self.s.execute(rest)).mappings())
@@ -206,15 +223,22 @@ class TicketStore:
         instant then id (resuming after the `after` key), leaving out those with nothing left
         to claim: breached ones, and not-yet-due ones already claimed "at risk"."""
 
+        # Claims of the running target: `at_risk` for the first response, `next2:at_risk`
+        # for the second next response (as `bot.services.sla.stage_name` names them).
+        cycle = case(
+            (T.c.response_cycle == 0, literal("")),
+            else_=literal("next") + cast(T.c.response_cycle, String) + literal(":"),
+        )
+
         def claimed(stage: str) -> Any:
             return exists().where(
-                CLAIM.c.kind == "sla", CLAIM.c.subject_id == T.c.id, CLAIM.c.stage == stage
+                CLAIM.c.kind == "sla", CLAIM.c.subject_id == T.c.id,
+                CLAIM.c.stage == cycle + literal(stage),
             )
 
-        breached = or_(
-            claimed("breached"),
-            and_(T.c.first_response_due_at > self.now, claimed("at_risk")),
-        )
+        due = case((T.c.first_responded_at.is_(None), T.c.first_response_due_at),
+                   else_=T.c.next_response_due_at)
+        breached = or_(claimed("breached"), and_(due > self.now, claimed("at_risk")))
         stmt = (
             select(*T.c, *_ORG_COLUMNS)
             .select_from(T.join(ORG, ORG.c.id == T.c.org_id))

@@ -34,6 +34,21 @@ def schedule_for(settings: Settings, org: Organization, severity: Severity) -> S
     return Schedule(org.timezone, settings.sla_coverage(org.level, severity), org.country)
 
 
+def stage_name(stage: str, cycle: int) -> str:
+    """The claim stage of a target cycle: `at_risk` for the first response, `next2:at_risk`
+    for the second next response."""
+    return stage if cycle == 0 else f"next{cycle}:{stage}"
+
+
+def target_length(settings: Settings, org: Organization, severity: Severity,
+                  cycle: int) -> dt.timedelta:
+    """Covered time allowed for a response: first-response target for cycle 0, then the
+    next-response target."""
+    if cycle == 0:
+        return settings.sla_target(org.level, severity)
+    return settings.sla_next_target(org.level, severity)
+
+
 @dataclass(frozen=True, slots=True)
 class Target:
     """A response target as the contract words it, and when it falls due."""
@@ -50,12 +65,13 @@ class Target:
 
 
 def response_target(
-    settings: Settings, org: Organization, severity: Severity, start: dt.datetime
+    settings: Settings, org: Organization, severity: Severity, start: dt.datetime,
+    cycle: int = 0,
 ) -> Target:
     """The response target of a clock started at `start`: due once the level's target of
     covered time has passed, "at risk" once `sla_warning_ratio` of it has."""
     schedule = schedule_for(settings, org, severity)
-    length = settings.sla_target(org.level, severity)
+    length = target_length(settings, org, severity, cycle)
     return Target(
         schedule.add(start, length),
         schedule.add(start, length * settings.sla_warning_ratio),
@@ -64,11 +80,37 @@ def response_target(
     )
 
 
+def _due_column(ticket: Ticket) -> str:
+    return "first_response_due_at" if ticket.first_responded_at is None else (
+        "next_response_due_at")
+
+
+def started(settings: Settings, org: Organization, ticket: Ticket,
+            now: dt.datetime) -> dict[str, Any]:
+    """Column changes when a customer's public comment asks for an answer: a new target
+    cycle (a next response once the first was given), unless a target is already open."""
+    if ticket.clock_set:
+        return {}
+    cycle = ticket.response_cycle + 1
+    target = response_target(settings, org, ticket.severity, now, cycle)
+    return {"response_cycle": cycle, _due_column(ticket): target.due, "sla_warn_at": target.warn}
+
+
+def met(ticket: Ticket, now: dt.datetime) -> dict[str, Any]:
+    """Column changes for an engineer's public reply: it meets the open target."""
+    changes: dict[str, Any] = {"sla_warn_at": None, "next_response_due_at": None}
+    if ticket.first_responded_at is None:
+        changes["first_responded_at"] = now
+    return changes
+
+
 def stage_at(ticket: Ticket, now: dt.datetime) -> str | None:
-    """The SLA stage a ticket has reached at `now`: None, "at_risk" or "breached"."""
-    if not ticket.awaiting_first_response or ticket.first_response_due_at is None:
+    """The SLA stage a ticket's running target has reached at `now`: None, "at_risk" or
+    "breached"."""
+    due = ticket.response_due_at
+    if not ticket.awaiting_response or due is None:
         return None
-    if now >= ticket.first_response_due_at:
+    if now >= due:
         return BREACHED
     if ticket.sla_warn_at is not None and now >= ticket.sla_warn_at:
         return AT_RISK
@@ -77,31 +119,31 @@ def stage_at(ticket: Ticket, now: dt.datetime) -> str | None:
 
 def business_left(settings: Settings, org: Organization, ticket: Ticket,
                   now: dt.datetime) -> dt.timedelta | None:
-    """Covered time left before the running clock is due (negative once overdue); None
-    when no clock runs. A paused clock keeps what it had when it paused."""
-    if ticket.first_responded_at is not None or ticket.first_response_due_at is None:
-        return None
-    if not ticket.active:
+    """Covered time left before the open target is due (negative once overdue); None when
+    no target is open. A paused clock keeps what it had when it paused."""
+    due = ticket.response_due_at
+    if not ticket.clock_set or due is None:
         return None
     schedule = schedule_for(settings, org, ticket.severity)
-    return schedule.between(ticket.sla_paused_at or now, ticket.first_response_due_at)
+    return schedule.between(ticket.sla_paused_at or now, due)
 
 
 def resized(
     settings: Settings, org: Organization, ticket: Ticket, severity: Severity, now: dt.datetime
 ) -> dict[str, Any]:
-    """Column changes for a severity change: a running clock takes the new target, keeping
+    """Column changes for a severity change: an open target takes the new length, keeping
     the covered time already used."""
-    due = ticket.first_response_due_at
-    if due is None or ticket.first_responded_at is not None:
+    due = ticket.response_due_at
+    if not ticket.clock_set or due is None:
         return {}
     ref = ticket.sla_paused_at or now
-    used = settings.sla_target(org.level, ticket.severity) - schedule_for(
+    cycle = ticket.response_cycle
+    used = target_length(settings, org, ticket.severity, cycle) - schedule_for(
         settings, org, ticket.severity).between(ref, due)
     schedule = schedule_for(settings, org, severity)
-    length = settings.sla_target(org.level, severity)
+    length = target_length(settings, org, severity, cycle)
     return {
-        "first_response_due_at": schedule.add(ref, length - used),
+        _due_column(ticket): schedule.add(ref, length - used),
         "sla_warn_at": schedule.add(ref, length * settings.sla_warning_ratio - used),
     }
 
@@ -110,15 +152,18 @@ def status_changes(
     ticket: Ticket, status: TicketStatus, now: dt.datetime, schedule: Schedule
 ) -> dict[str, Any]:
     """Column changes for a status change: `pending` pauses the response clock, and leaving
-    it resumes the clock with the covered time it had left when it paused."""
+    it resumes the clock with the covered time it had left when it paused; solving or
+    closing ends any open target."""
     changes: dict[str, Any] = {"status": status}
-    if status is TicketStatus.PENDING:
+    if status in (TicketStatus.SOLVED, TicketStatus.CLOSED):
+        changes.update(sla_paused_at=None, sla_warn_at=None, next_response_due_at=None)
+    elif status is TicketStatus.PENDING:
         if ticket.sla_paused_at is None:
             changes["sla_paused_at"] = now
     elif (paused := ticket.sla_paused_at) is not None:
         changes["sla_paused_at"] = None
-        if ticket.first_responded_at is None and ticket.first_response_due_at is not None:
-            for column in ("first_response_due_at", "sla_warn_at"):
+        if ticket.clock_set:
+            for column in (_due_column(ticket), "sla_warn_at"):
                 at = getattr(ticket, column)
                 if at is not None and at > paused:
                     changes[column] = schedule.add(now, schedule.between(paused, at))
@@ -157,15 +202,18 @@ class SlaService(Service):
                     (c, stage) for c in candidates
                     if (stage := stage_at(c.ticket, now)) is not None
                 ]
-                # A breached ticket's "at risk" stage is claimed with it, so it never posts late.
-                claims = {(c.ticket.id, stage) for c, stage in due} | {
-                    (c.ticket.id, AT_RISK) for c, stage in due if stage == BREACHED
+                # A breached target's "at risk" stage is claimed with it, so it never posts late.
+                claims = {(c.ticket.id, stage_name(stage, c.ticket.response_cycle))
+                          for c, stage in due} | {
+                    (c.ticket.id, stage_name(AT_RISK, c.ticket.response_cycle))
+                    for c, stage in due if stage == BREACHED
                 }
                 won = await tx.claims.claim_many(CLAIM_KIND, sorted(claims))
                 for c, stage in due:
-                    if (c.ticket.id, stage) not in won:
+                    name = stage_name(stage, c.ticket.response_cycle)
+                    if (c.ticket.id, name) not in won:
                         continue
-                    key = f"ticket:{c.ticket.id}:sla:{stage}"
+                    key = f"ticket:{c.ticket.id}:sla:{name}"
                     await self.notifier.to_triage(
                         tx, self.settings.triage_channels, key, sla_alert(c, stage, now)
                     )

@@ -56,16 +56,21 @@ def span(delta: dt.timedelta) -> str:
     return f"{mins}m"
 
 
+def target_kind(ticket: Ticket) -> str:
+    """Which response the open target asks for."""
+    return "first response" if ticket.first_responded_at is None else "next response"
+
+
 def due_label(ticket: Ticket, now: dt.datetime) -> str:
-    """Where the first-response clock stands, for staff."""
-    if ticket.first_responded_at is not None:
-        return "responded"
+    """Where the response clock stands, for staff."""
+    due = ticket.response_due_at
+    if not ticket.clock_set or due is None:
+        return "responded" if ticket.first_responded_at is not None else "—"
     if ticket.sla_paused_at is not None:
         return "paused (pending)"
-    if ticket.first_response_due_at is None or not ticket.active:
-        return "—"
-    left = ticket.first_response_due_at - now
-    return f"due in {span(left)}" if left.total_seconds() > 0 else f"overdue {span(left)}"
+    left = due - now
+    text = f"due in {span(left)}" if left.total_seconds() > 0 else f"overdue {span(left)}"
+    return text if ticket.first_responded_at is None else f"next response {text}"
 
 
 def ticket_line(ticket: Ticket, tz: str | None = None) -> str:
@@ -199,6 +204,8 @@ def sla_alert(candidate: SlaCandidate, stage: str, now: dt.datetime) -> Message:
     ticket = candidate.ticket
     breached = stage == "breached"
     label = "SLA breached" if breached else "SLA at risk"
+    if ticket.first_responded_at is not None:
+        label += " (next response)"
     head = f"{label}: {ticket.ref} {ticket.subject}"
     return Message(
         text=f"{head} ({candidate.org_name}, {ticket.severity.value}, {due_label(ticket, now)})",
@@ -210,7 +217,7 @@ def sla_alert(candidate: SlaCandidate, stage: str, now: dt.datetime) -> Message:
                 (
                     ("Organization", f"{candidate.org_name} ({candidate.org_key})"),
                     ("Severity", ticket.severity.value),
-                    ("First response due", when(ticket.first_response_due_at)),
+                    (f"{target_kind(ticket).capitalize()} due", when(ticket.response_due_at)),
                     ("Clock", due_label(ticket, now)),
                 )
             ),

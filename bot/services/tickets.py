@@ -36,7 +36,7 @@ from bot.policy import (
     visible_comments,
 )
 from bot.services.base import Denied, Invalid, NotFound, Service, Tx
-from bot.services.sla import response_target, schedule_for, status_changes
+from bot.services.sla import response_target, schedule_for, started, status_changes
 from bot.services.ticket_cards import (
     customer_update,
     opener_card,
@@ -353,8 +353,9 @@ class TicketService(TicketBase):
                 ticket = await tx.tickets.update(ticket.id, **status_changes(
                     ticket, TicketStatus.OPEN, tx.now,
                     schedule_for(self.settings, org, ticket.severity)))
-            else:
-                ticket = await tx.tickets.update(ticket.id)
+            # A customer's comment asks for an answer: a next-response target opens.
+            ticket = await tx.tickets.update(
+                ticket.id, **started(self.settings, org, ticket, tx.now))
             files_note = f"\n({len(stored)} file(s) attached)" if stored else ""
             key = f"ticket:{ticket.id}:comment:{note.id}"
             await self._announce(tx, ticket, key, f"{contact.name} commented on {ticket.ref}",
@@ -424,6 +425,9 @@ class TicketService(TicketBase):
             target = TicketStatus.OPEN if reopen else TicketStatus.CLOSED
             ticket = await tx.tickets.update(ticket.id, **status_changes(
                 ticket, target, tx.now, schedule_for(self.settings, org, ticket.severity)))
+            if reopen:
+                ticket = await tx.tickets.update(
+                    ticket.id, **started(self.settings, org, ticket, tx.now))
             suffix = "reopened" if reopen else "closed"
             key = f"ticket:{ticket.id}:{suffix}:{tx.now.isoformat()}"
             if text:

@@ -14,7 +14,7 @@ from bot.domain import Actor, Attachment, Severity, StaffMember, Ticket, TicketC
 from bot.invocation import IncomingFile
 from bot.policy import Permission, allows
 from bot.services.base import Denied, Invalid, Tx
-from bot.services.sla import resized, schedule_for, status_changes
+from bot.services.sla import met, resized, schedule_for, status_changes
 from bot.services.ticket_cards import triage_update
 from bot.services.tickets import TicketBase
 from storage.tickets import QueueEntry
@@ -135,7 +135,7 @@ class TriageService(TicketBase):
         self, actor: Actor, ticket_id: int, text: str, *, files: Sequence[IncomingFile] = (),
         source_platform: str = "console",
     ) -> Change:
-        """A public reply; the first one stops the first-response clock."""
+        """A public reply: it meets the open response target (first or next)."""
         change, _ = await self._comment(actor, ticket_id, text, files, source_platform,
                                         internal=False)
         return change
@@ -164,9 +164,7 @@ class TriageService(TicketBase):
                                   text + files_note, internal=True),
                 )
                 return Change(ticket, 0, comment), stored
-            changes: dict[str, object] = {}
-            if ticket.first_responded_at is None:
-                changes["first_responded_at"] = tx.now
+            changes: dict[str, object] = met(ticket, tx.now)
             if ticket.status is TicketStatus.NEW:
                 changes.update(status_changes(ticket, TicketStatus.OPEN, tx.now,
                                               await self._schedule(tx, ticket)))

@@ -228,3 +228,67 @@ async def test_start_up_log_names_a_missing_triage_channel(
     background = await start_background(harness.app, dispatcher=False)
     await background.close()
     assert "no triage channel configured (SUBDESK_TRIAGE_CHANNELS)" in caplog.text
+
+
+async def test_customer_comment_after_the_first_response_starts_a_next_response(
+    harness: Harness, settings: Settings, clock: FixedClock, db_url: str
+) -> None:
+    """After the first public reply, a customer comment opens a next-response target (by
+    default the first-response one: standard sev2, 4 business hours) that the engineer's
+    next public reply meets; further comments do not restart it; each cycle's "at risk"
+    and "breached" fire once, also from a restarted process."""
+    await build(harness)
+    tom, sam, sweep = harness.as_(TOM), harness.as_(SAM), harness.app.services.sla.sweep
+    await tom.send("/ticket new sev2 Reports slow")  # Wed 11:00
+    clock.set(madrid(2026, 11, 25, 12, 0))
+    await sam.send("/triage reply 1 Which report?")  # first response met
+    clock.set(madrid(2026, 11, 25, 14, 0))
+    await tom.send("/ticket comment 1 The monthly one")  # next response due Thu 10:00
+    clock.set(madrid(2026, 11, 26, 9, 11))
+    assert await sweep() == SweepResult(0, 0)
+    await tom.send("/ticket comment 1 Any news?")  # the open target keeps its due time
+    clock.set(madrid(2026, 11, 26, 9, 12))  # 3.2 of 4 business hours used
+    assert await sweep() == SweepResult(1, 0)
+    restarted_db = Database(db_url)
+    try:
+        again = await Harness.create(settings, clock, restarted_db)
+        clock.set(madrid(2026, 11, 26, 10, 0))
+        assert await again.app.services.sla.sweep() == SweepResult(0, 1)
+        assert await sweep() == SweepResult(0, 0)
+    finally:
+        await restarted_db.dispose()
+    clock.set(madrid(2026, 11, 26, 10, 30))
+    await sam.send("/triage reply 1 Fixed in 4.2")  # meets the next response
+    assert "responded" in (await sam.send("/triage")).message.text
+    clock.set(madrid(2026, 11, 26, 11, 0))
+    await tom.send("/ticket comment 1 Still slow")  # second next response: due 15:00
+    clock.set(madrid(2026, 11, 26, 15, 0))
+    assert await sweep() == SweepResult(0, 1)
+    await harness.drain()
+    assert posted(harness) == [
+        "SLA at risk (next response): #1 Reports slow",
+        "SLA breached (next response): #1 Reports slow",
+        "SLA breached (next response): #1 Reports slow",
+    ]
+    assert await claims(harness) == {(1, "next1:at_risk"), (1, "next1:breached"),
+                                     (1, "next2:at_risk"), (1, "next2:breached")}
+
+
+async def test_pending_does_not_count_against_a_next_response(harness: Harness) -> None:
+    """A next-response target paused while pending resumes with the business time left."""
+    await build(harness)
+    tom, sam = harness.as_(TOM), harness.as_(SAM)
+    await tom.send("/ticket new sev2 Reports slow")
+    await sam.send("/triage reply 1 Which report?")
+    harness.clock.set(madrid(2026, 11, 25, 14, 0))
+    await tom.send("/ticket comment 1 The monthly one")  # 4 h: due Thu 10:00
+    harness.clock.set(madrid(2026, 11, 25, 15, 0))
+    await sam.send("/triage status 1 pending")  # 3 business hours left
+    harness.clock.set(madrid(2026, 11, 30, 10, 0))
+    await tom.send("/ticket comment 1 Here is the export")
+    async with harness.app.db.read() as session:
+        row = await session.get(TicketRow, 1)
+    assert row is not None and row.next_response_due_at == madrid(2026, 11, 30, 13, 0)
+    assert row.response_cycle == 1
+    harness.clock.set(madrid(2026, 11, 30, 13, 0))
+    assert (await harness.app.services.sla.sweep()).breached == 1

@@ -1,8 +1,10 @@
-"""business-time SLAs: organization country, the "at risk" instant of a running clock
+"""business-time SLAs: organization country, next-response targets, the "at risk" instant
 
-`organizations.country` names whose public holidays are not business days. The sweep finds
-running clocks by `tickets.sla_warn_at` (the instant 80 % of the business time is used), so
-the awaiting index moves to it; open tickets from before take their due time as warning.
+`organizations.country` names whose public holidays are not business days. A ticket's open
+response target (the first response, then each next response a customer comment starts) is
+found by `tickets.sla_warn_at`, the instant 80 % of its business time is used, so the
+awaiting index moves to it; `response_cycle` numbers the targets so each cycle's "at risk"
+and "breached" are claimed once. Open tickets from before take their due time as warning.
 
 Revision ID: 0002s
 Revises: 0004
@@ -21,7 +23,8 @@ down_revision = '0004'
 branch_labels = None
 depends_on = None
 
-AWAITING = "first_responded_at IS NULL AND status IN ('new', 'open', 'on_hold')"
+OLD_AWAITING = "first_responded_at IS NULL AND status IN ('new', 'open', 'on_hold')"
+AWAITING = "sla_warn_at IS NOT NULL AND status IN ('new', 'open', 'on_hold')"
 
 
 def upgrade() -> None:
@@ -30,9 +33,14 @@ def upgrade() -> None:
     with op.batch_alter_table('tickets', schema=None) as batch_op:
         batch_op.add_column(
             sa.Column('sla_warn_at', storage.types.UTCDateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column('next_response_due_at',
+                                      storage.types.UTCDateTime(timezone=True), nullable=True))
+        batch_op.add_column(
+            sa.Column('response_cycle', sa.Integer(), server_default='0', nullable=False))
         batch_op.drop_index('ix_tickets_awaiting')
     op.execute("UPDATE tickets SET sla_warn_at = first_response_due_at "
-               f"WHERE {AWAITING}")
+               "WHERE first_responded_at IS NULL "
+               "AND status IN ('new', 'open', 'pending', 'on_hold')")
     with op.batch_alter_table('tickets', schema=None) as batch_op:
         batch_op.create_index('ix_tickets_awaiting', ['sla_warn_at', 'id'], unique=False,
                               sqlite_where=sa.text(AWAITING), postgresql_where=sa.text(AWAITING))
@@ -42,8 +50,10 @@ def downgrade() -> None:
     with op.batch_alter_table('tickets', schema=None) as batch_op:
         batch_op.drop_index('ix_tickets_awaiting')
         batch_op.create_index('ix_tickets_awaiting', ['first_response_due_at', 'id'],
-                              unique=False, sqlite_where=sa.text(AWAITING),
-                              postgresql_where=sa.text(AWAITING))
+                              unique=False, sqlite_where=sa.text(OLD_AWAITING),
+                              postgresql_where=sa.text(OLD_AWAITING))
+        batch_op.drop_column('response_cycle')
+        batch_op.drop_column('next_response_due_at')
         batch_op.drop_column('sla_warn_at')
     with op.batch_alter_table('organizations', schema=None) as batch_op:
         batch_op.drop_column('country')
