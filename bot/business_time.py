@@ -166,16 +166,26 @@ class Schedule:
         return total
 
 
-def describe(target: dt.timedelta, schedule: Schedule) -> str:
+def describe(target: dt.timedelta, schedule: Schedule, level: str = "") -> str:
     """A target as the contract words it: `4 business hours`, `2 business days`,
-    `2 hours, 24×7`."""
+    `2 hours, 24×7`; naming the level, `4 business hours, Standard 9×5` or
+    `2 hours, Premium 24×7`."""
     hours = schedule.hours
+    named = f"{level.title()} " if level else ""
     if hours is None:
-        return f"{_amount(target, dt.timedelta(hours=1), 'hour')}, 24×7"
+        return f"{_amount(target, dt.timedelta(hours=1), 'hour')}, {named}24×7"
+    if level:
+        return f"{describe(target, schedule)}, {named}{hours.label}"
     day = hours.day_length
     if target >= day and target % day == dt.timedelta(0):
         return _amount(target, day, "business day")
     return _amount(target, dt.timedelta(hours=1), "business hour")
+
+
+def hours_and_minutes(delta: dt.timedelta) -> str:
+    """A stretch of business time in hours, never days of 24 h: `3h 20m`, `26h 0m`."""
+    minutes = int(abs(delta).total_seconds() // 60)
+    return f"{minutes // 60}h {minutes % 60}m"
 
 
 def _amount(value: dt.timedelta, unit: dt.timedelta, word: str) -> str:

@@ -59,7 +59,8 @@ _AWAITING = text(TICKETS_AWAITING)
 _ACTIVE = text(TICKETS_ACTIVE)
 _ATTACHMENT_COLUMNS = [c for c in A.c if c.name != "content"]
 _ORG_COLUMNS = (
-    ORG.c.key.label("org_key"), ORG.c.name.label("org_name"), ORG.c.level.label("org_level")
+    ORG.c.key.label("org_key"), ORG.c.name.label("org_name"), ORG.c.level.label("org_level"),
+    ORG.c.timezone.label("org_timezone"), ORG.c.country.label("org_country"),
 )
 
 
@@ -110,6 +111,8 @@ class QueueEntry:
     org_name: str
     level: Level
     assignee_name: str | None
+    timezone: str = "UTC"
+    country: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,7 +215,7 @@ class TicketStore:
             rows.extend((await self.s.execute(rest)).mappings())
         return [
             QueueEntry(ticket_value(r), r["org_key"], r["org_name"], Level(r["org_level"]),
-                       r["assignee_name"])
+                       r["assignee_name"], r["org_timezone"], r["org_country"])
             for r in rows
         ]
 

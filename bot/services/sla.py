@@ -13,12 +13,12 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from bot.business_time import Schedule, describe
+from bot.business_time import Schedule, describe, hours_and_minutes
 from bot.config import Settings
 from bot.domain import ACTIVE_STATUSES, Organization, Severity, Ticket, TicketStatus
 from bot.scheduler import Job
 from bot.services.base import Service
-from bot.services.ticket_cards import sla_alert
+from bot.services.ticket_cards import sla_alert, target_kind, zone
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +80,42 @@ def response_target(
     )
 
 
+def _local(at: dt.datetime, tz: str) -> str:
+    """`Mon 30 Nov 11:00 CET` in the IANA zone `tz`."""
+    local = at.astimezone(zone(tz))
+    return f"{local:%a} {local.day} {local:%b %H:%M} {local.tzname() or 'UTC'}"
+
+
+def promise(settings: Settings, org: Organization, ticket: Ticket) -> str | None:
+    """The open target as the contract words it, in the organization's timezone:
+    `first response by Mon 30 Nov 11:00 CET — 4 business hours, Standard 9×5`."""
+    due = ticket.response_due_at
+    if not ticket.clock_set or due is None:
+        return None
+    length = target_length(settings, org, ticket.severity, ticket.response_cycle)
+    wording = describe(length, schedule_for(settings, org, ticket.severity), org.level.value)
+    return f"{target_kind(ticket)} by {_local(due, org.timezone)} — {wording}"
+
+
+def clock_line(settings: Settings, org: Organization, ticket: Ticket, now: dt.datetime) -> str:
+    """What is due next and how much covered time is left, for `/ticket show`."""
+    left = business_left(schedule_for(settings, org, ticket.severity), ticket, now)
+    due = ticket.response_due_at
+    if left is None or due is None:
+        return "responded, nothing due" if ticket.first_responded_at else "nothing due"
+    head = f"{target_kind(ticket)} by {_local(due, org.timezone)}"
+    if ticket.sla_paused_at is not None:
+        return f"{head}, paused while pending ({hours_and_minutes(left)} left)"
+    if left <= dt.timedelta(0):
+        return f"{head}, overdue by {hours_and_minutes(left)} of covered time"
+    return f"{head}, {hours_and_minutes(left)} of {_coverage(settings, org, ticket)} left"
+
+
+def _coverage(settings: Settings, org: Organization, ticket: Ticket) -> str:
+    always = schedule_for(settings, org, ticket.severity).always
+    return "time (24×7)" if always else "business time"
+
+
 def _due_column(ticket: Ticket) -> str:
     return "first_response_due_at" if ticket.first_responded_at is None else (
         "next_response_due_at")
@@ -117,14 +153,12 @@ def stage_at(ticket: Ticket, now: dt.datetime) -> str | None:
     return None
 
 
-def business_left(settings: Settings, org: Organization, ticket: Ticket,
-                  now: dt.datetime) -> dt.timedelta | None:
+def business_left(schedule: Schedule, ticket: Ticket, now: dt.datetime) -> dt.timedelta | None:
     """Covered time left before the open target is due (negative once overdue); None when
     no target is open. A paused clock keeps what it had when it paused."""
     due = ticket.response_due_at
     if not ticket.clock_set or due is None:
         return None
-    schedule = schedule_for(settings, org, ticket.severity)
     return schedule.between(ticket.sla_paused_at or now, due)
 
 

@@ -6,6 +6,7 @@ through the outbox; internal notes go to the triage channels only.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -14,12 +15,24 @@ from bot.domain import Actor, Attachment, Severity, StaffMember, Ticket, TicketC
 from bot.invocation import IncomingFile
 from bot.policy import Permission, allows
 from bot.services.base import Denied, Invalid, Tx
-from bot.services.sla import met, resized, schedule_for, status_changes
+from bot.services.sla import business_left, met, resized, schedule_for, status_changes
 from bot.services.ticket_cards import triage_update
 from bot.services.tickets import TicketBase
 from storage.tickets import QueueEntry
 
 QUEUE_LIMIT = 25
+# Running clocks read to find the least covered time left: the soonest "at risk" instants,
+# enough to hold every ticket whose order differs between calendar and business time.
+QUEUE_SCAN = 200
+
+
+@dataclass(frozen=True, slots=True)
+class Queued:
+    """A ticket in the triage queue, with the covered time its open target has left (None
+    when no target is open)."""
+
+    entry: QueueEntry
+    left: dt.timedelta | None
 
 _STATUS_WORDS = {
     TicketStatus.NEW: "new",
@@ -61,11 +74,22 @@ class TriageService(TicketBase):
         assert org is not None
         return schedule_for(self.settings, org, ticket.severity)
 
-    async def queue(self, actor: Actor, limit: int = QUEUE_LIMIT) -> list[QueueEntry]:
-        """Active tickets, the most urgent first-response clock first."""
+    async def queue(self, actor: Actor, limit: int = QUEUE_LIMIT) -> list[Queued]:
+        """Active tickets: running response clocks by covered time left (business time in
+        each organization's hours, or 24×7), then every other active ticket, oldest first."""
         self._engineer(actor)
         async with self.read() as tx:
-            return await tx.tickets.queue(limit)
+            entries = await tx.tickets.queue(max(limit, QUEUE_SCAN))
+        now = self.clock.now()
+        queued = []
+        for e in entries:
+            schedule = Schedule(e.timezone, self.settings.sla_coverage(e.level, e.ticket.severity),
+                                e.country)
+            queued.append(Queued(e, business_left(schedule, e.ticket, now)))
+        running = sorted((q for q in queued if q.entry.ticket.awaiting_response),
+                         key=lambda q: (q.left, q.entry.ticket.id))
+        rest = [q for q in queued if not q.entry.ticket.awaiting_response]
+        return [*running, *rest][:limit]
 
     async def claim(self, actor: Actor, ticket_id: int) -> Change:
         """Assign the ticket to oneself; a new ticket becomes open."""

@@ -16,6 +16,7 @@ from bot.services.sla import SweepResult, sla_job
 from storage.db import Database
 from storage.models import OutboxRow, ReminderClaimRow, TicketRow
 from tests.harness import Harness
+from tests.scenarios.orders import contact, form, organization
 from tests.scenarios.tickets_world import BOB, SAM, SOL, TOM, build
 
 HOUR = dt.timedelta(hours=1)
@@ -292,3 +293,45 @@ async def test_pending_does_not_count_against_a_next_response(harness: Harness) 
     assert row.response_cycle == 1
     harness.clock.set(madrid(2026, 11, 30, 13, 0))
     assert (await harness.app.services.sla.sweep()).breached == 1
+
+
+async def test_the_opener_is_told_the_contractual_deadline(harness: Harness) -> None:
+    """Opening a ticket answers with the due time in the organization's timezone and the
+    target as the contract words it; `/ticket show` tells customer and engineer alike what
+    is due next and how much business time is left."""
+    await build(harness)
+    harness.clock.set(madrid(2026, 11, 27, 16, 0))  # Friday afternoon
+    opened = (await harness.as_(TOM).send("/ticket new sev2 Export fails")).message.text
+    assert ("First response by Mon 30 Nov 12:00 CET — 4 business hours, Standard 9×5."
+            in opened)
+    sunday = (await harness.as_(BOB).send("/ticket new sev1 Cluster down")).message.text
+    assert "First response by Fri 27 Nov 18:00 CET — 2 hours, Premium 24×7." in sunday
+    harness.clock.set(madrid(2026, 11, 30, 9, 30))
+    for who in (TOM, SAM):
+        shown = (await harness.as_(who).send("/ticket show 1")).message.text
+        assert ("Due next: first response by Mon 30 Nov 12:00 CET, 2h 30m of business time "
+                "left") in shown
+    await harness.as_(SAM).send("/triage status 1 pending")
+    harness.clock.set(madrid(2026, 11, 30, 15, 0))
+    shown = (await harness.as_(TOM).send("/ticket show 1")).message.text
+    assert "paused while pending (2h 30m left)" in shown
+    await harness.as_(SAM).send("/triage reply 1 Fixed")
+    shown = (await harness.as_(TOM).send("/ticket show 1")).message.text
+    assert "Due next: responded, nothing due" in shown
+
+
+async def test_a_public_holiday_of_the_organizations_country_is_not_a_business_day(
+    harness: Harness,
+) -> None:
+    """An organization in Spain opening a ticket the day before the 8 December holiday
+    is due on the 9th; the same organization without a country is due on the 8th."""
+    spain = organization("iberia", [contact("main", "ines@iberia.test", "Ines")])
+    spain["country"] = "ES"
+    await harness.import_orders(form(spain))
+    harness.clock.set(madrid(2026, 12, 7, 16, 0))
+    opened = (await harness.as_("ines@iberia.test").send("/ticket new sev2 Holiday")).message
+    assert "First response by Wed 9 Dec 12:00 CET" in opened.text
+    del spain["country"]
+    await harness.import_orders(form(spain))
+    opened = (await harness.as_("ines@iberia.test").send("/ticket new sev2 Again")).message
+    assert "First response by Tue 8 Dec 12:00 CET" in opened.text

@@ -29,11 +29,29 @@ async def test_queue_is_ordered_by_sla_urgency(harness: Harness) -> None:
     await sam.send("/triage reply 2 Looking at it")  # answered: leaves the SLA order
     queue = (await sam.send("/triage")).message.text.splitlines()[1:]
     assert [line.split(" · ")[0] for line in queue] == ["#3", "#4", "#1", "#2"]
-    assert "due in 2h 0m" in queue[0] and "beta" in queue[0]
+    assert "2h 0m left" in queue[0] and "beta" in queue[0]
     assert "responded" in queue[3]
     await tom.send("/ticket close 1")
     after_close = (await sam.send("/triage queue")).message.text
     assert "#1 " not in after_close
+
+
+async def test_queue_sorts_by_business_time_left_not_by_the_calendar(harness: Harness) -> None:
+    """Wednesday 16:00 in Madrid: a standard sev1 (2 business hours: one today, one on
+    Thursday) is due later on the calendar than a premium sev2 (4 hours, 24×7) but has
+    less business time left, so it comes first; the queue shows the time left."""
+    await build(harness)
+    harness.clock.set(dt.datetime(2026, 11, 25, 15, 0, tzinfo=dt.UTC))  # 16:00 CET
+    await harness.as_(BOB).send("/ticket new sev2 Replica lagging")
+    await harness.as_(TOM).send("/ticket new sev1 Login broken")
+    harness.clock.advance(dt.timedelta(minutes=30))
+    queue = (await harness.as_(SAM).send("/triage")).message.text.splitlines()[1:]
+    assert [line.split(" · ")[0] for line in queue] == ["#2", "#1"]
+    assert "1h 30m left" in queue[0] and "3h 30m left" in queue[1]
+    harness.clock.set(dt.datetime(2026, 11, 26, 9, 30, tzinfo=dt.UTC))  # Thu 10:30 CET
+    queue = (await harness.as_(SAM).send("/triage")).message.text.splitlines()[1:]
+    assert [line.split(" · ")[0] for line in queue] == ["#1", "#2"]
+    assert "overdue 14h 30m" in queue[0] and "overdue 0h 30m" in queue[1]
 
 
 async def test_triage_card_is_loud_for_sev1_and_reaches_every_channel(
