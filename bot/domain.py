@@ -249,6 +249,18 @@ class Ticket:
 
 
 @dataclass(frozen=True, slots=True)
+class Rating:
+    """How the opener rated one solve of a ticket."""
+
+    ticket_id: int
+    solved_at: dt.datetime
+    rating: str  # "good" | "bad"
+    comment: str
+    author_name: str
+    rated_at: dt.datetime
+
+
+@dataclass(frozen=True, slots=True)
 class TicketComment:
     """A public comment or an internal note (never shown to customers)."""
 

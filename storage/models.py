@@ -242,6 +242,24 @@ class TicketRow(Base):
     response_cycle: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
+class TicketRatingRow(Base):
+    """How the opener rated one solve of a ticket (`good` or `bad`, with a comment)."""
+
+    __tablename__ = "ticket_ratings"
+    __table_args__ = (
+        UniqueConstraint("ticket_id", "solved_at", name="uq_ticket_ratings_solve"),
+    )
+
+    id: Mapped[int] = _id()
+    ticket_id: Mapped[int] = _fk("tickets.id")
+    contact_id: Mapped[int | None] = _fk("contacts.id", nullable=True, ondelete="SET NULL")
+    solved_at: Mapped[dt.datetime]
+    rating: Mapped[str] = mapped_column(String(8))
+    comment: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[dt.datetime]
+    updated_at: Mapped[dt.datetime]
+
+
 class TicketFollowerRow(Base):
     __tablename__ = "ticket_followers"
 

@@ -24,7 +24,15 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.domain import Attachment, Level, Severity, Ticket, TicketComment, TicketStatus
+from bot.domain import (
+    Attachment,
+    Level,
+    Rating,
+    Severity,
+    Ticket,
+    TicketComment,
+    TicketStatus,
+)
 from storage.models import (
     TICKETS_ACTIVE,
     TICKETS_AWAITING,
@@ -35,6 +43,7 @@ from storage.models import (
     StaffRow,
     TicketCommentRow,
     TicketFollowerRow,
+    TicketRatingRow,
     TicketRow,
 )
 from storage.sql import insert_for
@@ -54,6 +63,7 @@ ORG = _table(OrganizationRow)
 CONTACT = _table(ContactRow)
 STAFF = _table(StaffRow)
 CLAIM = _table(ReminderClaimRow)
+R = _table(TicketRatingRow)
 
 _AWAITING = text(TICKETS_AWAITING)
 _ACTIVE = text(TICKETS_ACTIVE)
@@ -370,6 +380,34 @@ class TicketStore:
     async def attachment_content(self, attachment_id: int) -> bytes | None:
         value = await self.s.scalar(select(A.c.content).where(A.c.id == attachment_id))
         return None if value is None else bytes(value)
+
+    # Ratings --------------------------------------------------------------------------
+
+    async def rate(self, ticket_id: int, solved_at: dt.datetime, contact_id: int, rating: str,
+                   comment: str) -> None:
+        """Record (or change) the rating of one solve."""
+        stmt = insert_for(self.s, TicketRatingRow).values(
+            ticket_id=ticket_id, contact_id=contact_id, solved_at=solved_at, rating=rating,
+            comment=comment, created_at=self.now, updated_at=self.now,
+        )
+        await self.s.execute(stmt.on_conflict_do_update(
+            index_elements=["ticket_id", "solved_at"],
+            set_={"rating": rating, "comment": comment, "contact_id": contact_id,
+                  "updated_at": self.now},
+        ))
+
+    async def ratings(self, ticket_id: int) -> list[Rating]:
+        """The ticket's ratings, one per solve, oldest first."""
+        stmt = (
+            select(R, CONTACT.c.name.label("contact_name"))
+            .select_from(R.outerjoin(CONTACT, CONTACT.c.id == R.c.contact_id))
+            .where(R.c.ticket_id == ticket_id).order_by(R.c.solved_at)
+        )
+        return [
+            Rating(r["ticket_id"], r["solved_at"], r["rating"], r["comment"],
+                   r["contact_name"] or "a former contact", r["updated_at"])
+            for r in (await self.s.execute(stmt)).mappings()
+        ]
 
     # Followers ------------------------------------------------------------------------
 

@@ -38,6 +38,11 @@ def render_view(view: TicketView, tz: str | None, clock: str | None = None) -> M
     ]
     if clock is not None:
         fields.append(("Due next", clock))
+    if view.ratings:
+        last = view.ratings[-1]
+        said = f": {last.comment}" if last.comment else ""
+        fields.append(("Satisfaction", f"{last.rating} from {last.author_name} "
+                                       f"({when(last.rated_at, tz)}){said}"))
     thread = tuple(
         f"{when(c.created_at, tz)} {c.author_name}"
         + (" [internal note]" if c.internal else "")
@@ -113,6 +118,13 @@ def register(registry: Registry, services: Services) -> None:
         )
         extra = f" with {len(files)} attachment(s)" if files else ""
         return Reply.text(f"Comment added to #{number}{extra}.")
+
+    @registry.command("ticket.rate")
+    async def rate(ctx: CommandContext) -> Reply:
+        ticket = await tickets.rate(ctx.actor, ctx.parsed.number("ID"),
+                                    str(ctx.parsed.text("RATING")),
+                                    ctx.parsed.text("COMMENT") or "")
+        return Reply.text(f"Thank you: your rating of {ticket.ref} is recorded.")
 
     @registry.command("ticket.close")
     async def close(ctx: CommandContext) -> Reply:

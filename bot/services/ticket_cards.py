@@ -180,6 +180,24 @@ def customer_update(ticket: Ticket, headline: str, body: str | None = None) -> M
     )
 
 
+def rating_request(ticket: Ticket) -> Message:
+    """"How did we do?" to the opener of a solved ticket, with good and bad buttons."""
+    args = (("ID", str(ticket.id)),)
+    return Message(
+        text=f"Ticket {ticket.ref} is solved. How did we do?",
+        subject=f"[{ticket.ref}] {ticket.subject}",
+        thread_key=opener_thread(ticket.id),
+        blocks=(
+            Heading(f"Ticket {ticket.ref} is solved. How did we do?"),
+            Actions((
+                Button("Good", "ticket.rate", (*args, ("RATING", "good")), "primary"),
+                Button("Bad", "ticket.rate", (*args, ("RATING", "bad")), "danger"),
+            )),
+            Context(command("ticket rate", ticket.id, "good|bad", "[COMMENT]")),
+        ),
+    )
+
+
 def triage_update(
     ticket: Ticket, headline: str, body: str | None = None, *, internal: bool = False
 ) -> Message:

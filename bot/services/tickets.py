@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import unicodedata
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from bot.domain import (
     Actor,
@@ -17,6 +17,7 @@ from bot.domain import (
     Contact,
     ContactRole,
     Organization,
+    Rating,
     Severity,
     Ticket,
     TicketComment,
@@ -40,6 +41,7 @@ from bot.services.sla import response_target, schedule_for, started, status_chan
 from bot.services.ticket_cards import (
     customer_update,
     opener_card,
+    rating_request,
     triage_card,
     triage_update,
     zone,
@@ -88,6 +90,7 @@ class TicketView:
     comments: list[TicketComment]
     attachments: list[Attachment]
     staff: bool
+    ratings: list[Rating] = field(default_factory=list)  # staff readers only
 
 
 class TicketBase(Service):
@@ -206,6 +209,16 @@ class TicketBase(Service):
         await self._refresh_cards(tx, ticket)
         return told
 
+    async def _ask_rating(self, tx: Tx, ticket: Ticket) -> None:
+        """Ask the opener of a just-solved ticket how it went: once per solve."""
+        if ticket.opener_id is None or ticket.solved_at is None:
+            return
+        opener = await tx.directory.contact(ticket.opener_id)
+        if opener is None:
+            return
+        key = f"ticket:{ticket.id}:rate:{ticket.solved_at.isoformat()}"
+        await self.notifier.to_contact(tx, opener, key, rating_request(ticket))
+
     async def _refresh_cards(self, tx: Tx, ticket: Ticket) -> None:
         """Edit the ticket's cards in place (opener's and triage) to show it as it is now."""
         org = await tx.directory.org(ticket.org_id)
@@ -312,6 +325,7 @@ class TicketService(TicketBase):
             assignee = await tx.directory.staff(ticket.assignee_id) if ticket.assignee_id else None
             comments = await tx.tickets.comments(ticket.id, include_internal=staff)
             attachments = await tx.tickets.attachments(ticket.id, include_internal=staff)
+            ratings = await tx.tickets.ratings(ticket.id) if staff else []
         return TicketView(
             ticket,
             org,
@@ -320,6 +334,7 @@ class TicketService(TicketBase):
             visible_comments(actor, comments),
             visible_attachments(actor, attachments),
             staff,
+            ratings,
         )
 
     async def comment(
@@ -399,6 +414,24 @@ class TicketService(TicketBase):
             await self._tell_triage(tx, f"{key}:triage",
                                     triage_update(ticket, line, internal=hidden))
             return stored
+
+    async def rate(self, actor: Actor, ticket_id: int, rating: str, comment: str = "") -> Ticket:
+        """The opener rates the latest solve of their ticket (again to change it)."""
+        contact, _ = self.require_following(actor)
+        async with self.tx() as tx:
+            ticket = await self._visible(tx, actor, ticket_id, lock=True)
+            if not may_change_ticket(actor, org_id=ticket.org_id, opener_id=ticket.opener_id):
+                raise Denied(f"Only the contact who opened {ticket.ref} can rate it.")
+            solved = ticket.solved_at
+            if ticket.active or solved is None:
+                raise Invalid(f"You can rate {ticket.ref} once it is solved.")
+            await tx.tickets.rate(ticket.id, solved, contact.id, rating, comment)
+            await self._tell_triage(
+                tx, f"ticket:{ticket.id}:rated:{solved.isoformat()}:{tx.now.isoformat()}",
+                triage_update(ticket, f"{contact.name} rated {ticket.ref} {rating}",
+                              comment or None),
+            )
+            return ticket
 
     async def close(self, actor: Actor, ticket_id: int, text: str | None = None,
                     *, source_platform: str = "console") -> Ticket:

@@ -119,6 +119,8 @@ class TriageService(TicketBase):
                 raise Invalid(f"{ticket.ref} is already {status.value}.")
             ticket = await tx.tickets.update(ticket.id, **status_changes(
                 ticket, status, tx.now, await self._schedule(tx, ticket)))
+            if status is TicketStatus.SOLVED:
+                await self._ask_rating(tx, ticket)
             key = f"ticket:{ticket.id}:status:{status.value}:{tx.now.isoformat()}"
             told = await self._announce(
                 tx, ticket, key, f"{staff.name} set {ticket.ref} to {status.value}",

@@ -1,4 +1,5 @@
-"""business-time SLAs: organization country, next-response targets, the "at risk" instant
+"""business-time SLAs: organization country, next-response targets, the "at risk" instant,
+satisfaction ratings
 
 `organizations.country` names whose public holidays are not business days. A ticket's open
 response target (the first response, then each next response a customer comment starts) is
@@ -38,6 +39,28 @@ def upgrade() -> None:
         batch_op.add_column(
             sa.Column('response_cycle', sa.Integer(), server_default='0', nullable=False))
         batch_op.drop_index('ix_tickets_awaiting')
+    op.create_table(
+        'ticket_ratings',
+        sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'),
+                  autoincrement=True, nullable=False),
+        sa.Column('ticket_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'),
+                  nullable=False),
+        sa.Column('contact_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'),
+                  nullable=True),
+        sa.Column('solved_at', storage.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column('rating', sa.String(length=8), nullable=False),
+        sa.Column('comment', sa.Text(), nullable=False),
+        sa.Column('created_at', storage.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column('updated_at', storage.types.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(['contact_id'], ['contacts.id'],
+                                name=op.f('fk_ticket_ratings_contact_id_contacts'),
+                                ondelete='SET NULL'),
+        sa.ForeignKeyConstraint(['ticket_id'], ['tickets.id'],
+                                name=op.f('fk_ticket_ratings_ticket_id_tickets'),
+                                ondelete='CASCADE'),
+        sa.PrimaryKeyConstraint('id', name=op.f('pk_ticket_ratings')),
+        sa.UniqueConstraint('ticket_id', 'solved_at', name='uq_ticket_ratings_solve'),
+    )
     op.execute("UPDATE tickets SET sla_warn_at = first_response_due_at "
                "WHERE first_responded_at IS NULL "
                "AND status IN ('new', 'open', 'pending', 'on_hold')")
@@ -47,6 +70,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_table('ticket_ratings')
     with op.batch_alter_table('tickets', schema=None) as batch_op:
         batch_op.drop_index('ix_tickets_awaiting')
         batch_op.create_index('ix_tickets_awaiting', ['first_response_due_at', 'id'],
