@@ -12,6 +12,7 @@ from typing import Any
 from bot.ports import Adapter
 from bot.runtime import App, configuration_gaps
 from bot.scheduler import Job, build_scheduler
+from bot.services.autoclose import autoclose_job
 from bot.services.reminders import reminder_job
 from bot.services.sla import sla_job
 from bot.services.wiring import Services
@@ -21,7 +22,8 @@ log = logging.getLogger(__name__)
 
 def jobs_for(services: Services) -> list[Job]:
     """Every periodic sweep of this build, each given the one service it runs."""
-    return [reminder_job(services.reminders), sla_job(services.sla)]
+    return [reminder_job(services.reminders), sla_job(services.sla),
+            autoclose_job(services.autoclose)]
 
 
 @dataclass

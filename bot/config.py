@@ -129,6 +129,17 @@ class Settings(BaseSettings):
         default_factory=lambda: dict(DEFAULT_SLA_ALWAYS),
         validation_alias=_env("SUBDESK_SLA_ALWAYS", "sla_always"),
     )
+    # Auto-close: a ticket pending on the customer is reminded, then solved, after these many
+    # business days; a solved ticket closes after these many days.
+    pending_reminder_days: int = Field(
+        3, ge=1, validation_alias=_env("SUBDESK_PENDING_REMINDER_DAYS", "pending_reminder_days")
+    )
+    pending_solve_days: int = Field(
+        7, ge=1, validation_alias=_env("SUBDESK_PENDING_SOLVE_DAYS", "pending_solve_days")
+    )
+    solved_close_days: int = Field(
+        4, ge=1, validation_alias=_env("SUBDESK_SOLVED_CLOSE_DAYS", "solved_close_days")
+    )
     sla_warning_ratio: float = Field(
         0.8, validation_alias=_env("SUBDESK_SLA_WARNING_RATIO", "sla_warning_ratio")
     )
@@ -306,6 +317,10 @@ class Settings(BaseSettings):
         """The hours a level's clock runs for a severity; None when covered 24×7."""
         if severity.value in self.sla_always.get(level.value, ()):
             return None
+        return self.business_hours(level)
+
+    def business_hours(self, level: Level) -> Hours:
+        """A level's business hours (whatever it covers round the clock)."""
         return Hours.parse(self.sla_hours.get(level.value, DEFAULT_SLA_HOURS[level.value]))
 
     def database_path_hint(self) -> str:

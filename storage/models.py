@@ -214,6 +214,18 @@ class TicketRow(Base):
             postgresql_where=text(TICKETS_AWAITING),
         ),
         Index(
+            "ix_tickets_pending",
+            "sla_paused_at",
+            sqlite_where=text("status = 'pending'"),
+            postgresql_where=text("status = 'pending'"),
+        ),
+        Index(
+            "ix_tickets_solved",
+            "solved_at",
+            sqlite_where=text("status = 'solved'"),
+            postgresql_where=text("status = 'solved'"),
+        ),
+        Index(
             "ix_tickets_active",
             "id",
             sqlite_where=text(TICKETS_ACTIVE),

@@ -133,6 +133,16 @@ class SlaCandidate:
     level: Level
 
 
+@dataclass(frozen=True, slots=True)
+class OrgTicket:
+    """A ticket with what its organization's calendar needs."""
+
+    ticket: Ticket
+    level: Level
+    timezone: str
+    country: str | None
+
+
 class TicketStore:
     """Every method runs inside the caller's transaction and never commits."""
 
@@ -265,6 +275,24 @@ class TicketStore:
         stmt = stmt.order_by(T.c.sla_warn_at, T.c.id).limit(limit)
         return [
             SlaCandidate(ticket_value(r), r["org_key"], r["org_name"], Level(r["org_level"]))
+            for r in (await self.s.execute(stmt)).mappings()
+        ]
+
+    async def idle(
+        self, status: TicketStatus, since_before: dt.datetime, limit: int, after_id: int = 0
+    ) -> list[OrgTicket]:
+        """Tickets `pending` since (their clock paused) or `solved` since before
+        `since_before`, by id after `after_id`."""
+        since = T.c.sla_paused_at if status is TicketStatus.PENDING else T.c.solved_at
+        stmt = (
+            select(*T.c, *_ORG_COLUMNS)
+            .select_from(T.join(ORG, ORG.c.id == T.c.org_id))
+            .where(T.c.status == status.value, since <= since_before, T.c.id > after_id)
+            .order_by(T.c.id).limit(limit)
+        )
+        return [
+            OrgTicket(ticket_value(r), Level(r["org_level"]), r["org_timezone"],
+                      r["org_country"])
             for r in (await self.s.execute(stmt)).mappings()
         ]
 

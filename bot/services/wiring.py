@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
+from bot.services.autoclose import AutoCloseService
 from bot.services.billing import BillingService
 from bot.services.contacts import ContactService
 from bot.services.identity import IdentityService
@@ -35,6 +36,7 @@ class Services:
     tickets: TicketService
     triage: TriageService
     sla: SlaService
+    autoclose: AutoCloseService
     threads: ThreadService
 
     @classmethod
@@ -52,6 +54,7 @@ class Services:
             tickets=TicketService(*args),
             triage=TriageService(*args),
             sla=SlaService(*args),
+            autoclose=AutoCloseService(*args),
             threads=ThreadService(*args),
             onboarding=OnboardingService(*args),
             billing=BillingService(*args),

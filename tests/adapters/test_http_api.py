@@ -179,8 +179,9 @@ async def test_run_starts_and_stops_server_scheduler_and_dispatcher(
     app = await build_app(settings.model_copy(update={"http_port": 0}), clock=clock, db=db)
     background = await start_background(app)
     try:
-        assert [job.name for job in jobs_for(app.services)] == ["reminders", "sla"]
-        assert {job.id for job in background.scheduler.get_jobs()} == {"reminders", "sla"}
+        assert [job.name for job in jobs_for(app.services)] == ["reminders", "sla", "autoclose"]
+        assert {job.id for job in background.scheduler.get_jobs()} == {
+            "reminders", "sla", "autoclose"}
         http = app.adapters["http"]
         assert isinstance(http, HttpAdapter) and http.port
         async with ClientSession() as client, client.get(

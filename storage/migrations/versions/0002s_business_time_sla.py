@@ -1,5 +1,5 @@
 """business-time SLAs: organization country, next-response targets, the "at risk" instant,
-satisfaction ratings
+satisfaction ratings, auto-close lookups
 
 `organizations.country` names whose public holidays are not business days. A ticket's open
 response target (the first response, then each next response a customer comment starts) is
@@ -67,11 +67,17 @@ def upgrade() -> None:
     with op.batch_alter_table('tickets', schema=None) as batch_op:
         batch_op.create_index('ix_tickets_awaiting', ['sla_warn_at', 'id'], unique=False,
                               sqlite_where=sa.text(AWAITING), postgresql_where=sa.text(AWAITING))
+        for status, column in (("pending", "sla_paused_at"), ("solved", "solved_at")):
+            where = sa.text(f"status = '{status}'")
+            batch_op.create_index(f'ix_tickets_{status}', [column], unique=False,
+                                  sqlite_where=where, postgresql_where=where)
 
 
 def downgrade() -> None:
     op.drop_table('ticket_ratings')
     with op.batch_alter_table('tickets', schema=None) as batch_op:
+        batch_op.drop_index('ix_tickets_solved')
+        batch_op.drop_index('ix_tickets_pending')
         batch_op.drop_index('ix_tickets_awaiting')
         batch_op.create_index('ix_tickets_awaiting', ['first_response_due_at', 'id'],
                               unique=False, sqlite_where=sa.text(OLD_AWAITING),
