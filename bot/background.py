@@ -15,6 +15,7 @@ from bot.scheduler import Job, build_scheduler
 from bot.services.autoclose import autoclose_job
 from bot.services.reminders import reminder_job
 from bot.services.sla import sla_job
+from bot.services.sla_report import sla_report_job
 from bot.services.wiring import Services
 
 log = logging.getLogger(__name__)
@@ -23,7 +24,7 @@ log = logging.getLogger(__name__)
 def jobs_for(services: Services) -> list[Job]:
     """Every periodic sweep of this build, each given the one service it runs."""
     return [reminder_job(services.reminders), sla_job(services.sla),
-            autoclose_job(services.autoclose)]
+            autoclose_job(services.autoclose), sla_report_job(services.sla_report)]
 
 
 @dataclass

@@ -296,6 +296,46 @@ class TicketStore:
             for r in (await self.s.execute(stmt)).mappings()
         ]
 
+    # Reports --------------------------------------------------------------------------
+
+    async def opened_or_solved(
+        self, org_id: int, start: dt.datetime, end: dt.datetime
+    ) -> list[Ticket]:
+        """One organization's tickets opened, solved or closed in [start, end), by id."""
+        def within(column: Any) -> Any:
+            return and_(column >= start, column < end)
+
+        stmt = (
+            select(T).where(T.c.org_id == org_id,
+                            or_(within(T.c.created_at), within(T.c.solved_at),
+                                within(T.c.closed_at)))
+            .order_by(T.c.id)
+        )
+        return [ticket_value(r) for r in (await self.s.execute(stmt)).mappings()]
+
+    async def breaches(self, ticket_ids: list[int]) -> dict[int, set[str]]:
+        """The "breached" SLA claims of these tickets (`breached`, `next1:breached`, …)."""
+        found: dict[int, set[str]] = {}
+        for start in range(0, len(ticket_ids), 500):
+            rows = await self.s.execute(
+                select(CLAIM.c.subject_id, CLAIM.c.stage).where(
+                    CLAIM.c.kind == "sla", CLAIM.c.subject_id.in_(ticket_ids[start:start + 500]),
+                    CLAIM.c.stage.like("%breached"))
+            )
+            for subject, stage in rows:
+                found.setdefault(int(subject), set()).add(str(stage))
+        return found
+
+    async def ratings_between(
+        self, org_id: int, start: dt.datetime, end: dt.datetime
+    ) -> list[str]:
+        """The ratings ("good"/"bad") of one organization's solves in [start, end)."""
+        rows = await self.s.scalars(
+            select(R.c.rating).select_from(R.join(T, T.c.id == R.c.ticket_id))
+            .where(T.c.org_id == org_id, R.c.solved_at >= start, R.c.solved_at < end)
+        )
+        return list(rows)
+
     # Comments -------------------------------------------------------------------------
 
     async def add_comment(

@@ -14,6 +14,7 @@ from bot.services.notify import Notifier
 from bot.services.onboarding import OnboardingService
 from bot.services.reminders import ReminderService
 from bot.services.sla import SlaService
+from bot.services.sla_report import SlaReportService
 from bot.services.threads import ThreadService
 from bot.services.tickets import TicketService
 from bot.services.triage import TriageService
@@ -37,6 +38,7 @@ class Services:
     triage: TriageService
     sla: SlaService
     autoclose: AutoCloseService
+    sla_report: SlaReportService
     threads: ThreadService
 
     @classmethod
@@ -55,6 +57,7 @@ class Services:
             triage=TriageService(*args),
             sla=SlaService(*args),
             autoclose=AutoCloseService(*args),
+            sla_report=SlaReportService(*args),
             threads=ThreadService(*args),
             onboarding=OnboardingService(*args),
             billing=BillingService(*args),

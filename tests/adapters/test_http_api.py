@@ -179,9 +179,10 @@ async def test_run_starts_and_stops_server_scheduler_and_dispatcher(
     app = await build_app(settings.model_copy(update={"http_port": 0}), clock=clock, db=db)
     background = await start_background(app)
     try:
-        assert [job.name for job in jobs_for(app.services)] == ["reminders", "sla", "autoclose"]
+        assert [job.name for job in jobs_for(app.services)] == [
+            "reminders", "sla", "autoclose", "sla_report"]
         assert {job.id for job in background.scheduler.get_jobs()} == {
-            "reminders", "sla", "autoclose"}
+            "reminders", "sla", "autoclose", "sla_report"}
         http = app.adapters["http"]
         assert isinstance(http, HttpAdapter) and http.port
         async with ClientSession() as client, client.get(
