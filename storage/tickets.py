@@ -214,8 +214,8 @@ class TicketStore:
         return [ticket_value(r) for r in (await self.s.execute(stmt)).mappings()]
 
     async def queue(self, limit: int) -> list[QueueEntry]:
-        """Active tickets by SLA urgency: running first-response clocks by due time, then
-        every other active ticket, oldest first."""
+        """Active tickets by SLA urgency: running response clocks by their "at risk"
+        instant, then every other active ticket, oldest first."""
         columns = (*T.c, *_ORG_COLUMNS, STAFF.c.name.label("assignee_name"))
         joined = T.join(ORG, ORG.c.id == T.c.org_id).outerjoin(
             STAFF, STAFF.c.id == T.c.assignee_id

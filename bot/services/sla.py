@@ -1,6 +1,11 @@
 """Response SLAs in business time: due times, pauses, and the sweep that posts "at risk" and
 "breached".
 
+A ticket has at most one open response target: the first response, then, after it, one
+"next response" per customer comment that asks for an answer (a new cycle, numbered by
+`response_cycle`), met by the engineer's next public reply. Time `pending` on the customer
+does not count; the target resumes with the covered time it had left.
+
 The sweep is safe to run any number of times on any number of replicas: each (ticket,
 stage) alert is guarded by a claim in the database (`ClaimStore`, kind "sla"), taken in the
 same transaction that queues the alert, so it is posted exactly once across restarts.
