@@ -21,8 +21,8 @@ from bot.services.tickets import TicketBase
 from storage.tickets import QueueEntry
 
 QUEUE_LIMIT = 25
-# Running clocks read to find the least covered time left: the soonest "at risk" instants,
-# enough to hold every ticket whose order differs between calendar and business time.
+# Running clocks read, soonest "at risk" instant first, and re-sorted by the covered time they
+# have left (calendar and business order differ only between organizations' hours).
 QUEUE_SCAN = 200
 
 
