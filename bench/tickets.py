@@ -61,7 +61,7 @@ STAFF_COLUMNS = ("id", "email", "name", "is_engineer", "is_billing", "is_admin",
 TICKET_COLUMNS = ("id", "org_id", "opener_id", "subject", "description", "severity", "status",
                   "assignee_id", "source_platform", "created_at", "updated_at",
                   "first_response_due_at", "first_responded_at", "sla_paused_at", "solved_at",
-                  "closed_at")
+                  "closed_at", "sla_warn_at")
 
 
 def tech_email(org: int, n: int) -> str:
@@ -121,15 +121,16 @@ class World:
                 row = (i, org, opener, f"Ticket {i}", "", sev, status, 1, "console", created,
                        done, created + target, created + dt.timedelta(minutes=20), None,
                        done if status == "solved" else None,
-                       done if status == "closed" else None)
+                       done if status == "closed" else None, None)
             else:
                 created = self.now - dt.timedelta(minutes=rng.randint(1, 60 * 48))
                 target = dt.timedelta(minutes=DEFAULT_SLA_MINUTES[LEVELS[org % 3]][sev])
                 status = rng.choice(("new", "new", "open", "open", "pending", "on_hold"))
                 responded = None if status == "new" or rng.random() < 0.5 else created
                 paused = created if status == "pending" else None
+                warn = None if responded else created + target * 0.8
                 row = (i, org, opener, f"Ticket {i}", "", sev, status, None, "console", created,
-                       created, created + target, responded, paused, None, None)
+                       created, created + target, responded, paused, None, None, warn)
             chunk.append(row)
             if len(chunk) >= CHUNK:
                 yield chunk

@@ -105,6 +105,7 @@ class Organization:
     ends_on: dt.date | None
     sharing: bool
     alert_channels: tuple[str, ...] = ()
+    country: str | None = None  # ISO 3166 alpha-2: whose public holidays are not business days
 
     def subscription_active(self, today: dt.date) -> bool:
         """True while `today` lies inside the subscription period (inclusive)."""
@@ -217,6 +218,9 @@ class Ticket:
     sla_paused_at: dt.datetime | None
     solved_at: dt.datetime | None
     closed_at: dt.datetime | None
+    sla_warn_at: dt.datetime | None = None  # when the running response clock turns "at risk"
+    next_response_due_at: dt.datetime | None = None  # the running next-response target
+    response_cycle: int = 0  # 0: first response; n: the n-th next response
 
     @property
     def ref(self) -> str:
@@ -227,12 +231,34 @@ class Ticket:
         return self.status in ACTIVE_STATUSES
 
     @property
-    def awaiting_first_response(self) -> bool:
-        """True while the first-response clock runs (not answered, not paused, not done)."""
-        return (
-            self.first_responded_at is None
-            and self.status in (TicketStatus.NEW, TicketStatus.OPEN, TicketStatus.ON_HOLD)
-        )
+    def response_due_at(self) -> dt.datetime | None:
+        """When the current response target falls due: the first response until it is
+        given, then the next response a customer comment started (None when none runs)."""
+        if self.first_responded_at is None:
+            return self.first_response_due_at
+        return self.next_response_due_at
+
+    @property
+    def clock_set(self) -> bool:
+        """True while a response target is open, running or paused (`pending`)."""
+        return self.active and self.sla_warn_at is not None and self.response_due_at is not None
+
+    @property
+    def awaiting_response(self) -> bool:
+        """True while a response clock runs (a target open, not paused, not done)."""
+        return self.clock_set and self.status is not TicketStatus.PENDING
+
+
+@dataclass(frozen=True, slots=True)
+class Rating:
+    """How the opener rated one solve of a ticket."""
+
+    ticket_id: int
+    solved_at: dt.datetime
+    rating: str  # "good" | "bad"
+    comment: str
+    author_name: str
+    rated_at: dt.datetime
 
 
 @dataclass(frozen=True, slots=True)

@@ -45,6 +45,7 @@ def org_value(row: OrganizationRow) -> Organization:
         ends_on=row.ends_on,
         sharing=row.sharing,
         alert_channels=tuple(row.alert_channels or ()),
+        country=row.country,
     )
 
 
@@ -86,6 +87,7 @@ class OrgFields:
     starts_on: dt.date | None
     ends_on: dt.date | None
     alert_channels: tuple[str, ...]
+    country: str | None = None
 
 
 
@@ -168,6 +170,7 @@ class Directory:
         row.starts_on = fields.starts_on
         row.ends_on = fields.ends_on
         row.alert_channels = list(fields.alert_channels)
+        row.country = fields.country
         row.updated_at = self.now
         await self.s.flush()
         return org_value(row), before

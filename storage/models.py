@@ -74,6 +74,7 @@ class OrganizationRow(Base):
     ends_on: Mapped[dt.date | None]
     sharing: Mapped[bool] = mapped_column(Boolean, default=False)
     alert_channels: Mapped[list[str]] = mapped_column(JSON, default=list)
+    country: Mapped[str | None] = mapped_column(String(2))
     created_at: Mapped[dt.datetime]
     updated_at: Mapped[dt.datetime]
 
@@ -196,7 +197,7 @@ class LinkEventRow(Base):
 
 # Partial-index predicates, repeated verbatim in the queries that must use them (SQLite
 # matches a partial index only when the query holds the same terms).
-TICKETS_AWAITING = "first_responded_at IS NULL AND status IN ('new', 'open', 'on_hold')"
+TICKETS_AWAITING = "sla_warn_at IS NOT NULL AND status IN ('new', 'open', 'on_hold')"
 TICKETS_ACTIVE = "status IN ('new', 'open', 'pending', 'on_hold')"
 
 
@@ -207,10 +208,22 @@ class TicketRow(Base):
         Index("ix_tickets_org_status", "org_id", "status", "id"),
         Index(
             "ix_tickets_awaiting",
-            "first_response_due_at",
+            "sla_warn_at",
             "id",
             sqlite_where=text(TICKETS_AWAITING),
             postgresql_where=text(TICKETS_AWAITING),
+        ),
+        Index(
+            "ix_tickets_pending",
+            "sla_paused_at",
+            sqlite_where=text("status = 'pending'"),
+            postgresql_where=text("status = 'pending'"),
+        ),
+        Index(
+            "ix_tickets_solved",
+            "solved_at",
+            sqlite_where=text("status = 'solved'"),
+            postgresql_where=text("status = 'solved'"),
         ),
         Index(
             "ix_tickets_active",
@@ -236,6 +249,27 @@ class TicketRow(Base):
     sla_paused_at: Mapped[dt.datetime | None]
     solved_at: Mapped[dt.datetime | None]
     closed_at: Mapped[dt.datetime | None]
+    sla_warn_at: Mapped[dt.datetime | None]
+    next_response_due_at: Mapped[dt.datetime | None]
+    response_cycle: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+
+
+class TicketRatingRow(Base):
+    """How the opener rated one solve of a ticket (`good` or `bad`, with a comment)."""
+
+    __tablename__ = "ticket_ratings"
+    __table_args__ = (
+        UniqueConstraint("ticket_id", "solved_at", name="uq_ticket_ratings_solve"),
+    )
+
+    id: Mapped[int] = _id()
+    ticket_id: Mapped[int] = _fk("tickets.id")
+    contact_id: Mapped[int | None] = _fk("contacts.id", nullable=True, ondelete="SET NULL")
+    solved_at: Mapped[dt.datetime]
+    rating: Mapped[str] = mapped_column(String(8))
+    comment: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[dt.datetime]
+    updated_at: Mapped[dt.datetime]
 
 
 class TicketFollowerRow(Base):

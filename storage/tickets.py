@@ -6,10 +6,33 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import RowMapping, Table, and_, exists, insert, not_, or_, select, text, update
+from sqlalchemy import (
+    RowMapping,
+    String,
+    Table,
+    and_,
+    case,
+    cast,
+    exists,
+    insert,
+    literal,
+    not_,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.domain import Attachment, Level, Severity, Ticket, TicketComment, TicketStatus
+from bot.domain import (
+    Attachment,
+    Level,
+    Rating,
+    Severity,
+    Ticket,
+    TicketComment,
+    TicketStatus,
+)
 from storage.models import (
     TICKETS_ACTIVE,
     TICKETS_AWAITING,
@@ -20,6 +43,7 @@ from storage.models import (
     StaffRow,
     TicketCommentRow,
     TicketFollowerRow,
+    TicketRatingRow,
     TicketRow,
 )
 from storage.sql import insert_for
@@ -39,12 +63,14 @@ ORG = _table(OrganizationRow)
 CONTACT = _table(ContactRow)
 STAFF = _table(StaffRow)
 CLAIM = _table(ReminderClaimRow)
+R = _table(TicketRatingRow)
 
 _AWAITING = text(TICKETS_AWAITING)
 _ACTIVE = text(TICKETS_ACTIVE)
 _ATTACHMENT_COLUMNS = [c for c in A.c if c.name != "content"]
 _ORG_COLUMNS = (
-    ORG.c.key.label("org_key"), ORG.c.name.label("org_name"), ORG.c.level.label("org_level")
+    ORG.c.key.label("org_key"), ORG.c.name.label("org_name"), ORG.c.level.label("org_level"),
+    ORG.c.timezone.label("org_timezone"), ORG.c.country.label("org_country"),
 )
 
 
@@ -66,6 +92,9 @@ def ticket_value(row: RowMapping) -> Ticket:
         sla_paused_at=row["sla_paused_at"],
         solved_at=row["solved_at"],
         closed_at=row["closed_at"],
+        sla_warn_at=row["sla_warn_at"],
+        next_response_due_at=row["next_response_due_at"],
+        response_cycle=row["response_cycle"],
     )
 
 
@@ -92,6 +121,8 @@ class QueueEntry:
     org_name: str
     level: Level
     assignee_name: str | None
+    timezone: str = "UTC"
+    country: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +131,16 @@ class SlaCandidate:
     org_key: str
     org_name: str
     level: Level
+
+
+@dataclass(frozen=True, slots=True)
+class OrgTicket:
+    """A ticket with what its organization's calendar needs."""
+
+    ticket: Ticket
+    level: Level
+    timezone: str
+    country: str | None
 
 
 class TicketStore:
@@ -121,6 +162,7 @@ class TicketStore:
         severity: Severity,
         source_platform: str,
         first_response_due_at: dt.datetime | None,
+        sla_warn_at: dt.datetime | None = None,
     ) -> Ticket:
         """Insert a new ticket; its id comes from the primary key sequence."""
         result = await self.s.execute(
@@ -136,6 +178,7 @@ class TicketStore:
                 created_at=self.now,
                 updated_at=self.now,
                 first_response_due_at=first_response_due_at,
+                sla_warn_at=sla_warn_at,
             )
             .returning(*T.c)
         )
@@ -171,69 +214,127 @@ class TicketStore:
         return [ticket_value(r) for r in (await self.s.execute(stmt)).mappings()]
 
     async def queue(self, limit: int) -> list[QueueEntry]:
-        """Active tickets by SLA urgency: running first-response clocks by due time, then
-        every other active ticket, oldest first."""
+        """Active tickets by SLA urgency: running response clocks by their "at risk"
+        instant, then every other active ticket, oldest first."""
         columns = (*T.c, *_ORG_COLUMNS, STAFF.c.name.label("assignee_name"))
         joined = T.join(ORG, ORG.c.id == T.c.org_id).outerjoin(
             STAFF, STAFF.c.id == T.c.assignee_id
         )
         urgent = (
             select(*columns).select_from(joined).where(_AWAITING)
-            .order_by(T.c.first_response_due_at, T.c.id).limit(limit)
+            .order_by(T.c.sla_warn_at, T.c.id).limit(limit)
         )
         rows = list((await self.s.execute(urgent)).mappings())
         if len(rows) < limit:
             rest = (
                 select(*columns).select_from(joined)
-                .where(_ACTIVE, not_(and_(T.c.first_responded_at.is_(None),
-                                          T.c.status.in_(("new", "open", "on_hold")))))
+                .where(_ACTIVE, or_(T.c.sla_warn_at.is_(None),
+                                    T.c.status.not_in(("new", "open", "on_hold"))))
                 .order_by(T.c.id).limit(limit - len(rows))
             )
             rows.extend((await self.s.execute(rest)).mappings())
         return [
             QueueEntry(ticket_value(r), r["org_key"], r["org_name"], Level(r["org_level"]),
-                       r["assignee_name"])
+                       r["assignee_name"], r["org_timezone"], r["org_country"])
             for r in rows
         ]
 
     async def sla_candidates(
-        self,
-        due_before: dt.datetime,
-        limit: int,
-        after: tuple[dt.datetime, int] | None = None,
+        self, limit: int, after: tuple[dt.datetime, int] | None = None
     ) -> list[SlaCandidate]:
-        """Tickets whose first-response clock runs and is due before `due_before`, by due
-        time then id (resuming after the `after` key), leaving out those with nothing left
+        """Tickets whose response clock runs and has reached its "at risk" instant, by that
+        instant then id (resuming after the `after` key), leaving out those with nothing left
         to claim: breached ones, and not-yet-due ones already claimed "at risk"."""
+
+        # Claims of the running target: `at_risk` for the first response, `next2:at_risk`
+        # for the second next response (as `bot.services.sla.stage_name` names them).
+        cycle = case(
+            (T.c.response_cycle == 0, literal("")),
+            else_=literal("next") + cast(T.c.response_cycle, String) + literal(":"),
+        )
 
         def claimed(stage: str) -> Any:
             return exists().where(
-                CLAIM.c.kind == "sla", CLAIM.c.subject_id == T.c.id, CLAIM.c.stage == stage
+                CLAIM.c.kind == "sla", CLAIM.c.subject_id == T.c.id,
+                CLAIM.c.stage == cycle + literal(stage),
             )
 
-        breached = or_(
-            claimed("breached"),
-            and_(T.c.first_response_due_at > self.now, claimed("at_risk")),
-        )
+        due = case((T.c.first_responded_at.is_(None), T.c.first_response_due_at),
+                   else_=T.c.next_response_due_at)
+        breached = or_(claimed("breached"), and_(due > self.now, claimed("at_risk")))
         stmt = (
             select(*T.c, *_ORG_COLUMNS)
             .select_from(T.join(ORG, ORG.c.id == T.c.org_id))
-            .where(_AWAITING, T.c.first_response_due_at <= due_before, not_(breached))
+            .where(_AWAITING, T.c.sla_warn_at <= self.now, not_(breached))
         )
         if after is not None:
             stmt = stmt.where(
-                or_(T.c.first_response_due_at > after[0],
-                    and_(T.c.first_response_due_at == after[0], T.c.id > after[1]))
+                or_(T.c.sla_warn_at > after[0],
+                    and_(T.c.sla_warn_at == after[0], T.c.id > after[1]))
             )
-        stmt = (
-            stmt
-            .order_by(T.c.first_response_due_at, T.c.id)
-            .limit(limit)
-        )
+        stmt = stmt.order_by(T.c.sla_warn_at, T.c.id).limit(limit)
         return [
             SlaCandidate(ticket_value(r), r["org_key"], r["org_name"], Level(r["org_level"]))
             for r in (await self.s.execute(stmt)).mappings()
         ]
+
+    async def idle(
+        self, status: TicketStatus, since_before: dt.datetime, limit: int, after_id: int = 0
+    ) -> list[OrgTicket]:
+        """Tickets `pending` since (their clock paused) or `solved` since before
+        `since_before`, by id after `after_id`."""
+        since = T.c.sla_paused_at if status is TicketStatus.PENDING else T.c.solved_at
+        stmt = (
+            select(*T.c, *_ORG_COLUMNS)
+            .select_from(T.join(ORG, ORG.c.id == T.c.org_id))
+            .where(T.c.status == status.value, since <= since_before, T.c.id > after_id)
+            .order_by(T.c.id).limit(limit)
+        )
+        return [
+            OrgTicket(ticket_value(r), Level(r["org_level"]), r["org_timezone"],
+                      r["org_country"])
+            for r in (await self.s.execute(stmt)).mappings()
+        ]
+
+    # Reports --------------------------------------------------------------------------
+
+    async def opened_or_solved(
+        self, org_id: int, start: dt.datetime, end: dt.datetime
+    ) -> list[Ticket]:
+        """One organization's tickets opened, solved or closed in [start, end), by id."""
+        def within(column: Any) -> Any:
+            return and_(column >= start, column < end)
+
+        stmt = (
+            select(T).where(T.c.org_id == org_id,
+                            or_(within(T.c.created_at), within(T.c.solved_at),
+                                within(T.c.closed_at)))
+            .order_by(T.c.id)
+        )
+        return [ticket_value(r) for r in (await self.s.execute(stmt)).mappings()]
+
+    async def breaches(self, ticket_ids: list[int]) -> dict[int, set[str]]:
+        """The "breached" SLA claims of these tickets (`breached`, `next1:breached`, …)."""
+        found: dict[int, set[str]] = {}
+        for start in range(0, len(ticket_ids), 500):
+            rows = await self.s.execute(
+                select(CLAIM.c.subject_id, CLAIM.c.stage).where(
+                    CLAIM.c.kind == "sla", CLAIM.c.subject_id.in_(ticket_ids[start:start + 500]),
+                    CLAIM.c.stage.like("%breached"))
+            )
+            for subject, stage in rows:
+                found.setdefault(int(subject), set()).add(str(stage))
+        return found
+
+    async def ratings_between(
+        self, org_id: int, start: dt.datetime, end: dt.datetime
+    ) -> list[str]:
+        """The ratings ("good"/"bad") of one organization's solves in [start, end)."""
+        rows = await self.s.scalars(
+            select(R.c.rating).select_from(R.join(T, T.c.id == R.c.ticket_id))
+            .where(T.c.org_id == org_id, R.c.solved_at >= start, R.c.solved_at < end)
+        )
+        return list(rows)
 
     # Comments -------------------------------------------------------------------------
 
@@ -347,6 +448,34 @@ class TicketStore:
     async def attachment_content(self, attachment_id: int) -> bytes | None:
         value = await self.s.scalar(select(A.c.content).where(A.c.id == attachment_id))
         return None if value is None else bytes(value)
+
+    # Ratings --------------------------------------------------------------------------
+
+    async def rate(self, ticket_id: int, solved_at: dt.datetime, contact_id: int, rating: str,
+                   comment: str) -> None:
+        """Record (or change) the rating of one solve."""
+        stmt = insert_for(self.s, TicketRatingRow).values(
+            ticket_id=ticket_id, contact_id=contact_id, solved_at=solved_at, rating=rating,
+            comment=comment, created_at=self.now, updated_at=self.now,
+        )
+        await self.s.execute(stmt.on_conflict_do_update(
+            index_elements=["ticket_id", "solved_at"],
+            set_={"rating": rating, "comment": comment, "contact_id": contact_id,
+                  "updated_at": self.now},
+        ))
+
+    async def ratings(self, ticket_id: int) -> list[Rating]:
+        """The ticket's ratings, one per solve, oldest first."""
+        stmt = (
+            select(R, CONTACT.c.name.label("contact_name"))
+            .select_from(R.outerjoin(CONTACT, CONTACT.c.id == R.c.contact_id))
+            .where(R.c.ticket_id == ticket_id).order_by(R.c.solved_at)
+        )
+        return [
+            Rating(r["ticket_id"], r["solved_at"], r["rating"], r["comment"],
+                   r["contact_name"] or "a former contact", r["updated_at"])
+            for r in (await self.s.execute(stmt)).mappings()
+        ]
 
     # Followers ------------------------------------------------------------------------
 

@@ -110,6 +110,18 @@ GRAMMAR: tuple[CommandSpec, ...] = (
         P.TICKETS_FOLLOW,
         "tickets",
     ),
+    _c(
+        "ticket.rate",
+        "ticket rate",
+        (
+            _TICKET,
+            Arg("RATING", ArgKind.CHOICE, choices=("good", "bad"), label="Rating"),
+            Arg("COMMENT", ArgKind.TEXT, optional=True, label="Comment"),
+        ),
+        "rate how a solved ticket was handled",
+        P.TICKETS_FOLLOW,
+        "tickets",
+    ),
     # /billing
     _c(
         "billing.invoices",

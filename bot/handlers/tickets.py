@@ -18,12 +18,13 @@ from bot.presentation.messages import (
     Tone,
     command,
 )
-from bot.presentation.ticket_cards import due_label, ticket_line, when
+from bot.presentation.ticket_cards import ticket_line, when
+from bot.services.sla import clock_line, promise
 from bot.services.tickets import TicketView
 from bot.wiring.services import Services
 
 
-def render_view(view: TicketView, tz: str | None, now_label: str | None = None) -> Message:
+def render_view(view: TicketView, tz: str | None, clock: str | None = None) -> Message:
     """One ticket and its thread, as its reader may see it."""
     t = view.ticket
     fields = [
@@ -35,8 +36,13 @@ def render_view(view: TicketView, tz: str | None, now_label: str | None = None) 
         ("Opened", when(t.created_at, tz)),
         ("Updated", when(t.updated_at, tz)),
     ]
-    if now_label is not None:
-        fields.append(("First response", now_label))
+    if clock is not None:
+        fields.append(("Due next", clock))
+    if view.ratings:
+        last = view.ratings[-1]
+        said = f": {last.comment}" if last.comment else ""
+        fields.append(("Satisfaction", f"{last.rating} from {last.author_name} "
+                                       f"({when(last.rated_at, tz)}){said}"))
     thread = tuple(
         f"{when(c.created_at, tz)} {c.author_name}"
         + (" [internal note]" if c.internal else "")
@@ -71,12 +77,13 @@ def register(registry: Registry, services: Services) -> None:
         ticket = await tickets.open(ctx.actor, subject, severity,
                                     description=ctx.parsed.text("DESCRIPTION") or "",
                                     source_platform=ctx.platform)
-        tz = ctx.actor.org.timezone if ctx.actor.org else None
+        assert ctx.actor.org is not None
+        due = promise(services.settings, ctx.actor.org, ticket)
         return Reply(
             Message(
                 f"Opened ticket {ticket.ref} ({ticket.severity.value}): {ticket.subject}. "
-                f"First response due by {when(ticket.first_response_due_at, tz)}. "
-                "Updates come to you here or by email.",
+                + (f"{due[0].upper()}{due[1:]}. " if due else "")
+                + "Updates come to you here or by email.",
                 tone=Tone.GOOD,
             )
         )
@@ -99,10 +106,8 @@ def register(registry: Registry, services: Services) -> None:
     @registry.command("ticket.show")
     async def show(ctx: CommandContext) -> Reply:
         view = await tickets.show(ctx.actor, ctx.parsed.number("ID"))
-        if view.staff:
-            label = due_label(view.ticket, services.clock.now())
-            return Reply(render_view(view, None, label))
-        return Reply(render_view(view, view.org.timezone))
+        clock = clock_line(services.settings, view.org, view.ticket, services.clock.now())
+        return Reply(render_view(view, None if view.staff else view.org.timezone, clock))
 
     @registry.command("ticket.comment")
     async def comment(ctx: CommandContext) -> Reply:
@@ -113,6 +118,13 @@ def register(registry: Registry, services: Services) -> None:
         )
         extra = f" with {len(files)} attachment(s)" if files else ""
         return Reply.text(f"Comment added to #{number}{extra}.")
+
+    @registry.command("ticket.rate")
+    async def rate(ctx: CommandContext) -> Reply:
+        ticket = await tickets.rate(ctx.actor, ctx.parsed.number("ID"),
+                                    str(ctx.parsed.text("RATING")),
+                                    ctx.parsed.text("COMMENT") or "")
+        return Reply.text(f"Thank you: your rating of {ticket.ref} is recorded.")
 
     @registry.command("ticket.close")
     async def close(ctx: CommandContext) -> Reply:

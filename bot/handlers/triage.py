@@ -2,11 +2,25 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
+from bot.business_time import hours_and_minutes
 from bot.commands.registry import CommandContext, Registry
 from bot.domain import Severity, TicketStatus
 from bot.presentation.messages import BulletList, Context, Heading, Message, Reply, command
 from bot.presentation.ticket_cards import due_label
 from bot.wiring.services import Services
+
+
+def _left(left: dt.timedelta | None, label: str) -> str:
+    """Covered time left on a running clock (`2h 0m left`, `overdue 1h 5m`), else the
+    clock's state (`responded`, `paused (pending)`)."""
+    if left is None or label.startswith("paused"):
+        return label
+    kind = "next response " if label.startswith("next response") else ""
+    if left <= dt.timedelta(0):
+        return f"{kind}overdue {hours_and_minutes(left)}"
+    return f"{kind}{hours_and_minutes(left)} left"
 
 
 def register(registry: Registry, services: Services) -> None:
@@ -19,10 +33,11 @@ def register(registry: Registry, services: Services) -> None:
             return Reply.text("The triage queue is empty.")
         now = services.clock.now()
         lines = tuple(
-            f"{e.ticket.ref} · {e.ticket.severity.value} · {e.ticket.status.value} · "
-            f"{e.org_key} · {e.ticket.subject} · {due_label(e.ticket, now)} · "
-            f"{e.assignee_name or 'unassigned'}"
-            for e in entries
+            f"{q.entry.ticket.ref} · {q.entry.ticket.severity.value} · "
+            f"{q.entry.ticket.status.value} · {q.entry.org_key} · {q.entry.ticket.subject} · "
+            f"{_left(q.left, due_label(q.entry.ticket, now))} · "
+            f"{q.entry.assignee_name or 'unassigned'}"
+            for q in entries
         )
         hint = f"{command('triage claim ID')} · {command('ticket show ID')}"
         text = "\n".join(["Triage queue (most urgent first):", *lines])

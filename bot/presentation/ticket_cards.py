@@ -62,16 +62,21 @@ def span(delta: dt.timedelta) -> str:
     return f"{mins}m"
 
 
+def target_kind(ticket: Ticket) -> str:
+    """Which response the open target asks for."""
+    return "first response" if ticket.first_responded_at is None else "next response"
+
+
 def due_label(ticket: Ticket, now: dt.datetime) -> str:
-    """Where the first-response clock stands, for staff."""
-    if ticket.first_responded_at is not None:
-        return "responded"
+    """Where the response clock stands, for staff."""
+    due = ticket.response_due_at
+    if not ticket.clock_set or due is None:
+        return "responded" if ticket.first_responded_at is not None else "—"
     if ticket.sla_paused_at is not None:
         return "paused (pending)"
-    if ticket.first_response_due_at is None or not ticket.active:
-        return "—"
-    left = ticket.first_response_due_at - now
-    return f"due in {span(left)}" if left.total_seconds() > 0 else f"overdue {span(left)}"
+    left = due - now
+    text = f"due in {span(left)}" if left.total_seconds() > 0 else f"overdue {span(left)}"
+    return text if ticket.first_responded_at is None else f"next response {text}"
 
 
 def ticket_line(ticket: Ticket, tz: str | None = None) -> str:
@@ -209,6 +214,24 @@ def customer_update(ticket: Ticket, headline: str, body: str | None = None) -> M
     )
 
 
+def rating_request(ticket: Ticket) -> Message:
+    """"How did we do?" to the opener of a solved ticket, with good and bad buttons."""
+    args = (("ID", str(ticket.id)),)
+    return Message(
+        text=f"Ticket {ticket.ref} is solved. How did we do?",
+        subject=f"[{ticket.ref}] {ticket.subject}",
+        thread_key=opener_thread(ticket.id),
+        blocks=(
+            Heading(f"Ticket {ticket.ref} is solved. How did we do?"),
+            Actions((
+                Button("Good", "ticket.rate", (*args, ("RATING", "good")), "primary"),
+                Button("Bad", "ticket.rate", (*args, ("RATING", "bad")), "danger"),
+            )),
+            Context(command("ticket rate", ticket.id, "good|bad", "[COMMENT]")),
+        ),
+    )
+
+
 def triage_update(
     ticket: Ticket, headline: str, body: str | None = None, *, internal: bool = False
 ) -> Message:
@@ -233,6 +256,8 @@ def sla_alert(candidate: SlaCandidate, stage: str, now: dt.datetime) -> Message:
     ticket = candidate.ticket
     breached = stage == "breached"
     label = "SLA breached" if breached else "SLA at risk"
+    if ticket.first_responded_at is not None:
+        label += " (next response)"
     head = f"{label}: {ticket.ref} {ticket.subject}"
     return Message(
         text=f"{head} ({candidate.org_name}, {ticket.severity.value}, {due_label(ticket, now)})",
@@ -244,7 +269,7 @@ def sla_alert(candidate: SlaCandidate, stage: str, now: dt.datetime) -> Message:
                 (
                     ("Organization", f"{candidate.org_name} ({candidate.org_key})"),
                     ("Severity", ticket.severity.value),
-                    ("First response due", when(ticket.first_response_due_at)),
+                    (f"{target_kind(ticket).capitalize()} due", when(ticket.response_due_at)),
                     ("Clock", due_label(ticket, now)),
                 )
             ),

@@ -20,6 +20,7 @@ from pydantic import (
     model_validator,
 )
 
+from bot.business_time import supported_country
 from bot.domain import Contact, ContactRole, Level, Platform, Program, Region
 from bot.emails import Email
 from bot.importing import (
@@ -102,6 +103,18 @@ class OrganizationIn(BaseModel):
     subscription: Subscription
     contacts: list[ContactIn] = Field(min_length=1)
     alert_channels: list[str] = Field(default_factory=list)
+    country: str | None = None
+
+    @field_validator("country")
+    @classmethod
+    def _country(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        code = value.strip().upper()
+        if not supported_country(code):
+            raise ValueError(f"{value[:8]!r} is not an ISO 3166 alpha-2 country code with a "
+                             "public holiday calendar, such as ES or US")
+        return code
 
     @field_validator("key")
     @classmethod
@@ -238,6 +251,7 @@ def _csv_build(row: dict[str, str]) -> dict[str, Any]:
             "timezone": row["timezone"],
             "subscription": {"starts_on": row["starts_on"], "ends_on": row["ends_on"]},
             "alert_channels": channels,
+            "country": row.get("country") or None,
         },
         "contact": {
             "role": row["role"],
@@ -405,6 +419,7 @@ class OnboardingService(Service):
             starts_on=org_in.subscription.starts_on,
             ends_on=org_in.subscription.ends_on,
             alert_channels=tuple(org_in.alert_channels),
+            country=org_in.country,
         )
         org, before = await tx.directory.upsert_org(fields)
         await tx.directory.lock_org(org.id)

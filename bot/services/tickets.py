@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import unicodedata
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from bot.commands.invocation import IncomingFile
 from bot.domain import (
@@ -18,6 +18,7 @@ from bot.domain import (
     Contact,
     ContactRole,
     Organization,
+    Rating,
     Severity,
     Ticket,
     TicketComment,
@@ -37,13 +38,19 @@ from bot.policy import (
 from bot.presentation.messages import Message, command
 from bot.presentation.ticket_cards import (
     customer_update,
+    rating_request,
     ticket_card,
     triage_update,
     zone,
 )
 from bot.services.base import Denied, Invalid, NotFound, Service, Tx
 from bot.services.notify import Queued
-from bot.services.sla import first_response_due, status_changes
+from bot.services.sla import (
+    response_target,
+    schedule_for,
+    started,
+    status_changes,
+)
 
 SUBJECT_MAX = 300
 LIST_LIMIT = 20
@@ -84,6 +91,7 @@ class TicketView:
     comments: list[TicketComment]
     attachments: list[Attachment]
     staff: bool
+    ratings: list[Rating] = field(default_factory=list)  # staff readers only
 
 
 class TicketBase(Service):
@@ -202,6 +210,16 @@ class TicketBase(Service):
         await self._refresh_cards(tx, ticket)
         return told
 
+    async def _ask_rating(self, tx: Tx, ticket: Ticket) -> None:
+        """Ask the opener of a just-solved ticket how it went: once per solve."""
+        if ticket.opener_id is None or ticket.solved_at is None:
+            return
+        opener = await tx.directory.contact(ticket.opener_id)
+        if opener is None:
+            return
+        key = f"ticket:{ticket.id}:rate:{ticket.solved_at.isoformat()}"
+        await self.notifier.to_contact(tx, opener, key, rating_request(ticket))
+
     async def _refresh_cards(self, tx: Tx, ticket: Ticket) -> None:
         """Edit the ticket's cards in place (opener's and triage): each edit renders the
         ticket as it is when delivered."""
@@ -255,6 +273,7 @@ class TicketService(TicketBase):
             description = f"{subject}\n\n{description}".strip()
             subject = subject[: SUBJECT_MAX - 1] + "…"
         async with self.tx() as tx:
+            target = response_target(self.settings, org, severity, tx.now)
             ticket = await tx.tickets.create(
                 org_id=org.id,
                 opener_id=contact.id,
@@ -262,8 +281,8 @@ class TicketService(TicketBase):
                 description=description,
                 severity=severity,
                 source_platform=source_platform,
-                first_response_due_at=first_response_due(self.settings, org.level, severity,
-                                                          tx.now),
+                first_response_due_at=target.due,
+                sla_warn_at=target.warn,
             )
             await tx.tickets.follow(ticket.id, contact.id)
             await self.notifier.to_contact(
@@ -302,6 +321,7 @@ class TicketService(TicketBase):
             assignee = await tx.directory.staff(ticket.assignee_id) if ticket.assignee_id else None
             comments = await tx.tickets.comments(ticket.id, include_internal=staff)
             attachments = await tx.tickets.attachments(ticket.id, include_internal=staff)
+            ratings = await tx.tickets.ratings(ticket.id) if staff else []
         return TicketView(
             ticket,
             org,
@@ -310,6 +330,7 @@ class TicketService(TicketBase):
             visible_comments(actor, comments),
             visible_attachments(actor, attachments),
             staff,
+            ratings,
         )
 
     async def comment(
@@ -322,7 +343,7 @@ class TicketService(TicketBase):
         source_platform: str = "console",
     ) -> tuple[TicketComment, list[Attachment]]:
         """A public comment from a contact, with any files as attachments."""
-        contact, _ = self.require_following(actor)
+        contact, org = self.require_following(actor)
         checked = self._check_files(files)
         async with self.tx() as tx:
             ticket = await self._visible(tx, actor, ticket_id, lock=True)
@@ -340,11 +361,12 @@ class TicketService(TicketBase):
                                              comment_id=note.id)
             await tx.tickets.follow(ticket.id, contact.id)
             if ticket.status in (TicketStatus.PENDING, TicketStatus.SOLVED):
-                ticket = await tx.tickets.update(
-                    ticket.id, **status_changes(ticket, TicketStatus.OPEN, tx.now)
-                )
-            else:
-                ticket = await tx.tickets.update(ticket.id)
+                ticket = await tx.tickets.update(ticket.id, **status_changes(
+                    ticket, TicketStatus.OPEN, tx.now,
+                    schedule_for(self.settings, org, ticket.severity)))
+            # A customer's comment asks for an answer: a next-response target opens.
+            ticket = await tx.tickets.update(
+                ticket.id, **started(self.settings, org, ticket, tx.now))
             files_note = f"\n({len(stored)} file(s) attached)" if stored else ""
             key = f"ticket:{ticket.id}:comment:{note.id}"
             await self._announce(tx, ticket, key, f"{contact.name} commented on {ticket.ref}",
@@ -389,6 +411,24 @@ class TicketService(TicketBase):
                                     triage_update(ticket, line, internal=hidden))
             return stored
 
+    async def rate(self, actor: Actor, ticket_id: int, rating: str, comment: str = "") -> Ticket:
+        """The opener rates the latest solve of their ticket (again to change it)."""
+        contact, _ = self.require_following(actor)
+        async with self.tx() as tx:
+            ticket = await self._visible(tx, actor, ticket_id, lock=True)
+            if not may_change_ticket(actor, org_id=ticket.org_id, opener_id=ticket.opener_id):
+                raise Denied(f"Only the contact who opened {ticket.ref} can rate it.")
+            solved = ticket.solved_at
+            if ticket.active or solved is None:
+                raise Invalid(f"You can rate {ticket.ref} once it is solved.")
+            await tx.tickets.rate(ticket.id, solved, contact.id, rating, comment)
+            await self._tell_triage(
+                tx, f"ticket:{ticket.id}:rated:{solved.isoformat()}:{tx.now.isoformat()}",
+                triage_update(ticket, f"{contact.name} rated {ticket.ref} {rating}",
+                              comment or None),
+            )
+            return ticket
+
     async def close(self, actor: Actor, ticket_id: int, text: str | None = None,
                     *, source_platform: str = "console") -> Ticket:
         return await self._set_open(actor, ticket_id, False, text, source_platform)
@@ -400,7 +440,7 @@ class TicketService(TicketBase):
     async def _set_open(
         self, actor: Actor, ticket_id: int, reopen: bool, text: str | None, platform: str
     ) -> Ticket:
-        contact, _ = self.require_following(actor)
+        contact, org = self.require_following(actor)
         async with self.tx() as tx:
             ticket = await self._visible(tx, actor, ticket_id, lock=True)
             verb = "reopen" if reopen else "close"
@@ -412,7 +452,11 @@ class TicketService(TicketBase):
             if not reopen and ticket.status is TicketStatus.CLOSED:
                 raise Invalid(f"Ticket {ticket.ref} is already closed.")
             target = TicketStatus.OPEN if reopen else TicketStatus.CLOSED
-            ticket = await tx.tickets.update(ticket.id, **status_changes(ticket, target, tx.now))
+            ticket = await tx.tickets.update(ticket.id, **status_changes(
+                ticket, target, tx.now, schedule_for(self.settings, org, ticket.severity)))
+            if reopen:
+                ticket = await tx.tickets.update(
+                    ticket.id, **started(self.settings, org, ticket, tx.now))
             suffix = "reopened" if reopen else "closed"
             key = f"ticket:{ticket.id}:{suffix}:{tx.now.isoformat()}"
             if text:

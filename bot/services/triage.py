@@ -6,19 +6,33 @@ through the outbox; internal notes go to the triage channels only.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from bot.business_time import Schedule
 from bot.commands.invocation import IncomingFile
 from bot.domain import Actor, Attachment, Severity, StaffMember, Ticket, TicketComment, TicketStatus
 from bot.policy import Permission, allows
 from bot.presentation.ticket_cards import triage_update
-from bot.services.base import Denied, Invalid
-from bot.services.sla import resized_due, status_changes
+from bot.services.base import Denied, Invalid, Tx
+from bot.services.sla import business_left, met, resized, schedule_for, status_changes
 from bot.services.tickets import TicketBase
 from storage.tickets import QueueEntry
 
 QUEUE_LIMIT = 25
+# Running clocks read, soonest "at risk" instant first, and re-sorted by the covered time they
+# have left (calendar and business order differ only between organizations' hours).
+QUEUE_SCAN = 200
+
+
+@dataclass(frozen=True, slots=True)
+class Queued:
+    """A ticket in the triage queue, with the covered time its open target has left (None
+    when no target is open)."""
+
+    entry: QueueEntry
+    left: dt.timedelta | None
 
 _STATUS_WORDS = {
     TicketStatus.NEW: "new",
@@ -55,11 +69,27 @@ class TriageService(TicketBase):
             raise Denied("Triage is for support engineers.")
         return actor.staff
 
-    async def queue(self, actor: Actor, limit: int = QUEUE_LIMIT) -> list[QueueEntry]:
-        """Active tickets, the most urgent first-response clock first."""
+    async def _schedule(self, tx: Tx, ticket: Ticket) -> Schedule:
+        org = await tx.directory.org(ticket.org_id)
+        assert org is not None
+        return schedule_for(self.settings, org, ticket.severity)
+
+    async def queue(self, actor: Actor, limit: int = QUEUE_LIMIT) -> list[Queued]:
+        """Active tickets: running response clocks by covered time left (business time in
+        each organization's hours, or 24×7), then every other active ticket, oldest first."""
         self._engineer(actor)
         async with self.read() as tx:
-            return await tx.tickets.queue(limit)
+            entries = await tx.tickets.queue(max(limit, QUEUE_SCAN))
+        now = self.clock.now()
+        queued = []
+        for e in entries:
+            schedule = Schedule(e.timezone, self.settings.sla_coverage(e.level, e.ticket.severity),
+                                e.country)
+            queued.append(Queued(e, business_left(schedule, e.ticket, now)))
+        running = sorted((q for q in queued if q.entry.ticket.awaiting_response),
+                         key=lambda q: (q.left, q.entry.ticket.id))
+        rest = [q for q in queued if not q.entry.ticket.awaiting_response]
+        return [*running, *rest][:limit]
 
     async def claim(self, actor: Actor, ticket_id: int) -> Change:
         """Assign the ticket to oneself; a new ticket becomes open."""
@@ -70,7 +100,8 @@ class TriageService(TicketBase):
                 raise Invalid(f"{ticket.ref} is already yours.")
             changes: dict[str, object] = {"assignee_id": staff.id}
             if ticket.status is TicketStatus.NEW:
-                changes.update(status_changes(ticket, TicketStatus.OPEN, tx.now))
+                changes.update(status_changes(ticket, TicketStatus.OPEN, tx.now,
+                                              await self._schedule(tx, ticket)))
             ticket = await tx.tickets.update(ticket.id, **changes)
             key = f"ticket:{ticket.id}:assigned:{staff.id}:{tx.now.isoformat()}"
             told = await self._announce(
@@ -86,7 +117,10 @@ class TriageService(TicketBase):
             ticket = await self._visible(tx, actor, ticket_id, lock=True)
             if ticket.status is status:
                 raise Invalid(f"{ticket.ref} is already {status.value}.")
-            ticket = await tx.tickets.update(ticket.id, **status_changes(ticket, status, tx.now))
+            ticket = await tx.tickets.update(ticket.id, **status_changes(
+                ticket, status, tx.now, await self._schedule(tx, ticket)))
+            if status is TicketStatus.SOLVED:
+                await self._ask_rating(tx, ticket)
             key = f"ticket:{ticket.id}:status:{status.value}:{tx.now.isoformat()}"
             told = await self._announce(
                 tx, ticket, key, f"{staff.name} set {ticket.ref} to {status.value}",
@@ -103,9 +137,9 @@ class TriageService(TicketBase):
                 raise Invalid(f"{ticket.ref} is already {severity.value}.")
             org = await tx.directory.org(ticket.org_id)
             assert org is not None
-            due = resized_due(self.settings, org.level, ticket, severity)
-            ticket = await tx.tickets.update(ticket.id, severity=severity,
-                                             first_response_due_at=due)
+            ticket = await tx.tickets.update(
+                ticket.id, severity=severity,
+                **resized(self.settings, org, ticket, severity, tx.now))
             key = f"ticket:{ticket.id}:severity:{severity.value}:{tx.now.isoformat()}"
             told = await self._announce(
                 tx, ticket, key, f"{staff.name} set {ticket.ref} to {severity.value}",
@@ -127,7 +161,7 @@ class TriageService(TicketBase):
         self, actor: Actor, ticket_id: int, text: str, *, files: Sequence[IncomingFile] = (),
         source_platform: str = "console",
     ) -> Change:
-        """A public reply; the first one stops the first-response clock."""
+        """A public reply: it meets the open response target (first or next)."""
         change, _ = await self._comment(actor, ticket_id, text, files, source_platform,
                                         internal=False)
         return change
@@ -156,11 +190,10 @@ class TriageService(TicketBase):
                                   text + files_note, internal=True),
                 )
                 return Change(ticket, 0, comment), stored
-            changes: dict[str, object] = {}
-            if ticket.first_responded_at is None:
-                changes["first_responded_at"] = tx.now
+            changes: dict[str, object] = met(ticket, tx.now)
             if ticket.status is TicketStatus.NEW:
-                changes.update(status_changes(ticket, TicketStatus.OPEN, tx.now))
+                changes.update(status_changes(ticket, TicketStatus.OPEN, tx.now,
+                                              await self._schedule(tx, ticket)))
             ticket = await tx.tickets.update(ticket.id, **changes)
             told = await self._announce(tx, ticket, key, f"{staff.name} replied on {ticket.ref}",
                                         text + files_note)

@@ -10,8 +10,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bot.delivery.ports import Adapter
+from bot.services.autoclose import autoclose_job
 from bot.services.reminders import reminder_job
 from bot.services.sla import sla_job
+from bot.services.sla_report import sla_report_job
 from bot.wiring.runtime import App, configuration_gaps
 from bot.wiring.scheduler import Job, build_scheduler
 from bot.wiring.services import Services
@@ -21,7 +23,8 @@ log = logging.getLogger(__name__)
 
 def jobs_for(services: Services) -> list[Job]:
     """Every periodic sweep of this build, each given the one service it runs."""
-    return [reminder_job(services.reminders), sla_job(services.sla)]
+    return [reminder_job(services.reminders), sla_job(services.sla),
+            autoclose_job(services.autoclose), sla_report_job(services.sla_report)]
 
 
 @dataclass

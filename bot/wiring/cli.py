@@ -479,6 +479,44 @@ def manifest_cmd(
     sys.stdout.write(manifest_yaml(url, socket_mode=socket_mode))
 
 
+report_cli = typer.Typer(help="Reports.", no_args_is_help=True)
+cli.add_typer(report_cli, name="report")
+
+
+@report_cli.command("sla")
+def report_sla(
+    org: Annotated[str, typer.Option(help="Organization key.")],
+    month: Annotated[str, typer.Option(help="Calendar month, YYYY-MM (organization-local).")],
+    format: Annotated[str, typer.Option(help="table or csv.")] = "table",
+) -> None:
+    """One organization's SLA report for a month: tickets, responses met and breached,
+    median first-response business time, satisfaction."""
+    import csv
+    import io
+
+    from rich.table import Table
+
+    if format not in ("table", "csv"):
+        raise _fail(f"--format takes table or csv, not {format[:20]!r}")
+
+    async def go(app: App) -> None:
+        report = await app.services.sla_report.report(org, month)
+        if format == "csv":
+            buffer = io.StringIO()
+            writer = csv.writer(buffer, lineterminator="\n")
+            writer.writerow(["organization", "month", "measure", "value"])
+            for measure, value in report.rows():
+                writer.writerow([report.org.key, report.month, measure, value])
+            sys.stdout.write(buffer.getvalue())
+            return
+        table = Table("measure", "value", title=f"SLA report: {report.org.name}, {report.month}")
+        for measure, value in report.rows():
+            table.add_row(measure, value)
+        out.print(table)
+
+    _run(_with_app(go))
+
+
 def main() -> None:
     try:
         cli()

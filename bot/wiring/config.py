@@ -18,6 +18,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from bot.business_time import Hours
 from bot.domain import Level, Severity
 
 DEFAULT_DATABASE_URL = "sqlite:///subdesk.db"
@@ -53,12 +54,22 @@ def _env(name: str, field_name: str) -> AliasChoices:
 
 DEFAULT_TECHNICAL_LIMITS: dict[str, int] = {"basic": 1, "standard": 2, "premium": 5}
 
-# First-response targets in minutes, by level then severity.
+# First- and next-response targets in minutes of covered time, by level then severity: business
+# minutes (a business day is one day of the level's hours, 8 h by default), or plain minutes
+# where the level covers the severity 24×7.
 DEFAULT_SLA_MINUTES: dict[str, dict[str, int]] = {
-    "basic": {"sev1": 240, "sev2": 480, "sev3": 1440, "sev4": 2880},
-    "standard": {"sev1": 120, "sev2": 240, "sev3": 720, "sev4": 1440},
-    "premium": {"sev1": 30, "sev2": 120, "sev3": 480, "sev4": 960},
+    "basic": {"sev1": 240, "sev2": 480, "sev3": 960, "sev4": 1440},
+    "standard": {"sev1": 120, "sev2": 240, "sev3": 480, "sev4": 960},
+    "premium": {"sev1": 120, "sev2": 240, "sev3": 480, "sev4": 960},
 }
+# Business hours by level, in the organization's timezone.
+DEFAULT_SLA_HOURS: dict[str, str] = {
+    "basic": "mon-fri 09:00-17:00",
+    "standard": "mon-fri 09:00-17:00",
+    "premium": "mon-fri 09:00-17:00",
+}
+# Severities a level covers round the clock (24×7).
+DEFAULT_SLA_ALWAYS: dict[str, tuple[str, ...]] = {"premium": ("sev1", "sev2")}
 
 # Invoice reminder stages in days relative to the due date (negative: before).
 DEFAULT_REMINDER_OFFSETS: tuple[int, ...] = (-7, 0, 7, 14, 30)
@@ -128,6 +139,31 @@ class Settings(BaseSettings):
     sla_minutes: dict[str, dict[str, int]] = Field(
         default_factory=lambda: {k: dict(v) for k, v in DEFAULT_SLA_MINUTES.items()},
         validation_alias=_env("SUBDESK_SLA_MINUTES", "sla_minutes"),
+    )
+    # Next-response targets (same shape); a level or severity not named takes its first-
+    # response target.
+    sla_next_minutes: dict[str, dict[str, int]] = Field(
+        default_factory=dict,
+        validation_alias=_env("SUBDESK_SLA_NEXT_MINUTES", "sla_next_minutes"),
+    )
+    sla_hours: dict[str, str] = Field(
+        default_factory=lambda: dict(DEFAULT_SLA_HOURS),
+        validation_alias=_env("SUBDESK_SLA_HOURS", "sla_hours"),
+    )
+    sla_always: dict[str, tuple[str, ...]] = Field(
+        default_factory=lambda: dict(DEFAULT_SLA_ALWAYS),
+        validation_alias=_env("SUBDESK_SLA_ALWAYS", "sla_always"),
+    )
+    # Auto-close: a ticket pending on the customer is reminded, then solved, after these many
+    # business days; a solved ticket closes after these many days.
+    pending_reminder_days: int = Field(
+        3, ge=1, validation_alias=_env("SUBDESK_PENDING_REMINDER_DAYS", "pending_reminder_days")
+    )
+    pending_solve_days: int = Field(
+        7, ge=1, validation_alias=_env("SUBDESK_PENDING_SOLVE_DAYS", "pending_solve_days")
+    )
+    solved_close_days: int = Field(
+        4, ge=1, validation_alias=_env("SUBDESK_SOLVED_CLOSE_DAYS", "solved_close_days")
     )
     sla_warning_ratio: float = Field(
         0.8, validation_alias=_env("SUBDESK_SLA_WARNING_RATIO", "sla_warning_ratio")
@@ -269,6 +305,15 @@ class Settings(BaseSettings):
                 )
         return value
 
+    @field_validator("sla_hours")
+    @classmethod
+    def _check_sla_hours(cls, value: dict[str, str]) -> dict[str, str]:
+        for level, hours in value.items():
+            if level not in {item.value for item in Level}:
+                raise ValueError(f"{level!r} is not a level (basic, standard, premium)")
+            Hours.parse(hours)
+        return value
+
     @field_validator("vendor_domains", mode="before")
     @classmethod
     def _split_domains(cls, value: Any) -> Any:
@@ -325,6 +370,21 @@ class Settings(BaseSettings):
             severity.value, DEFAULT_SLA_MINUTES[level.value][severity.value]
         )
         return dt.timedelta(minutes=minutes)
+
+    def sla_next_target(self, level: Level, severity: Severity) -> dt.timedelta:
+        minutes = self.sla_next_minutes.get(level.value, {}).get(severity.value)
+        return self.sla_target(level, severity) if minutes is None else dt.timedelta(
+            minutes=minutes)
+
+    def sla_coverage(self, level: Level, severity: Severity) -> Hours | None:
+        """The hours a level's clock runs for a severity; None when covered 24×7."""
+        if severity.value in self.sla_always.get(level.value, ()):
+            return None
+        return self.business_hours(level)
+
+    def business_hours(self, level: Level) -> Hours:
+        """A level's business hours (whatever it covers round the clock)."""
+        return Hours.parse(self.sla_hours.get(level.value, DEFAULT_SLA_HOURS[level.value]))
 
     def database_path_hint(self) -> str:
         """The database URL with any password masked, for logs and banners."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bot.clock import Clock, SystemClock
+from bot.services.autoclose import AutoCloseService
 from bot.services.billing import BillingService
 from bot.services.contacts import ContactService
 from bot.services.identity import IdentityService
@@ -13,6 +14,7 @@ from bot.services.onboarding import OnboardingService
 from bot.services.outbox_admin import EventLog, OutboxAdmin
 from bot.services.reminders import ReminderService
 from bot.services.sla import SlaService
+from bot.services.sla_report import SlaReportService
 from bot.services.threads import ThreadService
 from bot.services.tickets import TicketService
 from bot.services.triage import TriageService
@@ -36,6 +38,8 @@ class Services:
     tickets: TicketService
     triage: TriageService
     sla: SlaService
+    autoclose: AutoCloseService
+    sla_report: SlaReportService
     threads: ThreadService
     outbox: OutboxAdmin
     events: EventLog
@@ -55,6 +59,8 @@ class Services:
             tickets=TicketService(*args),
             triage=TriageService(*args),
             sla=SlaService(*args),
+            autoclose=AutoCloseService(*args),
+            sla_report=SlaReportService(*args),
             threads=ThreadService(*args),
             outbox=OutboxAdmin(*args),
             events=EventLog(*args),

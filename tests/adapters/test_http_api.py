@@ -92,6 +92,13 @@ async def test_disabled_without_a_configured_token(
         assert response.status == 503
 
 
+async def test_orders_carry_an_optional_country(client: TestClient[Any, Any]) -> None:
+    """The API accepts `country` (ISO 3166 alpha-2) beside the timezone."""
+    order = {"organizations": [dict(ORDER["organizations"][0], country="ES")]}
+    response = await client.post("/api/v1/orders", json=order, headers=AUTH)
+    assert response.status == 200, await response.text()
+
+
 async def test_imports_orders_then_invoices_idempotently(client: TestClient[Any, Any]) -> None:
     """Orders then invoices import; repeating either changes nothing."""
     response = await client.post("/api/v1/orders", json=ORDER, headers=AUTH)
@@ -149,6 +156,10 @@ async def test_schema_errors_name_the_field(client: TestClient[Any, Any]) -> Non
     again = await client.post("/api/v1/invoices", json={"invoices": [INVOICES["invoices"][0]]},
                               headers=AUTH)
     assert (await again.json())["created"] == 1, "the rejected batch wrote nothing"
+    bad_country = {"organizations": [dict(ORDER["organizations"][0], country="ESP")]}
+    response = await client.post("/api/v1/orders", json=bad_country, headers=AUTH)
+    assert response.status == 400
+    assert (await response.json())["errors"][0].startswith("organizations[0].country:")
     bad_order = {"organizations": [dict(ORDER["organizations"][0], level="gold")]}
     response = await client.post("/api/v1/orders", json=bad_order, headers=AUTH)
     assert response.status == 400
@@ -168,8 +179,10 @@ async def test_run_starts_and_stops_server_scheduler_and_dispatcher(
     app = await build_app(settings.model_copy(update={"http_port": 0}), clock=clock, db=db)
     background = await start_background(app)
     try:
-        assert [job.name for job in jobs_for(app.services)] == ["reminders", "sla"]
-        assert {job.id for job in background.scheduler.get_jobs()} == {"reminders", "sla"}
+        assert [job.name for job in jobs_for(app.services)] == [
+            "reminders", "sla", "autoclose", "sla_report"]
+        assert {job.id for job in background.scheduler.get_jobs()} == {
+            "reminders", "sla", "autoclose", "sla_report"}
         http = app.adapters["http"]
         assert isinstance(http, HttpAdapter) and http.port
         async with ClientSession() as client, client.get(

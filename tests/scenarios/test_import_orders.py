@@ -423,3 +423,29 @@ async def test_csv_errors_found_on_import_name_the_line(harness: Harness) -> Non
         await run_import(harness, "orders.csv", three)
     assert caught.value.errors[0].startswith(
         "line 2 (organization 'acme'): 3 technical contacts exceed the standard limit of 2")
+
+
+async def test_country_is_optional_and_comes_from_json_or_csv(harness: Harness) -> None:
+    """`country` (ISO 3166 alpha-2) is stored upper-case from JSON or a CSV column, and
+    stays empty when absent; re-importing without it clears it."""
+    with_country = json.loads(json.dumps(ACME))
+    with_country["organizations"][0]["country"] = "es"
+    await run_import(harness, "orders.json", json.dumps(with_country))
+    assert (await org_by_key(harness, "acme")).country == "ES"
+    csv = ACME_CSV.replace(",alert_channels,", ",alert_channels,country,").replace(
+        f"{CHANNELS},", f"{CHANNELS},PT,")
+    await run_import(harness, "orders.csv", csv)
+    assert (await org_by_key(harness, "acme")).country == "PT"
+    await run_import(harness, "orders.json", json.dumps(ACME))
+    assert (await org_by_key(harness, "acme")).country is None
+
+
+def test_unknown_country_names_the_field() -> None:
+    """A country without a holiday calendar is one error naming the field or line."""
+    bad = json.loads(json.dumps(ACME))
+    bad["organizations"][0]["country"] = "XX"
+    (error,) = failure("o.json", json.dumps(bad))
+    assert error.startswith("organizations[0].country:") and "ISO 3166" in error
+    csv = ACME_CSV.replace(",alert_channels,", ",alert_channels,country,").replace(
+        f"{CHANNELS},", f"{CHANNELS},Spain,")
+    assert all("country" in e and e.startswith("line ") for e in failure("o.csv", csv))

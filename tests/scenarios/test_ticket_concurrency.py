@@ -33,4 +33,4 @@ async def test_concurrent_creation_gives_unique_numbers(harness: Harness) -> Non
         Sender(Platform.CONSOLE, "local", SAM, asserted_email=SAM)
     )
     queue = await services.triage.queue(engineer, limit=100)
-    assert {e.ticket.id for e in queue} == set(ids)
+    assert {q.entry.ticket.id for q in queue} == set(ids)

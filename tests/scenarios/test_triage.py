@@ -21,19 +21,37 @@ async def test_queue_is_ordered_by_sla_urgency(harness: Harness) -> None:
     """The ticket whose first response is due soonest comes first; answered ones last."""
     await build(harness)
     tom, bob = harness.as_(TOM), harness.as_(BOB)
-    await tom.send("/ticket new sev4 Cosmetic glitch")  # standard sev4: 24h
-    await tom.send("/ticket new sev2 Reports slow")  # standard sev2: 4h
-    await bob.send("/ticket new sev1 Cluster down")  # premium sev1: 30 min
-    await tom.send("/ticket new sev3 Question about limits")  # standard sev3: 12h
+    await tom.send("/ticket new sev4 Cosmetic glitch")  # standard sev4: 2 business days
+    await tom.send("/ticket new sev2 Reports slow")  # standard sev2: 4 business hours
+    await bob.send("/ticket new sev1 Cluster down")  # premium sev1: 2 hours, 24×7
+    await tom.send("/ticket new sev3 Question about limits")  # standard sev3: 1 business day
     sam = harness.as_(SAM)
     await sam.send("/triage reply 2 Looking at it")  # answered: leaves the SLA order
     queue = (await sam.send("/triage")).message.text.splitlines()[1:]
     assert [line.split(" · ")[0] for line in queue] == ["#3", "#4", "#1", "#2"]
-    assert "due in 30m" in queue[0] and "beta" in queue[0]
+    assert "2h 0m left" in queue[0] and "beta" in queue[0]
     assert "responded" in queue[3]
     await tom.send("/ticket close 1")
     after_close = (await sam.send("/triage queue")).message.text
     assert "#1 " not in after_close
+
+
+async def test_queue_sorts_by_business_time_left_not_by_the_calendar(harness: Harness) -> None:
+    """Wednesday 16:00 in Madrid: a standard sev1 (2 business hours: one today, one on
+    Thursday) is due later on the calendar than a premium sev2 (4 hours, 24×7) but has
+    less business time left, so it comes first; the queue shows the time left."""
+    await build(harness)
+    harness.clock.set(dt.datetime(2026, 11, 25, 15, 0, tzinfo=dt.UTC))  # 16:00 CET
+    await harness.as_(BOB).send("/ticket new sev2 Replica lagging")
+    await harness.as_(TOM).send("/ticket new sev1 Login broken")
+    harness.clock.advance(dt.timedelta(minutes=30))
+    queue = (await harness.as_(SAM).send("/triage")).message.text.splitlines()[1:]
+    assert [line.split(" · ")[0] for line in queue] == ["#2", "#1"]
+    assert "1h 30m left" in queue[0] and "3h 30m left" in queue[1]
+    harness.clock.set(dt.datetime(2026, 11, 26, 9, 30, tzinfo=dt.UTC))  # Thu 10:30 CET
+    queue = (await harness.as_(SAM).send("/triage")).message.text.splitlines()[1:]
+    assert [line.split(" · ")[0] for line in queue] == ["#1", "#2"]
+    assert "overdue 14h 30m" in queue[0] and "overdue 0h 30m" in queue[1]
 
 
 async def test_triage_card_is_loud_for_sev1_and_reaches_every_channel(
@@ -86,7 +104,8 @@ async def test_severity_change_moves_the_running_clock(harness: Harness) -> None
     await build(harness)
     opened = harness.clock.now()
     await harness.as_(TOM).send("/ticket new sev3 Something odd")
-    assert (await _ticket(harness, 1)).first_response_due_at == opened + dt.timedelta(hours=12)
+    # Standard sev3: one business day, Wednesday 11:00 to Thursday 11:00 in Madrid.
+    assert (await _ticket(harness, 1)).first_response_due_at == opened + dt.timedelta(hours=24)
     await harness.as_(SAM).send("/triage severity 1 sev1")
     assert (await _ticket(harness, 1)).first_response_due_at == opened + dt.timedelta(hours=2)
 

@@ -47,7 +47,8 @@ def test_defaults(clean_env: Path) -> None:
     assert settings.technical_limit(Level.STANDARD) == 2
     assert settings.technical_limit(Level.PREMIUM) == 5
     assert settings.link_code_ttl_minutes == 15 and settings.link_code_attempts == 5
-    assert settings.sla_target(Level.PREMIUM, Severity.SEV1).total_seconds() == 30 * 60
+    assert settings.sla_target(Level.PREMIUM, Severity.SEV1).total_seconds() == 2 * 3600
+    assert settings.sla_coverage(Level.PREMIUM, Severity.SEV1) is None
 
 
 @pytest.mark.nodb
