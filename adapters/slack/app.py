@@ -18,7 +18,7 @@ import time
 from collections.abc import Coroutine, Mapping, Sequence
 from typing import Any
 
-from aiohttp import web
+from aiohttp import ClientError, web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.app.async_app import AsyncApp
 from slack_bolt.authorization import AuthorizeResult
@@ -36,6 +36,7 @@ from bot.commands.invocation import Invocation
 from bot.delivery.ports import Route, Transport
 from bot.domain import MessageRef
 from bot.presentation.messages import Outcome, Reply, resolve_commands
+from bot.services.base import ServiceError
 from bot.wiring.config import Settings
 from bot.wiring.runtime import App
 
@@ -89,8 +90,16 @@ class SlackAdapter:
         return [Route("POST", EVENTS_PATH, self.handle)]
 
     async def start(self) -> None:
-        """Check the bot token once (`auth.test`) and learn its workspace."""
-        await self._authorize()
+        """Check the bot token once (`auth.test`) and learn its workspace. A token Slack
+        refuses stops the process; Slack out of reach does not (it is asked again on the
+        first request, and the outbox waits)."""
+        try:
+            await self._authorize()
+        except SlackApiError as exc:
+            raise ServiceError(f"Slack refused SLACK_BOT_TOKEN: "
+                               f"{exc.response.get('error', 'error')}") from None
+        except (TimeoutError, ClientError, OSError) as exc:
+            log.warning("Slack not reachable at SLACK_API_URL: %s", type(exc).__name__)
 
     async def run(self) -> None:
         return None
@@ -205,12 +214,19 @@ class SlackAdapter:
         none of our business, so it is not answered at all."""
         thread = invocation.thread
         assert thread is not None
-        if not direct and await self.app.services.threads.meaning_of("slack", thread) is None:
+        if not direct and not await self._ours(thread):
             return
         reply = await self.app.core.handle(invocation)
         self.app.dispatcher.poke()
         if not reply.ok:
             await self._answer(reply, invocation, channel=thread.channel, thread=thread)
+
+    async def _ours(self, thread: MessageRef) -> bool:
+        """Whether a thread is one of a ticket's or a billing request's."""
+        try:
+            return await self.app.services.threads.meaning_of("slack", thread) is not None
+        except Exception:  # the database is down: the core answers "unavailable" in it
+            return True
 
     async def _show(self, trigger_id: str, view: dict[str, Any]) -> None:
         await self._open(trigger_id, view)

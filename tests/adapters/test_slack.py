@@ -21,6 +21,7 @@ from adapters.slack.app import SlackAdapter
 from bot.clock import FixedClock
 from bot.commands.invocation import Sender
 from bot.domain import Platform
+from bot.services.base import ServiceError
 from bot.wiring.background import start_background
 from bot.wiring.config import Settings
 from bot.wiring.demo import DEMO_STAFF, DEMO_TECH, seed_demo
@@ -270,3 +271,42 @@ async def test_a_rate_limited_card_waits_as_long_as_slack_asks(
     [(due, error)] = waiting
     assert due.replace(tzinfo=dt.UTC) == clock.now() + dt.timedelta(seconds=7)
     assert "rate limit" in error
+
+
+async def test_a_reply_under_the_triage_card_is_an_internal_note(world: World) -> None:
+    """Sam's message under the triage card is an internal note; the same message delivered
+    again under another event id (as an `app_mention`, say) adds nothing, and chatter
+    under a channel message that is not ours gets no answer at all."""
+    _, (_, triage_ts) = await world.open_ticket()
+    note = {"type": "message", "channel": TRIAGE, "channel_type": "channel", "user": SAM,
+            "team": TEAM, "text": "Looks like the MTU again", "ts": "1700000600.000001",
+            "thread_ts": triage_ts}
+    assert (await world.slack.event(note, "Ev0010"))[0] == 200
+    assert (await world.slack.event(note, "Ev0011"))[0] == 200
+    chatter = {**note, "ts": "1700000600.000002", "thread_ts": "1600000000.000001"}
+    assert (await world.slack.event(chatter, "Ev0012"))[0] == 200
+    await world.adapter.settle()
+    assert await world.comments() == [("Looks like the MTU again", True)]
+    assert world.fake.of("chat.postEphemeral") == []
+
+
+async def test_a_refused_bot_token_stops_the_start(
+    settings: Settings, clock: FixedClock, db: Database
+) -> None:
+    """`auth.test` answering invalid_auth at start is one clear error naming the setting,
+    without the token."""
+    fake = FakeSlack(errors={"auth.test": "invalid_auth"})
+    await fake.start()
+    tuned = settings.model_copy(update={
+        "slack_bot_token": SecretStr("xoxb-secret-value"),
+        "slack_signing_secret": SecretStr(SECRET), "slack_api_url": fake.url.rstrip("/"),
+    })
+    app = await build_app(tuned, clock=clock, db=db)
+    try:
+        with pytest.raises(ServiceError, match="SLACK_BOT_TOKEN: invalid_auth") as raised:
+            await app.adapters["slack"].start()
+        assert "xoxb-secret-value" not in str(raised.value)
+        assert [c.method for c in fake.calls] == ["auth.test"]
+    finally:
+        await app.close()
+        await fake.stop()
