@@ -44,6 +44,7 @@ log = logging.getLogger(__name__)
 
 EVENTS_PATH = "/slack/events"
 EMAIL_CACHE_SECONDS = 300.0
+WORKERS = 4  # acknowledged requests worked on at once
 _COMMANDS = re.compile("^/(" + "|".join(re.escape(r) for r in sorted(ROOTS)) + ")$")
 
 
@@ -59,6 +60,7 @@ class SlackAdapter:
         self._auth: AuthorizeResult | None = None
         self._emails: dict[tuple[str, str], tuple[float, str | None]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._gate = asyncio.Semaphore(WORKERS)
 
         async def authorize() -> AuthorizeResult:
             return await self._authorize()
@@ -134,9 +136,16 @@ class SlackAdapter:
         return self._auth
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.create_task(work)
+        task = asyncio.create_task(self._gated(work))
         self._tasks.add(task)
         task.add_done_callback(self._done)
+
+    async def _gated(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run `work` once one of a few slots is free: acknowledged requests wait their turn
+        instead of all stepping at once, so the next ack never queues behind dozens of them
+        on the event loop."""
+        async with self._gate:
+            await work
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
