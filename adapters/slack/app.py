@@ -61,6 +61,7 @@ class SlackAdapter:
         self._emails: dict[tuple[str, str], tuple[float, str | None]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._gate = asyncio.Semaphore(WORKERS)
+        self._stopped = asyncio.Event()
 
         async def authorize() -> AuthorizeResult:
             return await self._authorize()
@@ -104,9 +105,12 @@ class SlackAdapter:
             log.warning("Slack not reachable at SLACK_API_URL: %s", type(exc).__name__)
 
     async def run(self) -> None:
-        return None
+        """Serve until stopped: Slack's requests arrive on the HTTP server, so the task only
+        keeps the process up (a chat adapter's task ending ends it)."""
+        await self._stopped.wait()
 
     async def stop(self) -> None:
+        self._stopped.set()
         await self.settle(5.0)
         for task in list(self._tasks):
             task.cancel()

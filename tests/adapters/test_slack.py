@@ -22,7 +22,7 @@ from bot.clock import FixedClock
 from bot.commands.invocation import Sender
 from bot.domain import Platform
 from bot.services.base import ServiceError
-from bot.wiring.background import start_background
+from bot.wiring.background import Background, start_background
 from bot.wiring.config import Settings
 from bot.wiring.demo import DEMO_STAFF, DEMO_TECH, seed_demo
 from bot.wiring.runtime import App, build_app
@@ -51,6 +51,7 @@ class World:
     adapter: SlackAdapter
     fake: FakeSlack
     slack: SlackClient
+    background: Background
 
     async def tickets(self) -> list[tuple[int, str, str]]:
         async with self.app.db.read() as session:
@@ -98,12 +99,24 @@ async def world(settings: Settings, clock: FixedClock, db: Database) -> AsyncIte
             assert isinstance(http, HttpAdapter) and isinstance(adapter, SlackAdapter)
             async with ClientSession() as session:
                 url = f"http://127.0.0.1:{http.port}/slack/events"
-                yield World(app, adapter, fake, SlackClient(url, fake, session))
+                yield World(app, adapter, fake, SlackClient(url, fake, session), background)
         finally:
             await background.close()
     finally:
         await app.close()
         await fake.stop()
+
+
+async def test_slack_keeps_the_process_serving_and_answers_url_verification(
+    world: World,
+) -> None:
+    """With Slack as the chat platform, `subdesk run` serves until stopped (it does not end
+    with the adapter's start), and Slack's signed URL check gets its challenge back."""
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(world.background.wait(), 0.2)
+    body = json.dumps({"token": "x", "challenge": "c0ffee", "type": "url_verification"})
+    status, text, _ = await world.slack.post(body, "application/json")
+    assert status == 200 and json.loads(text) == {"challenge": "c0ffee"}
 
 
 async def test_forged_or_stale_signatures_are_refused_and_nothing_runs(world: World) -> None:
