@@ -71,11 +71,18 @@ class World:
         """Tom opens a ticket; his card and the triage card, once both are posted."""
         status, _, _ = await self.slack.command(TOM, "/ticket", text)
         assert status == 200
-        for _ in range(200):
-            if self.fake.posted(TOM_DM) and self.fake.posted(TRIAGE):
+        for _ in range(250):
+            if self.fake.posted(TOM_DM) and self.fake.posted(TRIAGE) and await self.sent(2):
                 return self.fake.posted(TOM_DM)[0], self.fake.posted(TRIAGE)[0]
             await asyncio.sleep(0.02)
         raise AssertionError(f"cards not posted: {self.fake.calls}")
+
+    async def sent(self, count: int) -> bool:
+        """Whether `count` Slack messages are recorded as sent (their references kept)."""
+        async with self.app.db.read() as session:
+            refs = (await session.execute(select(OutboxRow.platform_ref).where(
+                OutboxRow.platform == "slack", OutboxRow.platform_ref.is_not(None)))).all()
+        return len(refs) >= count
 
 
 @pytest.fixture
