@@ -1,0 +1,324 @@
+"""The Slack plug-in: slash commands, buttons, modals and thread replies in through
+slack-bolt on the one HTTP server (`POST /slack/events`), outbox messages out through the
+Web API.
+
+Every request is verified against the signing secret and acknowledged at once: the
+listeners run before the response (`process_before_response`), acknowledge, and hand the
+work to a task of their own, so no ack waits for the database or for bolt's ack poll. The
+answer follows through the command's `response_url`, a modal, or an ephemeral message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import time
+from collections.abc import Coroutine, Mapping, Sequence
+from typing import Any
+
+from aiohttp import ClientError, web
+from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.app.async_app import AsyncApp
+from slack_bolt.authorization import AuthorizeResult
+from slack_bolt.context.ack.async_ack import AsyncAck
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.webhook.async_client import AsyncWebhookClient
+
+from adapters.slack import inbound
+from adapters.slack.render import ACTION_PREFIX, FORM_CALLBACK, form_view, render
+from adapters.slack.transport import SlackTransport
+from bot.commands import ParseError, form_named, parse_values
+from bot.commands.grammar import ROOTS
+from bot.commands.invocation import Invocation
+from bot.delivery.ports import Route, Transport
+from bot.domain import MessageRef
+from bot.presentation.messages import Outcome, Reply, resolve_commands
+from bot.services.base import ServiceError
+from bot.wiring.config import Settings
+from bot.wiring.runtime import App
+
+log = logging.getLogger(__name__)
+
+EVENTS_PATH = "/slack/events"
+EMAIL_CACHE_SECONDS = 300.0
+WORKERS = 4  # acknowledged requests worked on at once
+_COMMANDS = re.compile("^/(" + "|".join(re.escape(r) for r in sorted(ROOTS)) + ")$")
+
+
+class SlackAdapter:
+    """One workspace's bot token; the workspace is kept in every address."""
+
+    chat = True
+
+    def __init__(self, app: App, client: AsyncWebClient, signing_secret: str) -> None:
+        self.app = app
+        self.client = client
+        self.transport = SlackTransport(client)
+        self._auth: AuthorizeResult | None = None
+        self._emails: dict[tuple[str, str], tuple[float, str | None]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._gate = asyncio.Semaphore(WORKERS)
+        self._stopped = asyncio.Event()
+
+        async def authorize() -> AuthorizeResult:
+            return await self._authorize()
+
+        self.bolt = AsyncApp(
+            # bolt's own client takes the token from `authorize`, per request
+            client=AsyncWebClient(base_url=client.base_url),
+            signing_secret=signing_secret,
+            authorize=authorize,
+            request_verification_enabled=True,
+            process_before_response=True,
+            raise_error_for_unhandled_request=False,
+            logger=log,
+        )
+        self.bolt.command(_COMMANDS)(self._command)
+        self.bolt.action(re.compile("^" + re.escape(ACTION_PREFIX)))(self._action)
+        self.bolt.view_submission(FORM_CALLBACK)(self._submission)
+        self.bolt.event("message")(self._message)
+        self.bolt.event(re.compile(".*"))(self._ignore)
+
+    # The adapter contract ---------------------------------------------------------------
+
+    @property
+    def transports(self) -> Mapping[str, Transport]:
+        return {"slack": self.transport}
+
+    @property
+    def routes(self) -> Sequence[Route]:
+        return [Route("POST", EVENTS_PATH, self.handle)]
+
+    async def start(self) -> None:
+        """Check the bot token once (`auth.test`) and learn its workspace. A token Slack
+        refuses stops the process; Slack out of reach does not (it is asked again on the
+        first request, and the outbox waits)."""
+        try:
+            await self._authorize()
+        except SlackApiError as exc:
+            raise ServiceError(f"Slack refused SLACK_BOT_TOKEN: "
+                               f"{exc.response.get('error', 'error')}") from None
+        except (TimeoutError, ClientError, OSError) as exc:
+            log.warning("Slack not reachable at SLACK_API_URL: %s", type(exc).__name__)
+
+    async def run(self) -> None:
+        """Serve until stopped: Slack's requests arrive on the HTTP server, so the task only
+        keeps the process up (a chat adapter's task ending ends it)."""
+        await self._stopped.wait()
+
+    async def stop(self) -> None:
+        self._stopped.set()
+        await self.settle(5.0)
+        for task in list(self._tasks):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+    async def settle(self, seconds: float = 10.0) -> None:
+        """Wait (up to `seconds`) until every acknowledged request has been answered."""
+        deadline = time.monotonic() + seconds
+        while self._tasks and time.monotonic() < deadline:
+            await asyncio.wait(list(self._tasks), timeout=deadline - time.monotonic())
+
+    # HTTP ----------------------------------------------------------------------------
+
+    async def handle(self, request: web.Request) -> web.Response:
+        """`POST /slack/events`: verify, dispatch to a listener, answer bolt's response."""
+        response = await self.bolt.async_dispatch(await to_bolt_request(request))
+        return await to_aiohttp_response(response)
+
+    async def _authorize(self) -> AuthorizeResult:
+        if self._auth is None:
+            found = await self.client.auth_test()
+            self._auth = AuthorizeResult.from_auth_test_response(
+                auth_test_response=found, bot_token=self.client.token
+            )
+            self.transport.team_id = self._auth.team_id
+        return self._auth
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(self._gated(work))
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+
+    async def _gated(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run `work` once one of a few slots is free: acknowledged requests wait their turn
+        instead of all stepping at once, so the next ack never queues behind dozens of them
+        on the event loop."""
+        async with self._gate:
+            await work
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and (error := task.exception()) is not None:
+            log.error("Slack request not answered: %s", type(error).__name__, exc_info=error)
+
+    # Listeners: acknowledge, then work -------------------------------------------------
+
+    async def _command(self, ack: AsyncAck, body: dict[str, Any]) -> None:
+        await ack()
+        self._spawn(self._run_command(body))
+
+    async def _action(self, ack: AsyncAck, body: dict[str, Any], action: dict[str, Any]
+                      ) -> None:
+        await ack()
+        press = inbound.pressed(action)
+        if press is None:
+            return
+        channel = (body.get("channel") or {}).get("id")
+        if press.form and (form := form_named(press.command, press.args)) is not None:
+            self._spawn(self._show(body["trigger_id"], form_view(form, channel=channel)))
+            return
+        self._spawn(self._run(inbound.action_invocation(body, press),
+                              response_url=body.get("response_url"), channel=channel))
+
+    async def _submission(self, ack: AsyncAck, body: dict[str, Any], view: dict[str, Any]
+                          ) -> None:
+        form = inbound.submitted(view)
+        if form is None:
+            await ack()
+            return
+        problem = _problem(form)
+        inputs = [b["block_id"] for b in view.get("blocks", ()) if b.get("type") == "input"]
+        if problem is not None and inputs:
+            field = problem[0] if problem[0] is not None and problem[0] in inputs else inputs[0]
+            await ack(response_action="errors", errors={field: problem[1][:150]})
+            return
+        await ack()
+        self._spawn(self._run(inbound.submission_invocation(body, form), channel=form.channel))
+
+    async def _message(self, ack: AsyncAck, body: dict[str, Any], event: dict[str, Any]
+                       ) -> None:
+        await ack()
+        invocation = inbound.thread_reply(event, str(body.get("team_id", "")))
+        if invocation is not None:
+            self._spawn(self._run_reply(invocation, event.get("channel_type") == "im"))
+
+    async def _ignore(self, ack: AsyncAck) -> None:
+        await ack()
+
+    # Work ------------------------------------------------------------------------------
+
+    async def _run_command(self, body: dict[str, Any]) -> None:
+        text = f"{body['command']} {body.get('text') or ''}"
+        email = None
+        if inbound.wants_verified_email(inbound.unescape(text)):
+            email = await self.verified_email(body["team_id"], body["user_id"])
+        invocation = inbound.command_invocation(body, verified_email=email)
+        reply = await self.app.core.handle(invocation)
+        trigger = body.get("trigger_id")
+        if (reply.outcome is Outcome.NEEDS_INPUT and reply.form is not None and trigger
+                and await self._open(trigger, form_view(reply.form,
+                                                        channel=body.get("channel_id")))):
+            return
+        await self._answer(reply, invocation, response_url=body.get("response_url"),
+                           channel=body.get("channel_id"))
+
+    async def _run(self, invocation: Invocation, *, response_url: str | None = None,
+                   channel: str | None = None) -> None:
+        reply = await self.app.core.handle(invocation)
+        await self._answer(reply, invocation, response_url=response_url, channel=channel)
+
+    async def _run_reply(self, invocation: Invocation, direct: bool) -> None:
+        """A reply in a thread. In a channel, chatter under messages that are not ours is
+        none of our business, so it is not answered at all."""
+        thread = invocation.thread
+        assert thread is not None
+        if not direct and not await self._ours(thread):
+            return
+        reply = await self.app.core.handle(invocation)
+        self.app.dispatcher.poke()
+        if not reply.ok:
+            await self._answer(reply, invocation, channel=thread.channel, thread=thread)
+
+    async def _ours(self, thread: MessageRef) -> bool:
+        """Whether a thread is one of a ticket's or a billing request's."""
+        try:
+            return await self.app.services.threads.meaning_of("slack", thread) is not None
+        except Exception:  # the database is down: the core answers "unavailable" in it
+            return True
+
+    async def _show(self, trigger_id: str, view: dict[str, Any]) -> None:
+        await self._open(trigger_id, view)
+
+    async def _open(self, trigger_id: str, view: dict[str, Any]) -> bool:
+        try:
+            await self.client.views_open(trigger_id=trigger_id, view=view)
+        except SlackApiError as exc:
+            log.warning("Slack modal not opened: %s", exc.response.get("error", "error"))
+            return False
+        return True
+
+    async def _answer(self, reply: Reply, invocation: Invocation, *,
+                      response_url: str | None = None, channel: str | None = None,
+                      thread: MessageRef | None = None) -> None:
+        """Tell the person: through `response_url` when there is one, else ephemerally in
+        the conversation they acted in (or their DM with the bot)."""
+        self.app.dispatcher.poke()
+        if reply.duplicate:
+            return
+        body = render(reply.message).payload()
+        try:
+            if response_url:
+                body["response_type"] = "in_channel" if reply.public else "ephemeral"
+                await AsyncWebhookClient(response_url).send_dict(body)
+                return
+            user = invocation.sender.user_id
+            if channel is None:
+                opened = await self.client.conversations_open(users=user)
+                channel = str(opened["channel"]["id"])
+            if thread is not None:
+                body["thread_ts"] = thread.id
+            await self.client.chat_postEphemeral(channel=channel, user=user, **body)
+        except SlackApiError as exc:
+            log.warning("Slack answer not delivered: %s", exc.response.get("error", "error"))
+
+    async def verified_email(self, team_id: str, user_id: str) -> str | None:
+        """The account's email as its workspace verified it (`users.info`), cached a few
+        minutes; None when Slack does not vouch for one."""
+        now = time.monotonic()
+        cached = self._emails.get((team_id, user_id))
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        try:
+            found = await self.client.users_info(user=user_id)
+        except SlackApiError as exc:
+            log.info("users.info failed: %s", exc.response.get("error", "error"))
+            return None
+        user = found.get("user") or {}
+        email = (user.get("profile") or {}).get("email")
+        vouched = (
+            isinstance(email, str) and email
+            and user.get("team_id", team_id) == team_id
+            and not user.get("deleted") and not user.get("is_bot")
+            and user.get("is_email_confirmed", True) is not False
+        )
+        result = email if vouched else None
+        self._emails[(team_id, user_id)] = (now + EMAIL_CACHE_SECONDS, result)
+        return result
+
+
+def _problem(form: inbound.Submitted) -> tuple[str | None, str] | None:
+    """What is wrong with a submitted form, and which field it is about: the parser's
+    checks, then the fields the form requires (a subject of invisible characters only)."""
+    checked = parse_values(form.command, {k: v or None for k, v in form.values.items()})
+    if isinstance(checked, ParseError):
+        return checked.field, resolve_commands(checked.message, "/")
+    known = {k: v for k, v in checked.args.items() if v is not None}
+    asked = form_named(form.command, known)
+    for field in asked.to_ask if asked is not None else ():
+        if not field.optional:
+            return field.name, f"{field.label} is needed."
+    return None
+
+
+def plugin(settings: Settings, app: App) -> SlackAdapter | None:
+    """Slack, when `SLACK_BOT_TOKEN` and `SLACK_SIGNING_SECRET` are set."""
+    if settings.slack_bot_token is None or settings.slack_signing_secret is None:
+        return None
+    base_url = settings.slack_api_url.rstrip("/") + "/"
+    client = AsyncWebClient(token=settings.slack_bot_token.get_secret_value(), base_url=base_url)
+    return SlackAdapter(app, client, settings.slack_signing_secret.get_secret_value())

@@ -1,0 +1,131 @@
+"""Slack payloads → neutral invocations: slash commands, button presses, submitted forms and
+thread replies. Pure functions of the payload; no I/O."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from adapters.slack.render import VALUE_ACTION
+from bot.commands import parse
+from bot.commands.invocation import Action, Invocation, Sender
+from bot.domain import MessageRef, Platform
+
+
+def unescape(text: str) -> str:
+    """Text as Slack sends it (`&amp;`, `&lt;`, `&gt;` escaped) → what the person typed."""
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+
+
+def sender(team_id: str, user_id: str, name: str = "",
+           verified_email: str | None = None) -> Sender:
+    return Sender(Platform.SLACK, team_id, user_id, display_name=name,
+                  verified_email=verified_email)
+
+
+def command_invocation(body: Mapping[str, Any], *, verified_email: str | None = None
+                       ) -> Invocation:
+    """A slash command: `/ticket` with `text` `new sev2 VPN down` is `/ticket new sev2 …`.
+
+    The trigger id is unique per invocation, so a redelivery runs once."""
+    text = f"{body['command']} {unescape(body.get('text') or '')}".strip()
+    trigger = body.get("trigger_id")
+    return Invocation(
+        sender(body["team_id"], body["user_id"], body.get("user_name", ""), verified_email),
+        text=text,
+        event_id=f"command:{trigger}" if trigger else None,
+    )
+
+
+def wants_verified_email(text: str) -> bool:
+    """Whether the command links the account by email (`/subdesk link [EMAIL]`), so the
+    workspace's verified email should come with it."""
+    parsed = parse(text)
+    return parsed.spec is not None and parsed.spec.key == "subdesk.link"
+
+
+@dataclass(frozen=True, slots=True)
+class Pressed:
+    """A button press: the command it runs, its arguments, and whether it opens a form."""
+
+    command: str
+    args: dict[str, str]
+    form: bool
+
+
+def pressed(action: Mapping[str, Any]) -> Pressed | None:
+    """The typed action a Subdesk button carries in its value; None when it is not ours."""
+    try:
+        value = json.loads(action.get("value") or "")
+        command, args = value["command"], value.get("args", {})
+    except (ValueError, TypeError, KeyError):
+        return None
+    if not isinstance(command, str) or not isinstance(args, dict):
+        return None
+    return Pressed(command, {str(k): str(v) for k, v in args.items()}, bool(value.get("form")))
+
+
+def action_invocation(body: Mapping[str, Any], press: Pressed) -> Invocation:
+    user = body["user"]
+    team = user.get("team_id") or (body.get("team") or {}).get("id", "")
+    return Invocation(sender(team, user["id"], user.get("username", "")),
+                      action=Action.of(press.command, press.args))
+
+
+@dataclass(frozen=True, slots=True)
+class Submitted:
+    """A submitted form: its command, every value (known and typed), and where to answer."""
+
+    command: str
+    values: dict[str, str]
+    channel: str | None
+
+
+def submitted(view: Mapping[str, Any]) -> Submitted | None:
+    """The form a `view_submission` carries; None when the modal is not ours."""
+    try:
+        metadata = json.loads(view.get("private_metadata") or "")
+        command = str(metadata["command"])
+    except (ValueError, TypeError, KeyError):
+        return None
+    values = {str(k): str(v) for k, v in (metadata.get("values") or {}).items()}
+    for name, inputs in ((view.get("state") or {}).get("values") or {}).items():
+        element = inputs.get(VALUE_ACTION) or {}
+        if element.get("type") == "static_select":
+            value = (element.get("selected_option") or {}).get("value")
+        else:
+            value = element.get("value")
+        if value:
+            values[name] = str(value)
+    channel = metadata.get("channel")
+    return Submitted(command, values, channel if isinstance(channel, str) else None)
+
+
+def submission_invocation(body: Mapping[str, Any], form: Submitted) -> Invocation:
+    user = body["user"]
+    team = user.get("team_id") or (body.get("team") or {}).get("id", "")
+    return Invocation(sender(team, user["id"], user.get("username", "")),
+                      action=Action.of(form.command, form.values))
+
+
+def thread_reply(event: Mapping[str, Any], team_id: str) -> Invocation | None:
+    """A person's message posted under a root (`thread_ts` set and not its own ts), as a
+    reply in that thread. Other messages (roots, edits, joins, bots) are not invocations.
+
+    The dedup id is the message itself (channel + ts): a retried event and the same message
+    delivered again as an `app_mention` run once."""
+    if event.get("type") != "message" or event.get("subtype") or event.get("bot_id"):
+        return None
+    thread_ts, ts = event.get("thread_ts"), event.get("ts")
+    channel, user = event.get("channel"), event.get("user")
+    if not (thread_ts and ts and channel and user) or thread_ts == ts:
+        return None
+    team = event.get("user_team") or event.get("team") or team_id
+    return Invocation(
+        sender(team, user),
+        text=unescape(event.get("text") or ""),
+        thread=MessageRef(channel, thread_ts),
+        event_id=f"message:{channel}:{ts}",
+    )

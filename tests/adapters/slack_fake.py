@@ -1,0 +1,242 @@
+"""A local Slack Web API on port 0 for the Slack adapter's tests, and signed requests.
+
+Like python-slack-sdk's own mock server, it records every call; it serves the methods the
+adapter uses (`auth.test`, `users.info`, `conversations.open`, `chat.*`, `views.open`) and
+the `response_url`s it hands out, answers a method with an `ok: false` error or a 429 with
+`Retry-After` on demand, and can be made slow. Requests to the adapter are signed the way
+Slack signs them, with slack_sdk's `SignatureVerifier`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl, urlencode
+
+from aiohttp import ClientSession, web
+from slack_sdk.signature import SignatureVerifier
+
+TEAM = "T0DEMO"
+SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
+
+
+@dataclass
+class Call:
+    method: str
+    args: dict[str, Any]
+    result: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class FakeSlack:
+    """The Web API at `url`, `response_url`s under `hooks`; `calls` in order."""
+
+    users: dict[str, dict[str, Any]] = field(default_factory=dict)
+    calls: list[Call] = field(default_factory=list)
+    errors: dict[str, str] = field(default_factory=dict)  # method → `ok: false` error, once
+    limited: dict[str, int] = field(default_factory=dict)  # method → Retry-After, once
+    delay: float = 0.0
+    arrived: asyncio.Condition = field(default_factory=asyncio.Condition)
+    _ts: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+    _hooks: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+    runner: web.AppRunner | None = None
+    port: int = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/api/"
+
+    def response_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/hooks/{next(self._hooks)}"
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_route("*", "/api/{method}", self._api)
+        app.router.add_post("/hooks/{id}", self._hook)
+        self.runner = web.AppRunner(app)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, "127.0.0.1", 0)
+        await site.start()
+        self.port = int(self.runner.addresses[0][1])
+
+    async def stop(self) -> None:
+        if self.runner is not None:
+            await self.runner.cleanup()
+
+    def of(self, method: str) -> list[dict[str, Any]]:
+        return [c.args for c in self.calls if c.method == method]
+
+    async def wait_for(self, method: str, count: int = 1, seconds: float = 10.0
+                       ) -> list[dict[str, Any]]:
+        """The calls of `method`, once there are at least `count` of them."""
+        async def enough() -> None:
+            async with self.arrived:
+                await self.arrived.wait_for(lambda: len(self.of(method)) >= count)
+
+        await asyncio.wait_for(enough(), seconds)
+        return self.of(method)
+
+    def posted(self, channel: str) -> list[tuple[dict[str, Any], str]]:
+        """The messages posted in `channel` (not under a thread), with their ts."""
+        return [(c.args, c.result["ts"]) for c in self.calls
+                if c.method == "chat.postMessage" and c.result.get("ok")
+                and c.args["channel"] == channel and "thread_ts" not in c.args]
+
+    async def _record(self, call: Call) -> None:
+        async with self.arrived:
+            self.calls.append(call)
+            self.arrived.notify_all()
+
+    async def _hook(self, request: web.Request) -> web.Response:
+        await self._record(Call("response_url", {"id": request.match_info["id"],
+                                                 **await request.json()}))
+        return web.Response(text="ok")
+
+    async def _api(self, request: web.Request) -> web.Response:
+        method = request.match_info["method"]
+        args: dict[str, Any] = dict(request.query)
+        if request.content_type == "application/json":
+            args.update(await request.json())
+        elif request.can_read_body:
+            args.update(dict(parse_qsl(await request.text())))
+        for key in ("blocks", "view"):
+            if isinstance(args.get(key), str):
+                args[key] = json.loads(args[key])
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        call = Call(method, args)
+        if method in self.limited:
+            call.result = {"ok": False, "error": "ratelimited"}
+            retry_after = self.limited.pop(method)
+            await self._record(call)
+            return web.json_response(call.result, status=429,
+                                     headers={"Retry-After": str(retry_after)})
+        if method in self.errors:
+            call.result = {"ok": False, "error": self.errors.pop(method)}
+        else:
+            call.result = {"ok": True, **self._answer(method, args)}
+        await self._record(call)
+        return web.json_response(call.result)
+
+    def _answer(self, method: str, args: dict[str, Any]) -> dict[str, Any]:
+        ts = f"1700000000.{next(self._ts):06d}"
+        match method:
+            case "auth.test":
+                return {"url": "https://demo.slack.test/", "team": "Demo", "user": "subdesk",
+                        "team_id": TEAM, "user_id": "U0BOT", "bot_id": "B0BOT"}
+            case "users.info":
+                return {"user": self.users.get(args["user"], {"id": args["user"],
+                                                              "team_id": TEAM})}
+            case "conversations.open":
+                return {"channel": {"id": "D" + str(args["users"])}}
+            case "chat.postMessage":
+                return {"channel": args["channel"], "ts": ts,
+                        "message": {"text": args.get("text"), "ts": ts}}
+            case "chat.update":
+                return {"channel": args["channel"], "ts": args["ts"]}
+            case "chat.postEphemeral":
+                return {"message_ts": ts}
+            case "views.open":
+                return {"view": {"id": "V0001", **args["view"]}}
+        return {}
+
+
+def signed(body: str, *, secret: str = SECRET, age: float = 0.0) -> dict[str, str]:
+    """Headers that sign `body` as Slack does (`v0=` HMAC over `v0:timestamp:body`)."""
+    timestamp = str(int(time.time() - age))
+    signature = SignatureVerifier(secret).generate_signature(timestamp=timestamp, body=body)
+    return {"X-Slack-Request-Timestamp": timestamp, "X-Slack-Signature": signature}
+
+
+@dataclass
+class SlackClient:
+    """Sends what Slack sends to the adapter's `POST /slack/events`, signed."""
+
+    events_url: str
+    fake: FakeSlack
+    http: ClientSession
+    _triggers: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+
+    def trigger(self) -> str:
+        return f"{next(self._triggers)}.98765.abcdef"
+
+    async def post(self, body: str, content_type: str, *, headers: dict[str, str] | None = None,
+                   secret: str = SECRET, age: float = 0.0) -> tuple[int, str, float]:
+        """Status, body text and seconds until the answer came."""
+        sent = {"Content-Type": content_type, **signed(body, secret=secret, age=age),
+                **(headers or {})}
+        started = time.perf_counter()
+        async with self.http.post(self.events_url, data=body.encode(), headers=sent) as resp:
+            text = await resp.text()
+        return resp.status, text, time.perf_counter() - started
+
+    async def command(self, user: str, command: str, text: str, *, channel: str = "C0GENERAL",
+                      **kwargs: Any) -> tuple[int, str, float]:
+        form = {"token": "x", "team_id": TEAM, "team_domain": "demo", "channel_id": channel,
+                "channel_name": "general", "user_id": user, "user_name": user.lower(),
+                "command": command, "text": text, "api_app_id": "A0APP",
+                "response_url": self.fake.response_url(), "trigger_id": self.trigger()}
+        return await self.post(urlencode(form), "application/x-www-form-urlencoded", **kwargs)
+
+    async def interact(self, payload: dict[str, Any]) -> tuple[int, str, float]:
+        body = urlencode({"payload": json.dumps(payload)})
+        return await self.post(body, "application/x-www-form-urlencoded")
+
+    async def press(self, user: str, button: dict[str, Any], *, channel: str,
+                    message_ts: str) -> tuple[int, str, float]:
+        """A `block_actions` payload for a button of a posted message."""
+        return await self.interact({
+            "type": "block_actions", "api_app_id": "A0APP", "trigger_id": self.trigger(),
+            "team": {"id": TEAM, "domain": "demo"},
+            "user": {"id": user, "username": user.lower(), "team_id": TEAM},
+            "container": {"type": "message", "message_ts": message_ts, "channel_id": channel},
+            "channel": {"id": channel, "name": "triage"},
+            "message": {"type": "message", "ts": message_ts, "text": "card"},
+            "response_url": self.fake.response_url(),
+            "actions": [{"type": "button", "block_id": "b1", "action_id": button["action_id"],
+                         "value": button["value"], "text": button["text"],
+                         "action_ts": "1700000100.000001"}],
+        })
+
+    async def submit(self, user: str, view: dict[str, Any], values: dict[str, str]
+                     ) -> tuple[int, str, float]:
+        """A `view_submission` of an opened modal with `values` typed or picked."""
+        state: dict[str, Any] = {}
+        for block in view["blocks"]:
+            if block.get("type") != "input":
+                continue
+            element = block["element"]
+            value = values.get(block["block_id"])
+            if element["type"] == "static_select":
+                picked = {"value": value, "text": {"type": "plain_text", "text": value}}
+                state[block["block_id"]] = {"value": {"type": "static_select",
+                                                      "selected_option": picked if value
+                                                      else None}}
+            else:
+                state[block["block_id"]] = {"value": {"type": "plain_text_input",
+                                                      "value": value}}
+        return await self.interact({
+            "type": "view_submission", "api_app_id": "A0APP", "trigger_id": self.trigger(),
+            "team": {"id": TEAM, "domain": "demo"},
+            "user": {"id": user, "username": user.lower(), "team_id": TEAM},
+            "view": {**view, "id": "V0001", "team_id": TEAM, "state": {"values": state}},
+        })
+
+    async def event(self, event: dict[str, Any], event_id: str, *, retry: int = 0
+                    ) -> tuple[int, str, float]:
+        body = json.dumps({"token": "x", "team_id": TEAM, "api_app_id": "A0APP",
+                           "type": "event_callback", "event_id": event_id,
+                           "event_time": int(time.time()), "event": event})
+        headers = {"X-Slack-Retry-Num": str(retry), "X-Slack-Retry-Reason": "http_timeout"
+                   } if retry else None
+        return await self.post(body, "application/json", headers=headers)
+
+
+def buttons(blocks: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """A posted message's buttons by label."""
+    return {e["text"]["text"]: e for b in blocks if b["type"] == "actions"
+            for e in b["elements"] if e["type"] == "button"}
