@@ -449,7 +449,8 @@ def outbox_retry(
 
 @outbox_cli.command("drain")
 def outbox_drain(
-    max_wait: Annotated[float, typer.Option(help="Longest wait for retries, in seconds.")] = 30.0,
+    max_wait: Annotated[float, typer.Option(
+        min=0, max=3600, help="Longest wait for retries, in seconds (0 to 3600).")] = 30.0,
 ) -> None:
     """Deliver everything due (with the transports configured here), then exit."""
 

@@ -166,13 +166,15 @@ class Settings(BaseSettings):
         4, ge=1, validation_alias=_env("SUBDESK_SOLVED_CLOSE_DAYS", "solved_close_days")
     )
     sla_warning_ratio: float = Field(
-        0.8, validation_alias=_env("SUBDESK_SLA_WARNING_RATIO", "sla_warning_ratio")
+        0.8, gt=0, lt=1, validation_alias=_env("SUBDESK_SLA_WARNING_RATIO", "sla_warning_ratio")
     )
-    reminder_offsets: tuple[int, ...] = Field(
+    # Days from the due date (negative: before it) and days before a subscription ends;
+    # bounded so date arithmetic in the sweeps can never overflow.
+    reminder_offsets: tuple[Annotated[int, Field(ge=-3650, le=3650)], ...] = Field(
         DEFAULT_REMINDER_OFFSETS,
         validation_alias=_env("SUBDESK_REMINDER_OFFSETS", "reminder_offsets"),
     )
-    renewal_offsets: tuple[int, ...] = Field(
+    renewal_offsets: tuple[Annotated[int, Field(ge=1, le=3650)], ...] = Field(
         DEFAULT_RENEWAL_OFFSETS,
         validation_alias=_env("SUBDESK_RENEWAL_OFFSETS", "renewal_offsets"),
     )

@@ -248,3 +248,23 @@ def test_vendor_domains(clean_env: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setenv("SUBDESK_VENDOR_DOMAINS", "admin@vendor.test")
     with pytest.raises(ValidationError, match="not an email domain"):
         Settings()
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "needle"),
+    [
+        ("SUBDESK_REMINDER_OFFSETS", "[-7, 99999999999]", "SUBDESK_REMINDER_OFFSETS.1"),
+        ("SUBDESK_RENEWAL_OFFSETS", "[60, 0]", "SUBDESK_RENEWAL_OFFSETS.1"),
+        ("SUBDESK_SLA_WARNING_RATIO", "1.5", "SUBDESK_SLA_WARNING_RATIO"),
+    ],
+)
+def test_schedule_settings_are_bounded(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, needle: str
+) -> None:
+    """Offsets that would overflow date arithmetic in the sweeps, and a warning ratio outside
+    (0, 1), are refused when settings load, naming the setting."""
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ValidationError) as caught:
+        Settings(_env_file=None)  # type: ignore[call-arg]
+    shown = "; ".join(".".join(str(p) for p in e["loc"]) for e in caught.value.errors())
+    assert needle in shown
