@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bot.clock import Clock, SystemClock
+from bot.services.alerts import AlertService
 from bot.services.autoclose import AutoCloseService
 from bot.services.billing import BillingService
 from bot.services.contacts import ContactService
@@ -43,6 +44,7 @@ class Services:
     threads: ThreadService
     outbox: OutboxAdmin
     events: EventLog
+    alerts: AlertService
 
     @classmethod
     def build(cls, db: Database, settings: Settings, clock: Clock | None = None) -> Services:
@@ -67,4 +69,5 @@ class Services:
             onboarding=OnboardingService(*args),
             billing=BillingService(*args),
             reminders=ReminderService(*args),
+            alerts=AlertService(*args),
         )
