@@ -24,6 +24,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from adapters.http.limits import over_limits
 from bot.delivery.ports import Route
 from bot.importing import ImportFailed, field_path, parse_json, validate
+from bot.services.alerts import AmPayload, from_alertmanager
 from bot.services.base import ServiceError
 from bot.services.billing import parse_invoices
 from bot.services.onboarding import OrderForm
@@ -196,6 +197,30 @@ async def import_invoices(request: web.Request) -> web.Response:
     return await _import(request, "invoices")
 
 
+async def alertmanager_hook(request: web.Request) -> web.Response:
+    """Alertmanager's webhook (payload version 4): one message per alert fingerprint."""
+    app = request.app[APP]
+    refused = _authorized(app, request)
+    if refused is not None:
+        return refused
+    raw = await _read_body(request, app.settings.api_max_body_bytes)
+    if isinstance(raw, web.Response):
+        return raw
+    try:
+        payload = validate(parse_json(raw), AmPayload)
+        received = await app.services.alerts.receive(
+            "alertmanager", [from_alertmanager(alert) for alert in payload.alerts])
+    except ImportFailed as exc:
+        return _json_error(400, "invalid Alertmanager notification; nothing was changed",
+                           exc.errors)
+    except (OperationalError, DBAPIError, OSError) as exc:
+        log.warning("alert hook: database unavailable (%s)", type(exc).__name__)
+        return _json_error(503, "temporarily unavailable; nothing was changed")
+    app.dispatcher.poke()
+    return web.json_response({"posted": len(received.posted), "updated": len(received.updated),
+                              "unchanged": len(received.unchanged)})
+
+
 def build_http_app(app: App, routes: Sequence[Route] = ()) -> web.Application:
     """The aiohttp application for `app`, with the adapters' `routes` mounted beside its own."""
     web_app = web.Application(client_max_size=app.settings.api_max_body_bytes)
@@ -205,6 +230,7 @@ def build_http_app(app: App, routes: Sequence[Route] = ()) -> web.Application:
     web_app.router.add_get("/readyz", readyz)
     web_app.router.add_post("/api/v1/orders", import_orders)
     web_app.router.add_post("/api/v1/invoices", import_invoices)
+    web_app.router.add_post("/hooks/alertmanager", alertmanager_hook)
     for route in routes:
         web_app.router.add_route(route.method, route.path, route.handler)
     return web_app
