@@ -22,6 +22,7 @@ from bot.policy import Permission, allows
 from bot.presentation.alerts import alert_card, announcement
 from bot.services.base import Denied, Invalid, NotFound, Service, Tx
 from storage.alerts import Alert
+from storage.outbox import OutboxItem
 
 _LEVELS = {"critical": "critical", "error": "critical", "page": "critical",
            "warning": "warning", "warn": "warning"}
@@ -193,6 +194,16 @@ class AlertService(Service):
     async def _edit(self, tx: Tx, alert: Alert) -> None:
         org = await tx.directory.org(alert.org_id) if alert.org_id is not None else None
         await self.notifier.update_card(tx, alert_card(alert, org.name if org else None))
+
+    async def dead_letter(self, item: OutboxItem) -> Received:
+        """The internal alert that messages are dead letters: one message while it fires
+        (however many follow), to the triage channels; resolving it re-arms it."""
+        body = (f"Outbox message {item.id} ({item.platform}) was not delivered after "
+                f"{item.attempts} attempt(s). `subdesk outbox status` lists dead letters; "
+                "`subdesk outbox retry` requeues them.")
+        return await self.receive("internal", [Event(
+            "outbox:dead-letters", "firing", "warning", "Messages could not be delivered",
+            body)])
 
     async def acknowledge(self, actor: Actor, alert_id: int) -> Alert:
         """Mark a firing alert acknowledged by the engineer; its card shows who."""

@@ -8,10 +8,13 @@ import pytest
 from sqlalchemy import select
 
 from bot.clock import FixedClock
-from bot.domain import Platform, StaffRole
+from bot.delivery.ports import DeliveryError
+from bot.domain import MessageRef, Platform, StaffRole
+from bot.presentation.messages import Message
 from bot.wiring.config import Settings
 from storage.db import Database
 from storage.models import AlertRow
+from storage.outbox import OutboxItem
 from tests.fakechat import FakeChat
 from tests.harness import Harness
 from tests.scenarios.orders import contact, form, organization
@@ -102,3 +105,33 @@ async def test_unknown_org_and_empty_directory_are_refused(
     assert not reply.ok and "info|warning|critical" in reply.message.text
     await harness.drain()
     assert harness.delivered == [] and chat.posts == []
+
+
+async def test_dead_letters_raise_one_internal_alert(
+    harness: Harness, chat: FakeChat
+) -> None:
+    """A message that cannot be delivered raises the internal dead-letter alert in the
+    triage channel, once while it fires however many follow; resolved, it re-arms."""
+    await world(harness)
+
+    async def refuse(item: OutboxItem, message: Message) -> MessageRef | None:
+        raise DeliveryError("channel_not_found", permanent=True)
+
+    chat.deliver = refuse  # type: ignore[method-assign]
+    sam = harness.as_(SAM)
+    assert (await sam.send("/alert info acme First")).ok
+    await harness.drain()
+    [alarm] = harness.delivered_to("triage")
+    assert alarm.text.startswith("[FIRING] WARNING · Messages could not be delivered")
+    assert (await sam.send("/alert info acme Second")).ok
+    await harness.drain()
+    assert len(harness.delivered_to("triage")) == 1
+    async with harness.app.db.read() as session:
+        [internal] = list(await session.scalars(
+            select(AlertRow).where(AlertRow.source == "internal")))
+    assert (await sam.send(f"/alert resolve {internal.id}")).ok
+    assert (await sam.send("/alert info acme Third")).ok
+    await harness.drain()
+    posts = [m.text for m in harness.delivered_to("triage")]
+    assert len(posts) == 3 and posts[1].startswith("[RESOLVED]")
+    assert posts[2].startswith("[FIRING]")
