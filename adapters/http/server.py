@@ -19,6 +19,7 @@ from typing import Any
 from aiohttp import web
 from openapi_core import OpenAPI
 from openapi_core.contrib.aiohttp import AIOHTTPOpenAPIWebRequest
+from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from adapters.http.limits import over_limits
@@ -197,6 +198,17 @@ async def import_invoices(request: web.Request) -> web.Response:
     return await _import(request, "invoices")
 
 
+async def metrics(request: web.Request) -> web.Response:
+    """Prometheus text exposition (no token: counts only, nothing personal)."""
+    app = request.app[APP]
+    try:
+        body = await app.services.metrics.scrape(app.db, app.clock.now())
+    except (OperationalError, DBAPIError, OSError) as exc:
+        log.warning("metrics: database unavailable (%s)", type(exc).__name__)
+        return _json_error(503, "database unavailable")
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
 async def alertmanager_hook(request: web.Request) -> web.Response:
     """Alertmanager's webhook (payload version 4): one message per alert fingerprint."""
     app = request.app[APP]
@@ -231,6 +243,7 @@ def build_http_app(app: App, routes: Sequence[Route] = ()) -> web.Application:
     web_app.router.add_post("/api/v1/orders", import_orders)
     web_app.router.add_post("/api/v1/invoices", import_invoices)
     web_app.router.add_post("/hooks/alertmanager", alertmanager_hook)
+    web_app.router.add_get("/metrics", metrics)
     for route in routes:
         web_app.router.add_route(route.method, route.path, route.handler)
     return web_app

@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from bot.domain import Actor, AlertLevel, Contact, ContactRole, Organization
+from bot.metrics import Metrics
 from bot.policy import Permission, allows
 from bot.presentation.alerts import alert_card, announcement
 from bot.services.base import Denied, Invalid, NotFound, Service, Tx
@@ -96,6 +97,10 @@ def _technical(contacts: list[Contact]) -> list[Contact]:
 
 
 class AlertService(Service):
+    def __init__(self, *args: Any, metrics: Metrics) -> None:
+        super().__init__(*args)
+        self.metrics = metrics
+
     def _staff(self, actor: Actor) -> str:
         if actor.staff is None or not allows(actor, Permission.ALERTS):
             raise Denied("Alerts are for support engineers.")
@@ -214,7 +219,10 @@ class AlertService(Service):
                 raise Invalid(f"Alert {alert_id} is resolved already.")
             if alert.acked_by:
                 raise Invalid(f"Alert {alert_id} was acknowledged by {alert.acked_by} already.")
+            # Until acknowledged, a firing alert last changed when this episode started.
+            fired_at = alert.updated_at
             alert = await tx.alerts.update(alert.id, acked_by=who, acked_at=tx.now)
+            self.metrics.time_to_ack.observe(max(0.0, (tx.now - fired_at).total_seconds()))
             await self._edit(tx, alert)
             return alert
 

@@ -3,12 +3,14 @@ fingerprint, edits in place, Acknowledge and Resolve as typed actions."""
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
+from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 
 from adapters.http.server import build_http_app
@@ -176,3 +178,32 @@ async def test_refusals(world: World) -> None:
     big = notification("firing", {**alert("fp-1"), "annotations": {"x": "y" * limit}})
     assert (await world.post(big))[0] == 413
     assert world.chat.posts == []
+
+
+async def test_metrics_are_scraped(world: World) -> None:
+    """`GET /metrics` counts commands by name and outcome, time to acknowledge, the outbox
+    by status, reminders sent and alerts by state."""
+    await world.post(notification("firing", alert("fp-1"), alert("fp-2")))
+    world.h.clock.advance(dt.timedelta(minutes=4))
+    assert (await world.sam.say("/alert ack 1")).ok
+    assert not (await world.sam.say("/alert ack 1")).ok
+    await world.post(notification("resolved", alert("fp-2", "resolved")))
+    await world.h.drain()
+    response = await world.client.get("/metrics")
+    assert response.status == 200
+    assert response.headers["Content-Type"].startswith("text/plain")
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(await response.text())
+        for s in family.samples
+    }
+    assert samples[("subdesk_commands_total", (("command", "alert.ack"), ("outcome", "done")))] == 1
+    refused = (("command", "alert.ack"), ("outcome", "refused"))
+    assert samples[("subdesk_commands_total", refused)] == 1
+    assert samples[("subdesk_alert_time_to_ack_seconds_count", ())] == 1
+    assert samples[("subdesk_alert_time_to_ack_seconds_sum", ())] == 240
+    assert samples[("subdesk_alerts", (("source", "alertmanager"), ("state", "firing")))] == 1
+    assert samples[("subdesk_alerts", (("source", "alertmanager"), ("state", "resolved")))] == 1
+    assert samples[("subdesk_outbox_messages", (("status", "sent"),))] >= 4
+    assert samples[("subdesk_outbox_messages", (("status", "pending"),))] == 0
+    assert samples[("subdesk_reminders_sent", (("kind", "invoice"),))] == 0
