@@ -19,6 +19,7 @@ from bot.domain import Actor
 from bot.policy import allows
 from bot.presentation.messages import Message, Outcome, Reply, command
 from bot.services.base import ServiceError
+from bot.wiring import logs
 from bot.wiring.services import Services
 
 log = logging.getLogger(__name__)
@@ -51,9 +52,12 @@ class Core:
         answered without running again; one whose handling failed may be retried.
         """
         started = time.perf_counter()
-        reply = await self._handle_once(invocation)
-        self.services.metrics.command(_command_name(invocation), reply.outcome.value,
-                                      time.perf_counter() - started)
+        name = _command_name(invocation)
+        with logs.scope(logs.command_id, logs.new_id()):
+            reply = await self._handle_once(invocation)
+            took = time.perf_counter() - started
+            self.services.metrics.command(name, reply.outcome.value, took)
+            log.debug("%s: %s in %.3fs (%s)", name, reply.outcome.value, took, _safe(invocation))
         return reply
 
     async def _handle_once(self, invocation: Invocation) -> Reply:

@@ -29,6 +29,7 @@ from bot.services.alerts import AmPayload, from_alertmanager
 from bot.services.base import ServiceError
 from bot.services.billing import parse_invoices
 from bot.services.onboarding import OrderForm
+from bot.wiring import logs
 from bot.wiring.runtime import App, configuration_gaps
 
 log = logging.getLogger(__name__)
@@ -233,9 +234,26 @@ async def alertmanager_hook(request: web.Request) -> web.Response:
                               "unchanged": len(received.unchanged)})
 
 
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+
+@web.middleware
+async def request_ids(request: web.Request, handler: Any) -> web.StreamResponse:
+    """Each request's log records carry its id (the caller's `X-Request-Id` when it is a
+    plain token, else a new one), echoed in the response."""
+    given = request.headers.get("X-Request-Id", "")
+    rid = given if _REQUEST_ID.match(given) else logs.new_id()
+    with logs.scope(logs.request_id, rid):
+        response: web.StreamResponse = await handler(request)
+        log.debug("%s %s: %s", request.method, request.path[:200], response.status)
+    response.headers["X-Request-Id"] = rid
+    return response
+
+
 def build_http_app(app: App, routes: Sequence[Route] = ()) -> web.Application:
     """The aiohttp application for `app`, with the adapters' `routes` mounted beside its own."""
-    web_app = web.Application(client_max_size=app.settings.api_max_body_bytes)
+    web_app = web.Application(client_max_size=app.settings.api_max_body_bytes,
+                              middlewares=[request_ids])
     web_app[APP] = app
     web_app[GATE] = asyncio.Semaphore(1)
     web_app.router.add_get("/healthz", healthz)
