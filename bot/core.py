@@ -6,18 +6,20 @@ Adapters turn platform payloads into an `Invocation`, call `handle`, and render 
 from __future__ import annotations
 
 import logging
+import time
 
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from bot.commands import ParseError, form_for, parse, parse_values
-from bot.commands.grammar import ROOTS
+from bot.commands.grammar import BY_KEY, ROOTS
 from bot.commands.invocation import Invocation
 from bot.commands.registry import CommandContext, Registry
 from bot.domain import Actor
 from bot.policy import allows
 from bot.presentation.messages import Message, Outcome, Reply, command
 from bot.services.base import ServiceError
+from bot.wiring import logs
 from bot.wiring.services import Services
 
 log = logging.getLogger(__name__)
@@ -49,6 +51,16 @@ class Core:
         An invocation with an `event_id` the platform already delivered (a retry) is
         answered without running again; one whose handling failed may be retried.
         """
+        started = time.perf_counter()
+        name = _command_name(invocation)
+        with logs.scope(logs.command_id, logs.new_id()):
+            reply = await self._handle_once(invocation)
+            took = time.perf_counter() - started
+            self.services.metrics.command(name, reply.outcome.value, took)
+            log.debug("%s: %s in %.3fs (%s)", name, reply.outcome.value, took, _safe(invocation))
+        return reply
+
+    async def _handle_once(self, invocation: Invocation) -> Reply:
         if invocation.event_id is None:
             return await self._handle(invocation)
         platform = invocation.sender.platform.value
@@ -133,6 +145,16 @@ def _is_command(text: str) -> bool:
     """Whether a message typed in a thread is a command rather than a reply."""
     head = text.lstrip()[:1]
     return head in ("/", "!") and text.lstrip()[1:].split(" ", 1)[0].lower() in ROOTS
+
+
+def _command_name(invocation: Invocation) -> str:
+    """The command key an invocation asks for (a metrics label from a bounded set)."""
+    if invocation.action is not None:
+        return invocation.action.command if invocation.action.command in BY_KEY else "unknown"
+    if invocation.thread is not None and not _is_command(invocation.text):
+        return "thread.reply"
+    parsed = parse(invocation.text)
+    return parsed.spec.key if parsed.spec is not None else "unknown"
 
 
 def _safe(invocation: Invocation) -> str:

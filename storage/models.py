@@ -419,6 +419,11 @@ class AlertRow(Base):
     body: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[dt.datetime]
     updated_at: Mapped[dt.datetime]
+    # Times this fingerprint started firing: a new episode is a new message.
+    episode: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    acked_by: Mapped[str | None] = mapped_column(String(200))
+    acked_at: Mapped[dt.datetime | None]
+    resolved_by: Mapped[str | None] = mapped_column(String(200))
 
 
 class OutboxRow(Base):

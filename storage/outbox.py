@@ -400,6 +400,12 @@ class ClaimStore:
             )
         )
 
+    async def counts(self) -> dict[str, int]:
+        """Claims taken by kind (each reminder, renewal notice and SLA alert is one)."""
+        rows = await self.s.execute(
+            select(ReminderClaimRow.kind, func.count()).group_by(ReminderClaimRow.kind))
+        return {str(kind): int(n) for kind, n in rows}
+
     async def claimed(self, kind: str, subject_id: int) -> set[str]:
         rows = await self.s.scalars(
             select(ReminderClaimRow.stage).where(

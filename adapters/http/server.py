@@ -19,14 +19,17 @@ from typing import Any
 from aiohttp import web
 from openapi_core import OpenAPI
 from openapi_core.contrib.aiohttp import AIOHTTPOpenAPIWebRequest
+from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from adapters.http.limits import over_limits
 from bot.delivery.ports import Route
 from bot.importing import ImportFailed, field_path, parse_json, validate
+from bot.services.alerts import AmPayload, from_alertmanager
 from bot.services.base import ServiceError
 from bot.services.billing import parse_invoices
 from bot.services.onboarding import OrderForm
+from bot.wiring import logs
 from bot.wiring.runtime import App, configuration_gaps
 
 log = logging.getLogger(__name__)
@@ -196,15 +199,69 @@ async def import_invoices(request: web.Request) -> web.Response:
     return await _import(request, "invoices")
 
 
+async def metrics(request: web.Request) -> web.Response:
+    """Prometheus text exposition (no token: counts only, nothing personal)."""
+    app = request.app[APP]
+    try:
+        body = await app.services.metrics.scrape(app.db, app.clock.now())
+    except (OperationalError, DBAPIError, OSError) as exc:
+        log.warning("metrics: database unavailable (%s)", type(exc).__name__)
+        return _json_error(503, "database unavailable")
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+async def alertmanager_hook(request: web.Request) -> web.Response:
+    """Alertmanager's webhook (payload version 4): one message per alert fingerprint."""
+    app = request.app[APP]
+    refused = _authorized(app, request)
+    if refused is not None:
+        return refused
+    raw = await _read_body(request, app.settings.api_max_body_bytes)
+    if isinstance(raw, web.Response):
+        return raw
+    try:
+        payload = validate(parse_json(raw), AmPayload)
+        received = await app.services.alerts.receive(
+            "alertmanager", [from_alertmanager(alert) for alert in payload.alerts])
+    except ImportFailed as exc:
+        return _json_error(400, "invalid Alertmanager notification; nothing was changed",
+                           exc.errors)
+    except (OperationalError, DBAPIError, OSError) as exc:
+        log.warning("alert hook: database unavailable (%s)", type(exc).__name__)
+        return _json_error(503, "temporarily unavailable; nothing was changed")
+    app.dispatcher.poke()
+    return web.json_response({"posted": len(received.posted), "updated": len(received.updated),
+                              "unchanged": len(received.unchanged)})
+
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+
+@web.middleware
+async def request_ids(request: web.Request, handler: Any) -> web.StreamResponse:
+    """Each request's log records carry its id (the caller's `X-Request-Id` when it is a
+    plain token, else a new one), echoed in the response."""
+    given = request.headers.get("X-Request-Id", "")
+    rid = given if _REQUEST_ID.match(given) else logs.new_id()
+    with logs.scope(logs.request_id, rid):
+        response: web.StreamResponse = await handler(request)
+        log.debug("%s %s: %s", request.method, request.path[:200], response.status)
+    response.headers["X-Request-Id"] = rid
+    return response
+
+
 def build_http_app(app: App, routes: Sequence[Route] = ()) -> web.Application:
     """The aiohttp application for `app`, with the adapters' `routes` mounted beside its own."""
-    web_app = web.Application(client_max_size=app.settings.api_max_body_bytes)
+    web_app = web.Application(client_max_size=app.settings.api_max_body_bytes,
+                              middlewares=[request_ids])
     web_app[APP] = app
     web_app[GATE] = asyncio.Semaphore(1)
     web_app.router.add_get("/healthz", healthz)
     web_app.router.add_get("/readyz", readyz)
     web_app.router.add_post("/api/v1/orders", import_orders)
     web_app.router.add_post("/api/v1/invoices", import_invoices)
+    web_app.router.add_post("/hooks/alertmanager", alertmanager_hook)
+    web_app.router.add_get("/metrics", metrics)
     for route in routes:
         web_app.router.add_route(route.method, route.path, route.handler)
     return web_app

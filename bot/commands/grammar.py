@@ -225,6 +225,10 @@ GRAMMAR: tuple[CommandSpec, ...] = (
         P.ALERTS,
         "alerts",
     ),
+    _c("alert.ack", "alert ack", (Arg("ID", ArgKind.NUMBER, label="Alert"),),
+       "acknowledge a firing alert", P.ALERTS, "alerts"),
+    _c("alert.resolve", "alert resolve", (Arg("ID", ArgKind.NUMBER, label="Alert"),),
+       "resolve a firing alert by hand", P.ALERTS, "alerts"),
 )
 
 # Bare command words that mean a default subcommand.

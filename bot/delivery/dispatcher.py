@@ -16,7 +16,7 @@ import random
 import socket
 import time
 from collections import defaultdict
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 
 from bot.clock import Clock
@@ -109,6 +109,7 @@ class Dispatcher:
         *,
         worker: str | None = None,
         on_dead: Callable[[OutboxItem, str], None] | None = None,
+        alarm: Callable[[OutboxItem], Awaitable[object]] | None = None,
         rng: random.Random | None = None,
         lease: dt.timedelta = LEASE,
         intents: Intents | None = None,
@@ -120,6 +121,7 @@ class Dispatcher:
         # outbox.claimed_by holds 64 characters; a host name alone may take 64.
         self.worker = worker or f"{socket.gethostname()[:48]}:{os.getpid()}"
         self.on_dead = on_dead
+        self.alarm = alarm  # raises the internal "dead letters" alert
         self.rng = rng or random.Random()
         self.lease = lease
         self.intents = intents or standard_intents()
@@ -311,6 +313,11 @@ class Dispatcher:
             log.error("outbox %s dead after %s attempt(s): %s", item.id, item.attempts, error)
             if self.on_dead is not None:
                 self.on_dead(item, error)
+            if self.alarm is not None:
+                try:
+                    await self.alarm(item)
+                except Exception:
+                    log.exception("outbox: the dead-letter alert could not be raised")
             return DispatchStats(dead=1)
         log.info("outbox %s retry %s: %s", item.id, item.attempts, error)
         return DispatchStats(retried=1)

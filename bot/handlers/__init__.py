@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bot.commands.registry import Registry
-from bot.handlers import billing, directory, tickets, triage
+from bot.handlers import alerts, billing, directory, tickets, triage
 from bot.wiring.services import Services
 
 
@@ -14,4 +14,5 @@ def build_registry(services: Services) -> Registry:
     billing.register(registry, services)
     tickets.register(registry, services)
     triage.register(registry, services)
+    alerts.register(registry, services)
     return registry

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.clock import Clock
 from bot.wiring.config import Settings
+from storage.alerts import AlertStore
 from storage.billing import BillingStore
 from storage.db import Database
 from storage.directory import Directory
@@ -53,6 +54,7 @@ class Tx:
         self.tickets = TicketStore(session, now)
         self.billing = BillingStore(session, now)
         self.links = LinkStore(session, now)
+        self.alerts = AlertStore(session, now)
 
 
 class Service:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import sys
 import tomllib
 from collections.abc import Awaitable, Callable, Coroutine
@@ -116,14 +115,9 @@ def _print_plain(text: str) -> None:
 
 def _setup_logging() -> None:
     from bot.wiring.config import Settings
+    from bot.wiring.logs import configure
 
-    level = Settings().log_level.upper()
-    logging.basicConfig(
-        level=getattr(logging, level, logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    configure(Settings())
 
 
 # run / demo / console ------------------------------------------------------------------

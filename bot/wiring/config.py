@@ -7,7 +7,7 @@ names or their lower-case field names. Secrets are `SecretStr`, so they print as
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import (
@@ -242,6 +242,8 @@ class Settings(BaseSettings):
         (), validation_alias=_env("SUBDESK_VENDOR_DOMAINS", "vendor_domains")
     )
     log_level: str = Field("INFO", validation_alias=_env("SUBDESK_LOG_LEVEL", "log_level"))
+    log_format: Literal["text", "json"] = Field(
+        "text", validation_alias=_env("SUBDESK_LOG_FORMAT", "log_format"))
 
     # Work one HTTP API request may ask for (bodies beyond these are refused whole).
     api_max_body_bytes: int = Field(

@@ -133,7 +133,7 @@ async def build_app(
     services = Services.build(db, settings, clock)
     registry = build_registry(services)
     core = Core(services, registry)
-    dispatcher = Dispatcher(db, settings, clock, {})
+    dispatcher = Dispatcher(db, settings, clock, {}, alarm=services.alerts.dead_letter)
     app = App(settings, db, clock, services, registry, core, dispatcher, terminal=terminal)
     add_adapters(app, adapter_factories() if factories is None else factories)
     return app

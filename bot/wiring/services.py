@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bot.clock import Clock, SystemClock
+from bot.metrics import Metrics
+from bot.services.alerts import AlertService
 from bot.services.autoclose import AutoCloseService
 from bot.services.billing import BillingService
 from bot.services.contacts import ContactService
@@ -43,11 +45,14 @@ class Services:
     threads: ThreadService
     outbox: OutboxAdmin
     events: EventLog
+    alerts: AlertService
+    metrics: Metrics
 
     @classmethod
     def build(cls, db: Database, settings: Settings, clock: Clock | None = None) -> Services:
         clock = clock or SystemClock()
         notifier = Notifier()
+        metrics = Metrics()
         args = (db, settings, clock, notifier)
         return cls(
             db=db,
@@ -67,4 +72,6 @@ class Services:
             onboarding=OnboardingService(*args),
             billing=BillingService(*args),
             reminders=ReminderService(*args),
+            alerts=AlertService(*args, metrics=metrics),
+            metrics=metrics,
         )

@@ -1,0 +1,69 @@
+"""Neutral messages for alerts: a staff announcement, and the card of a monitored alert
+(firing or resolved, with who acknowledged it) carrying Acknowledge and Resolve actions."""
+
+from __future__ import annotations
+
+from bot.presentation.messages import (
+    Actions,
+    Button,
+    Context,
+    Fields,
+    Heading,
+    Message,
+    Paragraph,
+    Tone,
+    command,
+)
+from storage.alerts import Alert
+
+_TONES = {"info": Tone.NORMAL, "warning": Tone.WARNING, "critical": Tone.DANGER}
+_SOURCES = {"staff": "support team", "alertmanager": "monitoring", "internal": "Subdesk"}
+
+
+def announcement(level: str, org_name: str, text: str, sender: str) -> Message:
+    """An alert a support engineer sent to an organization (`/alert`)."""
+    head = f"{level.upper()} alert for {org_name}"
+    return Message(
+        text=f"{head}\n{text}",
+        subject=f"[{level.upper()}] Alert for {org_name}",
+        tone=_TONES.get(level, Tone.NORMAL),
+        blocks=(Heading(head), Paragraph(text), Context(f"from {sender} · {_SOURCES['staff']}")),
+    )
+
+
+def alert_card(alert: Alert, org_name: str | None) -> Message:
+    """The one message of an alert episode; edits replace it as its state changes."""
+    firing = alert.status == "firing"
+    state = "FIRING" if firing else "RESOLVED"
+    head = f"[{state}] {alert.level.upper()} · {alert.title}"
+    fields: list[tuple[str, str]] = [("Status", alert.status)]
+    if org_name:
+        fields.append(("Organization", org_name))
+    if alert.acked_by:
+        fields.append(("Acknowledged by", alert.acked_by))
+    if alert.resolved_by:
+        fields.append(("Resolved by", alert.resolved_by))
+    ref = str(alert.id)
+    buttons: list[Button] = []
+    if firing and not alert.acked_by:
+        buttons.append(Button("Acknowledge", "alert.ack", (("ID", ref),), "primary"))
+    if firing:
+        buttons.append(Button("Resolve", "alert.resolve", (("ID", ref),), "danger"))
+    hint = f"alert {ref} · {_SOURCES.get(alert.source, alert.source)}"
+    if firing:
+        hint += f" · {command('alert ack', ref)} · {command('alert resolve', ref)}"
+    lines = [head, *(f"{label}: {value}" for label, value in fields[1:])]
+    if alert.body:
+        lines.insert(1, alert.body)
+    return Message(
+        text="\n".join(lines),
+        tone=_TONES.get(alert.level, Tone.NORMAL) if firing else Tone.GOOD,
+        card_key=alert.card_key,
+        blocks=(
+            Heading(head),
+            *((Paragraph(alert.body),) if alert.body else ()),
+            Fields(tuple(fields)),
+            *((Actions(tuple(buttons)),) if buttons else ()),
+            Context(hint),
+        ),
+    )

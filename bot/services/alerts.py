@@ -1,0 +1,244 @@
+"""Alerts (SPEC §4): staff announcements, Prometheus Alertmanager notifications and
+internal events, each alert one message that later changes edit in place.
+
+A monitored alert is one row per (source, fingerprint). Its first firing posts a card to
+the organization's alert channels (the `org` label; none, unknown or an organization
+without alert channels: the triage channels); a repeat of a firing alert posts nothing,
+`resolved` edits that card, and a fingerprint that fires again after it was resolved
+starts a new episode, which is a new message. Support engineers acknowledge (shown on the
+card) and resolve from the card's buttons or `/alert ack|resolve ID`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from bot.domain import Actor, AlertLevel, Contact, ContactRole, Organization
+from bot.metrics import Metrics
+from bot.policy import Permission, allows
+from bot.presentation.alerts import alert_card, announcement
+from bot.services.base import Denied, Invalid, NotFound, Service, Tx
+from storage.alerts import Alert
+from storage.outbox import OutboxItem
+
+_LEVELS = {"critical": "critical", "error": "critical", "page": "critical",
+           "warning": "warning", "warn": "warning"}
+TITLE_MAX = 300
+
+
+class AmAlert(BaseModel):
+    """One alert of an Alertmanager webhook notification (payload version 4)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    status: Literal["firing", "resolved"]
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+    fingerprint: str = Field(min_length=1, max_length=255)
+
+
+class AmPayload(BaseModel):
+    """Alertmanager's webhook body; fields Subdesk does not use are accepted and ignored."""
+
+    model_config = ConfigDict(extra="allow")
+
+    version: Literal["4"]
+    status: Literal["firing", "resolved"]
+    alerts: list[AmAlert] = Field(max_length=1000)
+
+
+@dataclass(frozen=True, slots=True)
+class Sent:
+    """What `/alert` did: the organizations alerted, and messages queued."""
+
+    orgs: tuple[str, ...]
+    messages: int
+
+
+@dataclass
+class Received:
+    """What one webhook notification did, alert by alert."""
+
+    posted: list[int] = field(default_factory=list)
+    updated: list[int] = field(default_factory=list)
+    unchanged: list[int] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """A monitored alert as Subdesk sees it, whatever its source."""
+
+    fingerprint: str
+    status: Literal["firing", "resolved"]
+    level: str
+    title: str
+    body: str = ""
+    org_key: str | None = None
+
+
+def from_alertmanager(alert: AmAlert) -> Event:
+    labels, notes = alert.labels, alert.annotations
+    level = _LEVELS.get(labels.get("severity", "").lower(), "info")
+    title = notes.get("summary") or labels.get("alertname") or "Alert"
+    body = notes.get("description", "")
+    return Event(alert.fingerprint, alert.status, level, title[:TITLE_MAX], body[:4000],
+                 labels.get("org") or None)
+
+
+def _technical(contacts: list[Contact]) -> list[Contact]:
+    """Who gets an organization's technical alerts (a sole Main Contact stands in)."""
+    if len(contacts) == 1 and contacts[0].is_main:
+        return contacts
+    return [c for c in contacts if ContactRole.TECHNICAL in c.roles]
+
+
+class AlertService(Service):
+    def __init__(self, *args: Any, metrics: Metrics) -> None:
+        super().__init__(*args)
+        self.metrics = metrics
+
+    def _staff(self, actor: Actor) -> str:
+        if actor.staff is None or not allows(actor, Permission.ALERTS):
+            raise Denied("Alerts are for support engineers.")
+        return actor.staff.name or actor.staff.email
+
+    async def send(self, actor: Actor, level: AlertLevel, scope: str, text: str) -> Sent:
+        """Post to each targeted organization's alert channels and tell its Technical
+        Contacts (critical: by email as well)."""
+        sender = self._staff(actor)
+        text = text.strip()
+        if not text:
+            raise Invalid("An alert needs a text.")
+        async with self.tx() as tx:
+            if scope.lower() == "all":
+                orgs = await tx.directory.orgs()
+                if not orgs:
+                    raise Invalid("There are no organizations to alert yet.")
+            else:
+                org = await tx.directory.org_by_key(scope)
+                if org is None:
+                    raise NotFound(f"There is no organization with key {scope!r}.")
+                orgs = [org]
+            queued = 0
+            batch = uuid.uuid4().hex[:12]
+            for org in orgs:
+                queued += await self._announce(tx, org, level, text, sender, batch)
+            return Sent(tuple(o.key for o in orgs), queued)
+
+    async def _announce(
+        self, tx: Tx, org: Organization, level: AlertLevel, text: str, sender: str, batch: str
+    ) -> int:
+        alert = await tx.alerts.add(
+            "staff", f"staff:{batch}:{org.id}", org_id=org.id, level=level.value,
+            status="firing", title=text.splitlines()[0][:TITLE_MAX], body=text,
+        )
+        assert alert is not None
+        key = f"alert:{alert.id}"
+        message = announcement(level.value, org.name, text, sender)
+        queued = await self.notifier.to_channels(tx, org.alert_channels, key, message)
+        critical = level is AlertLevel.CRITICAL
+        for contact in _technical(await tx.directory.contacts(org.id)):
+            queued += await self.notifier.to_contact(
+                tx, contact, f"{key}:contact:{contact.id}", message, critical=critical)
+        return queued
+
+    async def receive(self, source: str, events: list[Event]) -> Received:
+        """Apply a batch of monitored alert changes, one transaction for the batch."""
+        received = Received()
+        async with self.tx() as tx:
+            for event in events:
+                await self._apply(tx, source, event, received)
+        return received
+
+    async def _apply(self, tx: Tx, source: str, event: Event, received: Received) -> None:
+        org = await tx.directory.org_by_key(event.org_key) if event.org_key else None
+        alert = await tx.alerts.by_fingerprint(source, event.fingerprint)
+        if alert is None:
+            if event.status == "resolved":
+                return  # never seen firing: nothing to update
+            alert = await tx.alerts.add(
+                source, event.fingerprint, org_id=org.id if org else None, level=event.level,
+                status="firing", title=event.title, body=event.body,
+            )
+            if alert is None:  # created by a concurrent notification since
+                alert = await tx.alerts.by_fingerprint(source, event.fingerprint)
+                assert alert is not None
+                received.unchanged.append(alert.id)
+                return
+            await self._post(tx, alert, org)
+            received.posted.append(alert.id)
+        elif event.status == "firing" and alert.status == "firing":
+            received.unchanged.append(alert.id)
+        elif event.status == "firing":
+            alert = await tx.alerts.update(
+                alert.id, status="firing", episode=alert.episode + 1, level=event.level,
+                title=event.title, body=event.body, org_id=org.id if org else None,
+                acked_by=None, acked_at=None, resolved_by=None,
+            )
+            await self._post(tx, alert, org)
+            received.posted.append(alert.id)
+        elif alert.status == "firing":
+            alert = await tx.alerts.update(alert.id, status="resolved")
+            await self._edit(tx, alert)
+            received.updated.append(alert.id)
+        else:
+            received.unchanged.append(alert.id)
+
+    async def _post(self, tx: Tx, alert: Alert, org: Organization | None) -> None:
+        message = alert_card(alert, org.name if org else None)
+        key = f"alert:{alert.id}:{alert.episode}"
+        if org is not None and org.alert_channels:
+            await self.notifier.to_channels(tx, org.alert_channels, key, message)
+        else:
+            await self.notifier.to_triage(tx, self.settings.triage_channels, key, message)
+
+    async def _edit(self, tx: Tx, alert: Alert) -> None:
+        org = await tx.directory.org(alert.org_id) if alert.org_id is not None else None
+        await self.notifier.update_card(tx, alert_card(alert, org.name if org else None))
+
+    async def dead_letter(self, item: OutboxItem) -> Received:
+        """The internal alert that messages are dead letters: one message while it fires
+        (however many follow), to the triage channels; resolving it re-arms it."""
+        body = (f"Outbox message {item.id} ({item.platform}) was not delivered after "
+                f"{item.attempts} attempt(s). `subdesk outbox status` lists dead letters; "
+                "`subdesk outbox retry` requeues them.")
+        return await self.receive("internal", [Event(
+            "outbox:dead-letters", "firing", "warning", "Messages could not be delivered",
+            body)])
+
+    async def acknowledge(self, actor: Actor, alert_id: int) -> Alert:
+        """Mark a firing alert acknowledged by the engineer; its card shows who."""
+        who = self._staff(actor)
+        async with self.tx() as tx:
+            alert = await self._monitored(tx, alert_id)
+            if alert.status != "firing":
+                raise Invalid(f"Alert {alert_id} is resolved already.")
+            if alert.acked_by:
+                raise Invalid(f"Alert {alert_id} was acknowledged by {alert.acked_by} already.")
+            # Until acknowledged, a firing alert last changed when this episode started.
+            fired_at = alert.updated_at
+            alert = await tx.alerts.update(alert.id, acked_by=who, acked_at=tx.now)
+            self.metrics.time_to_ack.observe(max(0.0, (tx.now - fired_at).total_seconds()))
+            await self._edit(tx, alert)
+            return alert
+
+    async def resolve(self, actor: Actor, alert_id: int) -> Alert:
+        """Resolve a firing alert by hand; its card shows who. Firing again is a new post."""
+        who = self._staff(actor)
+        async with self.tx() as tx:
+            alert = await self._monitored(tx, alert_id)
+            if alert.status != "firing":
+                raise Invalid(f"Alert {alert_id} is resolved already.")
+            alert = await tx.alerts.update(alert.id, status="resolved", resolved_by=who)
+            await self._edit(tx, alert)
+            return alert
+
+    async def _monitored(self, tx: Tx, alert_id: int) -> Alert:
+        alert = await tx.alerts.get(alert_id, lock=True)
+        if alert is None or alert.source == "staff":
+            raise NotFound(f"There is no alert {alert_id} to act on.")
+        return alert
