@@ -16,6 +16,7 @@ import logging
 import re
 import time
 from collections.abc import Coroutine, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from aiohttp import ClientError, web
@@ -27,12 +28,12 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
-from adapters.slack import inbound
+from adapters.slack import files, inbound
 from adapters.slack.render import ACTION_PREFIX, FORM_CALLBACK, form_view, render
 from adapters.slack.transport import SlackTransport
 from bot.commands import ParseError, form_named, parse_values
 from bot.commands.grammar import ROOTS
-from bot.commands.invocation import Invocation
+from bot.commands.invocation import IncomingFile, Invocation
 from bot.delivery.ports import Route, Transport
 from bot.domain import MessageRef
 from bot.presentation.messages import Outcome, Reply, resolve_commands
@@ -195,7 +196,8 @@ class SlackAdapter:
         await ack()
         invocation = inbound.thread_reply(event, str(body.get("team_id", "")))
         if invocation is not None:
-            self._spawn(self._run_reply(invocation, event.get("channel_type") == "im"))
+            self._spawn(self._run_reply(invocation, event.get("channel_type") == "im",
+                                        files.shared(event.get("files"))))
 
     async def _ignore(self, ack: AsyncAck) -> None:
         await ack()
@@ -222,17 +224,33 @@ class SlackAdapter:
         reply = await self.app.core.handle(invocation)
         await self._answer(reply, invocation, response_url=response_url, channel=channel)
 
-    async def _run_reply(self, invocation: Invocation, direct: bool) -> None:
-        """A reply in a thread. In a channel, chatter under messages that are not ours is
-        none of our business, so it is not answered at all."""
+    async def _run_reply(self, invocation: Invocation, direct: bool,
+                         shared: Sequence[files.Shared] = ()) -> None:
+        """A reply in a thread, with the files shared in it. In a channel, chatter under
+        messages that are not ours is none of our business, so it is not answered at all."""
         thread = invocation.thread
         assert thread is not None
         if not direct and not await self._ours(thread):
             return
+        if shared:
+            try:
+                invocation = replace(invocation, files=await self.download(shared))
+            except (files.TooLarge, files.NotFetched) as exc:
+                await self._answer(Reply.error(exc.message()), invocation,
+                                   channel=thread.channel, thread=thread)
+                return
         reply = await self.app.core.handle(invocation)
         self.app.dispatcher.poke()
         if not reply.ok:
             await self._answer(reply, invocation, channel=thread.channel, thread=thread)
+
+    async def download(self, shared: Sequence[files.Shared]) -> tuple[IncomingFile, ...]:
+        """The bytes of files shared in Slack, fetched with the bot token from Slack's own
+        host, within the attachment limit."""
+        settings = self.app.settings
+        return await files.download(
+            shared, token=str(self.client.token), api_url=self.client.base_url,
+            limit=settings.attachment_max_bytes, accepted=settings.attachment_types)
 
     async def _ours(self, thread: MessageRef) -> bool:
         """Whether a thread is one of a ticket's or a billing request's."""

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from adapters.slack.files import shared
 from adapters.slack.render import VALUE_ACTION
 from bot.commands import parse
 from bot.commands.invocation import Action, Invocation, Sender
@@ -110,22 +111,32 @@ def submission_invocation(body: Mapping[str, Any], form: Submitted) -> Invocatio
                       action=Action.of(form.command, form.values))
 
 
+def author_team(event: Mapping[str, Any], team_id: str) -> str:
+    """The workspace of a message's author. In a Slack Connect channel the event comes
+    through the vendor's workspace (`team_id` of the envelope) while the author belongs to
+    the customer's: `user_team` (or the message's `team`) names theirs."""
+    return str(event.get("user_team") or event.get("team") or team_id)
+
+
 def thread_reply(event: Mapping[str, Any], team_id: str) -> Invocation | None:
     """A person's message posted under a root (`thread_ts` set and not its own ts), as a
     reply in that thread. Other messages (roots, edits, joins, bots) are not invocations.
 
     The dedup id is the message itself (channel + ts): a retried event and the same message
     delivered again as an `app_mention` run once."""
-    if event.get("type") != "message" or event.get("subtype") or event.get("bot_id"):
+    if (event.get("type") != "message" or event.get("bot_id")
+            or event.get("subtype") not in (None, "file_share", "thread_broadcast")):
         return None
     thread_ts, ts = event.get("thread_ts"), event.get("ts")
     channel, user = event.get("channel"), event.get("user")
     if not (thread_ts and ts and channel and user) or thread_ts == ts:
         return None
-    team = event.get("user_team") or event.get("team") or team_id
+    text = unescape(event.get("text") or "").strip()
+    if not text and (names := [f.name for f in shared(event.get("files"))]):
+        text = "Shared " + ", ".join(names)
     return Invocation(
-        sender(team, user),
-        text=unescape(event.get("text") or ""),
+        sender(author_team(event, team_id), user),
+        text=text,
         thread=MessageRef(channel, thread_ts),
         event_id=f"message:{channel}:{ts}",
     )

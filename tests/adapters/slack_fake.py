@@ -40,6 +40,8 @@ class FakeSlack:
     errors: dict[str, str] = field(default_factory=dict)  # method → `ok: false` error, once
     limited: dict[str, int] = field(default_factory=dict)  # method → Retry-After, once
     delay: float = 0.0
+    files: dict[str, bytes] = field(default_factory=dict)  # served at `file_url(name)`
+    token: str = "xoxb-test-token"  # the bot token a file download must carry
     arrived: asyncio.Condition = field(default_factory=asyncio.Condition)
     _ts: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     _hooks: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
@@ -53,9 +55,14 @@ class FakeSlack:
     def response_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/hooks/{next(self._hooks)}"
 
+    def file_url(self, name: str) -> str:
+        return f"http://127.0.0.1:{self.port}/files-pri/{TEAM}-F0/download/{name}"
+
     async def start(self) -> None:
         app = web.Application()
         app.router.add_route("*", "/api/{method}", self._api)
+        app.router.add_get("/files-pri/{file}/download/{name}", self._file)
+        app.router.add_get("/moved/{name}", self._moved)
         app.router.add_post("/hooks/{id}", self._hook)
         self.runner = web.AppRunner(app)
         await self.runner.setup()
@@ -90,6 +97,20 @@ class FakeSlack:
         async with self.arrived:
             self.calls.append(call)
             self.arrived.notify_all()
+
+    async def _file(self, request: web.Request) -> web.Response:
+        """A file's bytes, to the bot token only (Slack answers others with a login page)."""
+        name = request.match_info["name"]
+        authorized = request.headers.get("Authorization") == f"Bearer {self.token}"
+        await self._record(Call("file", {"name": name, "authorized": authorized}))
+        if not authorized or name not in self.files:
+            return web.Response(status=404)
+        return web.Response(body=self.files[name], content_type="application/octet-stream")
+
+    async def _moved(self, request: web.Request) -> web.Response:
+        """A redirect to wherever the query's `to` says."""
+        await self._record(Call("moved", {"name": request.match_info["name"]}))
+        raise web.HTTPFound(request.query["to"])
 
     async def _hook(self, request: web.Request) -> web.Response:
         await self._record(Call("response_url", {"id": request.match_info["id"],

@@ -1,0 +1,117 @@
+"""Tickets from Slack conversations, end to end against the fake Web API: files shared in a
+ticket's threads, the "Open a ticket from this message" shortcut, the :ticket: reaction,
+and Slack Connect channels where a customer's workspace meets the vendor's."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+
+from storage.models import AttachmentRow
+from tests.adapters import test_slack
+from tests.adapters.slack_fake import TEAM
+from tests.adapters.test_slack import SAM, TOM, TOM_DM, TRIAGE, World
+
+world = test_slack.world  # the running server, the fake Slack and the demo organization
+
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 200
+
+
+async def attachments(w: World) -> list[tuple[str, str, int, bool, bytes | None]]:
+    async with w.app.db.read() as session:
+        rows = await session.execute(
+            select(AttachmentRow.name, AttachmentRow.content_type, AttachmentRow.size,
+                   AttachmentRow.internal, AttachmentRow.content).order_by(AttachmentRow.id))
+        return [tuple(r) for r in rows.all()]  # type: ignore[misc]
+
+
+def a_file(w: World, name: str, *, kind: str = "image/png", size: int | None = None,
+           url: str | None = None) -> dict[str, Any]:
+    """A file as Slack describes it in a message event."""
+    content = w.fake.files.get(name, b"")
+    return {"id": "F0" + name.upper().replace(".", ""), "name": name, "title": name,
+            "mimetype": kind, "filetype": name.rsplit(".", 1)[-1], "mode": "hosted",
+            "size": len(content) if size is None else size,
+            "url_private": url or w.fake.file_url(name),
+            "url_private_download": url or w.fake.file_url(name)}
+
+
+def in_thread(user: str, channel: str, thread_ts: str, ts: str, text: str,
+              files: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
+    return {"type": "message", "subtype": "file_share", "channel": channel,
+            "channel_type": "im" if channel.startswith("D") else "channel", "user": user,
+            "team": TEAM, "text": text, "ts": ts, "thread_ts": thread_ts, "files": files,
+            **extra}
+
+
+async def test_files_shared_in_the_ticket_threads_become_attachments(world: World) -> None:
+    """A screenshot Tom shares under his card is a public comment's attachment, fetched
+    with the bot token; a log Sam shares under the triage card is internal; a retried
+    event stores nothing twice."""
+    (_, card_ts), (_, triage_ts) = await world.open_ticket()
+    world.fake.files["screen.png"] = PNG
+    world.fake.files["vpn.log"] = b"tunnel down\n" * 10
+    shared = in_thread(TOM, TOM_DM, card_ts, "1700000700.000001", "Here it is",
+                       [a_file(world, "screen.png")])
+    assert (await world.slack.event(shared, "EvF1"))[0] == 200
+    assert (await world.slack.event(shared, "EvF1", retry=1))[0] == 200
+    await world.adapter.settle()
+    log = in_thread(SAM, TRIAGE, triage_ts, "1700000700.000002", "",
+                    [a_file(world, "vpn.log", kind="text/plain")])
+    assert (await world.slack.event(log, "EvF2"))[0] == 200
+    await world.adapter.settle()
+    assert await attachments(world) == [
+        ("screen.png", "image/png", len(PNG), False, PNG),
+        ("vpn.log", "text/plain", 120, True, b"tunnel down\n" * 10)]
+    assert await world.comments() == [("Here it is", False), ("Shared vpn.log", True)]
+    assert all(c["authorized"] for c in world.fake.of("file"))
+
+
+async def test_files_the_core_refuses_are_not_downloaded_and_nothing_is_stored(
+    world: World,
+) -> None:
+    """A file announced larger than the limit is not fetched, one that turns out larger
+    is not fetched past it, a type the core refuses is not fetched; each time the person
+    is told why, and neither the message nor any file is stored."""
+    (_, card_ts), _ = await world.open_ticket()
+    limit = world.app.settings.attachment_max_bytes
+    world.fake.files["big.zip"] = b"z" * (limit + 1)
+    world.fake.files["liar.zip"] = b"z" * (limit + 1)
+    world.fake.files["run.exe"] = b"MZ"
+    cases = [
+        a_file(world, "big.zip", kind="application/zip"),
+        a_file(world, "liar.zip", kind="application/zip", size=10),
+        a_file(world, "run.exe", kind="application/x-msdownload"),
+    ]
+    for n, f in enumerate(cases):
+        event = in_thread(TOM, TOM_DM, card_ts, f"1700000800.00000{n}", "see file", [f])
+        await world.slack.event(event, f"EvR{n}")
+    await world.adapter.settle()
+    told = [m["text"].removeprefix(":warning: ") for m in
+            await world.fake.wait_for("chat.postEphemeral", 3)]
+    assert "big.zip is larger than the limit of 10.0 MB. Nothing was stored." in told
+    assert "liar.zip is larger than the limit of 10.0 MB. Nothing was stored." in told
+    assert any(t.startswith("run.exe is application/x-msdownload, which is not accepted")
+               for t in told)
+    assert [c["name"] for c in world.fake.of("file")] == ["liar.zip"]
+    assert await attachments(world) == [] and await world.comments() == []
+
+
+async def test_a_file_url_off_slacks_host_is_never_asked(world: World) -> None:
+    """A file whose URL names another host, or a Slack URL redirecting elsewhere, is not
+    followed there: the bot token never leaves Slack's host."""
+    (_, card_ts), _ = await world.open_ticket()
+    world.fake.files["elsewhere.png"] = PNG
+    foreign = world.fake.file_url("elsewhere.png").replace("127.0.0.1", "localhost")
+    moved = (world.fake.url.replace("/api/", "/moved/x.png") + "?to=" + foreign)
+    for n, url in enumerate((foreign, moved)):
+        event = in_thread(TOM, TOM_DM, card_ts, f"1700000900.00000{n}", "look",
+                          [a_file(world, "x.png", size=10, url=url)])
+        await world.slack.event(event, f"EvX{n}")
+    await world.adapter.settle()
+    told = [m["text"].removeprefix(":warning: ") for m in
+            await world.fake.wait_for("chat.postEphemeral", 2)]
+    assert told == ["x.png could not be fetched from Slack. Nothing was stored."] * 2
+    assert world.fake.of("file") == [] and len(world.fake.of("moved")) == 1
+    assert await attachments(world) == []
