@@ -39,6 +39,7 @@ from bot.domain import MessageRef
 from bot.presentation.messages import Outcome, Reply, resolve_commands
 from bot.services.base import ServiceError
 from bot.wiring.config import Settings
+from bot.wiring.manifest import MESSAGE_SHORTCUT
 from bot.wiring.runtime import App
 
 log = logging.getLogger(__name__)
@@ -80,6 +81,7 @@ class SlackAdapter:
         self.bolt.command(_COMMANDS)(self._command)
         self.bolt.action(re.compile("^" + re.escape(ACTION_PREFIX)))(self._action)
         self.bolt.view_submission(FORM_CALLBACK)(self._submission)
+        self.bolt.shortcut(MESSAGE_SHORTCUT)(self._shortcut)
         self.bolt.event("message")(self._message)
         self.bolt.event(re.compile(".*"))(self._ignore)
 
@@ -189,7 +191,16 @@ class SlackAdapter:
             await ack(response_action="errors", errors={field: problem[1][:150]})
             return
         await ack()
-        self._spawn(self._run(inbound.submission_invocation(body, form), channel=form.channel))
+        invocation = inbound.submission_invocation(body, form)
+        if form.files:
+            self._spawn(self._run_with_files(invocation, form.files, channel=form.channel))
+            return
+        self._spawn(self._run(invocation, channel=form.channel))
+
+    async def _shortcut(self, ack: AsyncAck, body: dict[str, Any]) -> None:
+        await ack()
+        if body.get("type") == "message_action":
+            self._spawn(self._run_shortcut(body))
 
     async def _message(self, ack: AsyncAck, body: dict[str, Any], event: dict[str, Any]
                        ) -> None:
@@ -223,6 +234,36 @@ class SlackAdapter:
                    channel: str | None = None) -> None:
         reply = await self.app.core.handle(invocation)
         await self._answer(reply, invocation, response_url=response_url, channel=channel)
+
+    async def _run_shortcut(self, body: dict[str, Any]) -> None:
+        """"Open a ticket from this message": the core answers `/ticket new` with the
+        message as its description by asking for the subject (or refuses, say to someone
+        not linked); the form opens with the message's files riding along."""
+        channel = str((body.get("channel") or {}).get("id", ""))
+        ts = str((body.get("message") or {}).get("ts") or body.get("message_ts") or "")
+        permalink = None
+        try:
+            found = await self.client.chat_getPermalink(channel=channel, message_ts=ts)
+            permalink = found.get("permalink")
+        except SlackApiError as exc:
+            log.info("chat.getPermalink failed: %s", exc.response.get("error", "error"))
+        invocation = inbound.shortcut_invocation(body, permalink)
+        reply = await self.app.core.handle(invocation)
+        if (reply.outcome is Outcome.NEEDS_INPUT and reply.form is not None
+                and await self._open(body["trigger_id"], form_view(
+                    reply.form, channel=channel, files=inbound.shortcut_files(body)))):
+            return
+        await self._answer(reply, invocation, response_url=body.get("response_url"),
+                           channel=channel)
+
+    async def _run_with_files(self, invocation: Invocation, shared: Sequence[files.Shared],
+                              *, channel: str | None) -> None:
+        try:
+            invocation = replace(invocation, files=await self.download(shared))
+        except (files.TooLarge, files.NotFetched) as exc:
+            await self._answer(Reply.error(exc.message()), invocation, channel=channel)
+            return
+        await self._run(invocation, channel=channel)
 
     async def _run_reply(self, invocation: Invocation, direct: bool,
                          shared: Sequence[files.Shared] = ()) -> None:

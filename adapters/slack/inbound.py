@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from adapters.slack.files import shared
+from adapters.slack.files import Shared, shared
 from adapters.slack.render import VALUE_ACTION
 from bot.commands import parse
 from bot.commands.invocation import Action, Invocation, Sender
@@ -82,6 +82,7 @@ class Submitted:
     command: str
     values: dict[str, str]
     channel: str | None
+    files: tuple[Shared, ...] = ()
 
 
 def submitted(view: Mapping[str, Any]) -> Submitted | None:
@@ -101,7 +102,11 @@ def submitted(view: Mapping[str, Any]) -> Submitted | None:
         if value:
             values[name] = str(value)
     channel = metadata.get("channel")
-    return Submitted(command, values, channel if isinstance(channel, str) else None)
+    attached = shared([{"name": f[0], "mimetype": f[1], "size": f[2], "url_private": f[3]}
+                       for f in metadata.get("files") or ()
+                       if isinstance(f, list) and len(f) == 4])
+    return Submitted(command, values, channel if isinstance(channel, str) else None,
+                     attached)
 
 
 def submission_invocation(body: Mapping[str, Any], form: Submitted) -> Invocation:
@@ -140,3 +145,28 @@ def thread_reply(event: Mapping[str, Any], team_id: str) -> Invocation | None:
         thread=MessageRef(channel, thread_ts),
         event_id=f"message:{channel}:{ts}",
     )
+
+
+SHORTCUT_FILES = 4  # files a shortcut's ticket takes along; more are left in Slack
+SHORTCUT_TEXT = 1200  # characters of the message quoted in the description
+
+
+def shortcut_invocation(body: Mapping[str, Any], permalink: str | None) -> Invocation:
+    """"Open a ticket from this message": `/ticket new` as the person using the shortcut,
+    with the message's text and link as the description (the subject is asked)."""
+    user = body["user"]
+    team = user.get("team_id") or (body.get("team") or {}).get("id", "")
+    text = unescape((body.get("message") or {}).get("text") or "").strip()
+    if len(text) > SHORTCUT_TEXT:
+        text = text[: SHORTCUT_TEXT - 1] + "…"
+    description = "\n\n".join(p for p in (text, f"From Slack: {permalink}" if permalink
+                                           else "") if p)
+    values = {"DESCRIPTION": description} if description else {}
+    return Invocation(sender(team, user["id"], user.get("username", "")),
+                      action=Action.of("ticket.new", values))
+
+
+def shortcut_files(body: Mapping[str, Any]) -> tuple[Shared, ...]:
+    """The files of the message a shortcut was used on, when there are few enough."""
+    found = shared((body.get("message") or {}).get("files"))
+    return found if len(found) <= SHORTCUT_FILES else ()

@@ -29,12 +29,19 @@ BOT_SCOPES = (
     "users:read",
     "users:read.email",
     "files:read",
+    "reactions:read",
 )
 BOT_EVENTS = (
     "app_mention",
     "message.im",
     "message.channels",
     "message.groups",
+    "reaction_added",
+)
+MESSAGE_SHORTCUT = "subdesk_ticket_from_message"
+SHORTCUTS = (
+    {"name": "Open a ticket", "type": "message", "callback_id": MESSAGE_SHORTCUT,
+     "description": "Open a support ticket from this message: its text, link and files"},
 )
 
 
@@ -86,6 +93,7 @@ def manifest(url: str, *, socket_mode: bool = False, name: str = "Subdesk") -> d
             },
             "bot_user": {"display_name": name, "always_online": True},
             "slash_commands": commands,
+            "shortcuts": [dict(s) for s in SHORTCUTS],
         },
         "oauth_config": {"scopes": {"bot": list(BOT_SCOPES)}},
         "settings": settings,

@@ -161,6 +161,10 @@ class FakeSlack:
                 return {"channel": args["channel"], "ts": args["ts"]}
             case "chat.postEphemeral":
                 return {"message_ts": ts}
+            case "chat.getPermalink":
+                return {"channel": args["channel"], "permalink": (
+                    f"https://demo.slack.test/archives/{args['channel']}/"
+                    f"p{str(args['message_ts']).replace('.', '')}")}
             case "views.open":
                 return {"view": {"id": "V0001", **args["view"]}}
         return {}
@@ -221,6 +225,19 @@ class SlackClient:
             "actions": [{"type": "button", "block_id": "b1", "action_id": button["action_id"],
                          "value": button["value"], "text": button["text"],
                          "action_ts": "1700000100.000001"}],
+        })
+
+    async def shortcut(self, user: str, callback_id: str, message: dict[str, Any], *,
+                       channel: str, team: str = TEAM) -> tuple[int, str, float]:
+        """A message shortcut (`message_action`) used on `message` in `channel`."""
+        return await self.interact({
+            "type": "message_action", "token": "x", "action_ts": "1700000200.000001",
+            "callback_id": callback_id, "trigger_id": self.trigger(),
+            "team": {"id": TEAM, "domain": "demo"},
+            "user": {"id": user, "username": user.lower(), "team_id": team},
+            "channel": {"id": channel, "name": "support"}, "is_enterprise_install": False,
+            "response_url": self.fake.response_url(), "message_ts": message["ts"],
+            "message": message,
         })
 
     async def submit(self, user: str, view: dict[str, Any], values: dict[str, str]

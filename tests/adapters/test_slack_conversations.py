@@ -4,11 +4,13 @@ and Slack Connect channels where a customer's workspace meets the vendor's."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from sqlalchemy import select
 
-from storage.models import AttachmentRow
+from bot.wiring.manifest import MESSAGE_SHORTCUT
+from storage.models import AttachmentRow, TicketRow
 from tests.adapters import test_slack
 from tests.adapters.slack_fake import TEAM
 from tests.adapters.test_slack import SAM, TOM, TOM_DM, TRIAGE, World
@@ -115,3 +117,55 @@ async def test_a_file_url_off_slacks_host_is_never_asked(world: World) -> None:
     assert told == ["x.png could not be fetched from Slack. Nothing was stored."] * 2
     assert world.fake.of("file") == [] and len(world.fake.of("moved")) == 1
     assert await attachments(world) == []
+
+
+CHANNEL = "C0SUPPORT"
+
+
+async def descriptions(w: World) -> list[tuple[str, str, str]]:
+    async with w.app.db.read() as session:
+        rows = await session.execute(select(TicketRow.subject, TicketRow.severity,
+                                            TicketRow.description).order_by(TicketRow.id))
+        return [(s, str(getattr(v, "value", v)), d) for s, v, d in rows.all()]
+
+
+async def test_a_message_shortcut_opens_a_ticket_with_its_text_link_and_files(
+    world: World,
+) -> None:
+    """"Open a ticket" on a message: a modal asks Tom for the subject and severity, the
+    message's text (unescaped) and permalink are the description, its file an attachment."""
+    world.fake.files["trace.txt"] = b"traceback\n"
+    message = {"type": "message", "user": TOM, "ts": "1700001000.000100",
+               "text": "Export fails &amp; times out &lt;again&gt;",
+               "files": [a_file(world, "trace.txt", kind="text/plain")]}
+    status, body, took = await world.slack.shortcut(TOM, MESSAGE_SHORTCUT, message,
+                                                    channel=CHANNEL)
+    assert (status, body) == (200, "") and took < 0.5
+    [opened] = await world.fake.wait_for("views.open")
+    view = opened["view"]
+    inputs = [b["block_id"] for b in view["blocks"] if b["type"] == "input"]
+    assert sorted(inputs) == ["SEVERITY", "SUBJECT"]
+    [link] = world.fake.of("chat.getPermalink")
+    assert (link["channel"], link["message_ts"]) == (CHANNEL, "1700001000.000100")
+    assert "trace.txt" in json.loads(view["private_metadata"])["files"][0]
+    status, body, _ = await world.slack.submit(TOM, view, {"SUBJECT": "Export fails",
+                                                           "SEVERITY": "sev2"})
+    assert (status, body) == (200, "")
+    await world.fake.wait_for("chat.postEphemeral")
+    await world.adapter.settle()
+    assert await descriptions(world) == [(
+        "Export fails", "sev2", "Export fails & times out <again>\n\nFrom Slack: "
+        "https://demo.slack.test/archives/C0SUPPORT/p1700001000000100")]
+    assert await attachments(world) == [("trace.txt", "text/plain", 10, False,
+                                         b"traceback\n")]
+
+
+async def test_a_shortcut_by_someone_who_may_not_open_tickets_is_refused(
+    world: World,
+) -> None:
+    """Someone not linked gets the core's refusal, ephemerally, and no modal."""
+    message = {"type": "message", "user": TOM, "ts": "1700001100.000100", "text": "help"}
+    await world.slack.shortcut("U0NOBODY", MESSAGE_SHORTCUT, message, channel=CHANNEL)
+    [answer] = await world.fake.wait_for("response_url")
+    assert answer["response_type"] == "ephemeral" and "link" in answer["text"].lower()
+    assert world.fake.of("views.open") == [] and await world.tickets() == []
