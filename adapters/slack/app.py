@@ -46,6 +46,8 @@ log = logging.getLogger(__name__)
 
 EVENTS_PATH = "/slack/events"
 EMAIL_CACHE_SECONDS = 300.0
+TEAMS_CACHED = 10_000  # users whose workspace is remembered
+EVENTS_REMEMBERED = 4096  # reaction event ids, to tell of a retried one only once
 WORKERS = 4  # acknowledged requests worked on at once
 _COMMANDS = re.compile("^/(" + "|".join(re.escape(r) for r in sorted(ROOTS)) + ")$")
 
@@ -61,6 +63,8 @@ class SlackAdapter:
         self.transport = SlackTransport(client)
         self._auth: AuthorizeResult | None = None
         self._emails: dict[tuple[str, str], tuple[float, str | None]] = {}
+        self._teams: dict[str, str] = {}
+        self._seen: dict[str, None] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._gate = asyncio.Semaphore(WORKERS)
         self._stopped = asyncio.Event()
@@ -83,6 +87,7 @@ class SlackAdapter:
         self.bolt.view_submission(FORM_CALLBACK)(self._submission)
         self.bolt.shortcut(MESSAGE_SHORTCUT)(self._shortcut)
         self.bolt.event("message")(self._message)
+        self.bolt.event("reaction_added")(self._reaction)
         self.bolt.event(re.compile(".*"))(self._ignore)
 
     # The adapter contract ---------------------------------------------------------------
@@ -210,6 +215,28 @@ class SlackAdapter:
             self._spawn(self._run_reply(invocation, event.get("channel_type") == "im",
                                         files.shared(event.get("files"))))
 
+    async def _reaction(self, ack: AsyncAck, body: dict[str, Any], event: dict[str, Any]
+                        ) -> None:
+        await ack()
+        if (found := inbound.reacted(event)) is not None and event.get("user"):
+            if not self._first_delivery(str(body.get("event_id", ""))):
+                return  # Slack's retry: the ticket is the core's to dedupe, the word ours
+            team = str(body.get("team_id", ""))
+            self._spawn(self._run_reaction(str(event["user"]), event.get("user_team"),
+                                           *found, team))
+
+    def _first_delivery(self, event_id: str) -> bool:
+        """Whether this process sees a Slack event id for the first time (a few thousand
+        remembered), so a retried reaction does not tell the same person twice."""
+        if not event_id:
+            return True
+        if event_id in self._seen:
+            return False
+        if len(self._seen) >= EVENTS_REMEMBERED:
+            del self._seen[next(iter(self._seen))]
+        self._seen[event_id] = None
+        return True
+
     async def _ignore(self, ack: AsyncAck) -> None:
         await ack()
 
@@ -241,12 +268,7 @@ class SlackAdapter:
         not linked); the form opens with the message's files riding along."""
         channel = str((body.get("channel") or {}).get("id", ""))
         ts = str((body.get("message") or {}).get("ts") or body.get("message_ts") or "")
-        permalink = None
-        try:
-            found = await self.client.chat_getPermalink(channel=channel, message_ts=ts)
-            permalink = found.get("permalink")
-        except SlackApiError as exc:
-            log.info("chat.getPermalink failed: %s", exc.response.get("error", "error"))
+        permalink = await self._permalink(channel, ts)
         invocation = inbound.shortcut_invocation(body, permalink)
         reply = await self.app.core.handle(invocation)
         if (reply.outcome is Outcome.NEEDS_INPUT and reply.form is not None
@@ -255,6 +277,91 @@ class SlackAdapter:
             return
         await self._answer(reply, invocation, response_url=body.get("response_url"),
                            channel=channel)
+
+    async def _run_reaction(self, reactor: str, reactor_team: object, channel: str, ts: str,
+                            team_id: str) -> None:
+        """A `:ticket:` reaction on a message: a ticket for the message's author, if the one
+        reacting is support staff or the author, and the author may open tickets (a linked
+        technical contact: the core's check). The one reacting is told what happened."""
+        message = await self._message_at(channel, ts)
+        author = message.get("user") if message else None
+        if message is None or not isinstance(author, str) or message.get("bot_id"):
+            return
+        reactor_team = (reactor_team if isinstance(reactor_team, str) and reactor_team
+                        else await self.team_of(reactor, team_id))
+        actor = await self.app.services.identity.actor(inbound.sender(reactor_team, reactor))
+        if actor.staff is None and reactor != author:
+            return
+        author_team = (inbound.author_team(message, "") or await self.team_of(author, team_id))
+        permalink = await self._permalink(channel, ts)
+        invocation = inbound.reaction_invocation(message, author_team, channel, permalink)
+        shared = inbound.shortcut_files({"message": message})
+        try:
+            invocation = replace(invocation, files=await self.download(shared))
+        except (files.TooLarge, files.NotFetched) as exc:
+            await self._tell(channel, reactor, Reply.error(exc.message()))
+            return
+        reply = await self.app.core.handle(invocation)
+        self.app.dispatcher.poke()
+        if reply.duplicate:
+            told = Reply.text("A ticket was already opened from this message.")
+        elif reply.ok:
+            told = Reply(replace(reply.message, text="For the author of this message: "
+                                 + reply.message.text))
+        else:
+            told = Reply.error("No ticket opened: the author of this message may not open "
+                               "tickets (only a linked technical contact can).")
+        await self._tell(channel, reactor, told)
+
+    async def _message_at(self, channel: str, ts: str) -> dict[str, Any] | None:
+        """One message of a conversation, by its ts (a thread reply, too)."""
+        try:
+            found = await self.client.conversations_history(channel=channel, latest=ts,
+                                                            inclusive=True, limit=1)
+            messages = [m for m in found.get("messages") or () if m.get("ts") == ts]
+            if not messages:
+                found = await self.client.conversations_replies(channel=channel, ts=ts,
+                                                                inclusive=True, limit=1)
+                messages = [m for m in found.get("messages") or () if m.get("ts") == ts]
+        except SlackApiError as exc:
+            log.info("Reacted message not read: %s", exc.response.get("error", "error"))
+            return None
+        return dict(messages[0]) if messages else None
+
+    async def _permalink(self, channel: str, ts: str) -> str | None:
+        try:
+            found = await self.client.chat_getPermalink(channel=channel, message_ts=ts)
+        except SlackApiError as exc:
+            log.info("chat.getPermalink failed: %s", exc.response.get("error", "error"))
+            return None
+        link = found.get("permalink")
+        return link if isinstance(link, str) else None
+
+    async def team_of(self, user_id: str, fallback: str) -> str:
+        """The workspace a user belongs to, as `users.info` says (in a Slack Connect
+        channel, a customer's own), cached; `fallback` when Slack does not say."""
+        cached = self._teams.get(user_id)
+        if cached is not None:
+            return cached
+        try:
+            found = await self.client.users_info(user=user_id)
+        except SlackApiError as exc:
+            log.info("users.info failed: %s", exc.response.get("error", "error"))
+            return fallback
+        team = (found.get("user") or {}).get("team_id")
+        if not isinstance(team, str) or not team:
+            return fallback
+        if len(self._teams) >= TEAMS_CACHED:
+            self._teams.clear()
+        self._teams[user_id] = team
+        return team
+
+    async def _tell(self, channel: str, user: str, reply: Reply) -> None:
+        try:
+            await self.client.chat_postEphemeral(channel=channel, user=user,
+                                                 **render(reply.message).payload())
+        except SlackApiError as exc:
+            log.warning("Slack answer not delivered: %s", exc.response.get("error", "error"))
 
     async def _run_with_files(self, invocation: Invocation, shared: Sequence[files.Shared],
                               *, channel: str | None) -> None:

@@ -170,3 +170,35 @@ def shortcut_files(body: Mapping[str, Any]) -> tuple[Shared, ...]:
     """The files of the message a shortcut was used on, when there are few enough."""
     found = shared((body.get("message") or {}).get("files"))
     return found if len(found) <= SHORTCUT_FILES else ()
+
+
+TICKET_REACTION = "ticket"
+SUBJECT_WORDS = 80  # characters of a message's first line taken as a ticket's subject
+
+
+def reacted(event: Mapping[str, Any]) -> tuple[str, str] | None:
+    """The (channel, ts) of the message a `:ticket:` reaction was added to; None for any
+    other reaction or item."""
+    item = event.get("item") or {}
+    if event.get("reaction") != TICKET_REACTION or item.get("type") != "message":
+        return None
+    channel, ts = item.get("channel"), item.get("ts")
+    return (channel, ts) if isinstance(channel, str) and isinstance(ts, str) else None
+
+
+def reaction_invocation(message: Mapping[str, Any], author_team: str, channel: str,
+                        permalink: str | None) -> Invocation:
+    """`/ticket new` as the author of a message someone reacted to with `:ticket:`: its
+    first line the subject, its text and link the description. One ticket per message,
+    however many reactions and redeliveries (`reaction:CHANNEL:TS`)."""
+    text = unescape(message.get("text") or "").strip()
+    first = next((line.strip() for line in text.splitlines() if line.strip()), "")
+    subject = first if len(first) <= SUBJECT_WORDS else first[: SUBJECT_WORDS - 1] + "…"
+    description = "\n\n".join(p for p in (text, f"From Slack: {permalink}" if permalink
+                                           else "") if p)
+    values = {"SUBJECT": subject or "Message from Slack"}
+    if description:
+        values["DESCRIPTION"] = description
+    return Invocation(sender(author_team, str(message.get("user", ""))),
+                      action=Action.of("ticket.new", values),
+                      event_id=f"reaction:{channel}:{message.get('ts')}")

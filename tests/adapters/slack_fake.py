@@ -40,6 +40,7 @@ class FakeSlack:
     errors: dict[str, str] = field(default_factory=dict)  # method → `ok: false` error, once
     limited: dict[str, int] = field(default_factory=dict)  # method → Retry-After, once
     delay: float = 0.0
+    messages: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # by channel
     files: dict[str, bytes] = field(default_factory=dict)  # served at `file_url(name)`
     token: str = "xoxb-test-token"  # the bot token a file download must carry
     arrived: asyncio.Condition = field(default_factory=asyncio.Condition)
@@ -161,6 +162,10 @@ class FakeSlack:
                 return {"channel": args["channel"], "ts": args["ts"]}
             case "chat.postEphemeral":
                 return {"message_ts": ts}
+            case "conversations.history" | "conversations.replies":
+                key = "latest" if method == "conversations.history" else "ts"
+                return {"messages": [m for m in self.messages.get(args["channel"], ())
+                                     if m["ts"] == args[key]], "has_more": False}
             case "chat.getPermalink":
                 return {"channel": args["channel"], "permalink": (
                     f"https://demo.slack.test/archives/{args['channel']}/"

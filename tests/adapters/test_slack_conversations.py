@@ -9,8 +9,10 @@ from typing import Any
 
 from sqlalchemy import select
 
+from bot.domain import Platform
+from bot.wiring.demo import DEMO_TECH
 from bot.wiring.manifest import MESSAGE_SHORTCUT
-from storage.models import AttachmentRow, TicketRow
+from storage.models import AttachmentRow, ContactRow, TicketRow
 from tests.adapters import test_slack
 from tests.adapters.slack_fake import TEAM
 from tests.adapters.test_slack import SAM, TOM, TOM_DM, TRIAGE, World
@@ -169,3 +171,100 @@ async def test_a_shortcut_by_someone_who_may_not_open_tickets_is_refused(
     [answer] = await world.fake.wait_for("response_url")
     assert answer["response_type"] == "ephemeral" and "link" in answer["text"].lower()
     assert world.fake.of("views.open") == [] and await world.tickets() == []
+
+
+def reaction(user: str, channel: str, ts: str, *, name: str = "ticket",
+             author: str = TOM) -> dict[str, Any]:
+    return {"type": "reaction_added", "user": user, "reaction": name, "item_user": author,
+            "item": {"type": "message", "channel": channel, "ts": ts},
+            "event_ts": "1700002000.000001"}
+
+
+async def opener_names(w: World) -> list[str]:
+    async with w.app.db.read() as session:
+        rows = await session.execute(select(ContactRow.name).join(
+            TicketRow, TicketRow.opener_id == ContactRow.id).order_by(TicketRow.id))
+        return [name for (name,) in rows.all()]
+
+
+async def test_a_ticket_reaction_opens_one_ticket_for_the_messages_author(
+    world: World,
+) -> None:
+    """Sam (support) reacts :ticket: to Tom's message: a ticket opens for Tom, its subject
+    the first line, the text and permalink its description, and Sam is told ephemerally;
+    Tom's own :ticket: on it, and Slack's retry, open nothing more."""
+    ts = "1700002000.000100"
+    world.fake.messages[CHANNEL] = [{"type": "message", "user": TOM, "team": TEAM, "ts": ts,
+                                     "text": "Backups stopped last night\nSince 02:00"}]
+    status, _, took = await world.slack.event(reaction(SAM, CHANNEL, ts), "EvT1")
+    assert status == 200 and took < 0.5
+    await world.adapter.settle()
+    await world.slack.event(reaction(SAM, CHANNEL, ts), "EvT1", retry=1)
+    await world.slack.event(reaction(TOM, CHANNEL, ts), "EvT2")
+    await world.adapter.settle()
+    assert await descriptions(world) == [(
+        "Backups stopped last night", "sev3", "Backups stopped last night\nSince 02:00\n\n"
+        f"From Slack: https://demo.slack.test/archives/{CHANNEL}/p1700002000000100")]
+    assert await opener_names(world) == ["Tom Tech"]
+    told = [(m["user"], m["text"].split(": ", 1)[1] if m["text"].startswith(":") else
+             m["text"]) for m in world.fake.of("chat.postEphemeral")]
+    assert told[0][0] == SAM and told[0][1].startswith(
+        "For the author of this message: Opened ticket #1")
+    assert told[1:] == [(TOM, "A ticket was already opened from this message.")]
+
+
+async def test_a_ticket_reaction_is_refused_unless_the_author_may_open_tickets(
+    world: World,
+) -> None:
+    """On a message by someone who is not a linked technical contact, Sam is told no ticket
+    was opened; other reactions, and a :ticket: by a stranger on Tom's message, do
+    nothing at all."""
+    world.fake.messages[CHANNEL] = [
+        {"type": "message", "user": "U0GUEST", "team": TEAM, "ts": "1.000001", "text": "hi"},
+        {"type": "message", "user": TOM, "team": TEAM, "ts": "1.000002", "text": "VPN"}]
+    await world.slack.event(reaction(SAM, CHANNEL, "1.000001", author="U0GUEST"), "EvU1")
+    await world.slack.event(reaction(SAM, CHANNEL, "1.000002", name="eyes"), "EvU2")
+    await world.slack.event(reaction("U0GUEST", CHANNEL, "1.000002"), "EvU3")
+    await world.adapter.settle()
+    assert await world.tickets() == []
+    assert [(m["user"], m["text"].removeprefix(":warning: "))
+            for m in world.fake.of("chat.postEphemeral")] == [
+        (SAM, "No ticket opened: the author of this message may not open tickets "
+              "(only a linked technical contact can).")]
+
+
+CUSTOMER_TEAM = "T0CUSTOMER"
+
+
+async def test_slack_connect_customers_are_known_by_their_own_workspace(
+    world: World,
+) -> None:
+    """In a channel shared with the customer's workspace, events arrive through the
+    vendor's (`team_id`) while the customer's user belongs to theirs: Tom, linked as his
+    own workspace's U0CUST, is recognised from `user_team` in a thread reply, from the
+    message's `user_team` on a :ticket: reaction, and through `users.info` when a message
+    does not say."""
+    await world.app.services.identity.admin_link(
+        DEMO_TECH, Platform.SLACK, CUSTOMER_TEAM, "U0CUST")
+    (_, card_ts), _ = await world.open_ticket()
+    reply = {"type": "message", "channel": TOM_DM, "channel_type": "im", "user": "U0CUST",
+             "user_team": CUSTOMER_TEAM, "source_team": CUSTOMER_TEAM, "team": TEAM,
+             "text": "From the shared channel", "ts": "1700003000.000001",
+             "thread_ts": card_ts}
+    await world.slack.event(reply, "EvC1")
+    await world.adapter.settle()
+    assert await world.comments() == [("From the shared channel", False)]
+
+    world.fake.messages[CHANNEL] = [
+        {"type": "message", "user": "U0CUST", "user_team": CUSTOMER_TEAM, "team": TEAM,
+         "ts": "2.000001", "text": "Reports are empty"},
+        {"type": "message", "user": "U0CUST", "ts": "2.000002", "text": "Also the API"}]
+    world.fake.users["U0CUST"] = {"id": "U0CUST", "team_id": CUSTOMER_TEAM}
+    await world.slack.event(reaction(SAM, CHANNEL, "2.000001", author="U0CUST"), "EvC2")
+    await world.adapter.settle()
+    await world.slack.event(reaction(SAM, CHANNEL, "2.000002", author="U0CUST"), "EvC3")
+    await world.adapter.settle()
+    assert [t[1] for t in await world.tickets()] == [
+        "VPN drops every hour", "Reports are empty", "Also the API"]
+    assert await opener_names(world) == ["Tom Tech"] * 3
+    assert [u["user"] for u in world.fake.of("users.info")].count("U0CUST") == 1
