@@ -29,14 +29,23 @@ from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from adapters.slack import files, inbound
-from adapters.slack.render import ACTION_PREFIX, FORM_CALLBACK, form_view, render
+from adapters.slack.render import ACTION_PREFIX, FORM_CALLBACK, form_view, home_view, render
 from adapters.slack.transport import SlackTransport
 from bot.commands import ParseError, form_named, parse_values
 from bot.commands.grammar import ROOTS
-from bot.commands.invocation import IncomingFile, Invocation
+from bot.commands.invocation import IncomingFile, Invocation, Sender
 from bot.delivery.ports import Route, Transport
 from bot.domain import MessageRef
-from bot.presentation.messages import Outcome, Reply, resolve_commands
+from bot.presentation.messages import (
+    Actions,
+    Button,
+    Heading,
+    Message,
+    Outcome,
+    Paragraph,
+    Reply,
+    resolve_commands,
+)
 from bot.services.base import ServiceError
 from bot.wiring.config import Settings
 from bot.wiring.manifest import MESSAGE_SHORTCUT
@@ -88,6 +97,7 @@ class SlackAdapter:
         self.bolt.shortcut(MESSAGE_SHORTCUT)(self._shortcut)
         self.bolt.event("message")(self._message)
         self.bolt.event("reaction_added")(self._reaction)
+        self.bolt.event("app_home_opened")(self._home)
         self.bolt.event(re.compile(".*"))(self._ignore)
 
     # The adapter contract ---------------------------------------------------------------
@@ -224,6 +234,25 @@ class SlackAdapter:
             team = str(body.get("team_id", ""))
             self._spawn(self._run_reaction(str(event["user"]), event.get("user_team"),
                                            *found, team))
+
+    async def _home(self, ack: AsyncAck, body: dict[str, Any], event: dict[str, Any]) -> None:
+        await ack()
+        if event.get("tab") == "home" and isinstance(user := event.get("user"), str):
+            team = str(event.get("user_team") or body.get("team_id", ""))
+            self._spawn(self._publish_home(inbound.sender(team, user)))
+
+    async def _publish_home(self, viewer: Sender) -> None:
+        """App Home: the viewer's open tickets as `/ticket list` shows them (or the core's
+        word on why not, say to link first), with a button that opens the new-ticket form."""
+        reply = await self.app.core.handle(Invocation(viewer, text="/ticket list"))
+        shown = reply.message
+        blocks = (shown.blocks or (Paragraph(shown.text),)) + (Actions((
+            Button("Open a ticket", "ticket.new", style="primary", form=True),)),)
+        home = Message(shown.text, blocks=(Heading("Subdesk"), *blocks), tone=shown.tone)
+        try:
+            await self.client.views_publish(user_id=viewer.user_id, view=home_view(home))
+        except SlackApiError as exc:
+            log.warning("App Home not published: %s", exc.response.get("error", "error"))
 
     def _first_delivery(self, event_id: str) -> bool:
         """Whether this process sees a Slack event id for the first time (a few thousand

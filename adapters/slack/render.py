@@ -183,3 +183,9 @@ def _input(field: FormField) -> InputBlock:
         element=element,
         optional=field.optional,
     )
+
+
+def home_view(message: Message) -> dict[str, Any]:
+    """The App Home tab showing `message` (the viewer's open tickets, or why not)."""
+    blocks = render(message).blocks[:100]
+    return {"type": "home", "blocks": blocks}

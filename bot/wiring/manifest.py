@@ -37,6 +37,7 @@ BOT_EVENTS = (
     "message.channels",
     "message.groups",
     "reaction_added",
+    "app_home_opened",
 )
 MESSAGE_SHORTCUT = "subdesk_ticket_from_message"
 SHORTCUTS = (
@@ -87,7 +88,7 @@ def manifest(url: str, *, socket_mode: bool = False, name: str = "Subdesk") -> d
         },
         "features": {
             "app_home": {
-                "home_tab_enabled": False,
+                "home_tab_enabled": True,
                 "messages_tab_enabled": True,
                 "messages_tab_read_only_enabled": False,
             },

@@ -170,6 +170,8 @@ class FakeSlack:
                 return {"channel": args["channel"], "permalink": (
                     f"https://demo.slack.test/archives/{args['channel']}/"
                     f"p{str(args['message_ts']).replace('.', '')}")}
+            case "views.publish":
+                return {"view": {"id": "V0HOME", **args["view"]}}
             case "views.open":
                 return {"view": {"id": "V0001", **args["view"]}}
         return {}

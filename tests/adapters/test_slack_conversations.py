@@ -14,8 +14,8 @@ from bot.wiring.demo import DEMO_TECH
 from bot.wiring.manifest import MESSAGE_SHORTCUT
 from storage.models import AttachmentRow, ContactRow, TicketRow
 from tests.adapters import test_slack
-from tests.adapters.slack_fake import TEAM
-from tests.adapters.test_slack import SAM, TOM, TOM_DM, TRIAGE, World
+from tests.adapters.slack_fake import TEAM, buttons
+from tests.adapters.test_slack import SAM, TOM, TOM_DM, TRIAGE, World, mrkdwn
 
 world = test_slack.world  # the running server, the fake Slack and the demo organization
 
@@ -268,3 +268,35 @@ async def test_slack_connect_customers_are_known_by_their_own_workspace(
         "VPN drops every hour", "Reports are empty", "Also the API"]
     assert await opener_names(world) == ["Tom Tech"] * 3
     assert [u["user"] for u in world.fake.of("users.info")].count("U0CUST") == 1
+
+
+
+async def test_app_home_shows_the_viewers_open_tickets_and_a_new_ticket_button(
+    world: World,
+) -> None:
+    """Opening the Home tab publishes Tom's open tickets; its "Open a ticket" button opens
+    the new-ticket form. Someone not linked is told how to link instead."""
+    await world.open_ticket()
+    home = {"type": "app_home_opened", "user": TOM, "channel": TOM_DM, "tab": "home",
+            "event_ts": "1700004000.000001"}
+    assert (await world.slack.event(home, "EvH1"))[0] == 200
+    [published] = await world.fake.wait_for("views.publish")
+    assert published["user_id"] == TOM and published["view"]["type"] == "home"
+    shown = json.dumps(published["view"]["blocks"])
+    assert "VPN drops every hour" in shown
+    new = buttons(published["view"]["blocks"])["Open a ticket"]
+    await world.slack.interact({
+        "type": "block_actions", "api_app_id": "A0APP", "trigger_id": "9.1.home",
+        "team": {"id": TEAM}, "user": {"id": TOM, "username": "tom", "team_id": TEAM},
+        "container": {"type": "view", "view_id": "V0HOME"}, "view": published["view"],
+        "actions": [{"type": "button", "block_id": "b1", "action_id": new["action_id"],
+                     "value": new["value"], "text": new["text"],
+                     "action_ts": "1700004000.000002"}]})
+    [opened] = await world.fake.wait_for("views.open")
+    assert opened["trigger_id"] == "9.1.home"
+    assert "SUBJECT" in [b["block_id"] for b in opened["view"]["blocks"]]
+
+    await world.slack.event({**home, "user": "U0NOBODY"}, "EvH2")
+    _, stranger = await world.fake.wait_for("views.publish", 2)
+    assert stranger["user_id"] == "U0NOBODY"
+    assert "link" in " ".join(mrkdwn(stranger["view"]["blocks"])).lower()

@@ -67,3 +67,5 @@ def test_manifest_declares_tickets_from_conversations() -> None:
     assert (shortcut["type"], shortcut["callback_id"]) == ("message", MESSAGE_SHORTCUT)
     assert "reaction_added" in data["settings"]["event_subscriptions"]["bot_events"]
     assert "reactions:read" in data["oauth_config"]["scopes"]["bot"]
+    assert "app_home_opened" in data["settings"]["event_subscriptions"]["bot_events"]
+    assert data["features"]["app_home"]["home_tab_enabled"] is True
