@@ -300,9 +300,10 @@ class SlackAdapter:
         permalink = await self._permalink(channel, ts)
         invocation = inbound.shortcut_invocation(body, permalink)
         reply = await self.app.core.handle(invocation)
+        attach = self._simple_files(body.get("message") or {})
         if (reply.outcome is Outcome.NEEDS_INPUT and reply.form is not None
                 and await self._open(body["trigger_id"], form_view(
-                    reply.form, channel=channel, files=inbound.shortcut_files(body)))):
+                    reply.form, channel=channel, files=attach))):
             return
         await self._answer(reply, invocation, response_url=body.get("response_url"),
                            channel=channel)
@@ -324,7 +325,7 @@ class SlackAdapter:
         author_team = (inbound.author_team(message, "") or await self.team_of(author, team_id))
         permalink = await self._permalink(channel, ts)
         invocation = inbound.reaction_invocation(message, author_team, channel, permalink)
-        shared = inbound.shortcut_files({"message": message})
+        shared = self._simple_files(message)
         try:
             invocation = replace(invocation, files=await self.download(shared))
         except (files.TooLarge, files.NotFetched) as exc:
@@ -337,10 +338,18 @@ class SlackAdapter:
         elif reply.ok:
             told = Reply(replace(reply.message, text="For the author of this message: "
                                  + reply.message.text))
-        else:
+        elif reply.outcome is Outcome.REFUSED:
             told = Reply.error("No ticket opened: the author of this message may not open "
                                "tickets (only a linked technical contact can).")
+        else:
+            told = Reply.error("No ticket opened: Subdesk cannot do it right now. "
+                               "Try again in a few minutes.")
         await self._tell(channel, reactor, told)
+
+    def _simple_files(self, message: Mapping[str, Any]) -> tuple[files.Shared, ...]:
+        settings = self.app.settings
+        return inbound.message_files(message, limit=settings.attachment_max_bytes,
+                                     accepted=settings.attachment_types)
 
     async def _message_at(self, channel: str, ts: str) -> dict[str, Any] | None:
         """One message of a conversation, by its ts (a thread reply, too)."""

@@ -4,7 +4,7 @@ thread replies. Pure functions of the payload; no I/O."""
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -166,10 +166,15 @@ def shortcut_invocation(body: Mapping[str, Any], permalink: str | None) -> Invoc
                       action=Action.of("ticket.new", values))
 
 
-def shortcut_files(body: Mapping[str, Any]) -> tuple[Shared, ...]:
-    """The files of the message a shortcut was used on, when there are few enough."""
-    found = shared((body.get("message") or {}).get("files"))
-    return found if len(found) <= SHORTCUT_FILES else ()
+def message_files(message: Mapping[str, Any], *, limit: int, accepted: Sequence[str]
+                  ) -> tuple[Shared, ...]:
+    """The files of a message a ticket is opened from, when that is simple: at most a
+    few, each announced within the size limit and of a type accepted. Others stay in Slack
+    (the message's permalink leads to them) rather than keep the ticket from opening."""
+    allowed = {t.lower() for t in accepted}
+    found = [f for f in shared(message.get("files"))
+             if 0 < f.size <= limit and f.content_type.split(";", 1)[0].lower() in allowed]
+    return tuple(found[:SHORTCUT_FILES])
 
 
 TICKET_REACTION = "ticket"

@@ -135,11 +135,13 @@ async def test_a_message_shortcut_opens_a_ticket_with_its_text_link_and_files(
     world: World,
 ) -> None:
     """"Open a ticket" on a message: a modal asks Tom for the subject and severity, the
-    message's text (unescaped) and permalink are the description, its file an attachment."""
+    message's text (unescaped) and permalink are the description, its text file an
+    attachment (the program, of a type not accepted, stays in Slack)."""
     world.fake.files["trace.txt"] = b"traceback\n"
     message = {"type": "message", "user": TOM, "ts": "1700001000.000100",
                "text": "Export fails &amp; times out &lt;again&gt;",
-               "files": [a_file(world, "trace.txt", kind="text/plain")]}
+               "files": [a_file(world, "trace.txt", kind="text/plain"),
+                         a_file(world, "tool.exe", kind="application/x-msdownload", size=9)]}
     status, body, took = await world.slack.shortcut(TOM, MESSAGE_SHORTCUT, message,
                                                     channel=CHANNEL)
     assert (status, body) == (200, "") and took < 0.5
@@ -149,7 +151,7 @@ async def test_a_message_shortcut_opens_a_ticket_with_its_text_link_and_files(
     assert sorted(inputs) == ["SEVERITY", "SUBJECT"]
     [link] = world.fake.of("chat.getPermalink")
     assert (link["channel"], link["message_ts"]) == (CHANNEL, "1700001000.000100")
-    assert "trace.txt" in json.loads(view["private_metadata"])["files"][0]
+    assert [f[0] for f in json.loads(view["private_metadata"])["files"]] == ["trace.txt"]
     status, body, _ = await world.slack.submit(TOM, view, {"SUBJECT": "Export fails",
                                                            "SEVERITY": "sev2"})
     assert (status, body) == (200, "")
