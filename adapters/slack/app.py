@@ -16,6 +16,7 @@ import logging
 import re
 import time
 from collections.abc import Coroutine, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from aiohttp import ClientError, web
@@ -27,23 +28,35 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
-from adapters.slack import inbound
-from adapters.slack.render import ACTION_PREFIX, FORM_CALLBACK, form_view, render
+from adapters.slack import files, inbound
+from adapters.slack.render import ACTION_PREFIX, FORM_CALLBACK, form_view, home_view, render
 from adapters.slack.transport import SlackTransport
 from bot.commands import ParseError, form_named, parse_values
 from bot.commands.grammar import ROOTS
-from bot.commands.invocation import Invocation
+from bot.commands.invocation import IncomingFile, Invocation, Sender
 from bot.delivery.ports import Route, Transport
 from bot.domain import MessageRef
-from bot.presentation.messages import Outcome, Reply, resolve_commands
+from bot.presentation.messages import (
+    Actions,
+    Button,
+    Heading,
+    Message,
+    Outcome,
+    Paragraph,
+    Reply,
+    resolve_commands,
+)
 from bot.services.base import ServiceError
 from bot.wiring.config import Settings
+from bot.wiring.manifest import MESSAGE_SHORTCUT
 from bot.wiring.runtime import App
 
 log = logging.getLogger(__name__)
 
 EVENTS_PATH = "/slack/events"
 EMAIL_CACHE_SECONDS = 300.0
+TEAMS_CACHED = 10_000  # users whose workspace is remembered
+EVENTS_REMEMBERED = 4096  # reaction event ids, to tell of a retried one only once
 WORKERS = 4  # acknowledged requests worked on at once
 _COMMANDS = re.compile("^/(" + "|".join(re.escape(r) for r in sorted(ROOTS)) + ")$")
 
@@ -59,6 +72,8 @@ class SlackAdapter:
         self.transport = SlackTransport(client)
         self._auth: AuthorizeResult | None = None
         self._emails: dict[tuple[str, str], tuple[float, str | None]] = {}
+        self._teams: dict[str, str] = {}
+        self._seen: dict[str, None] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._gate = asyncio.Semaphore(WORKERS)
         self._stopped = asyncio.Event()
@@ -79,7 +94,10 @@ class SlackAdapter:
         self.bolt.command(_COMMANDS)(self._command)
         self.bolt.action(re.compile("^" + re.escape(ACTION_PREFIX)))(self._action)
         self.bolt.view_submission(FORM_CALLBACK)(self._submission)
+        self.bolt.shortcut(MESSAGE_SHORTCUT)(self._shortcut)
         self.bolt.event("message")(self._message)
+        self.bolt.event("reaction_added")(self._reaction)
+        self.bolt.event("app_home_opened")(self._home)
         self.bolt.event(re.compile(".*"))(self._ignore)
 
     # The adapter contract ---------------------------------------------------------------
@@ -188,14 +206,65 @@ class SlackAdapter:
             await ack(response_action="errors", errors={field: problem[1][:150]})
             return
         await ack()
-        self._spawn(self._run(inbound.submission_invocation(body, form), channel=form.channel))
+        invocation = inbound.submission_invocation(body, form)
+        if form.files:
+            self._spawn(self._run_with_files(invocation, form.files, channel=form.channel))
+            return
+        self._spawn(self._run(invocation, channel=form.channel))
+
+    async def _shortcut(self, ack: AsyncAck, body: dict[str, Any]) -> None:
+        await ack()
+        if body.get("type") == "message_action":
+            self._spawn(self._run_shortcut(body))
 
     async def _message(self, ack: AsyncAck, body: dict[str, Any], event: dict[str, Any]
                        ) -> None:
         await ack()
         invocation = inbound.thread_reply(event, str(body.get("team_id", "")))
         if invocation is not None:
-            self._spawn(self._run_reply(invocation, event.get("channel_type") == "im"))
+            self._spawn(self._run_reply(invocation, event.get("channel_type") == "im",
+                                        files.shared(event.get("files"))))
+
+    async def _reaction(self, ack: AsyncAck, body: dict[str, Any], event: dict[str, Any]
+                        ) -> None:
+        await ack()
+        if (found := inbound.reacted(event)) is not None and event.get("user"):
+            if not self._first_delivery(str(body.get("event_id", ""))):
+                return  # Slack's retry: the ticket is the core's to dedupe, the word ours
+            team = str(body.get("team_id", ""))
+            self._spawn(self._run_reaction(str(event["user"]), event.get("user_team"),
+                                           *found, team))
+
+    async def _home(self, ack: AsyncAck, body: dict[str, Any], event: dict[str, Any]) -> None:
+        await ack()
+        if event.get("tab") == "home" and isinstance(user := event.get("user"), str):
+            team = str(event.get("user_team") or body.get("team_id", ""))
+            self._spawn(self._publish_home(inbound.sender(team, user)))
+
+    async def _publish_home(self, viewer: Sender) -> None:
+        """App Home: the viewer's open tickets as `/ticket list` shows them (or the core's
+        word on why not, say to link first), with a button that opens the new-ticket form."""
+        reply = await self.app.core.handle(Invocation(viewer, text="/ticket list"))
+        shown = reply.message
+        blocks = (shown.blocks or (Paragraph(shown.text),)) + (Actions((
+            Button("Open a ticket", "ticket.new", style="primary", form=True),)),)
+        home = Message(shown.text, blocks=(Heading("Subdesk"), *blocks), tone=shown.tone)
+        try:
+            await self.client.views_publish(user_id=viewer.user_id, view=home_view(home))
+        except SlackApiError as exc:
+            log.warning("App Home not published: %s", exc.response.get("error", "error"))
+
+    def _first_delivery(self, event_id: str) -> bool:
+        """Whether this process sees a Slack event id for the first time (a few thousand
+        remembered), so a retried reaction does not tell the same person twice."""
+        if not event_id:
+            return True
+        if event_id in self._seen:
+            return False
+        if len(self._seen) >= EVENTS_REMEMBERED:
+            del self._seen[next(iter(self._seen))]
+        self._seen[event_id] = None
+        return True
 
     async def _ignore(self, ack: AsyncAck) -> None:
         await ack()
@@ -222,17 +291,152 @@ class SlackAdapter:
         reply = await self.app.core.handle(invocation)
         await self._answer(reply, invocation, response_url=response_url, channel=channel)
 
-    async def _run_reply(self, invocation: Invocation, direct: bool) -> None:
-        """A reply in a thread. In a channel, chatter under messages that are not ours is
-        none of our business, so it is not answered at all."""
+    async def _run_shortcut(self, body: dict[str, Any]) -> None:
+        """"Open a ticket from this message": the core answers `/ticket new` with the
+        message as its description by asking for the subject (or refuses, say to someone
+        not linked); the form opens with the message's files riding along."""
+        channel = str((body.get("channel") or {}).get("id", ""))
+        ts = str((body.get("message") or {}).get("ts") or body.get("message_ts") or "")
+        permalink = await self._permalink(channel, ts)
+        invocation = inbound.shortcut_invocation(body, permalink)
+        reply = await self.app.core.handle(invocation)
+        attach = self._simple_files(body.get("message") or {})
+        if (reply.outcome is Outcome.NEEDS_INPUT and reply.form is not None
+                and await self._open(body["trigger_id"], form_view(
+                    reply.form, channel=channel, files=attach))):
+            return
+        await self._answer(reply, invocation, response_url=body.get("response_url"),
+                           channel=channel)
+
+    async def _run_reaction(self, reactor: str, reactor_team: object, channel: str, ts: str,
+                            team_id: str) -> None:
+        """A `:ticket:` reaction on a message: a ticket for the message's author, if the one
+        reacting is support staff or the author, and the author may open tickets (a linked
+        technical contact: the core's check). The one reacting is told what happened."""
+        message = await self._message_at(channel, ts)
+        author = message.get("user") if message else None
+        if message is None or not isinstance(author, str) or message.get("bot_id"):
+            return
+        reactor_team = (reactor_team if isinstance(reactor_team, str) and reactor_team
+                        else await self.team_of(reactor, team_id))
+        actor = await self.app.services.identity.actor(inbound.sender(reactor_team, reactor))
+        if actor.staff is None and reactor != author:
+            return
+        author_team = (inbound.author_team(message, "") or await self.team_of(author, team_id))
+        permalink = await self._permalink(channel, ts)
+        invocation = inbound.reaction_invocation(message, author_team, channel, permalink)
+        shared = self._simple_files(message)
+        try:
+            invocation = replace(invocation, files=await self.download(shared))
+        except (files.TooLarge, files.NotFetched) as exc:
+            await self._tell(channel, reactor, Reply.error(exc.message()))
+            return
+        reply = await self.app.core.handle(invocation)
+        self.app.dispatcher.poke()
+        if reply.duplicate:
+            told = Reply.text("A ticket was already opened from this message.")
+        elif reply.ok:
+            told = Reply(replace(reply.message, text="For the author of this message: "
+                                 + reply.message.text))
+        elif reply.outcome is Outcome.REFUSED:
+            told = Reply.error("No ticket opened: the author of this message may not open "
+                               "tickets (only a linked technical contact can).")
+        else:
+            told = Reply.error("No ticket opened: Subdesk cannot do it right now. "
+                               "Try again in a few minutes.")
+        await self._tell(channel, reactor, told)
+
+    def _simple_files(self, message: Mapping[str, Any]) -> tuple[files.Shared, ...]:
+        settings = self.app.settings
+        return inbound.message_files(message, limit=settings.attachment_max_bytes,
+                                     accepted=settings.attachment_types)
+
+    async def _message_at(self, channel: str, ts: str) -> dict[str, Any] | None:
+        """One message of a conversation, by its ts (a thread reply, too)."""
+        try:
+            found = await self.client.conversations_history(channel=channel, latest=ts,
+                                                            inclusive=True, limit=1)
+            messages = [m for m in found.get("messages") or () if m.get("ts") == ts]
+            if not messages:
+                found = await self.client.conversations_replies(channel=channel, ts=ts,
+                                                                inclusive=True, limit=1)
+                messages = [m for m in found.get("messages") or () if m.get("ts") == ts]
+        except SlackApiError as exc:
+            log.info("Reacted message not read: %s", exc.response.get("error", "error"))
+            return None
+        return dict(messages[0]) if messages else None
+
+    async def _permalink(self, channel: str, ts: str) -> str | None:
+        try:
+            found = await self.client.chat_getPermalink(channel=channel, message_ts=ts)
+        except SlackApiError as exc:
+            log.info("chat.getPermalink failed: %s", exc.response.get("error", "error"))
+            return None
+        link = found.get("permalink")
+        return link if isinstance(link, str) else None
+
+    async def team_of(self, user_id: str, fallback: str) -> str:
+        """The workspace a user belongs to, as `users.info` says (in a Slack Connect
+        channel, a customer's own), cached; `fallback` when Slack does not say."""
+        cached = self._teams.get(user_id)
+        if cached is not None:
+            return cached
+        try:
+            found = await self.client.users_info(user=user_id)
+        except SlackApiError as exc:
+            log.info("users.info failed: %s", exc.response.get("error", "error"))
+            return fallback
+        team = (found.get("user") or {}).get("team_id")
+        if not isinstance(team, str) or not team:
+            return fallback
+        if len(self._teams) >= TEAMS_CACHED:
+            self._teams.clear()
+        self._teams[user_id] = team
+        return team
+
+    async def _tell(self, channel: str, user: str, reply: Reply) -> None:
+        try:
+            await self.client.chat_postEphemeral(channel=channel, user=user,
+                                                 **render(reply.message).payload())
+        except SlackApiError as exc:
+            log.warning("Slack answer not delivered: %s", exc.response.get("error", "error"))
+
+    async def _run_with_files(self, invocation: Invocation, shared: Sequence[files.Shared],
+                              *, channel: str | None) -> None:
+        try:
+            invocation = replace(invocation, files=await self.download(shared))
+        except (files.TooLarge, files.NotFetched) as exc:
+            await self._answer(Reply.error(exc.message()), invocation, channel=channel)
+            return
+        await self._run(invocation, channel=channel)
+
+    async def _run_reply(self, invocation: Invocation, direct: bool,
+                         shared: Sequence[files.Shared] = ()) -> None:
+        """A reply in a thread, with the files shared in it. In a channel, chatter under
+        messages that are not ours is none of our business, so it is not answered at all."""
         thread = invocation.thread
         assert thread is not None
         if not direct and not await self._ours(thread):
             return
+        if shared:
+            try:
+                invocation = replace(invocation, files=await self.download(shared))
+            except (files.TooLarge, files.NotFetched) as exc:
+                await self._answer(Reply.error(exc.message()), invocation,
+                                   channel=thread.channel, thread=thread)
+                return
         reply = await self.app.core.handle(invocation)
         self.app.dispatcher.poke()
         if not reply.ok:
             await self._answer(reply, invocation, channel=thread.channel, thread=thread)
+
+    async def download(self, shared: Sequence[files.Shared]) -> tuple[IncomingFile, ...]:
+        """The bytes of files shared in Slack, fetched with the bot token from Slack's own
+        host, within the attachment limit."""
+        settings = self.app.settings
+        return await files.download(
+            shared, token=str(self.client.token), api_url=self.client.base_url,
+            limit=settings.attachment_max_bytes, accepted=settings.attachment_types)
 
     async def _ours(self, thread: MessageRef) -> bool:
         """Whether a thread is one of a ticket's or a billing request's."""

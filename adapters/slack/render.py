@@ -8,6 +8,7 @@ never acted on. Command references are written with `/`.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +28,7 @@ from slack_sdk.models.blocks import (
 )
 from slack_sdk.models.views import View
 
+from adapters.slack.files import Shared
 from bot.commands import Form, FormField
 from bot.presentation.messages import (
     Actions,
@@ -137,11 +139,16 @@ def _button(index: int, button: Button) -> ButtonElement:
     )
 
 
-def form_view(form: Form, *, channel: str | None) -> dict[str, Any]:
+def form_view(form: Form, *, channel: str | None, files: Sequence[Shared] = ()
+              ) -> dict[str, Any]:
     """The modal that asks for `form`'s missing fields. The values already known, the
-    command and the conversation to answer in ride in `private_metadata`."""
-    metadata = json.dumps({"command": form.command, "values": form.values(),
-                           "channel": channel}, separators=(",", ":"))
+    command, the conversation to answer in and the Slack files to attach ride in
+    `private_metadata`."""
+    fields: dict[str, Any] = {"command": form.command, "values": form.values(),
+                              "channel": channel}
+    if files:
+        fields["files"] = [[f.name, f.content_type, f.size, f.url] for f in files]
+    metadata = json.dumps(fields, separators=(",", ":"), ensure_ascii=False)
     blocks: list[Block] = [_input(field) for field in form.to_ask]
     known = [f"*{escape(f.label)}*: {escape(f.value or '')}" for f in form.fields
              if f.value is not None]
@@ -176,3 +183,9 @@ def _input(field: FormField) -> InputBlock:
         element=element,
         optional=field.optional,
     )
+
+
+def home_view(message: Message) -> dict[str, Any]:
+    """The App Home tab showing `message` (the viewer's open tickets, or why not)."""
+    blocks = render(message).blocks[:100]
+    return {"type": "home", "blocks": blocks}

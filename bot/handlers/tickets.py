@@ -76,7 +76,7 @@ def register(registry: Registry, services: Services) -> None:
             return Reply.needs(form_for(spec, ctx.parsed.args), f"Usage: {spec.usage()}")
         ticket = await tickets.open(ctx.actor, subject, severity,
                                     description=ctx.parsed.text("DESCRIPTION") or "",
-                                    source_platform=ctx.platform)
+                                    source_platform=ctx.platform, files=ctx.invocation.files)
         assert ctx.actor.org is not None
         due = promise(services.settings, ctx.actor.org, ticket)
         return Reply(

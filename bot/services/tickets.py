@@ -262,9 +262,12 @@ class TicketService(TicketBase):
         *,
         description: str = "",
         source_platform: str = "console",
+        files: Sequence[IncomingFile] = (),
     ) -> Ticket:
-        """Open a ticket: card to the opener, triage card to every triage channel."""
+        """Open a ticket: card to the opener, triage card to every triage channel. `files`
+        (a message's, when a ticket is opened from a conversation) are its attachments."""
         contact, org = self.require_tickets(actor)
+        checked = self._check_files(files)
         subject = " ".join(subject.split())
         if not subject:
             raise Invalid("A ticket needs a subject: "
@@ -285,6 +288,7 @@ class TicketService(TicketBase):
                 sla_warn_at=target.warn,
             )
             await tx.tickets.follow(ticket.id, contact.id)
+            await self._store_files(tx, actor, ticket, checked, internal=False, comment_id=None)
             await self.notifier.to_contact(
                 tx, contact, f"ticket:{ticket.id}:created:opener", ticket_card(ticket.id, "opener")
             )

@@ -27,6 +27,9 @@ def jobs_for(services: Services) -> list[Job]:
             autoclose_job(services.autoclose), sla_report_job(services.sla_report)]
 
 
+DISPATCHER_GRACE = 5.0  # seconds a closing dispatcher may take to finish its batch
+
+
 @dataclass
 class Background:
     scheduler: Any = None
@@ -34,6 +37,7 @@ class Background:
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     started: list[tuple[str, Adapter]] = field(default_factory=list)
     chat_tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    wake_dispatcher: asyncio.Event | None = None
 
     async def wait(self) -> None:
         """Until a chat adapter's task ends (the console at the end of its input), raising
@@ -48,6 +52,12 @@ class Background:
     async def close(self) -> None:
         """Stop everything this started, in reverse order."""
         self.stop.set()
+        if self.wake_dispatcher is not None:
+            # Let the dispatcher finish the delivery in hand rather than cancel it inside a
+            # database call (a connection cancelled mid-statement may never close).
+            self.wake_dispatcher.set()
+            ending = [t for t in self.tasks if t.get_name() == "dispatcher"]
+            await asyncio.wait(ending, timeout=DISPATCHER_GRACE)
         if self.scheduler is not None:
             self.scheduler.shutdown(wait=False)
         for task in reversed(self.tasks):
@@ -81,6 +91,7 @@ async def start_background(app: App, *, dispatcher: bool = True) -> Background:
         background.tasks.append(
             asyncio.create_task(app.dispatcher.run_forever(background.stop), name="dispatcher")
         )
+        background.wake_dispatcher = app.dispatcher.wakeup
     for name, adapter in app.adapters.items():
         task = asyncio.create_task(adapter.run(), name=f"adapter {name}")
         background.tasks.append(task)

@@ -29,12 +29,20 @@ BOT_SCOPES = (
     "users:read",
     "users:read.email",
     "files:read",
+    "reactions:read",
 )
 BOT_EVENTS = (
     "app_mention",
     "message.im",
     "message.channels",
     "message.groups",
+    "reaction_added",
+    "app_home_opened",
+)
+MESSAGE_SHORTCUT = "subdesk_ticket_from_message"
+SHORTCUTS = (
+    {"name": "Open a ticket", "type": "message", "callback_id": MESSAGE_SHORTCUT,
+     "description": "Open a support ticket from this message: its text, link and files"},
 )
 
 
@@ -80,12 +88,13 @@ def manifest(url: str, *, socket_mode: bool = False, name: str = "Subdesk") -> d
         },
         "features": {
             "app_home": {
-                "home_tab_enabled": False,
+                "home_tab_enabled": True,
                 "messages_tab_enabled": True,
                 "messages_tab_read_only_enabled": False,
             },
             "bot_user": {"display_name": name, "always_online": True},
             "slash_commands": commands,
+            "shortcuts": [dict(s) for s in SHORTCUTS],
         },
         "oauth_config": {"scopes": {"bot": list(BOT_SCOPES)}},
         "settings": settings,

@@ -40,6 +40,9 @@ class FakeSlack:
     errors: dict[str, str] = field(default_factory=dict)  # method → `ok: false` error, once
     limited: dict[str, int] = field(default_factory=dict)  # method → Retry-After, once
     delay: float = 0.0
+    messages: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # by channel
+    files: dict[str, bytes] = field(default_factory=dict)  # served at `file_url(name)`
+    token: str = "xoxb-test-token"  # the bot token a file download must carry
     arrived: asyncio.Condition = field(default_factory=asyncio.Condition)
     _ts: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     _hooks: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
@@ -53,9 +56,14 @@ class FakeSlack:
     def response_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/hooks/{next(self._hooks)}"
 
+    def file_url(self, name: str) -> str:
+        return f"http://127.0.0.1:{self.port}/files-pri/{TEAM}-F0/download/{name}"
+
     async def start(self) -> None:
         app = web.Application()
         app.router.add_route("*", "/api/{method}", self._api)
+        app.router.add_get("/files-pri/{file}/download/{name}", self._file)
+        app.router.add_get("/moved/{name}", self._moved)
         app.router.add_post("/hooks/{id}", self._hook)
         self.runner = web.AppRunner(app)
         await self.runner.setup()
@@ -90,6 +98,20 @@ class FakeSlack:
         async with self.arrived:
             self.calls.append(call)
             self.arrived.notify_all()
+
+    async def _file(self, request: web.Request) -> web.Response:
+        """A file's bytes, to the bot token only (Slack answers others with a login page)."""
+        name = request.match_info["name"]
+        authorized = request.headers.get("Authorization") == f"Bearer {self.token}"
+        await self._record(Call("file", {"name": name, "authorized": authorized}))
+        if not authorized or name not in self.files:
+            return web.Response(status=404)
+        return web.Response(body=self.files[name], content_type="application/octet-stream")
+
+    async def _moved(self, request: web.Request) -> web.Response:
+        """A redirect to wherever the query's `to` says."""
+        await self._record(Call("moved", {"name": request.match_info["name"]}))
+        raise web.HTTPFound(request.query["to"])
 
     async def _hook(self, request: web.Request) -> web.Response:
         await self._record(Call("response_url", {"id": request.match_info["id"],
@@ -140,6 +162,16 @@ class FakeSlack:
                 return {"channel": args["channel"], "ts": args["ts"]}
             case "chat.postEphemeral":
                 return {"message_ts": ts}
+            case "conversations.history" | "conversations.replies":
+                key = "latest" if method == "conversations.history" else "ts"
+                return {"messages": [m for m in self.messages.get(args["channel"], ())
+                                     if m["ts"] == args[key]], "has_more": False}
+            case "chat.getPermalink":
+                return {"channel": args["channel"], "permalink": (
+                    f"https://demo.slack.test/archives/{args['channel']}/"
+                    f"p{str(args['message_ts']).replace('.', '')}")}
+            case "views.publish":
+                return {"view": {"id": "V0HOME", **args["view"]}}
             case "views.open":
                 return {"view": {"id": "V0001", **args["view"]}}
         return {}
@@ -200,6 +232,19 @@ class SlackClient:
             "actions": [{"type": "button", "block_id": "b1", "action_id": button["action_id"],
                          "value": button["value"], "text": button["text"],
                          "action_ts": "1700000100.000001"}],
+        })
+
+    async def shortcut(self, user: str, callback_id: str, message: dict[str, Any], *,
+                       channel: str, team: str = TEAM) -> tuple[int, str, float]:
+        """A message shortcut (`message_action`) used on `message` in `channel`."""
+        return await self.interact({
+            "type": "message_action", "token": "x", "action_ts": "1700000200.000001",
+            "callback_id": callback_id, "trigger_id": self.trigger(),
+            "team": {"id": TEAM, "domain": "demo"},
+            "user": {"id": user, "username": user.lower(), "team_id": team},
+            "channel": {"id": channel, "name": "support"}, "is_enterprise_install": False,
+            "response_url": self.fake.response_url(), "message_ts": message["ts"],
+            "message": message,
         })
 
     async def submit(self, user: str, view: dict[str, Any], values: dict[str, str]

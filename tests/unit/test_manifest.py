@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from bot.commands.grammar import GRAMMAR
-from bot.wiring.manifest import manifest, manifest_yaml
+from bot.wiring.manifest import MESSAGE_SHORTCUT, manifest, manifest_yaml
 
 pytestmark = pytest.mark.nodb
 
@@ -58,3 +58,14 @@ def test_invalid_manifest_is_rejected(schema: dict[str, object]) -> None:
     data["features"]["slash_commands"][0]["command"] = "ticket"
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(data, schema)
+
+
+def test_manifest_declares_tickets_from_conversations() -> None:
+    """The message shortcut, the :ticket: reaction's event and the scope to read it."""
+    data = manifest("https://bot.example.org")
+    [shortcut] = data["features"]["shortcuts"]
+    assert (shortcut["type"], shortcut["callback_id"]) == ("message", MESSAGE_SHORTCUT)
+    assert "reaction_added" in data["settings"]["event_subscriptions"]["bot_events"]
+    assert "reactions:read" in data["oauth_config"]["scopes"]["bot"]
+    assert "app_home_opened" in data["settings"]["event_subscriptions"]["bot_events"]
+    assert data["features"]["app_home"]["home_tab_enabled"] is True
