@@ -157,13 +157,14 @@ class Settings(BaseSettings):
     # Auto-close: a ticket pending on the customer is reminded, then solved, after these many
     # business days; a solved ticket closes after these many days.
     pending_reminder_days: int = Field(
-        3, ge=1, validation_alias=_env("SUBDESK_PENDING_REMINDER_DAYS", "pending_reminder_days")
+        3, ge=1, le=365,
+        validation_alias=_env("SUBDESK_PENDING_REMINDER_DAYS", "pending_reminder_days"),
     )
     pending_solve_days: int = Field(
-        7, ge=1, validation_alias=_env("SUBDESK_PENDING_SOLVE_DAYS", "pending_solve_days")
+        7, ge=1, le=365, validation_alias=_env("SUBDESK_PENDING_SOLVE_DAYS", "pending_solve_days")
     )
     solved_close_days: int = Field(
-        4, ge=1, validation_alias=_env("SUBDESK_SOLVED_CLOSE_DAYS", "solved_close_days")
+        4, ge=1, le=365, validation_alias=_env("SUBDESK_SOLVED_CLOSE_DAYS", "solved_close_days")
     )
     sla_warning_ratio: float = Field(
         0.8, gt=0, lt=1, validation_alias=_env("SUBDESK_SLA_WARNING_RATIO", "sla_warning_ratio")

@@ -256,6 +256,7 @@ def test_vendor_domains(clean_env: Path, monkeypatch: pytest.MonkeyPatch) -> Non
         ("SUBDESK_REMINDER_OFFSETS", "[-7, 99999999999]", "SUBDESK_REMINDER_OFFSETS.1"),
         ("SUBDESK_RENEWAL_OFFSETS", "[60, 0]", "SUBDESK_RENEWAL_OFFSETS.1"),
         ("SUBDESK_SLA_WARNING_RATIO", "1.5", "SUBDESK_SLA_WARNING_RATIO"),
+        ("SUBDESK_PENDING_SOLVE_DAYS", "99999999999", "SUBDESK_PENDING_SOLVE_DAYS"),
     ],
 )
 def test_schedule_settings_are_bounded(
