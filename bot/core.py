@@ -11,8 +11,8 @@ import time
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from bot.commands import ParseError, form_for, parse, parse_values
-from bot.commands.grammar import BY_KEY, ROOTS
+from bot.commands import ParseError, form_for, is_command, parse, parse_values
+from bot.commands.grammar import BY_KEY
 from bot.commands.invocation import Invocation
 from bot.commands.registry import CommandContext, Registry
 from bot.domain import Actor
@@ -77,7 +77,7 @@ class Core:
 
     async def _handle(self, invocation: Invocation) -> Reply:
         action = invocation.action
-        if action is None and invocation.thread is not None and not _is_command(invocation.text):
+        if action is None and invocation.thread is not None and not is_command(invocation.text):
             found = await self.services.threads.meaning_of(
                 invocation.sender.platform.value, invocation.thread
             )
@@ -141,17 +141,11 @@ class Core:
         return Reply.error("\n".join(lines))
 
 
-def _is_command(text: str) -> bool:
-    """Whether a message typed in a thread is a command rather than a reply."""
-    head = text.lstrip()[:1]
-    return head in ("/", "!") and text.lstrip()[1:].split(" ", 1)[0].lower() in ROOTS
-
-
 def _command_name(invocation: Invocation) -> str:
     """The command key an invocation asks for (a metrics label from a bounded set)."""
     if invocation.action is not None:
         return invocation.action.command if invocation.action.command in BY_KEY else "unknown"
-    if invocation.thread is not None and not _is_command(invocation.text):
+    if invocation.thread is not None and not is_command(invocation.text):
         return "thread.reply"
     parsed = parse(invocation.text)
     return parsed.spec.key if parsed.spec is not None else "unknown"

@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 from adapters.console.render import PREFIX, printable, render
 from adapters.console.transport import ConsoleTransport
-from bot.commands import Form, FormField, ParseError, form_named, parse_values
+from bot.commands import Form, FormField, ParseError, form_named, is_command, parse_values
 from bot.commands.invocation import Action, Invocation, Sender
 from bot.core import Core
 from bot.delivery.dispatcher import Dispatcher
@@ -74,9 +74,11 @@ class ConsoleSession:
         return fields[0] if fields else None
 
     async def send(self, line: str) -> Reply:
-        """Type one line: a command, or the answer to the open form's current field."""
-        if self.form is not None:
+        """Type one line: a command, or the answer to the open form's current field. A
+        command typed while a form is open closes the form unanswered and runs."""
+        if self.form is not None and not is_command(line):
             return await self._answer(line)
+        self.form = None
         return await self._invoke(Invocation(self.sender, line))
 
     async def press(self, button: Button) -> Reply:

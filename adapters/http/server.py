@@ -162,12 +162,18 @@ async def readyz(request: web.Request) -> web.Response:
     return web.json_response(body, status=503 if held else 200)
 
 
-async def _import(request: web.Request, kind: str) -> web.Response:
+async def _authorized_body(request: web.Request) -> bytes | web.Response:
+    """The request's body once its bearer token checks out, or the refusal to send."""
     app = request.app[APP]
     refused = _authorized(app, request)
     if refused is not None:
         return refused
-    raw = await _read_body(request, app.settings.api_max_body_bytes)
+    return await _read_body(request, app.settings.api_max_body_bytes)
+
+
+async def _import(request: web.Request, kind: str) -> web.Response:
+    app = request.app[APP]
+    raw = await _authorized_body(request)
     if isinstance(raw, web.Response):
         return raw
     try:
@@ -213,14 +219,13 @@ async def metrics(request: web.Request) -> web.Response:
 async def alertmanager_hook(request: web.Request) -> web.Response:
     """Alertmanager's webhook (payload version 4): one message per alert fingerprint."""
     app = request.app[APP]
-    refused = _authorized(app, request)
-    if refused is not None:
-        return refused
-    raw = await _read_body(request, app.settings.api_max_body_bytes)
+    raw = await _authorized_body(request)
     if isinstance(raw, web.Response):
         return raw
     try:
-        payload = validate(parse_json(raw), AmPayload)
+        # Parsing and validation run off the event loop, one document at a time, like imports.
+        async with request.app[GATE]:
+            payload = await asyncio.to_thread(lambda: validate(parse_json(raw), AmPayload))
         received = await app.services.alerts.receive(
             "alertmanager", [from_alertmanager(alert) for alert in payload.alerts])
     except ImportFailed as exc:

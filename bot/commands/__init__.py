@@ -2,7 +2,7 @@
 
 from bot.commands.forms import Form, FormField, form_for, form_named
 from bot.commands.grammar import GRAMMAR
-from bot.commands.parser import Parsed, ParseError, parse, parse_values
+from bot.commands.parser import Parsed, ParseError, is_command, parse, parse_values
 from bot.commands.spec import Arg, ArgKind, CommandSpec
 
 __all__ = [
@@ -16,6 +16,7 @@ __all__ = [
     "Parsed",
     "form_for",
     "form_named",
+    "is_command",
     "parse",
     "parse_values",
 ]

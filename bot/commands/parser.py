@@ -88,6 +88,14 @@ def _clean(text: str) -> str | None:
     return text or None
 
 
+def is_command(text: str) -> bool:
+    """Whether a line is a command (`/ticket …`, `!ticket …`) rather than free text: a reply
+    in a thread, or the answer to a form's question."""
+    stripped = text.lstrip()
+    words = stripped[1:].split(None, 1)
+    return stripped[:1] in ("/", "!") and bool(words) and words[0].lower() in ROOTS
+
+
 def parse(text: str) -> Parsed | ParseError:
     """Parse one command line such as `/ticket comment #12 works now`."""
     if not isinstance(text, str):

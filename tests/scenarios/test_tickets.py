@@ -97,6 +97,19 @@ async def test_new_without_subject_asks_for_it(harness: Harness) -> None:
     assert "  Subject?" in harness.lines and "  Description (optional)?" in harness.lines
 
 
+async def test_a_command_typed_into_an_open_form_runs_instead(harness: Harness) -> None:
+    """A piped session that leaves a form unanswered does not swallow its next command as
+    the answer: the command closes the form and runs."""
+    await build(harness)
+    tom = harness.as_(TOM)
+    await tom.send("/ticket new sev2 Printer on fire")
+    asked = await tom.send("/ticket comment 1")
+    assert asked.form is not None and tom.asking is not None
+    listed = await tom.send("/ticket list")
+    assert listed.ok and tom.form is None and "Printer on fire" in listed.message.text
+    assert await count(harness, TicketCommentRow) == 0
+
+
 async def test_form_field_is_validated_and_can_be_cancelled(harness: Harness) -> None:
     """A form answer that fails the grammar's check is refused with the reason and asked
     again; `cancel` closes the form without running anything."""
