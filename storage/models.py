@@ -17,6 +17,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
+    DateTime,
     ForeignKey,
     Index,
     Integer,
@@ -486,3 +487,80 @@ class AuditEventRow(Base):
     target: Mapped[str] = mapped_column(Text)
     before: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     after: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+# Slack workspaces installed through OAuth -------------------------------------------------
+# The schema of slack_sdk's SQLAlchemy installation and OAuth state stores, which read and
+# write these tables (adapters/slack/installs.py). Times are naive UTC, as those stores write
+# them. Token columns hold Fernet-sealed text, never a token in the clear, hence `Text`.
+
+
+class SlackInstallationRow(Base):
+    """One OAuth install of the app in a workspace (the latest per workspace counts)."""
+
+    __tablename__ = "slack_installations"
+    __table_args__ = (Index("ix_slack_installations_lookup", "client_id", "enterprise_id",
+                            "team_id", "user_id", "installed_at"),)
+
+    id: Mapped[int] = _id()
+    client_id: Mapped[str] = mapped_column(String(32))
+    app_id: Mapped[str] = mapped_column(String(32))
+    enterprise_id: Mapped[str | None] = mapped_column(String(32))
+    enterprise_name: Mapped[str | None] = mapped_column(String(200))
+    enterprise_url: Mapped[str | None] = mapped_column(String(200))
+    team_id: Mapped[str | None] = mapped_column(String(32))
+    team_name: Mapped[str | None] = mapped_column(String(200))
+    bot_token: Mapped[str | None] = mapped_column(Text)
+    bot_id: Mapped[str | None] = mapped_column(String(32))
+    bot_user_id: Mapped[str | None] = mapped_column(String(32))
+    bot_scopes: Mapped[str | None] = mapped_column(String(1000))
+    bot_refresh_token: Mapped[str | None] = mapped_column(Text)
+    bot_token_expires_at: Mapped[dt.datetime | None] = mapped_column(DateTime())
+    user_id: Mapped[str] = mapped_column(String(32))
+    user_token: Mapped[str | None] = mapped_column(Text)
+    user_scopes: Mapped[str | None] = mapped_column(String(1000))
+    user_refresh_token: Mapped[str | None] = mapped_column(Text)
+    user_token_expires_at: Mapped[dt.datetime | None] = mapped_column(DateTime())
+    incoming_webhook_url: Mapped[str | None] = mapped_column(Text)
+    incoming_webhook_channel: Mapped[str | None] = mapped_column(String(200))
+    incoming_webhook_channel_id: Mapped[str | None] = mapped_column(String(200))
+    incoming_webhook_configuration_url: Mapped[str | None] = mapped_column(String(200))
+    is_enterprise_install: Mapped[bool] = mapped_column(Boolean, default=False)
+    token_type: Mapped[str | None] = mapped_column(String(32))
+    installed_at: Mapped[dt.datetime] = mapped_column(DateTime())
+
+
+class SlackBotRow(Base):
+    """A workspace's bot token from its latest install."""
+
+    __tablename__ = "slack_bots"
+    __table_args__ = (Index("ix_slack_bots_lookup", "client_id", "enterprise_id", "team_id",
+                            "installed_at"),)
+
+    id: Mapped[int] = _id()
+    client_id: Mapped[str] = mapped_column(String(32))
+    app_id: Mapped[str] = mapped_column(String(32))
+    enterprise_id: Mapped[str | None] = mapped_column(String(32))
+    enterprise_name: Mapped[str | None] = mapped_column(String(200))
+    team_id: Mapped[str | None] = mapped_column(String(32))
+    team_name: Mapped[str | None] = mapped_column(String(200))
+    bot_token: Mapped[str | None] = mapped_column(Text)
+    bot_id: Mapped[str | None] = mapped_column(String(32))
+    bot_user_id: Mapped[str | None] = mapped_column(String(32))
+    bot_scopes: Mapped[str | None] = mapped_column(String(1000))
+    bot_refresh_token: Mapped[str | None] = mapped_column(Text)
+    bot_token_expires_at: Mapped[dt.datetime | None] = mapped_column(DateTime())
+    is_enterprise_install: Mapped[bool] = mapped_column(Boolean, default=False)
+    installed_at: Mapped[dt.datetime] = mapped_column(DateTime())
+
+
+class SlackOAuthStateRow(Base):
+    """An OAuth `state` handed to a browser on /slack/install, consumed once on its return."""
+
+    __tablename__ = "slack_oauth_states"
+    __table_args__ = (Index("ix_slack_oauth_states_state", "state"),
+                      Index("ix_slack_oauth_states_expire_at", "expire_at"))
+
+    id: Mapped[int] = _id()
+    state: Mapped[str] = mapped_column(String(200))
+    expire_at: Mapped[dt.datetime] = mapped_column(DateTime())

@@ -1,6 +1,8 @@
 """The Slack plug-in: slash commands, buttons, modals and thread replies in through
-slack-bolt on the one HTTP server (`POST /slack/events`), outbox messages out through the
-Web API.
+slack-bolt, on the one HTTP server (`POST /slack/events`) or over Socket Mode when
+`SLACK_APP_TOKEN` is set; outbox messages out through the Web API. One workspace's bot token
+(`SLACK_BOT_TOKEN`), or any number of workspaces installed through OAuth
+(`SLACK_CLIENT_ID` / `SLACK_CLIENT_SECRET`, see `installs`).
 
 Every request is verified against the signing secret and acknowledged at once: the
 listeners run before the response (`process_before_response`), acknowledge, and hand the
@@ -16,21 +18,38 @@ import logging
 import re
 import time
 from collections.abc import Coroutine, Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from aiohttp import ClientError, web
+from pydantic import SecretStr
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.app.async_app import AsyncApp
 from slack_bolt.authorization import AuthorizeResult
+from slack_bolt.authorization.async_authorize import AsyncInstallationStoreAuthorize
 from slack_bolt.context.ack.async_ack import AsyncAck
+from slack_bolt.oauth.async_oauth_settings import AsyncOAuthSettings
 from slack_sdk.errors import SlackApiError
+from slack_sdk.oauth.installation_store.sqlalchemy import AsyncSQLAlchemyInstallationStore
+from slack_sdk.oauth.state_store.sqlalchemy import AsyncSQLAlchemyOAuthStateStore
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from adapters.slack import files, inbound
+from adapters.slack.installs import (
+    INSTALL_PATH,
+    KEY_HINT,
+    KEY_SETTING,
+    REDIRECT_PATH,
+    STATE_SECONDS,
+    BoundedStateStore,
+    SealedInstallationStore,
+    TokenCipher,
+    install_routes,
+)
 from adapters.slack.render import ACTION_PREFIX, FORM_CALLBACK, form_view, home_view, render
-from adapters.slack.transport import SlackTransport
+from adapters.slack.socket import SocketMode
+from adapters.slack.transport import InstalledWorkspaces, OneWorkspace, SlackTransport
 from bot.commands import ParseError, form_named, parse_values
 from bot.commands.grammar import ROOTS
 from bot.commands.invocation import IncomingFile, Invocation, Sender
@@ -48,7 +67,7 @@ from bot.presentation.messages import (
 )
 from bot.services.base import ServiceError
 from bot.wiring.config import Settings
-from bot.wiring.manifest import MESSAGE_SHORTCUT
+from bot.wiring.manifest import BOT_SCOPES, MESSAGE_SHORTCUT
 from bot.wiring.runtime import App
 
 log = logging.getLogger(__name__)
@@ -61,15 +80,30 @@ WORKERS = 4  # acknowledged requests worked on at once
 _COMMANDS = re.compile("^/(" + "|".join(re.escape(r) for r in sorted(ROOTS)) + ")$")
 
 
+@dataclass(frozen=True)
+class Setup:
+    """How this deployment meets Slack: which tokens, and HTTP or Socket Mode."""
+
+    api_url: str
+    signing_secret: str | None = None
+    bot_token: str | None = None  # one workspace
+    app_token: str | None = None  # Socket Mode
+    client_id: str | None = None  # OAuth installs: any number of workspaces
+    client_secret: str | None = None
+    token_key: str | None = None  # Fernet keys sealing the installs' tokens
+
+
 class SlackAdapter:
-    """One workspace's bot token; the workspace is kept in every address."""
+    """Slack through one bolt app: its requests come over HTTP or Socket Mode, and are
+    authorized with one bot token or with the token of the workspace's installation."""
 
     chat = True
 
-    def __init__(self, app: App, client: AsyncWebClient, signing_secret: str) -> None:
+    def __init__(self, app: App, setup: Setup) -> None:
         self.app = app
-        self.client = client
-        self.transport = SlackTransport(client)
+        self.setup = setup
+        self.client: AsyncWebClient | None = None  # the one bot token's, if that is the mode
+        self.installs: SealedInstallationStore | None = None
         self._auth: AuthorizeResult | None = None
         self._emails: dict[tuple[str, str], tuple[float, str | None]] = {}
         self._teams: dict[str, str] = {}
@@ -78,19 +112,53 @@ class SlackAdapter:
         self._gate = asyncio.Semaphore(WORKERS)
         self._stopped = asyncio.Event()
 
-        async def authorize() -> AuthorizeResult:
-            return await self._authorize()
+        oauth: AsyncOAuthSettings | None = None
+        authorize: Any
+        if setup.client_id is not None and setup.client_secret is not None:
+            assert setup.token_key is not None
+            self.installs = SealedInstallationStore(
+                AsyncSQLAlchemyInstallationStore(setup.client_id, engine=app.db.engine,
+                                                 logger=log),
+                TokenCipher(setup.token_key))
+            states = BoundedStateStore(AsyncSQLAlchemyOAuthStateStore(
+                STATE_SECONDS, engine=app.db.engine, logger=log))
+            oauth = AsyncOAuthSettings(
+                client_id=setup.client_id, client_secret=setup.client_secret,
+                scopes=list(BOT_SCOPES), user_scopes=[], redirect_uri=None,
+                install_path=INSTALL_PATH, redirect_uri_path=REDIRECT_PATH,
+                installation_store=self.installs, installation_store_bot_only=True,
+                state_store=states, state_expiration_seconds=STATE_SECONDS, logger=log)
+            # bolt's own authorize, with auth.test answers remembered per token
+            authorize = AsyncInstallationStoreAuthorize(
+                logger=log, installation_store=self.installs, client_id=setup.client_id,
+                client_secret=setup.client_secret, bot_only=True, cache_enabled=True,
+                client=AsyncWebClient(base_url=setup.api_url))
+            self.transport = SlackTransport(InstalledWorkspaces(self.installs, setup.api_url))
+        else:
+            self.client = AsyncWebClient(token=setup.bot_token, base_url=setup.api_url)
+            self._one = OneWorkspace(self.client)
+            self.transport = SlackTransport(self._one)
+
+            async def one_token() -> AuthorizeResult:
+                return await self._authorize()
+
+            authorize = one_token
 
         self.bolt = AsyncApp(
             # bolt's own client takes the token from `authorize`, per request
-            client=AsyncWebClient(base_url=client.base_url),
-            signing_secret=signing_secret,
+            client=AsyncWebClient(base_url=setup.api_url),
+            signing_secret=setup.signing_secret or "",
+            request_verification_enabled=setup.signing_secret is not None,
             authorize=authorize,
-            request_verification_enabled=True,
+            oauth_settings=oauth,
+            installation_store=self.installs,
+            installation_store_bot_only=True if self.installs is not None else None,
             process_before_response=True,
             raise_error_for_unhandled_request=False,
             logger=log,
         )
+        self.socket = (SocketMode(self.bolt, setup.app_token, setup.api_url)
+                       if setup.app_token is not None else None)
         self.bolt.command(_COMMANDS)(self._command)
         self.bolt.action(re.compile("^" + re.escape(ACTION_PREFIX)))(self._action)
         self.bolt.view_submission(FORM_CALLBACK)(self._submission)
@@ -98,6 +166,9 @@ class SlackAdapter:
         self.bolt.event("message")(self._message)
         self.bolt.event("reaction_added")(self._reaction)
         self.bolt.event("app_home_opened")(self._home)
+        if self.installs is not None:
+            # `app_uninstalled` and `tokens_revoked` remove the installation or its tokens
+            self.bolt.enable_token_revocation_listeners()
         self.bolt.event(re.compile(".*"))(self._ignore)
 
     # The adapter contract ---------------------------------------------------------------
@@ -108,27 +179,45 @@ class SlackAdapter:
 
     @property
     def routes(self) -> Sequence[Route]:
-        return [Route("POST", EVENTS_PATH, self.handle)]
+        """`POST /slack/events` unless Socket Mode brings the requests; the OAuth install
+        pages when workspaces install through OAuth."""
+        found = [] if self.socket is not None else [Route("POST", EVENTS_PATH, self.handle)]
+        if self.bolt.oauth_flow is not None:
+            found += install_routes(self.bolt.oauth_flow)
+        return found
 
     async def start(self) -> None:
-        """Check the bot token once (`auth.test`) and learn its workspace. A token Slack
-        refuses stops the process; Slack out of reach does not (it is asked again on the
-        first request, and the outbox waits)."""
-        try:
-            await self._authorize()
-        except SlackApiError as exc:
-            raise ServiceError(f"Slack refused SLACK_BOT_TOKEN: "
-                               f"{exc.response.get('error', 'error')}") from None
-        except (TimeoutError, ClientError, OSError) as exc:
-            log.warning("Slack not reachable at SLACK_API_URL: %s", type(exc).__name__)
+        """Check the bot token once (`auth.test`) and learn its workspace, or seal again the
+        installs' tokens sealed under an older key; check the app token (Socket Mode). A
+        token Slack refuses stops the process; Slack out of reach does not (it is asked
+        again on the first request, and the outbox waits)."""
+        if self.installs is not None:
+            if resealed := await self.installs.reseal():
+                log.info("Slack tokens of %s installations sealed under the first key of %s",
+                         resealed, KEY_SETTING)
+        else:
+            try:
+                await self._authorize()
+            except SlackApiError as exc:
+                raise ServiceError(f"Slack refused SLACK_BOT_TOKEN: "
+                                   f"{exc.response.get('error', 'error')}") from None
+            except (TimeoutError, ClientError, OSError) as exc:
+                log.warning("Slack not reachable at SLACK_API_URL: %s", type(exc).__name__)
+        if self.socket is not None:
+            await self.socket.start()
 
     async def run(self) -> None:
-        """Serve until stopped: Slack's requests arrive on the HTTP server, so the task only
-        keeps the process up (a chat adapter's task ending ends it)."""
+        """Serve until stopped: over Socket Mode, connected (and reconnected) for as long;
+        otherwise Slack's requests arrive on the HTTP server, so the task only keeps the
+        process up (a chat adapter's task ending ends it)."""
+        if self.socket is not None:
+            await self.socket.connect()
         await self._stopped.wait()
 
     async def stop(self) -> None:
         self._stopped.set()
+        if self.socket is not None:
+            await self.socket.stop()  # no new requests; the ones acknowledged finish
         await self.settle(5.0)
         for task in list(self._tasks):
             task.cancel()
@@ -149,12 +238,14 @@ class SlackAdapter:
         return await to_aiohttp_response(response)
 
     async def _authorize(self) -> AuthorizeResult:
+        """The one bot token's authorization, asked of Slack (`auth.test`) once."""
         if self._auth is None:
+            assert self.client is not None
             found = await self.client.auth_test()
             self._auth = AuthorizeResult.from_auth_test_response(
                 auth_test_response=found, bot_token=self.client.token
             )
-            self.transport.team_id = self._auth.team_id
+            self._one.team_id = self._auth.team_id
         return self._auth
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
@@ -176,25 +267,27 @@ class SlackAdapter:
 
     # Listeners: acknowledge, then work -------------------------------------------------
 
-    async def _command(self, ack: AsyncAck, body: dict[str, Any]) -> None:
+    async def _command(self, ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient
+                       ) -> None:
         await ack()
-        self._spawn(self._run_command(body))
+        self._spawn(self._run_command(client, body))
 
-    async def _action(self, ack: AsyncAck, body: dict[str, Any], action: dict[str, Any]
-                      ) -> None:
+    async def _action(self, ack: AsyncAck, body: dict[str, Any], action: dict[str, Any],
+                      client: AsyncWebClient) -> None:
         await ack()
         press = inbound.pressed(action)
         if press is None:
             return
         channel = (body.get("channel") or {}).get("id")
         if press.form and (form := form_named(press.command, press.args)) is not None:
-            self._spawn(self._show(body["trigger_id"], form_view(form, channel=channel)))
+            self._spawn(self._show(client, body["trigger_id"],
+                                   form_view(form, channel=channel)))
             return
-        self._spawn(self._run(inbound.action_invocation(body, press),
+        self._spawn(self._run(client, inbound.action_invocation(body, press),
                               response_url=body.get("response_url"), channel=channel))
 
-    async def _submission(self, ack: AsyncAck, body: dict[str, Any], view: dict[str, Any]
-                          ) -> None:
+    async def _submission(self, ack: AsyncAck, body: dict[str, Any], view: dict[str, Any],
+                          client: AsyncWebClient) -> None:
         form = inbound.submitted(view)
         if form is None:
             await ack()
@@ -208,40 +301,43 @@ class SlackAdapter:
         await ack()
         invocation = inbound.submission_invocation(body, form)
         if form.files:
-            self._spawn(self._run_with_files(invocation, form.files, channel=form.channel))
+            self._spawn(self._run_with_files(client, invocation, form.files,
+                                             channel=form.channel))
             return
-        self._spawn(self._run(invocation, channel=form.channel))
+        self._spawn(self._run(client, invocation, channel=form.channel))
 
-    async def _shortcut(self, ack: AsyncAck, body: dict[str, Any]) -> None:
+    async def _shortcut(self, ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient
+                        ) -> None:
         await ack()
         if body.get("type") == "message_action":
-            self._spawn(self._run_shortcut(body))
+            self._spawn(self._run_shortcut(client, body))
 
-    async def _message(self, ack: AsyncAck, body: dict[str, Any], event: dict[str, Any]
-                       ) -> None:
+    async def _message(self, ack: AsyncAck, body: dict[str, Any], event: dict[str, Any],
+                       client: AsyncWebClient) -> None:
         await ack()
         invocation = inbound.thread_reply(event, str(body.get("team_id", "")))
         if invocation is not None:
-            self._spawn(self._run_reply(invocation, event.get("channel_type") == "im",
+            self._spawn(self._run_reply(client, invocation, event.get("channel_type") == "im",
                                         files.shared(event.get("files"))))
 
-    async def _reaction(self, ack: AsyncAck, body: dict[str, Any], event: dict[str, Any]
-                        ) -> None:
+    async def _reaction(self, ack: AsyncAck, body: dict[str, Any], event: dict[str, Any],
+                        client: AsyncWebClient) -> None:
         await ack()
         if (found := inbound.reacted(event)) is not None and event.get("user"):
             if not self._first_delivery(str(body.get("event_id", ""))):
                 return  # Slack's retry: the ticket is the core's to dedupe, the word ours
             team = str(body.get("team_id", ""))
-            self._spawn(self._run_reaction(str(event["user"]), event.get("user_team"),
+            self._spawn(self._run_reaction(client, str(event["user"]), event.get("user_team"),
                                            *found, team))
 
-    async def _home(self, ack: AsyncAck, body: dict[str, Any], event: dict[str, Any]) -> None:
+    async def _home(self, ack: AsyncAck, body: dict[str, Any], event: dict[str, Any],
+                    client: AsyncWebClient) -> None:
         await ack()
         if event.get("tab") == "home" and isinstance(user := event.get("user"), str):
             team = str(event.get("user_team") or body.get("team_id", ""))
-            self._spawn(self._publish_home(inbound.sender(team, user)))
+            self._spawn(self._publish_home(client, inbound.sender(team, user)))
 
-    async def _publish_home(self, viewer: Sender) -> None:
+    async def _publish_home(self, client: AsyncWebClient, viewer: Sender) -> None:
         """App Home: the viewer's open tickets as `/ticket list` shows them (or the core's
         word on why not, say to link first), with a button that opens the new-ticket form."""
         reply = await self.app.core.handle(Invocation(viewer, text="/ticket list"))
@@ -250,7 +346,7 @@ class SlackAdapter:
             Button("Open a ticket", "ticket.new", style="primary", form=True),)),)
         home = Message(shown.text, blocks=(Heading("Subdesk"), *blocks), tone=shown.tone)
         try:
-            await self.client.views_publish(user_id=viewer.user_id, view=home_view(home))
+            await client.views_publish(user_id=viewer.user_id, view=home_view(home))
         except SlackApiError as exc:
             log.warning("App Home not published: %s", exc.response.get("error", "error"))
 
@@ -271,65 +367,67 @@ class SlackAdapter:
 
     # Work ------------------------------------------------------------------------------
 
-    async def _run_command(self, body: dict[str, Any]) -> None:
+    async def _run_command(self, client: AsyncWebClient, body: dict[str, Any]) -> None:
         text = f"{body['command']} {body.get('text') or ''}"
         email = None
         if inbound.wants_verified_email(inbound.unescape(text)):
-            email = await self.verified_email(body["team_id"], body["user_id"])
+            email = await self.verified_email(client, body["team_id"], body["user_id"])
         invocation = inbound.command_invocation(body, verified_email=email)
         reply = await self.app.core.handle(invocation)
         trigger = body.get("trigger_id")
         if (reply.outcome is Outcome.NEEDS_INPUT and reply.form is not None and trigger
-                and await self._open(trigger, form_view(reply.form,
-                                                        channel=body.get("channel_id")))):
+                and await self._open(client, trigger, form_view(
+                    reply.form, channel=body.get("channel_id")))):
             return
-        await self._answer(reply, invocation, response_url=body.get("response_url"),
+        await self._answer(client, reply, invocation, response_url=body.get("response_url"),
                            channel=body.get("channel_id"))
 
-    async def _run(self, invocation: Invocation, *, response_url: str | None = None,
-                   channel: str | None = None) -> None:
+    async def _run(self, client: AsyncWebClient, invocation: Invocation, *,
+                   response_url: str | None = None, channel: str | None = None) -> None:
         reply = await self.app.core.handle(invocation)
-        await self._answer(reply, invocation, response_url=response_url, channel=channel)
+        await self._answer(client, reply, invocation, response_url=response_url,
+                           channel=channel)
 
-    async def _run_shortcut(self, body: dict[str, Any]) -> None:
+    async def _run_shortcut(self, client: AsyncWebClient, body: dict[str, Any]) -> None:
         """"Open a ticket from this message": the core answers `/ticket new` with the
         message as its description by asking for the subject (or refuses, say to someone
         not linked); the form opens with the message's files riding along."""
         channel = str((body.get("channel") or {}).get("id", ""))
         ts = str((body.get("message") or {}).get("ts") or body.get("message_ts") or "")
-        permalink = await self._permalink(channel, ts)
+        permalink = await self._permalink(client, channel, ts)
         invocation = inbound.shortcut_invocation(body, permalink)
         reply = await self.app.core.handle(invocation)
         attach = self._simple_files(body.get("message") or {})
         if (reply.outcome is Outcome.NEEDS_INPUT and reply.form is not None
-                and await self._open(body["trigger_id"], form_view(
+                and await self._open(client, body["trigger_id"], form_view(
                     reply.form, channel=channel, files=attach))):
             return
-        await self._answer(reply, invocation, response_url=body.get("response_url"),
+        await self._answer(client, reply, invocation, response_url=body.get("response_url"),
                            channel=channel)
 
-    async def _run_reaction(self, reactor: str, reactor_team: object, channel: str, ts: str,
-                            team_id: str) -> None:
+    async def _run_reaction(self, client: AsyncWebClient, reactor: str, reactor_team: object,
+                            channel: str, ts: str, team_id: str) -> None:
         """A `:ticket:` reaction on a message: a ticket for the message's author, if the one
         reacting is support staff or the author, and the author may open tickets (a linked
         technical contact: the core's check). The one reacting is told what happened."""
-        message = await self._message_at(channel, ts)
+        message = await self._message_at(client, channel, ts)
         author = message.get("user") if message else None
         if message is None or not isinstance(author, str) or message.get("bot_id"):
             return
         reactor_team = (reactor_team if isinstance(reactor_team, str) and reactor_team
-                        else await self.team_of(reactor, team_id))
+                        else await self.team_of(client, reactor, team_id))
         actor = await self.app.services.identity.actor(inbound.sender(reactor_team, reactor))
         if actor.staff is None and reactor != author:
             return
-        author_team = (inbound.author_team(message, "") or await self.team_of(author, team_id))
-        permalink = await self._permalink(channel, ts)
+        author_team = (inbound.author_team(message, "")
+                       or await self.team_of(client, author, team_id))
+        permalink = await self._permalink(client, channel, ts)
         invocation = inbound.reaction_invocation(message, author_team, channel, permalink)
         shared = self._simple_files(message)
         try:
-            invocation = replace(invocation, files=await self.download(shared))
+            invocation = replace(invocation, files=await self.download(client, shared))
         except (files.TooLarge, files.NotFetched) as exc:
-            await self._tell(channel, reactor, Reply.error(exc.message()))
+            await self._tell(client, channel, reactor, Reply.error(exc.message()))
             return
         reply = await self.app.core.handle(invocation)
         self.app.dispatcher.poke()
@@ -344,21 +442,22 @@ class SlackAdapter:
         else:
             told = Reply.error("No ticket opened: Subdesk cannot do it right now. "
                                "Try again in a few minutes.")
-        await self._tell(channel, reactor, told)
+        await self._tell(client, channel, reactor, told)
 
     def _simple_files(self, message: Mapping[str, Any]) -> tuple[files.Shared, ...]:
         settings = self.app.settings
         return inbound.message_files(message, limit=settings.attachment_max_bytes,
                                      accepted=settings.attachment_types)
 
-    async def _message_at(self, channel: str, ts: str) -> dict[str, Any] | None:
+    async def _message_at(self, client: AsyncWebClient, channel: str, ts: str
+                          ) -> dict[str, Any] | None:
         """One message of a conversation, by its ts (a thread reply, too)."""
         try:
-            found = await self.client.conversations_history(channel=channel, latest=ts,
+            found = await client.conversations_history(channel=channel, latest=ts,
                                                             inclusive=True, limit=1)
             messages = [m for m in found.get("messages") or () if m.get("ts") == ts]
             if not messages:
-                found = await self.client.conversations_replies(channel=channel, ts=ts,
+                found = await client.conversations_replies(channel=channel, ts=ts,
                                                                 inclusive=True, limit=1)
                 messages = [m for m in found.get("messages") or () if m.get("ts") == ts]
         except SlackApiError as exc:
@@ -366,23 +465,23 @@ class SlackAdapter:
             return None
         return dict(messages[0]) if messages else None
 
-    async def _permalink(self, channel: str, ts: str) -> str | None:
+    async def _permalink(self, client: AsyncWebClient, channel: str, ts: str) -> str | None:
         try:
-            found = await self.client.chat_getPermalink(channel=channel, message_ts=ts)
+            found = await client.chat_getPermalink(channel=channel, message_ts=ts)
         except SlackApiError as exc:
             log.info("chat.getPermalink failed: %s", exc.response.get("error", "error"))
             return None
         link = found.get("permalink")
         return link if isinstance(link, str) else None
 
-    async def team_of(self, user_id: str, fallback: str) -> str:
+    async def team_of(self, client: AsyncWebClient, user_id: str, fallback: str) -> str:
         """The workspace a user belongs to, as `users.info` says (in a Slack Connect
         channel, a customer's own), cached; `fallback` when Slack does not say."""
         cached = self._teams.get(user_id)
         if cached is not None:
             return cached
         try:
-            found = await self.client.users_info(user=user_id)
+            found = await client.users_info(user=user_id)
         except SlackApiError as exc:
             log.info("users.info failed: %s", exc.response.get("error", "error"))
             return fallback
@@ -394,23 +493,24 @@ class SlackAdapter:
         self._teams[user_id] = team
         return team
 
-    async def _tell(self, channel: str, user: str, reply: Reply) -> None:
+    async def _tell(self, client: AsyncWebClient, channel: str, user: str, reply: Reply
+                    ) -> None:
         try:
-            await self.client.chat_postEphemeral(channel=channel, user=user,
+            await client.chat_postEphemeral(channel=channel, user=user,
                                                  **render(reply.message).payload())
         except SlackApiError as exc:
             log.warning("Slack answer not delivered: %s", exc.response.get("error", "error"))
 
-    async def _run_with_files(self, invocation: Invocation, shared: Sequence[files.Shared],
-                              *, channel: str | None) -> None:
+    async def _run_with_files(self, client: AsyncWebClient, invocation: Invocation,
+                              shared: Sequence[files.Shared], *, channel: str | None) -> None:
         try:
-            invocation = replace(invocation, files=await self.download(shared))
+            invocation = replace(invocation, files=await self.download(client, shared))
         except (files.TooLarge, files.NotFetched) as exc:
-            await self._answer(Reply.error(exc.message()), invocation, channel=channel)
+            await self._answer(client, Reply.error(exc.message()), invocation, channel=channel)
             return
-        await self._run(invocation, channel=channel)
+        await self._run(client, invocation, channel=channel)
 
-    async def _run_reply(self, invocation: Invocation, direct: bool,
+    async def _run_reply(self, client: AsyncWebClient, invocation: Invocation, direct: bool,
                          shared: Sequence[files.Shared] = ()) -> None:
         """A reply in a thread, with the files shared in it. In a channel, chatter under
         messages that are not ours is none of our business, so it is not answered at all."""
@@ -420,22 +520,24 @@ class SlackAdapter:
             return
         if shared:
             try:
-                invocation = replace(invocation, files=await self.download(shared))
+                invocation = replace(invocation, files=await self.download(client, shared))
             except (files.TooLarge, files.NotFetched) as exc:
-                await self._answer(Reply.error(exc.message()), invocation,
+                await self._answer(client, Reply.error(exc.message()), invocation,
                                    channel=thread.channel, thread=thread)
                 return
         reply = await self.app.core.handle(invocation)
         self.app.dispatcher.poke()
         if not reply.ok:
-            await self._answer(reply, invocation, channel=thread.channel, thread=thread)
+            await self._answer(client, reply, invocation, channel=thread.channel,
+                               thread=thread)
 
-    async def download(self, shared: Sequence[files.Shared]) -> tuple[IncomingFile, ...]:
-        """The bytes of files shared in Slack, fetched with the bot token from Slack's own
-        host, within the attachment limit."""
+    async def download(self, client: AsyncWebClient, shared: Sequence[files.Shared]
+                       ) -> tuple[IncomingFile, ...]:
+        """The bytes of files shared in Slack, fetched with the workspace's bot token from
+        Slack's own host, within the attachment limit."""
         settings = self.app.settings
         return await files.download(
-            shared, token=str(self.client.token), api_url=self.client.base_url,
+            shared, token=str(client.token), api_url=client.base_url,
             limit=settings.attachment_max_bytes, accepted=settings.attachment_types)
 
     async def _ours(self, thread: MessageRef) -> bool:
@@ -445,18 +547,20 @@ class SlackAdapter:
         except Exception:  # the database is down: the core answers "unavailable" in it
             return True
 
-    async def _show(self, trigger_id: str, view: dict[str, Any]) -> None:
-        await self._open(trigger_id, view)
+    async def _show(self, client: AsyncWebClient, trigger_id: str, view: dict[str, Any]
+                    ) -> None:
+        await self._open(client, trigger_id, view)
 
-    async def _open(self, trigger_id: str, view: dict[str, Any]) -> bool:
+    async def _open(self, client: AsyncWebClient, trigger_id: str, view: dict[str, Any]
+                    ) -> bool:
         try:
-            await self.client.views_open(trigger_id=trigger_id, view=view)
+            await client.views_open(trigger_id=trigger_id, view=view)
         except SlackApiError as exc:
             log.warning("Slack modal not opened: %s", exc.response.get("error", "error"))
             return False
         return True
 
-    async def _answer(self, reply: Reply, invocation: Invocation, *,
+    async def _answer(self, client: AsyncWebClient, reply: Reply, invocation: Invocation, *,
                       response_url: str | None = None, channel: str | None = None,
                       thread: MessageRef | None = None) -> None:
         """Tell the person: through `response_url` when there is one, else ephemerally in
@@ -472,15 +576,16 @@ class SlackAdapter:
                 return
             user = invocation.sender.user_id
             if channel is None:
-                opened = await self.client.conversations_open(users=user)
+                opened = await client.conversations_open(users=user)
                 channel = str(opened["channel"]["id"])
             if thread is not None:
                 body["thread_ts"] = thread.id
-            await self.client.chat_postEphemeral(channel=channel, user=user, **body)
+            await client.chat_postEphemeral(channel=channel, user=user, **body)
         except SlackApiError as exc:
             log.warning("Slack answer not delivered: %s", exc.response.get("error", "error"))
 
-    async def verified_email(self, team_id: str, user_id: str) -> str | None:
+    async def verified_email(self, client: AsyncWebClient, team_id: str, user_id: str
+                             ) -> str | None:
         """The account's email as its workspace verified it (`users.info`), cached a few
         minutes; None when Slack does not vouch for one."""
         now = time.monotonic()
@@ -488,7 +593,7 @@ class SlackAdapter:
         if cached is not None and cached[0] > now:
             return cached[1]
         try:
-            found = await self.client.users_info(user=user_id)
+            found = await client.users_info(user=user_id)
         except SlackApiError as exc:
             log.info("users.info failed: %s", exc.response.get("error", "error"))
             return None
@@ -519,10 +624,48 @@ def _problem(form: inbound.Submitted) -> tuple[str | None, str] | None:
     return None
 
 
-def plugin(settings: Settings, app: App) -> SlackAdapter | None:
-    """Slack, when `SLACK_BOT_TOKEN` and `SLACK_SIGNING_SECRET` are set."""
-    if settings.slack_bot_token is None or settings.slack_signing_secret is None:
+def setup_of(settings: Settings) -> Setup | None:
+    """The Slack setup the settings describe; None when Slack is not configured. Settings
+    that do not fit together are one clear error (never quoting a secret)."""
+    def secret(value: SecretStr | None) -> str | None:
+        return value.get_secret_value() if value is not None else None
+
+    bot, app_token = secret(settings.slack_bot_token), secret(settings.slack_app_token)
+    client_id, client_secret = settings.slack_client_id, secret(settings.slack_client_secret)
+    signing = secret(settings.slack_signing_secret)
+    if bot is None and client_id is None and client_secret is None:
         return None
-    base_url = settings.slack_api_url.rstrip("/") + "/"
-    client = AsyncWebClient(token=settings.slack_bot_token.get_secret_value(), base_url=base_url)
-    return SlackAdapter(app, client, settings.slack_signing_secret.get_secret_value())
+    if (client_id is None) != (client_secret is None):
+        raise ServiceError("SLACK_CLIENT_ID and SLACK_CLIENT_SECRET go together "
+                           "(OAuth installs need both)")
+    if bot is not None and client_id is not None:
+        raise ServiceError(
+            "SLACK_BOT_TOKEN and SLACK_CLIENT_ID are both set: with OAuth installs each "
+            "workspace's token comes from its installation (install yours at /slack/install); "
+            "unset SLACK_BOT_TOKEN, or SLACK_CLIENT_ID and SLACK_CLIENT_SECRET")
+    if signing is None and app_token is None:
+        raise ServiceError("SLACK_SIGNING_SECRET is needed to check Slack's requests "
+                           "(or SLACK_APP_TOKEN, for Socket Mode)")
+    key = secret(settings.slack_token_key)
+    if client_id is not None:
+        if not key:
+            raise ServiceError(
+                f"{KEY_SETTING} is needed with SLACK_CLIENT_ID: the workspaces' tokens are "
+                f"sealed with it in the database ({KEY_HINT})")
+        for channel in (*settings.triage_channels, *settings.billing_channels):
+            platform, _, target = channel.partition(":")
+            if platform == "slack" and ":" not in target:
+                raise ServiceError(
+                    f"{channel[:80]}: with OAuth installs a Slack channel names its workspace "
+                    "(slack:TEAM_ID:CHANNEL_ID) in SUBDESK_TRIAGE_CHANNELS and "
+                    "SUBDESK_BILLING_CHANNELS")
+    return Setup(api_url=settings.slack_api_url.rstrip("/") + "/", signing_secret=signing,
+                 bot_token=bot, app_token=app_token, client_id=client_id,
+                 client_secret=client_secret, token_key=key)
+
+
+def plugin(settings: Settings, app: App) -> SlackAdapter | None:
+    """Slack, when `SLACK_BOT_TOKEN` (one workspace) or `SLACK_CLIENT_ID` and
+    `SLACK_CLIENT_SECRET` (OAuth installs) are set; over Socket Mode with `SLACK_APP_TOKEN`."""
+    setup = setup_of(settings)
+    return SlackAdapter(app, setup) if setup is not None else None

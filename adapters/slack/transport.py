@@ -8,7 +8,9 @@ from typing import Any
 import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
+from sqlalchemy.exc import SQLAlchemyError
 
+from adapters.slack.installs import SealedInstallationStore
 from adapters.slack.render import render
 from bot.delivery.ports import DeliveryError, FailureKind
 from bot.domain import MessageRef
@@ -55,48 +57,96 @@ def _retry_after(headers: Any) -> float:
         return RATE_LIMITED_DEFAULT
 
 
-class SlackTransport:
-    """Posts outbox items with the bot token of one workspace (`team_id`).
-
-    Addresses carry their workspace: `TEAM:USER` for a DM (the IM channel is opened with
-    `conversations.open` and remembered), `TEAM:CHANNEL` or a bare `CHANNEL` (the bot's
-    own workspace) for a channel. A thread root is posted under with `thread_ts`; a card
-    edit replaces its message with `chat.update`."""
-
-    platform = "slack"
+class OneWorkspace:
+    """The workspace of `SLACK_BOT_TOKEN` (`team_id` once `auth.test` said it)."""
 
     def __init__(self, client: AsyncWebClient, team_id: str | None = None) -> None:
         self.client = client
         self.team_id = team_id
-        self._ims: dict[str, str] = {}
+
+    async def client_for(self, team: str) -> AsyncWebClient:
+        if team and self.team_id and team != self.team_id:
+            raise DeliveryError(f"no Slack installation for workspace {team[:32]}",
+                                permanent=True)
+        return self.client
+
+    def refused(self, team: str, error: DeliveryError) -> DeliveryError:
+        """The bot token refused: the operator must fix it, every message waits."""
+        return error
+
+
+class InstalledWorkspaces:
+    """Workspaces installed through OAuth: each address's workspace brings its own bot
+    token, from the installation store."""
+
+    def __init__(self, store: SealedInstallationStore, base_url: str) -> None:
+        self.store = store
+        self.base_url = base_url
+
+    async def client_for(self, team: str) -> AsyncWebClient:
+        if not team:
+            raise DeliveryError("a Slack address names no workspace (write TEAM:CHANNEL "
+                                "when workspaces install through OAuth)", permanent=True)
+        try:
+            token = await self.store.bot_token(team)
+        except (SQLAlchemyError, OSError) as exc:
+            raise DeliveryError(f"Slack installations not readable: {type(exc).__name__}"
+                                ) from None
+        if token is None:
+            raise DeliveryError(f"no Slack installation for workspace {team[:32]}",
+                                permanent=True)
+        return AsyncWebClient(token=token, base_url=self.base_url)
+
+    def refused(self, team: str, error: DeliveryError) -> DeliveryError:
+        """One workspace's token refused (revoked, scopes withdrawn): only its messages
+        wait, with backoff, for a reinstall; the other workspaces' go on."""
+        self.store.forget()
+        return DeliveryError(f"{error} (workspace {team[:32]})")
+
+
+class SlackTransport:
+    """Posts outbox items with the bot token of the workspace each address names.
+
+    Addresses carry their workspace: `TEAM:USER` for a DM (the IM channel is opened with
+    `conversations.open` and remembered), `TEAM:CHANNEL` or a bare `CHANNEL` (the bot's
+    own workspace, with one bot token) for a channel. A thread root is posted under with
+    `thread_ts`; a card edit replaces its message with `chat.update`."""
+
+    platform = "slack"
+
+    def __init__(self, workspaces: OneWorkspace | InstalledWorkspaces) -> None:
+        self.workspaces = workspaces
+        self._ims: dict[tuple[str, str], str] = {}
 
     async def deliver(self, item: OutboxItem, message: Message) -> MessageRef | None:
         body = render(message).payload()
+        team, _, address = item.target.rpartition(":")
+        client = await self.workspaces.client_for(team)
         try:
             if item.replaces is not None:
                 ref = item.replaces
-                await self.client.chat_update(channel=ref.channel, ts=ref.id, **body)
+                await client.chat_update(channel=ref.channel, ts=ref.id, **body)
                 return ref
             if item.thread is not None:
                 channel = item.thread.channel
                 body["thread_ts"] = item.thread.id
             else:
-                channel = await self._channel(item)
-            response = await self.client.chat_postMessage(channel=channel, **body)
+                channel = await self._channel(client, item.kind, team, address)
+            response = await client.chat_postMessage(channel=channel, **body)
         except SlackApiError as exc:
-            raise delivery_error(exc) from None
+            error = delivery_error(exc)
+            if error.kind is FailureKind.CONFIGURATION:
+                raise self.workspaces.refused(team, error) from None
+            raise error from None
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             raise DeliveryError(f"Slack unreachable: {type(exc).__name__}") from None
         return MessageRef(str(response["channel"]), str(response["ts"]))
 
-    async def _channel(self, item: OutboxItem) -> str:
-        team, _, address = item.target.rpartition(":")
-        if team and self.team_id and team != self.team_id:
-            raise DeliveryError(f"no Slack installation for workspace {team[:32]}",
-                                permanent=True)
-        if item.kind != "dm":
+    async def _channel(self, client: AsyncWebClient, kind: str, team: str, address: str
+                       ) -> str:
+        if kind != "dm":
             return address
-        if address not in self._ims:
-            opened = await self.client.conversations_open(users=address)
-            self._ims[address] = str(opened["channel"]["id"])
-        return self._ims[address]
+        if (team, address) not in self._ims:
+            opened = await client.conversations_open(users=address)
+            self._ims[team, address] = str(opened["channel"]["id"])
+        return self._ims[team, address]

@@ -115,6 +115,16 @@ class Settings(BaseSettings):
     slack_app_token: SecretStr | None = Field(
         None, validation_alias=_env("SLACK_APP_TOKEN", "slack_app_token")
     )
+    slack_client_id: str | None = Field(
+        None, validation_alias=_env("SLACK_CLIENT_ID", "slack_client_id")
+    )
+    slack_client_secret: SecretStr | None = Field(
+        None, validation_alias=_env("SLACK_CLIENT_SECRET", "slack_client_secret")
+    )
+    # Fernet keys (comma-separated, the first seals) for the tokens of OAuth installs.
+    slack_token_key: SecretStr | None = Field(
+        None, validation_alias=_env("SUBDESK_SLACK_TOKEN_KEY", "slack_token_key")
+    )
     slack_api_url: str = Field(
         "https://slack.com/api/", validation_alias=_env("SLACK_API_URL", "slack_api_url")
     )
@@ -357,7 +367,12 @@ class Settings(BaseSettings):
 
     @property
     def slack_enabled(self) -> bool:
-        return self.slack_bot_token is not None
+        return self.slack_bot_token is not None or self.slack_oauth
+
+    @property
+    def slack_oauth(self) -> bool:
+        """Whether Slack workspaces install the app through OAuth (multi-workspace)."""
+        return self.slack_client_id is not None or self.slack_client_secret is not None
 
     @property
     def matrix_enabled(self) -> bool:

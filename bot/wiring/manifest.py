@@ -38,7 +38,10 @@ BOT_EVENTS = (
     "message.groups",
     "reaction_added",
     "app_home_opened",
+    "app_uninstalled",  # OAuth installs: the workspace's installation is removed
+    "tokens_revoked",
 )
+INSTALL_REDIRECT = "/slack/oauth_redirect"  # where Slack sends an OAuth installer back
 MESSAGE_SHORTCUT = "subdesk_ticket_from_message"
 SHORTCUTS = (
     {"name": "Open a ticket", "type": "message", "callback_id": MESSAGE_SHORTCUT,
@@ -96,7 +99,8 @@ def manifest(url: str, *, socket_mode: bool = False, name: str = "Subdesk") -> d
             "slash_commands": commands,
             "shortcuts": [dict(s) for s in SHORTCUTS],
         },
-        "oauth_config": {"scopes": {"bot": list(BOT_SCOPES)}},
+        "oauth_config": {"redirect_urls": [f"{base}{INSTALL_REDIRECT}"],
+                         "scopes": {"bot": list(BOT_SCOPES)}},
         "settings": settings,
     }
 

@@ -1,10 +1,16 @@
 """A local Slack Web API on port 0 for the Slack adapter's tests, and signed requests.
 
-Like python-slack-sdk's own mock server, it records every call; it serves the methods the
-adapter uses (`auth.test`, `users.info`, `conversations.open`, `chat.*`, `views.open`) and
-the `response_url`s it hands out, answers a method with an `ok: false` error or a 429 with
-`Retry-After` on demand, and can be made slow. Requests to the adapter are signed the way
-Slack signs them, with slack_sdk's `SignatureVerifier`.
+Like python-slack-sdk's own mock server, it records every call (with the token it carried);
+it serves the methods the adapter uses (`auth.test`, `users.info`, `conversations.open`,
+`chat.*`, `views.open`, `oauth.v2.access`) and the `response_url`s it hands out, answers a
+method with an `ok: false` error or a 429 with `Retry-After` on demand, and can be made
+slow. Requests to the adapter are signed the way Slack signs them, with slack_sdk's
+`SignatureVerifier`.
+
+It is also Slack's Socket Mode end: `apps.connections.open` hands out a `ws://` URL served
+here, where each new link gets a `hello`, envelopes are sent as Slack sends them
+(`slash_commands`, `events_api`, `interactive`, `disconnect`) and acknowledgements are
+recorded; a link can be dropped from this side.
 """
 
 from __future__ import annotations
@@ -13,11 +19,12 @@ import asyncio
 import itertools
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
-from aiohttp import ClientSession, web
+from aiohttp import ClientSession, WSMsgType, web
 from slack_sdk.signature import SignatureVerifier
 
 TEAM = "T0DEMO"
@@ -29,6 +36,17 @@ class Call:
     method: str
     args: dict[str, Any]
     result: dict[str, Any] = field(default_factory=dict)
+    token: str | None = None  # the bearer token of the call, as its Authorization header said
+
+
+@dataclass
+class Install:
+    """What `oauth.v2.access` answers for one code: a workspace's bot token."""
+
+    team: str
+    token: str
+    installer: str = "U0INSTALLER"
+    team_name: str = "Workspace"
 
 
 @dataclass
@@ -43,6 +61,10 @@ class FakeSlack:
     messages: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # by channel
     files: dict[str, bytes] = field(default_factory=dict)  # served at `file_url(name)`
     token: str = "xoxb-test-token"  # the bot token a file download must carry
+    installs: dict[str, Install] = field(default_factory=dict)  # OAuth code → install
+    teams: dict[str, str] = field(default_factory=dict)  # bot token → its workspace
+    links: list[web.WebSocketResponse] = field(default_factory=list)  # Socket Mode links
+    acks: list[dict[str, Any]] = field(default_factory=list)  # what came back over them
     arrived: asyncio.Condition = field(default_factory=asyncio.Condition)
     _ts: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     _hooks: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
@@ -65,6 +87,7 @@ class FakeSlack:
         app.router.add_get("/files-pri/{file}/download/{name}", self._file)
         app.router.add_get("/moved/{name}", self._moved)
         app.router.add_post("/hooks/{id}", self._hook)
+        app.router.add_get("/link/", self._link)
         self.runner = web.AppRunner(app)
         await self.runner.setup()
         site = web.TCPSite(self.runner, "127.0.0.1", 0)
@@ -72,8 +95,60 @@ class FakeSlack:
         self.port = int(self.runner.addresses[0][1])
 
     async def stop(self) -> None:
+        for link in self.links:
+            await link.close()
         if self.runner is not None:
             await self.runner.cleanup()
+
+    # Socket Mode -----------------------------------------------------------------------
+
+    async def _link(self, request: web.Request) -> web.WebSocketResponse:
+        """One Socket Mode link: `hello`, then every text frame that comes back is an ack."""
+        link = web.WebSocketResponse(autoping=True)
+        await link.prepare(request)
+        await link.send_json({"type": "hello", "num_connections": 1,
+                              "debug_info": {"host": "applink-fake", "build_number": 1,
+                                             "approximate_connection_time": 18060},
+                              "connection_info": {"app_id": "A0APP"}})
+        async with self.arrived:
+            self.links.append(link)
+            self.arrived.notify_all()
+        async for frame in link:
+            if frame.type == WSMsgType.TEXT:
+                async with self.arrived:
+                    self.acks.append(json.loads(frame.data))
+                    self.arrived.notify_all()
+        return link
+
+    @property
+    def link(self) -> web.WebSocketResponse:
+        """The latest link, which must be open."""
+        assert self.links and not self.links[-1].closed, "no open Socket Mode link"
+        return self.links[-1]
+
+    async def until(self, ready: Callable[[], bool], seconds: float = 10.0) -> None:
+        """Wait until `ready()` holds, checked whenever a call, link or ack arrives."""
+        async def wait() -> None:
+            async with self.arrived:
+                await self.arrived.wait_for(ready)
+
+        await asyncio.wait_for(wait(), seconds)
+
+    async def linked(self, count: int = 1) -> web.WebSocketResponse:
+        """The latest link, once `count` links have been opened and it is open."""
+        await self.until(lambda: len(self.links) >= count and not self.links[-1].closed)
+        return self.links[-1]
+
+    async def send(self, envelope: dict[str, Any]) -> str:
+        """Send an envelope over the latest link; its envelope id."""
+        await self.link.send_json(envelope)
+        return str(envelope.get("envelope_id", ""))
+
+    async def ack(self, envelope_id: str, seconds: float = 10.0) -> dict[str, Any]:
+        """The acknowledgement of an envelope, once it has come back."""
+        await self.until(lambda: any(a.get("envelope_id") == envelope_id for a in self.acks),
+                         seconds)
+        return next(a for a in self.acks if a.get("envelope_id") == envelope_id)
 
     def of(self, method: str) -> list[dict[str, Any]]:
         return [c.args for c in self.calls if c.method == method]
@@ -130,7 +205,8 @@ class FakeSlack:
                 args[key] = json.loads(args[key])
         if self.delay:
             await asyncio.sleep(self.delay)
-        call = Call(method, args)
+        bearer = request.headers.get("Authorization", "")
+        call = Call(method, args, token=bearer.removeprefix("Bearer ") or args.get("token"))
         if method in self.limited:
             call.result = {"ok": False, "error": "ratelimited"}
             retry_after = self.limited.pop(method)
@@ -140,16 +216,30 @@ class FakeSlack:
         if method in self.errors:
             call.result = {"ok": False, "error": self.errors.pop(method)}
         else:
-            call.result = {"ok": True, **self._answer(method, args)}
+            call.result = {"ok": True, **self._answer(method, args, call.token)}
         await self._record(call)
         return web.json_response(call.result)
 
-    def _answer(self, method: str, args: dict[str, Any]) -> dict[str, Any]:
+    def _answer(self, method: str, args: dict[str, Any], token: str | None) -> dict[str, Any]:
         ts = f"1700000000.{next(self._ts):06d}"
         match method:
             case "auth.test":
-                return {"url": "https://demo.slack.test/", "team": "Demo", "user": "subdesk",
-                        "team_id": TEAM, "user_id": "U0BOT", "bot_id": "B0BOT"}
+                team = self.teams.get(token or "", TEAM)
+                return {"url": f"https://{team.lower()}.slack.test/", "team": "Demo",
+                        "user": "subdesk", "team_id": team, "user_id": "U0BOT",
+                        "bot_id": "B0BOT"}
+            case "apps.connections.open":
+                return {"url": f"ws://127.0.0.1:{self.port}/link/?ticket={next(self._ts)}"}
+            case "oauth.v2.access":
+                install = self.installs.get(str(args.get("code")))
+                if install is None:
+                    return {"ok": False, "error": "invalid_code"}
+                self.teams[install.token] = install.team
+                return {"app_id": "A0APP", "authed_user": {"id": install.installer},
+                        "scope": "commands,chat:write", "token_type": "bot",
+                        "access_token": install.token, "bot_user_id": "U0BOT",
+                        "team": {"id": install.team, "name": install.team_name},
+                        "enterprise": None, "is_enterprise_install": False}
             case "users.info":
                 return {"user": self.users.get(args["user"], {"id": args["user"],
                                                               "team_id": TEAM})}
@@ -208,10 +298,8 @@ class SlackClient:
 
     async def command(self, user: str, command: str, text: str, *, channel: str = "C0GENERAL",
                       **kwargs: Any) -> tuple[int, str, float]:
-        form = {"token": "x", "team_id": TEAM, "team_domain": "demo", "channel_id": channel,
-                "channel_name": "general", "user_id": user, "user_name": user.lower(),
-                "command": command, "text": text, "api_app_id": "A0APP",
-                "response_url": self.fake.response_url(), "trigger_id": self.trigger()}
+        form = command_payload(self.fake, user, command, text, channel=channel,
+                               trigger=self.trigger())
         return await self.post(urlencode(form), "application/x-www-form-urlencoded", **kwargs)
 
     async def interact(self, payload: dict[str, Any]) -> tuple[int, str, float]:
@@ -271,11 +359,9 @@ class SlackClient:
             "view": {**view, "id": "V0001", "team_id": TEAM, "state": {"values": state}},
         })
 
-    async def event(self, event: dict[str, Any], event_id: str, *, retry: int = 0
-                    ) -> tuple[int, str, float]:
-        body = json.dumps({"token": "x", "team_id": TEAM, "api_app_id": "A0APP",
-                           "type": "event_callback", "event_id": event_id,
-                           "event_time": int(time.time()), "event": event})
+    async def event(self, event: dict[str, Any], event_id: str, *, retry: int = 0,
+                    team: str = TEAM) -> tuple[int, str, float]:
+        body = json.dumps(event_payload(event, event_id, team=team))
         headers = {"X-Slack-Retry-Num": str(retry), "X-Slack-Retry-Reason": "http_timeout"
                    } if retry else None
         return await self.post(body, "application/json", headers=headers)
@@ -285,3 +371,61 @@ def buttons(blocks: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """A posted message's buttons by label."""
     return {e["text"]["text"]: e for b in blocks if b["type"] == "actions"
             for e in b["elements"] if e["type"] == "button"}
+
+
+def command_payload(fake: FakeSlack, user: str, command: str, text: str, *, trigger: str,
+                    channel: str = "C0GENERAL", team: str = TEAM) -> dict[str, str]:
+    """A slash command as Slack sends it (form fields over HTTP, JSON over Socket Mode)."""
+    return {"token": "x", "team_id": team, "team_domain": "demo", "channel_id": channel,
+            "channel_name": "general", "user_id": user, "user_name": user.lower(),
+            "command": command, "text": text, "api_app_id": "A0APP",
+            "is_enterprise_install": "false", "response_url": fake.response_url(),
+            "trigger_id": trigger}
+
+
+def event_payload(event: dict[str, Any], event_id: str, *, team: str = TEAM) -> dict[str, Any]:
+    """An Events API `event_callback` as Slack sends it."""
+    return {"token": "x", "team_id": team, "api_app_id": "A0APP", "type": "event_callback",
+            "event_id": event_id, "event_time": int(time.time()), "event": event,
+            "authorizations": [{"enterprise_id": None, "team_id": team, "user_id": "U0BOT",
+                                "is_bot": True, "is_enterprise_install": False}],
+            "is_ext_shared_channel": False, "event_context": f"4-{event_id}"}
+
+
+@dataclass
+class SocketSlack:
+    """Sends what Slack sends over a Socket Mode link: envelopes, each with its own id."""
+
+    fake: FakeSlack
+    _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+    _triggers: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+
+    def envelope_id(self) -> str:
+        return f"dbdd0ef3-1543-4f94-bfb4-{next(self._ids):012d}"
+
+    async def command(self, user: str, command: str, text: str, *,
+                      channel: str = "C0GENERAL") -> str:
+        payload = command_payload(self.fake, user, command, text, channel=channel,
+                                  trigger=f"{next(self._triggers)}.13579.socket")
+        return await self.fake.send({"envelope_id": self.envelope_id(), "payload": payload,
+                                     "type": "slash_commands",
+                                     "accepts_response_payload": True})
+
+    async def event(self, event: dict[str, Any], event_id: str, *, retry: int = 0,
+                    envelope_id: str | None = None) -> str:
+        """An `events_api` envelope; a retry carries `retry_attempt` and its reason."""
+        return await self.fake.send({
+            "envelope_id": envelope_id or self.envelope_id(),
+            "payload": event_payload(event, event_id), "type": "events_api",
+            "accepts_response_payload": False, "retry_attempt": retry,
+            "retry_reason": "timeout" if retry else ""})
+
+    async def interact(self, payload: dict[str, Any]) -> str:
+        return await self.fake.send({
+            "envelope_id": self.envelope_id(), "payload": payload, "type": "interactive",
+            "accepts_response_payload": payload.get("type") == "view_submission"})
+
+    async def disconnect(self, reason: str = "refresh_requested") -> None:
+        """Slack's word that this link is about to go: open another."""
+        await self.fake.send({"type": "disconnect", "reason": reason,
+                              "debug_info": {"host": "applink-fake"}})

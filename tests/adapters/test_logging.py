@@ -22,7 +22,7 @@ from bot.wiring.demo import DEMO_STAFF, DEMO_TECH, seed_demo
 from bot.wiring.logs import configure, secret_values
 from bot.wiring.runtime import build_app
 from storage.db import Database
-from tests.adapters.slack_fake import SECRET, TEAM, FakeSlack, SlackClient
+from tests.adapters.slack_fake import SECRET, TEAM, FakeSlack, SocketSlack
 
 BOT_TOKEN = "xoxb-123-456-bottokenvalue"
 APP_TOKEN = "xapp-1-A0APP-apptokenvalue"
@@ -59,9 +59,10 @@ def restore_logging() -> Iterator[None]:
 async def test_json_logs_carry_ids_and_never_a_secret(
     settings: Settings, clock: FixedClock, db: Database, restore_logging: None
 ) -> None:
-    """With every secret configured and DEBUG logging as JSON, a Slack-signed command, API
-    imports (good and with a wrong token), an Alertmanager notification and failing email
-    deliveries leave JSON lines with request and command ids, and none of the secrets."""
+    """With every secret configured and DEBUG logging as JSON, a Slack command over Socket
+    Mode, API imports (good and with a wrong token), an Alertmanager notification and
+    failing email deliveries leave JSON lines with request and command ids, and none of the
+    secrets."""
     fake = FakeSlack()
     await fake.start()
     tuned = settings.model_copy(update={
@@ -85,9 +86,9 @@ async def test_json_logs_carry_ids_and_never_a_secret(
             assert isinstance(http, HttpAdapter)
             base = f"http://127.0.0.1:{http.port}"
             async with ClientSession() as session:
-                slack = SlackClient(f"{base}/slack/events", fake, session)
-                status, _, _ = await slack.command("U0TOM", "/ticket", "new sev1 Site is down")
-                assert status == 200
+                await fake.linked()
+                slack = SocketSlack(fake)
+                await fake.ack(await slack.command("U0TOM", "/ticket", "new sev1 Site is down"))
                 auth = {"Authorization": f"Bearer {API_TOKEN}"}
                 async with session.post(f"{base}/api/v1/orders", json=ORDER,
                                         headers=auth) as resp:

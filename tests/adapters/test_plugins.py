@@ -148,7 +148,8 @@ async def test_console_plugin_steps_aside_for_a_chat_platform(
     app = await build_app(settings, clock=clock, db=db, terminal=run)
     assert sorted(app.adapters) == ["console", "http"]
     assert sorted(app.transports) == ["console", "email"]
-    with_slack = settings.model_copy(update={"slack_bot_token": SecretStr("xoxb-test")})
+    with_slack = settings.model_copy(update={"slack_bot_token": SecretStr("xoxb-test"),
+                                             "slack_signing_secret": SecretStr("s" * 32)})
     assert with_slack.chat_platform_configured
     app = await build_app(with_slack, clock=clock, db=db, terminal=run)
     assert "console" not in app.adapters

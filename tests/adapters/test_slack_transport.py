@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 import pytest
 from slack_sdk.web.async_client import AsyncWebClient
 
-from adapters.slack.transport import SlackTransport
+from adapters.slack.transport import OneWorkspace, SlackTransport
 from bot.delivery.ports import DeliveryError, FailureKind
 from bot.domain import MessageRef, OutboxStatus
 from bot.presentation.messages import Message, Paragraph
@@ -41,7 +41,8 @@ async def fake() -> AsyncIterator[FakeSlack]:
 
 @pytest.fixture
 def transport(fake: FakeSlack) -> SlackTransport:
-    return SlackTransport(AsyncWebClient(token="xoxb-test", base_url=fake.url), TEAM)
+    client = AsyncWebClient(token="xoxb-test", base_url=fake.url)
+    return SlackTransport(OneWorkspace(client, TEAM))
 
 
 async def test_messages_land_where_their_address_says(
@@ -97,7 +98,8 @@ async def test_slack_errors_read_as_the_right_failure(
 
 async def test_a_peer_that_cannot_be_reached_is_transient(transport: SlackTransport) -> None:
     """Slack down (nothing listening) is retried later, not dead-lettered."""
-    transport.client = AsyncWebClient(token="xoxb-test", base_url="http://127.0.0.1:9/api/")
+    transport.workspaces = OneWorkspace(
+        AsyncWebClient(token="xoxb-test", base_url="http://127.0.0.1:9/api/"), TEAM)
     with pytest.raises(DeliveryError) as raised:
         await transport.deliver(item("C0OPS"), HELLO)
     assert raised.value.kind is FailureKind.TRANSIENT
