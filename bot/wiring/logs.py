@@ -9,6 +9,7 @@ import contextvars
 import datetime as dt
 import json
 import logging
+import re
 import sys
 import uuid
 from collections.abc import Iterable, Iterator
@@ -63,6 +64,11 @@ def secret_values(settings: Settings) -> list[str]:
     return sorted((s for s in found if len(s) >= _MIN_SECRET), key=len, reverse=True)
 
 
+# Tokens no setting names: those of workspaces installed through OAuth (bot, user, refresh and
+# app-level Slack tokens), whichever library prints them (a debug dump of `oauth.v2.access`).
+TOKEN_SHAPES = re.compile(r"\b(?:xox[a-z]|xapp|xoxe\.xox[a-z]|xoxe)-[A-Za-z0-9-]{8,}")
+
+
 class Redactor:
     def __init__(self, secrets: Iterable[str]) -> None:
         self.secrets = list(secrets)
@@ -71,7 +77,7 @@ class Redactor:
         for secret in self.secrets:
             if secret in text:
                 text = text.replace(secret, MASK)
-        return text
+        return TOKEN_SHAPES.sub(MASK, text)
 
 
 class TextFormatter(logging.Formatter):

@@ -16,6 +16,7 @@ recorded; a link can be dropped from this side.
 from __future__ import annotations
 
 import asyncio
+import base64
 import itertools
 import json
 import time
@@ -205,8 +206,12 @@ class FakeSlack:
                 args[key] = json.loads(args[key])
         if self.delay:
             await asyncio.sleep(self.delay)
-        bearer = request.headers.get("Authorization", "")
-        call = Call(method, args, token=bearer.removeprefix("Bearer ") or args.get("token"))
+        scheme, _, credentials = request.headers.get("Authorization", "").partition(" ")
+        if scheme == "Basic":  # a client's id and secret (`oauth.v2.access`)
+            client_id, _, client_secret = base64.b64decode(credentials).decode().partition(":")
+            args |= {"client_id": client_id, "client_secret": client_secret}
+        token = credentials if scheme == "Bearer" else args.get("token")
+        call = Call(method, args, token=token)
         if method in self.limited:
             call.result = {"ok": False, "error": "ratelimited"}
             retry_after = self.limited.pop(method)
@@ -297,8 +302,8 @@ class SlackClient:
         return resp.status, text, time.perf_counter() - started
 
     async def command(self, user: str, command: str, text: str, *, channel: str = "C0GENERAL",
-                      **kwargs: Any) -> tuple[int, str, float]:
-        form = command_payload(self.fake, user, command, text, channel=channel,
+                      team: str = TEAM, **kwargs: Any) -> tuple[int, str, float]:
+        form = command_payload(self.fake, user, command, text, channel=channel, team=team,
                                trigger=self.trigger())
         return await self.post(urlencode(form), "application/x-www-form-urlencoded", **kwargs)
 
