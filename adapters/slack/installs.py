@@ -114,7 +114,7 @@ class SealedInstallationStore(AsyncInstallationStore):
                  *, clock: Callable[[], float] = time.monotonic) -> None:
         self.inner = inner
         self.cipher = cipher
-        self._clock = clock
+        self.clock = clock
         self._cache: dict[tuple[Any, ...], _Cached] = {}
 
     @property
@@ -245,7 +245,7 @@ class SealedInstallationStore(AsyncInstallationStore):
         """`load()`, remembered for `CACHE_SECONDS`. Past that it is asked again; when the
         database takes longer than `PATIENCE` or fails, the remembered answer stands (the
         lookup still completes in the background and refreshes it)."""
-        now = self._clock()
+        now = self.clock()
         hit = self._cache.get(key)
         if hit is not None and now - hit.at < CACHE_SECONDS:
             return copy.copy(hit.value)  # type: ignore[no-any-return]
@@ -255,7 +255,7 @@ class SealedInstallationStore(AsyncInstallationStore):
             if not done.cancelled() and done.exception() is None:
                 if len(self._cache) >= CACHE_ENTRIES:
                     self._cache.clear()
-                self._cache[key] = _Cached(self._clock(), done.result())
+                self._cache[key] = _Cached(self.clock(), done.result())
 
         lookup.add_done_callback(keep)
         try:

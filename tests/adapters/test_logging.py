@@ -126,11 +126,12 @@ async def test_json_logs_carry_ids_and_never_a_secret(
 
 @pytest.mark.nodb
 def test_a_secret_in_a_record_or_exception_is_masked(restore_logging: None) -> None:
-    """Whatever a library writes (a URL with its password, an exception quoting a token)
-    reaches the log masked, in text and in JSON."""
+    """Whatever a library writes (a URL with its password, an exception quoting a token, a
+    Slack token no setting names, as in a debug dump of an OAuth answer) reaches the log
+    masked, in text and in JSON."""
     for fmt in ("json", "text"):
         tuned = Settings(_env_file=None, smtp_url=SecretStr(SMTP_URL),  # type: ignore[call-arg]
-                         api_token=SecretStr(API_TOKEN), log_format=fmt)
+                         api_token=SecretStr(API_TOKEN), log_format=fmt, log_level="DEBUG")
         captured = io.StringIO()
         configure(tuned, captured)
         log = logging.getLogger("some.library")
@@ -139,6 +140,10 @@ def test_a_secret_in_a_record_or_exception_is_masked(restore_logging: None) -> N
             raise RuntimeError(f"bad header Bearer {API_TOKEN}")
         except RuntimeError:
             log.exception("request failed")
+        installed = {"access_token": "xoxb-42-43-installedbottoken",
+                     "refresh_token": "xoxe-1-My0xLTQyLXJlZnJlc2g", "text": "xoxo, the team"}
+        log.debug("Received the following response - body: %s", installed)
         text = captured.getvalue()
         assert "**********" in text and "RuntimeError" in text
         assert SMTP_PASSWORD not in text and "p%23ss" not in text and API_TOKEN not in text
+        assert "installedbottoken" not in text and "My0xLTQyLXJlZnJlc2g" not in text

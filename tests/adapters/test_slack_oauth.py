@@ -5,6 +5,8 @@ by its own token, and uninstall and revocation removing them."""
 
 from __future__ import annotations
 
+import asyncio
+import datetime as dt
 import html
 import io
 import logging
@@ -12,9 +14,11 @@ import os
 import re
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -197,6 +201,23 @@ async def test_the_oauth_dance_stores_the_installation_with_its_tokens_sealed(
     assert len(await installs.bots()) == 1
 
 
+async def test_install_links_are_bounded_and_expired_ones_dropped(installs: Installs) -> None:
+    """Each `GET /slack/install` stores a state; expired ones are deleted as new ones are
+    handed out, and past the bound of live ones the page answers 503 and stores nothing."""
+    flow = installs.adapter.bolt.oauth_flow
+    assert flow is not None
+    flow.settings.state_store.limit = 2
+    async with installs.app.db.transaction() as session:
+        session.add(SlackOAuthStateRow(state="old", expire_at=dt.datetime(2020, 1, 1)))
+    await installs.begin()
+    await installs.begin()
+    async with installs.http.get(f"{installs.base}/slack/install") as resp:
+        assert resp.status == 503 and "Set-Cookie" not in resp.headers
+    async with installs.app.db.read() as session:
+        states = list((await session.execute(select(SlackOAuthStateRow.state))).scalars())
+    assert len(states) == 2 and "old" not in states
+
+
 async def test_each_workspace_is_served_with_its_own_token(installs: Installs) -> None:
     """With ACME and BETA installed, Tom's signed command from ACME is authorized with ACME's
     token (`auth.test`, then `views.open` for the form); the ticket's card to Tom goes with
@@ -219,6 +240,31 @@ async def test_each_workspace_is_served_with_its_own_token(installs: Installs) -
     assert installs.tokens_of("conversations.open") == [ACME_TOKEN]
     assert installs.tokens_of("auth.test") == [ACME_TOKEN]  # remembered per token
     assert opened["trigger_id"]
+
+
+async def test_a_slow_database_does_not_hold_up_the_ack(
+    installs: Installs, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A workspace's installation, once looked up, is remembered: when it is due to be
+    looked up again and the database takes seconds, the command is acknowledged at once on
+    the installation known, and answered."""
+    await installs.install(ACME, ACME_TOKEN)
+    await installs.slack.command(TOM, "/ticket", "list", team=ACME)
+    await installs.fake.wait_for("response_url")
+    store = installs.adapter.installs
+    assert store is not None
+    slow = store.inner.async_find_bot
+
+    async def stuck(**kwargs: Any) -> Any:
+        await asyncio.sleep(3.0)
+        return await slow(**kwargs)
+
+    monkeypatch.setattr(store.inner, "async_find_bot", stuck)
+    later = time.monotonic() + 3600
+    monkeypatch.setattr(store, "clock", lambda: later)
+    status, body, took = await installs.slack.command(TOM, "/ticket", "list", team=ACME)
+    assert (status, body) == (200, "") and took < 2.0, took
+    await installs.fake.wait_for("response_url", 2)
 
 
 async def test_uninstall_and_revocation_remove_what_they_name(installs: Installs) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from aiohttp import ClientSession
 from pydantic import SecretStr
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from adapters.http.app import HttpAdapter
 from adapters.slack.app import SlackAdapter
@@ -26,7 +26,7 @@ from bot.wiring.demo import DEMO_STAFF, DEMO_TECH, seed_demo
 from bot.wiring.manifest import BOT_EVENTS, manifest
 from bot.wiring.runtime import App, build_app
 from storage.db import Database
-from storage.models import TicketCommentRow, TicketRow
+from storage.models import OutboxRow, TicketCommentRow, TicketRow
 from tests.adapters.slack_fake import TEAM, FakeSlack, SocketSlack, buttons
 
 APP_TOKEN = "xapp-1-A0APP-1234-socketsecret"
@@ -59,6 +59,15 @@ class Linked:
         assert "payload" not in acked or not acked["payload"]
         await self.fake.until(lambda: bool(self.fake.posted(TOM_DM) and
                                            self.fake.posted(TRIAGE)))
+        for _ in range(500):  # and their references kept, so replies under them resolve
+            async with self.app.db.read() as session:
+                kept = (await session.execute(select(func.count()).select_from(OutboxRow)
+                                              .where(OutboxRow.platform == "slack",
+                                                     OutboxRow.platform_ref.is_not(None))
+                                              )).scalar_one()
+            if kept >= 2:
+                break
+            await asyncio.sleep(0.02)
         return self.fake.posted(TOM_DM)[0][1], self.fake.posted(TRIAGE)[0][1]
 
     def reply(self, thread_ts: str, ts: str, text: str) -> dict[str, Any]:

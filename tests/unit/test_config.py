@@ -21,6 +21,8 @@ SECRETS = {
     "SLACK_BOT_TOKEN": TOKEN,
     "SLACK_SIGNING_SECRET": "SiGnInGsEcReT",
     "SLACK_APP_TOKEN": "xapp-AppSeCrEt",
+    "SLACK_CLIENT_SECRET": "ClIeNtSeCrEt",
+    "SUBDESK_SLACK_TOKEN_KEY": "FeRnEtKeYSeCrEt=",
     "MATRIX_PASSWORD": "MxPaSsWoRd",
     "MATRIX_ACCESS_TOKEN": "syt_MxToKeN",
 }
