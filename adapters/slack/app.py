@@ -26,26 +26,19 @@ from pydantic import SecretStr
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.app.async_app import AsyncApp
 from slack_bolt.authorization import AuthorizeResult
-from slack_bolt.authorization.async_authorize import AsyncInstallationStoreAuthorize
 from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.oauth.async_oauth_settings import AsyncOAuthSettings
 from slack_sdk.errors import SlackApiError
-from slack_sdk.oauth.installation_store.sqlalchemy import AsyncSQLAlchemyInstallationStore
-from slack_sdk.oauth.state_store.sqlalchemy import AsyncSQLAlchemyOAuthStateStore
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from adapters.slack import files, inbound
 from adapters.slack.installs import (
-    INSTALL_PATH,
     KEY_HINT,
     KEY_SETTING,
-    REDIRECT_PATH,
-    STATE_SECONDS,
-    BoundedStateStore,
     SealedInstallationStore,
-    TokenCipher,
     install_routes,
+    oauth_parts,
 )
 from adapters.slack.render import ACTION_PREFIX, FORM_CALLBACK, form_view, home_view, render
 from adapters.slack.socket import SocketMode
@@ -116,23 +109,10 @@ class SlackAdapter:
         authorize: Any
         if setup.client_id is not None and setup.client_secret is not None:
             assert setup.token_key is not None
-            self.installs = SealedInstallationStore(
-                AsyncSQLAlchemyInstallationStore(setup.client_id, engine=app.db.engine,
-                                                 logger=log),
-                TokenCipher(setup.token_key))
-            states = BoundedStateStore(AsyncSQLAlchemyOAuthStateStore(
-                STATE_SECONDS, engine=app.db.engine, logger=log))
-            oauth = AsyncOAuthSettings(
-                client_id=setup.client_id, client_secret=setup.client_secret,
-                scopes=list(BOT_SCOPES), user_scopes=[], redirect_uri=None,
-                install_path=INSTALL_PATH, redirect_uri_path=REDIRECT_PATH,
-                installation_store=self.installs, installation_store_bot_only=True,
-                state_store=states, state_expiration_seconds=STATE_SECONDS, logger=log)
-            # bolt's own authorize, with auth.test answers remembered per token
-            authorize = AsyncInstallationStoreAuthorize(
-                logger=log, installation_store=self.installs, client_id=setup.client_id,
-                client_secret=setup.client_secret, bot_only=True, cache_enabled=True,
-                client=AsyncWebClient(base_url=setup.api_url))
+            parts = oauth_parts(setup.client_id, setup.client_secret, setup.token_key,
+                                engine=app.db.engine, api_url=setup.api_url,
+                                scopes=BOT_SCOPES)
+            self.installs, oauth, authorize = parts.store, parts.settings, parts.authorize
             self.transport = SlackTransport(InstalledWorkspaces(self.installs, setup.api_url))
         else:
             self.client = AsyncWebClient(token=setup.bot_token, base_url=setup.api_url)

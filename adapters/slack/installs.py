@@ -21,22 +21,26 @@ import copy
 import datetime as dt
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from aiohttp import web
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.authorization.async_authorize import AsyncInstallationStoreAuthorize
 from slack_bolt.oauth.async_oauth_flow import AsyncOAuthFlow
+from slack_bolt.oauth.async_oauth_settings import AsyncOAuthSettings
 from slack_sdk.oauth.installation_store.async_installation_store import AsyncInstallationStore
 from slack_sdk.oauth.installation_store.models.bot import Bot
 from slack_sdk.oauth.installation_store.models.installation import Installation
 from slack_sdk.oauth.installation_store.sqlalchemy import AsyncSQLAlchemyInstallationStore
 from slack_sdk.oauth.state_store.async_state_store import AsyncOAuthStateStore
 from slack_sdk.oauth.state_store.sqlalchemy import AsyncSQLAlchemyOAuthStateStore
+from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy import delete, desc, func, select, update
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.delivery.ports import Route
 from bot.services.base import ServiceError
@@ -302,6 +306,35 @@ class BoundedStateStore(AsyncOAuthStateStore):
             return False
         consumed: bool = await self.inner.async_consume(state)
         return consumed
+
+
+@dataclass(frozen=True)
+class OAuthParts:
+    store: SealedInstallationStore
+    settings: AsyncOAuthSettings
+    authorize: AsyncInstallationStoreAuthorize
+
+
+def oauth_parts(client_id: str, client_secret: str, keys: str, *, engine: AsyncEngine,
+                api_url: str, scopes: Sequence[str]) -> OAuthParts:
+    """Bolt's OAuth settings and authorize for this deployment: installations and states in
+    the database behind `engine`, tokens sealed under `keys`, bot tokens only."""
+    store = SealedInstallationStore(
+        AsyncSQLAlchemyInstallationStore(client_id, engine=engine, logger=log),
+        TokenCipher(keys))
+    states = BoundedStateStore(AsyncSQLAlchemyOAuthStateStore(STATE_SECONDS, engine=engine,
+                                                              logger=log))
+    settings = AsyncOAuthSettings(
+        client_id=client_id, client_secret=client_secret, scopes=list(scopes), user_scopes=[],
+        install_path=INSTALL_PATH, redirect_uri_path=REDIRECT_PATH, installation_store=store,
+        installation_store_bot_only=True, state_store=states,
+        state_expiration_seconds=STATE_SECONDS, logger=log)
+    # bolt's own authorize, with each token's `auth.test` answer remembered
+    authorize = AsyncInstallationStoreAuthorize(
+        logger=log, installation_store=store, client_id=client_id,
+        client_secret=client_secret, bot_only=True, cache_enabled=True,
+        client=AsyncWebClient(base_url=api_url))
+    return OAuthParts(store, settings, authorize)
 
 
 def install_routes(flow: AsyncOAuthFlow) -> list[Route]:
