@@ -29,6 +29,8 @@ class Alert:
     acked_by: str | None = None
     acked_at: dt.datetime | None = None
     resolved_by: str | None = None
+    ticket_id: int | None = None  # the ticket an internal alert is about
+    resolution: str | None = None  # why its source resolved it
 
     @property
     def card_key(self) -> str:
@@ -40,7 +42,7 @@ def _value(row: AlertRow) -> Alert:
     return Alert(
         row.id, row.source, row.fingerprint, row.org_id, row.level, row.status, row.title,
         row.body, row.episode, row.created_at, row.updated_at, row.acked_by, row.acked_at,
-        row.resolved_by,
+        row.resolved_by, row.ticket_id, row.resolution,
     )
 
 
@@ -51,14 +53,14 @@ class AlertStore:
 
     async def add(
         self, source: str, fingerprint: str, *, org_id: int | None, level: str, status: str,
-        title: str, body: str,
+        title: str, body: str, ticket_id: int | None = None,
     ) -> Alert | None:
         """A new alert row; None when (source, fingerprint) exists already."""
         new_id = await insert_ignore(
             self.s, AlertRow,
             {"source": source, "fingerprint": fingerprint, "org_id": org_id, "level": level,
              "status": status, "title": title, "body": body, "episode": 1,
-             "created_at": self.now, "updated_at": self.now},
+             "ticket_id": ticket_id, "created_at": self.now, "updated_at": self.now},
             ("source", "fingerprint"),
         )
         return None if new_id is None else await self.get(new_id)
@@ -79,6 +81,37 @@ class AlertStore:
             .with_for_update()
         )).first()
         return None if row is None else _value(row)
+
+    async def find(self, source: str, fingerprint: str) -> Alert | None:
+        """The alert, unlocked (for reading, e.g. rendering a card at delivery)."""
+        row = (await self.s.scalars(
+            select(AlertRow)
+            .where(AlertRow.source == source, AlertRow.fingerprint == fingerprint)
+            .execution_options(populate_existing=True)
+        )).first()
+        return None if row is None else _value(row)
+
+    async def firing_for_ticket(self, ticket_id: int) -> list[Alert]:
+        """A ticket's firing alerts, locked for the rest of the transaction."""
+        rows = await self.s.scalars(
+            select(AlertRow)
+            .where(AlertRow.ticket_id == ticket_id, AlertRow.status == "firing")
+            .order_by(AlertRow.id)
+            .with_for_update()
+        )
+        return [_value(r) for r in rows]
+
+    async def firing_with_prefix(self, source: str, prefix: str) -> list[Alert]:
+        """Firing alerts of `source` whose fingerprint starts with `prefix`, locked."""
+        escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        rows = await self.s.scalars(
+            select(AlertRow)
+            .where(AlertRow.source == source, AlertRow.status == "firing",
+                   AlertRow.fingerprint.like(escaped + "%", escape="\\"))
+            .order_by(AlertRow.id)
+            .with_for_update()
+        )
+        return [_value(r) for r in rows]
 
     async def update(self, alert_id: int, **changes: Any) -> Alert:
         await self.s.execute(

@@ -407,7 +407,10 @@ class BillingRequestRow(Base):
 
 class AlertRow(Base):
     __tablename__ = "alerts"
-    __table_args__ = (UniqueConstraint("source", "fingerprint", name="uq_alerts_fingerprint"),)
+    __table_args__ = (
+        UniqueConstraint("source", "fingerprint", name="uq_alerts_fingerprint"),
+        Index("ix_alerts_ticket", "ticket_id", "status"),
+    )
 
     id: Mapped[int] = _id()
     source: Mapped[str] = mapped_column(String(32))  # staff | alertmanager | internal
@@ -424,6 +427,10 @@ class AlertRow(Base):
     acked_by: Mapped[str | None] = mapped_column(String(200))
     acked_at: Mapped[dt.datetime | None]
     resolved_by: Mapped[str | None] = mapped_column(String(200))
+    # The ticket an internal alert is about (sev1 opened, SLA at risk or breached).
+    ticket_id: Mapped[int | None] = _fk("tickets.id", nullable=True)
+    # Why the source resolved it ("answered by Sam", "renewed until 2027-12-31").
+    resolution: Mapped[str | None] = mapped_column(String(200))
 
 
 class OutboxRow(Base):

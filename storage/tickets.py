@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,6 +15,7 @@ from sqlalchemy import (
     case,
     cast,
     exists,
+    func,
     insert,
     literal,
     not_,
@@ -213,16 +215,44 @@ class TicketStore:
         stmt = stmt.order_by(T.c.id.desc()).limit(limit)
         return [ticket_value(r) for r in (await self.s.execute(stmt)).mappings()]
 
-    async def queue(self, limit: int) -> list[QueueEntry]:
-        """Active tickets by SLA urgency: running response clocks by their "at risk"
-        instant, then every other active ticket, oldest first."""
+    async def queue(
+        self, limit: int, calendars: Mapping[tuple[str, str], int] | None = None
+    ) -> list[QueueEntry]:
+        """Active tickets for the triage queue: the running response clocks that may be among
+        the `limit` with the least covered time left, then every other active ticket, oldest
+        first (up to `limit` in all when fewer clocks run).
+
+        Covered time left orders like the due time among tickets on one calendar (the same
+        timezone, country and hours), but not across calendars. So the `limit` soonest due of
+        each calendar are read — ranked in SQL, whatever the queue's size — and the caller
+        ranks those by covered time left: at most `limit` rows per calendar in use.
+        `calendars` numbers the hours each (level, severity) is counted in; without it each
+        (level, severity) counts as a calendar of its own.
+        """
         columns = (*T.c, *_ORG_COLUMNS, STAFF.c.name.label("assignee_name"))
         joined = T.join(ORG, ORG.c.id == T.c.org_id).outerjoin(
             STAFF, STAFF.c.id == T.c.assignee_id
         )
+        due = case((T.c.first_responded_at.is_(None), T.c.first_response_due_at),
+                   else_=T.c.next_response_due_at)
+        hours: Any = (
+            case(*((and_(ORG.c.level == level, T.c.severity == severity), literal(number))
+                   for (level, severity), number in sorted(calendars.items())), else_=-1)
+            if calendars else ORG.c.level + literal(":") + T.c.severity
+        )
+        ranked = (
+            select(T.c.id.label("ticket_id"), func.row_number().over(
+                partition_by=(ORG.c.timezone, ORG.c.country, hours),
+                order_by=(due, T.c.id),
+            ).label("rank"))
+            .select_from(T.join(ORG, ORG.c.id == T.c.org_id))
+            .where(_AWAITING)
+            .subquery()
+        )
         urgent = (
-            select(*columns).select_from(joined).where(_AWAITING)
-            .order_by(T.c.sla_warn_at, T.c.id).limit(limit)
+            select(*columns).select_from(joined.join(ranked, ranked.c.ticket_id == T.c.id))
+            .where(ranked.c.rank <= limit)
+            .order_by(due, T.c.id)
         )
         rows = list((await self.s.execute(urgent)).mappings())
         if len(rows) < limit:

@@ -69,8 +69,20 @@ class SlackTransport:
         self.client = client
         self.team_id = team_id
         self._ims: dict[str, str] = {}
+        # Why Slack last refused the token or its scopes on a delivery; None once one works.
+        self.refused: str | None = None
 
     async def deliver(self, item: OutboxItem, message: Message) -> MessageRef | None:
+        try:
+            ref = await self._deliver(item, message)
+        except DeliveryError as exc:
+            if exc.kind is FailureKind.CONFIGURATION:
+                self.refused = str(exc)
+            raise
+        self.refused = None
+        return ref
+
+    async def _deliver(self, item: OutboxItem, message: Message) -> MessageRef | None:
         body = render(message).payload()
         try:
             if item.replaces is not None:
