@@ -229,7 +229,8 @@ async def test_subscription_expiring_alerts_staff_once_until_renewed(world: Worl
         "[FIRING] WARNING · Acme Corp's subscription ends on 2027-01-24")
     assert "in 60 day(s)" in alert.message.text
     assert labels(alert) == ["Acknowledge", "Resolve"]
-    assert [m.subject for m in h.emails_to(ANA)] == ["Your standard subscription ends on 24 Jan 2027"]
+    assert [m.subject for m in h.emails_to(ANA)] == [
+        "Your standard subscription ends on 24 Jan 2027"]
 
     world.clock.set(madrid(2026, 12, 25, 9, 0))  # 30 days before
     assert (await sweep()).renewal_notices == 1
