@@ -142,6 +142,12 @@ class Organization:
             return False
         return self.ends_on is None or today <= self.ends_on
 
+    @property
+    def calendar(self) -> str:
+        """What its tickets' response clocks count in, but for the severity: timezone,
+        country and level, `Europe/Madrid|ES|standard` (kept on each ticket)."""
+        return f"{self.timezone}|{self.country or ''}|{self.level.value}"
+
 
 @dataclass(frozen=True, slots=True)
 class Contact:

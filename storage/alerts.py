@@ -6,11 +6,11 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Row, Table, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import AlertRow
-from storage.sql import insert_ignore
+from storage.sql import insert_for
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,7 +38,8 @@ class Alert:
         return f"card:alert:{self.id}:{self.episode}"
 
 
-def _value(row: AlertRow) -> Alert:
+def _value(row: AlertRow | Row[Any]) -> Alert:
+    """The value of an alert row (an ORM row, or a row of its table's columns)."""
     return Alert(
         row.id, row.source, row.fingerprint, row.org_id, row.level, row.status, row.title,
         row.body, row.episode, row.created_at, row.updated_at, row.acked_by, row.acked_at,
@@ -56,14 +57,17 @@ class AlertStore:
         title: str, body: str, ticket_id: int | None = None,
     ) -> Alert | None:
         """A new alert row; None when (source, fingerprint) exists already."""
-        new_id = await insert_ignore(
-            self.s, AlertRow,
-            {"source": source, "fingerprint": fingerprint, "org_id": org_id, "level": level,
-             "status": status, "title": title, "body": body, "episode": 1,
-             "ticket_id": ticket_id, "created_at": self.now, "updated_at": self.now},
-            ("source", "fingerprint"),
-        )
-        return None if new_id is None else await self.get(new_id)
+        table = AlertRow.__table__
+        assert isinstance(table, Table)
+        row = (await self.s.execute(
+            insert_for(self.s, AlertRow)
+            .values(source=source, fingerprint=fingerprint, org_id=org_id, level=level,
+                    status=status, title=title, body=body, episode=1, ticket_id=ticket_id,
+                    created_at=self.now, updated_at=self.now)
+            .on_conflict_do_nothing(index_elements=["source", "fingerprint"])
+            .returning(*table.c)
+        )).first()
+        return None if row is None else _value(row)
 
     async def get(self, alert_id: int, *, lock: bool = False) -> Alert | None:
         stmt = select(AlertRow).where(AlertRow.id == alert_id).execution_options(

@@ -74,20 +74,18 @@ class Alerting:
         """One firing or resolved notification of `event.fingerprint`: what it changed."""
         org = await self._org(tx, event)
         org_id = org.id if org is not None else None
-        alert = await tx.alerts.by_fingerprint(source, event.fingerprint)
-        if alert is None:
-            if event.status == "resolved":
-                return "unchanged", None  # never seen firing: nothing to update
-            alert = await tx.alerts.add(
+        if event.status == "firing":  # most often a new alert: one statement for it
+            added = await tx.alerts.add(
                 source, event.fingerprint, org_id=org_id, level=event.level, status="firing",
                 title=event.title[:TITLE_MAX], body=event.body[:BODY_MAX],
                 ticket_id=event.ticket_id,
             )
-            if alert is None:  # created by a concurrent notification since
-                alert = await tx.alerts.by_fingerprint(source, event.fingerprint)
-                return "unchanged", alert
-            await self._post(tx, alert, org)
-            return "posted", alert
+            if added is not None:
+                await self._post(tx, added, org)
+                return "posted", added
+        alert = await tx.alerts.by_fingerprint(source, event.fingerprint)
+        if alert is None:
+            return "unchanged", None  # resolved, never seen firing: nothing to update
         if event.status == "firing" and alert.status == "firing":
             return "unchanged", alert
         if event.status == "firing":

@@ -438,6 +438,8 @@ class OnboardingService(Service):
                                      {"name": org.name, "level": org.level.value})
         elif changed:
             report.updated += 1
+            if before.calendar != org.calendar:
+                await tx.tickets.set_calendar(org.id, org.calendar)
             await tx.directory.audit("import", org.id, "org.updated", org.key,
                                      {"level": before.level.value, "name": before.name,
                                       "ends_on": str(before.ends_on)},

@@ -321,6 +321,7 @@ class TicketService(TicketBase):
                 source_platform=source_platform,
                 first_response_due_at=target.due,
                 sla_warn_at=target.warn,
+                calendar=org.calendar,
             )
             await tx.tickets.follow(ticket.id, contact.id)
             await self._store_files(tx, actor, ticket, checked, internal=False, comment_id=None)

@@ -15,7 +15,6 @@ from bot.commands.invocation import IncomingFile
 from bot.domain import (
     Actor,
     Attachment,
-    Level,
     Severity,
     StaffMember,
     Ticket,
@@ -85,7 +84,7 @@ class TriageService(TicketBase):
         each organization's hours, or 24×7), then every other active ticket, oldest first."""
         self._engineer(actor)
         async with self.read() as tx:
-            entries = await tx.tickets.queue(limit, self._calendars())
+            entries = await tx.tickets.queue(limit)
         now = self.clock.now()
         queued = []
         for e in entries:
@@ -96,16 +95,6 @@ class TriageService(TicketBase):
                          key=lambda q: (q.left, q.entry.ticket.id))
         rest = [q for q in queued if not q.entry.ticket.awaiting_response]
         return [*running, *rest][:limit]
-
-    def _calendars(self) -> dict[tuple[str, str], int]:
-        """Each (level, severity) numbered by the hours its clock runs in (24×7 or a
-        level's business hours), so the queue reads the most urgent of each calendar."""
-        numbers: dict[object, int] = {}
-        return {
-            (level.value, severity.value): numbers.setdefault(
-                self.settings.sla_coverage(level, severity), len(numbers))
-            for level in Level for severity in Severity
-        }
 
     async def claim(self, actor: Actor, ticket_id: int) -> Change:
         """Assign the ticket to oneself; a new ticket becomes open."""

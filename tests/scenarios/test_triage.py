@@ -8,7 +8,8 @@ from bot.presentation.messages import Tone
 from storage.models import TicketRow
 from storage.tickets import TicketStore
 from tests.harness import Harness
-from tests.scenarios.tickets_world import ANA, BEA, BOB, SAM, TIA, TOM, build, count
+from tests.scenarios.orders import contact, form, organization
+from tests.scenarios.tickets_world import ANA, BEA, BOB, SAM, SOL, TIA, TOM, build, count
 
 
 async def _ticket(h: Harness, ticket_id: int) -> TicketRow:
@@ -76,6 +77,22 @@ async def test_queue_ranks_by_business_time_left_whatever_its_size(harness: Harn
     async with harness.app.db.read() as session:
         read = await TicketStore(session, harness.clock.now()).queue(25)
     assert len(read) == 26, "at most 25 per calendar are read, not the whole queue"
+
+
+async def test_a_new_level_or_timezone_moves_the_tickets_to_its_calendar(
+    harness: Harness,
+) -> None:
+    """The queue reads each calendar's soonest clocks by the calendar kept on the ticket:
+    an order form that changes the organization's level or timezone moves its tickets."""
+    await build(harness)
+    await harness.as_(SOL).send("/ticket new sev2 Slow")
+    assert (await _ticket(harness, 1)).sla_calendar == "Europe/Madrid||basic"
+    moved = organization("solo", [contact("main", SOL, "Sol Solo")], level="premium")
+    moved["timezone"] = "America/New_York"
+    await harness.import_orders(form(moved))
+    assert (await _ticket(harness, 1)).sla_calendar == "America/New_York||premium"
+    queue = (await harness.as_(SAM).send("/triage")).message.text.splitlines()[1:]
+    assert [line.split(" · ")[0] for line in queue] == ["#1"]
 
 
 async def test_triage_card_is_loud_for_sev1_and_reaches_every_channel(
