@@ -37,6 +37,7 @@ from tickets import (  # the loaders and the organizations of the tickets benchm
     World,
     _pg_connect,
     _pg_recreate,
+    calendar,
 )
 
 from bot.clock import FixedClock
@@ -59,12 +60,12 @@ def ticket_rows(start: int, stop: int, open_ids: set[int], orgs: int, now: dt.da
                 now + dt.timedelta(minutes=rng.randint(1, 6000)))
             rows.append((i, org, None, f"Ticket {i}", "", "sev3", "open", None, "console",
                          created, created, warn + dt.timedelta(hours=2), None, None, None,
-                         None, warn))
+                         None, warn, calendar(org)))
         else:
             rows.append((i, org, None, f"Ticket {i}", "", "sev3", "closed", None, "console",
                          created, created, created + dt.timedelta(hours=8),
                          created + dt.timedelta(hours=1), None, None,
-                         created + dt.timedelta(days=2), None))
+                         created + dt.timedelta(days=2), None, calendar(org)))
     return rows
 
 

@@ -61,11 +61,17 @@ STAFF_COLUMNS = ("id", "email", "name", "is_engineer", "is_billing", "is_admin",
 TICKET_COLUMNS = ("id", "org_id", "opener_id", "subject", "description", "severity", "status",
                   "assignee_id", "source_platform", "created_at", "updated_at",
                   "first_response_due_at", "first_responded_at", "sla_paused_at", "solved_at",
-                  "closed_at", "sla_warn_at")
+                  "closed_at", "sla_warn_at", "sla_calendar")
 
 
 def tech_email(org: int, n: int) -> str:
     return f"tech{n}@org{org}.bench"
+
+
+def calendar(org: int) -> str:
+    """The calendar of an organization's tickets (`Organization.calendar`): all in Madrid,
+    no country, the level by id."""
+    return f"Europe/Madrid||{LEVELS[org % 3]}"
 
 
 def tech_id(org: int, n: int) -> int:
@@ -121,7 +127,7 @@ class World:
                 row = (i, org, opener, f"Ticket {i}", "", sev, status, 1, "console", created,
                        done, created + target, created + dt.timedelta(minutes=20), None,
                        done if status == "solved" else None,
-                       done if status == "closed" else None, None)
+                       done if status == "closed" else None, None, calendar(org))
             else:
                 created = self.now - dt.timedelta(minutes=rng.randint(1, 60 * 48))
                 target = dt.timedelta(minutes=DEFAULT_SLA_MINUTES[LEVELS[org % 3]][sev])
@@ -130,7 +136,8 @@ class World:
                 paused = created if status == "pending" else None
                 warn = None if responded else created + target * 0.8
                 row = (i, org, opener, f"Ticket {i}", "", sev, status, None, "console", created,
-                       created, created + target, responded, paused, None, None, warn)
+                       created, created + target, responded, paused, None, None, warn,
+                       calendar(org))
             chunk.append(row)
             if len(chunk) >= CHUNK:
                 yield chunk

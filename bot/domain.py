@@ -92,6 +92,35 @@ class AlertLevel(StrEnum):
     CRITICAL = "critical"
 
 
+# Internal alerts (source "internal"): one stable fingerprint per event, so an event posts
+# once, and the change that ends it finds the same alert to resolve.
+
+
+def sev1_fingerprint(ticket_id: int) -> str:
+    """A sev1 ticket waiting for an engineer: `sev1:ticket:1042`."""
+    return f"sev1:ticket:{ticket_id}"
+
+
+def sla_fingerprint(ticket_id: int, breached: bool, cycle: int) -> str:
+    """One response target's stage: `sla-breach:ticket:1042:first-response`, or
+    `sla-risk:ticket:1042:next-response-2` for the second next response."""
+    target = "first-response" if cycle == 0 else f"next-response-{cycle}"
+    return f"sla-{'breach' if breached else 'risk'}:ticket:{ticket_id}:{target}"
+
+
+DEAD_LETTER_PREFIX = "outbox-dead:"
+
+
+def dead_letter_fingerprint(platform: str) -> str:
+    """Messages to one platform that became dead letters: `outbox-dead:slack`."""
+    return DEAD_LETTER_PREFIX + platform
+
+
+def expiring_fingerprint(org_key: str, ends_on: dt.date) -> str:
+    """A subscription nearing its end: `subscription-expiring:acme:2026-12-31`."""
+    return f"subscription-expiring:{org_key}:{ends_on.isoformat()}"
+
+
 @dataclass(frozen=True, slots=True)
 class Organization:
     id: int
@@ -112,6 +141,12 @@ class Organization:
         if self.starts_on is not None and today < self.starts_on:
             return False
         return self.ends_on is None or today <= self.ends_on
+
+    @property
+    def calendar(self) -> str:
+        """What its tickets' response clocks count in, but for the severity: timezone,
+        country and level, `Europe/Madrid|ES|standard` (kept on each ticket)."""
+        return f"{self.timezone}|{self.country or ''}|{self.level.value}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,11 +6,11 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Row, Table, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import AlertRow
-from storage.sql import insert_ignore
+from storage.sql import insert_for
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +29,8 @@ class Alert:
     acked_by: str | None = None
     acked_at: dt.datetime | None = None
     resolved_by: str | None = None
+    ticket_id: int | None = None  # the ticket an internal alert is about
+    resolution: str | None = None  # why its source resolved it
 
     @property
     def card_key(self) -> str:
@@ -36,11 +38,12 @@ class Alert:
         return f"card:alert:{self.id}:{self.episode}"
 
 
-def _value(row: AlertRow) -> Alert:
+def _value(row: AlertRow | Row[Any]) -> Alert:
+    """The value of an alert row (an ORM row, or a row of its table's columns)."""
     return Alert(
         row.id, row.source, row.fingerprint, row.org_id, row.level, row.status, row.title,
         row.body, row.episode, row.created_at, row.updated_at, row.acked_by, row.acked_at,
-        row.resolved_by,
+        row.resolved_by, row.ticket_id, row.resolution,
     )
 
 
@@ -51,17 +54,20 @@ class AlertStore:
 
     async def add(
         self, source: str, fingerprint: str, *, org_id: int | None, level: str, status: str,
-        title: str, body: str,
+        title: str, body: str, ticket_id: int | None = None,
     ) -> Alert | None:
         """A new alert row; None when (source, fingerprint) exists already."""
-        new_id = await insert_ignore(
-            self.s, AlertRow,
-            {"source": source, "fingerprint": fingerprint, "org_id": org_id, "level": level,
-             "status": status, "title": title, "body": body, "episode": 1,
-             "created_at": self.now, "updated_at": self.now},
-            ("source", "fingerprint"),
-        )
-        return None if new_id is None else await self.get(new_id)
+        table = AlertRow.__table__
+        assert isinstance(table, Table)
+        row = (await self.s.execute(
+            insert_for(self.s, AlertRow)
+            .values(source=source, fingerprint=fingerprint, org_id=org_id, level=level,
+                    status=status, title=title, body=body, episode=1, ticket_id=ticket_id,
+                    created_at=self.now, updated_at=self.now)
+            .on_conflict_do_nothing(index_elements=["source", "fingerprint"])
+            .returning(*table.c)
+        )).first()
+        return None if row is None else _value(row)
 
     async def get(self, alert_id: int, *, lock: bool = False) -> Alert | None:
         stmt = select(AlertRow).where(AlertRow.id == alert_id).execution_options(
@@ -79,6 +85,37 @@ class AlertStore:
             .with_for_update()
         )).first()
         return None if row is None else _value(row)
+
+    async def find(self, source: str, fingerprint: str) -> Alert | None:
+        """The alert, unlocked (for reading, e.g. rendering a card at delivery)."""
+        row = (await self.s.scalars(
+            select(AlertRow)
+            .where(AlertRow.source == source, AlertRow.fingerprint == fingerprint)
+            .execution_options(populate_existing=True)
+        )).first()
+        return None if row is None else _value(row)
+
+    async def firing_for_ticket(self, ticket_id: int) -> list[Alert]:
+        """A ticket's firing alerts, locked for the rest of the transaction."""
+        rows = await self.s.scalars(
+            select(AlertRow)
+            .where(AlertRow.ticket_id == ticket_id, AlertRow.status == "firing")
+            .order_by(AlertRow.id)
+            .with_for_update()
+        )
+        return [_value(r) for r in rows]
+
+    async def firing_with_prefix(self, source: str, prefix: str) -> list[Alert]:
+        """Firing alerts of `source` whose fingerprint starts with `prefix`, locked."""
+        escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        rows = await self.s.scalars(
+            select(AlertRow)
+            .where(AlertRow.source == source, AlertRow.status == "firing",
+                   AlertRow.fingerprint.like(escaped + "%", escape="\\"))
+            .order_by(AlertRow.id)
+            .with_for_update()
+        )
+        return [_value(r) for r in rows]
 
     async def update(self, alert_id: int, **changes: Any) -> Alert:
         await self.s.execute(

@@ -17,6 +17,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
+    Computed,
     DateTime,
     ForeignKey,
     Index,
@@ -200,6 +201,10 @@ class LinkEventRow(Base):
 # matches a partial index only when the query holds the same terms).
 TICKETS_AWAITING = "sla_warn_at IS NOT NULL AND status IN ('new', 'open', 'on_hold')"
 TICKETS_ACTIVE = "status IN ('new', 'open', 'pending', 'on_hold')"
+# The running response target's due time: the first response until it is given, then the
+# next response a customer comment started.
+TICKETS_RUNNING_DUE = ("CASE WHEN first_responded_at IS NULL THEN first_response_due_at "
+                       "ELSE next_response_due_at END")
 
 
 class TicketRow(Base):
@@ -232,6 +237,16 @@ class TicketRow(Base):
             sqlite_where=text(TICKETS_ACTIVE),
             postgresql_where=text(TICKETS_ACTIVE),
         ),
+        # The triage queue: running clocks of one calendar and severity, soonest due first.
+        Index(
+            "ix_tickets_queue",
+            "sla_calendar",
+            "severity",
+            "sla_due_at",
+            "id",
+            sqlite_where=text(TICKETS_AWAITING),
+            postgresql_where=text(TICKETS_AWAITING),
+        ),
     )
 
     id: Mapped[int] = _id()
@@ -253,6 +268,10 @@ class TicketRow(Base):
     sla_warn_at: Mapped[dt.datetime | None]
     next_response_due_at: Mapped[dt.datetime | None]
     response_cycle: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # The organization's timezone, country and level (`Europe/Madrid|ES|standard`): with the
+    # severity, the calendar its response clock counts in.
+    sla_calendar: Mapped[str | None] = mapped_column(String(100))
+    sla_due_at: Mapped[dt.datetime | None] = mapped_column(Computed(TICKETS_RUNNING_DUE))
 
 
 class TicketRatingRow(Base):
@@ -408,7 +427,10 @@ class BillingRequestRow(Base):
 
 class AlertRow(Base):
     __tablename__ = "alerts"
-    __table_args__ = (UniqueConstraint("source", "fingerprint", name="uq_alerts_fingerprint"),)
+    __table_args__ = (
+        UniqueConstraint("source", "fingerprint", name="uq_alerts_fingerprint"),
+        Index("ix_alerts_ticket", "ticket_id", "status"),
+    )
 
     id: Mapped[int] = _id()
     source: Mapped[str] = mapped_column(String(32))  # staff | alertmanager | internal
@@ -425,6 +447,10 @@ class AlertRow(Base):
     acked_by: Mapped[str | None] = mapped_column(String(200))
     acked_at: Mapped[dt.datetime | None]
     resolved_by: Mapped[str | None] = mapped_column(String(200))
+    # The ticket an internal alert is about (sev1 opened, SLA at risk or breached).
+    ticket_id: Mapped[int | None] = _fk("tickets.id", nullable=True)
+    # Why the source resolved it ("answered by Sam", "renewed until 2027-12-31").
+    resolution: Mapped[str | None] = mapped_column(String(200))
 
 
 class OutboxRow(Base):

@@ -296,6 +296,14 @@ class OutboxStore:
         result = await self.s.execute(stmt)
         return int(getattr(result, "rowcount", 0) or 0)
 
+    async def dead_platforms(self) -> set[str]:
+        """The platforms that have dead letters."""
+        rows = await self.s.scalars(
+            select(OutboxRow.platform).where(OutboxRow.status == OutboxStatus.DEAD.value)
+            .distinct()
+        )
+        return set(rows)
+
     async def mark_dead(self, item_id: int, error: str) -> None:
         await self.s.execute(
             update(OutboxRow)

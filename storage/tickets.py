@@ -46,7 +46,7 @@ from storage.models import (
     TicketRatingRow,
     TicketRow,
 )
-from storage.sql import insert_for
+from storage.sql import chunks, insert_for
 
 
 def _table(model: type[Any]) -> Table:
@@ -163,8 +163,10 @@ class TicketStore:
         source_platform: str,
         first_response_due_at: dt.datetime | None,
         sla_warn_at: dt.datetime | None = None,
+        calendar: str | None = None,
     ) -> Ticket:
-        """Insert a new ticket; its id comes from the primary key sequence."""
+        """Insert a new ticket; its id comes from the primary key sequence. `calendar` is its
+        organization's (`Organization.calendar`)."""
         result = await self.s.execute(
             insert(T)
             .values(
@@ -179,6 +181,7 @@ class TicketStore:
                 updated_at=self.now,
                 first_response_due_at=first_response_due_at,
                 sla_warn_at=sla_warn_at,
+                sla_calendar=calendar,
             )
             .returning(*T.c)
         )
@@ -213,18 +216,32 @@ class TicketStore:
         stmt = stmt.order_by(T.c.id.desc()).limit(limit)
         return [ticket_value(r) for r in (await self.s.execute(stmt)).mappings()]
 
+    async def set_calendar(self, org_id: int, calendar: str) -> None:
+        """The organization's tickets count in `calendar` now (its timezone, country or
+        level changed)."""
+        await self.s.execute(
+            update(T).where(T.c.org_id == org_id, T.c.sla_calendar.is_distinct_from(calendar))
+            .values(sla_calendar=calendar)
+        )
+
     async def queue(self, limit: int) -> list[QueueEntry]:
-        """Active tickets by SLA urgency: running response clocks by their "at risk"
-        instant, then every other active ticket, oldest first."""
+        """Active tickets for the triage queue: the running response clocks that may be among
+        the `limit` with the least covered time left (in no particular order), then every
+        other active ticket, oldest first (up to `limit` in all when fewer clocks run).
+
+        Covered time left orders like the due time among the clocks of one calendar and
+        severity, though not across them. So the `limit` soonest due of each are read, each
+        through `ix_tickets_queue` — whatever the queue's size, at most `limit` rows per
+        calendar and severity in use — and the caller ranks those by covered time left.
+        """
         columns = (*T.c, *_ORG_COLUMNS, STAFF.c.name.label("assignee_name"))
         joined = T.join(ORG, ORG.c.id == T.c.org_id).outerjoin(
             STAFF, STAFF.c.id == T.c.assignee_id
         )
-        urgent = (
-            select(*columns).select_from(joined).where(_AWAITING)
-            .order_by(T.c.sla_warn_at, T.c.id).limit(limit)
-        )
-        rows = list((await self.s.execute(urgent)).mappings())
+        rows: list[RowMapping] = []
+        for ids in chunks(await self._soonest_running(limit)):
+            urgent = select(*columns).select_from(joined).where(T.c.id.in_(ids))
+            rows.extend((await self.s.execute(urgent)).mappings())
         if len(rows) < limit:
             rest = (
                 select(*columns).select_from(joined)
@@ -238,6 +255,31 @@ class TicketStore:
                        r["assignee_name"], r["org_timezone"], r["org_country"])
             for r in rows
         ]
+
+    async def _soonest_running(self, limit: int) -> list[int]:
+        """The ids of the `limit` running clocks due soonest in each calendar and severity:
+        the calendars found by one index seek each (a loose scan of `ix_tickets_queue`:
+        there are few calendars and many clocks), then one index range per pair."""
+        calendars = list(await self.s.scalars(text(
+            "WITH RECURSIVE calendars(c) AS ("
+            f" SELECT min(sla_calendar) FROM tickets WHERE {TICKETS_AWAITING}"
+            " UNION ALL"
+            f" SELECT (SELECT min(sla_calendar) FROM tickets WHERE {TICKETS_AWAITING}"
+            "   AND sla_calendar > calendars.c)"
+            " FROM calendars WHERE calendars.c IS NOT NULL"
+            ") SELECT c FROM calendars WHERE c IS NOT NULL"
+        )))
+        if not calendars:
+            return []
+        ranges = " UNION ALL ".join(
+            f"SELECT id FROM (SELECT id FROM tickets WHERE {TICKETS_AWAITING}"
+            f" AND sla_calendar = :c{i} AND severity = '{severity.value}'"
+            " ORDER BY sla_due_at, id LIMIT :limit) AS r"
+            f"{i}_{severity.value}"
+            for i in range(len(calendars)) for severity in Severity
+        )
+        params: dict[str, Any] = {f"c{i}": c for i, c in enumerate(calendars)}
+        return [int(i) for i in await self.s.scalars(text(ranges), {**params, "limit": limit})]
 
     async def sla_candidates(
         self, limit: int, after: tuple[dt.datetime, int] | None = None

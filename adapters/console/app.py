@@ -207,6 +207,10 @@ class ConsoleAdapter:
     async def run(self) -> None:
         await self.session.repl(interactive=self.terminal.interactive)
 
+    async def readiness(self) -> str | None:
+        """The terminal is always there."""
+        return None
+
     async def stop(self) -> None:
         return None
 

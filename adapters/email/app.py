@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from bot.delivery.ports import Route, Transport
+from bot.services.outbox_admin import OutboxAdmin
 from bot.wiring.config import Settings
 from bot.wiring.runtime import App
 
@@ -15,8 +16,16 @@ class EmailAdapter:
     chat = False
     routes: Sequence[Route] = ()
 
-    def __init__(self, transport: Transport) -> None:
+    def __init__(self, transport: Transport, outbox: OutboxAdmin | None = None) -> None:
         self.transport = transport
+        self.outbox = outbox
+
+    async def readiness(self) -> str | None:
+        """Not ready while email delivery is held for the operator (the relay refused the
+        SMTP settings: a wrong password, TLS, the sender), as the outbox records it."""
+        if self.outbox is None:
+            return None
+        return (await self.outbox.held()).get("email")
 
     @property
     def transports(self) -> Mapping[str, Transport]:
@@ -38,4 +47,5 @@ def plugin(settings: Settings, app: App) -> EmailAdapter | None:
         return None
     from adapters.email.smtp import SmtpTransport
 
-    return EmailAdapter(SmtpTransport(settings.smtp_url.get_secret_value(), settings.mail_from))
+    return EmailAdapter(SmtpTransport(settings.smtp_url.get_secret_value(), settings.mail_from),
+                        app.services.outbox)

@@ -28,6 +28,7 @@ class HttpAdapter:
         self.app = app
         self.runner: web.AppRunner | None = None
         self.port: int | None = None
+        self.failed: str | None = None  # why `start` could not listen
 
     @property
     def transports(self) -> Mapping[str, Transport]:
@@ -40,13 +41,18 @@ class HttpAdapter:
         try:
             self.runner = await serve(self.app, host, port, self.app.routes())
         except OSError as exc:
-            log.warning("HTTP server not started on %s:%s: %s", host, port, exc.strerror or exc)
+            self.failed = f"HTTP server not started on {host}:{port}: {exc.strerror or exc}"
+            log.warning("%s", self.failed)
             return
         self.port = int(self.runner.addresses[0][1])
         log.info("HTTP server on http://%s:%s", host, self.port)
 
     async def run(self) -> None:
         return None
+
+    async def readiness(self) -> str | None:
+        """Ready unless `start` could not listen on the configured address."""
+        return self.failed
 
     async def stop(self) -> None:
         if self.runner is not None:

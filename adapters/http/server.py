@@ -23,7 +23,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from adapters.http.limits import over_limits
-from bot.delivery.ports import Route
+from bot.delivery.ports import Route, readiness_of
 from bot.importing import ImportFailed, field_path, parse_json, validate
 from bot.services.alerts import AmPayload, from_alertmanager
 from bot.services.base import ServiceError
@@ -40,6 +40,7 @@ APP: web.AppKey[App] = web.AppKey("subdesk_app", App)
 # multiply the memory a maximal body costs.
 GATE: web.AppKey[asyncio.Semaphore] = web.AppKey("subdesk_import_gate", asyncio.Semaphore)
 _MESSAGE_MAX = 300
+READINESS_TIMEOUT = 2.0  # seconds an adapter may take to say whether it is ready
 _ERRORS_MAX = 100
 _REQUIRED = re.compile(r"^'([^']+)' is a required property$")
 _EXTRA = re.compile(r"\('([^']+)'(?: was| were) unexpected\)")
@@ -149,17 +150,36 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
+    """200 when the database answers, every configured adapter is connected and no delivery
+    is held for the operator; else 503 with the reasons (`adapters` names each adapter's)."""
+    app = request.app[APP]
     try:
-        await request.app[APP].db.ping()
+        await app.db.ping()
     except Exception as exc:
         log.warning("readiness check: database unavailable (%s)", type(exc).__name__)
         return web.json_response({"status": "database unavailable"}, status=503)
-    body: dict[str, Any] = {"status": "ready"}
-    if held := await request.app[APP].services.outbox.held():
-        body["status"] = "; ".join(held)
-    if gaps := configuration_gaps(request.app[APP].settings):
+    adapters: dict[str, str] = {}
+    for name, adapter in sorted(app.adapters.items()):
+        try:
+            reason = await asyncio.wait_for(readiness_of(adapter), READINESS_TIMEOUT)
+        except TimeoutError:
+            reason = "its readiness check timed out"
+        except Exception as exc:
+            log.warning("readiness check of %s: %s", name, type(exc).__name__)
+            reason = f"its readiness check failed ({type(exc).__name__})"
+        if reason:
+            adapters[name] = reason[:_MESSAGE_MAX]
+    reasons = list(adapters.values())
+    # Held deliveries of a platform whose adapter did not already say why.
+    told = {p for name in adapters for p in app.adapters[name].transports}
+    reasons += [line for platform, line in (await app.services.outbox.held()).items()
+                if platform not in told]
+    body: dict[str, Any] = {"status": "; ".join(reasons) if reasons else "ready"}
+    if adapters:
+        body["adapters"] = adapters
+    if gaps := configuration_gaps(app.settings):
         body["warnings"] = gaps
-    return web.json_response(body, status=503 if held else 200)
+    return web.json_response(body, status=503 if reasons else 200)
 
 
 async def _authorized_body(request: web.Request) -> bytes | web.Response:

@@ -70,6 +70,7 @@ EMAIL_CACHE_SECONDS = 300.0
 TEAMS_CACHED = 10_000  # users whose workspace is remembered
 EVENTS_REMEMBERED = 4096  # reaction event ids, to tell of a retried one only once
 WORKERS = 4  # acknowledged requests worked on at once
+RECHECK_SECONDS = 30.0  # while Slack has not accepted the token, ask again this often
 _COMMANDS = re.compile("^/(" + "|".join(re.escape(r) for r in sorted(ROOTS)) + ")$")
 
 
@@ -104,6 +105,11 @@ class SlackAdapter:
         self._tasks: set[asyncio.Task[None]] = set()
         self._gate = asyncio.Semaphore(WORKERS)
         self._stopped = asyncio.Event()
+        # Readiness: why the last `auth.test` failed, and the background re-check of it.
+        self._auth_problem: str | None = "Slack's auth.test has not run yet"
+        self._checked_at = -RECHECK_SECONDS
+        self._recheck: asyncio.Task[None] | None = None
+        self.recheck_seconds = RECHECK_SECONDS
 
         oauth: AsyncOAuthSettings | None = None
         authorize: Any
@@ -194,8 +200,38 @@ class SlackAdapter:
             await self.socket.connect()
         await self._stopped.wait()
 
+    async def readiness(self) -> str | None:
+        """Ready once `auth.test` has succeeded (at start, or on a re-check) and Slack has
+        not refused the token or its scopes on a delivery since. Cheap: while not ready,
+        `auth.test` is asked again in the background at most every `recheck_seconds`. With
+        OAuth installs each workspace's token stands alone: one refused is not the adapter's
+        problem (its messages wait), so only the process-wide parts count."""
+        if self.installs is not None:
+            return None
+        if self._auth is None:
+            self._recheck_later()
+            return self._auth_problem
+        return self.transport.refused
+
+    def _recheck_later(self) -> None:
+        if self._recheck is not None and not self._recheck.done():
+            return
+        if time.monotonic() < self._checked_at + self.recheck_seconds:
+            return
+        self._checked_at = time.monotonic()
+
+        async def recheck() -> None:
+            with contextlib.suppress(SlackApiError, TimeoutError, ClientError, OSError):
+                await self._authorize()  # the outcome is kept in `_auth` / `_auth_problem`
+
+        self._recheck = asyncio.create_task(recheck())
+
     async def stop(self) -> None:
         self._stopped.set()
+        if self._recheck is not None:
+            self._recheck.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._recheck
         if self.socket is not None:
             await self.socket.stop()  # no new requests; the ones acknowledged finish
         await self.settle(5.0)
@@ -221,11 +257,21 @@ class SlackAdapter:
         """The one bot token's authorization, asked of Slack (`auth.test`) once."""
         if self._auth is None:
             assert self.client is not None
-            found = await self.client.auth_test()
+            self._checked_at = time.monotonic()
+            try:
+                found = await self.client.auth_test()
+            except SlackApiError as exc:
+                self._auth_problem = (f"Slack refused SLACK_BOT_TOKEN: "
+                                      f"{exc.response.get('error', 'error')}")
+                raise
+            except (TimeoutError, ClientError, OSError) as exc:
+                self._auth_problem = f"Slack not reachable at SLACK_API_URL ({type(exc).__name__})"
+                raise
             self._auth = AuthorizeResult.from_auth_test_response(
                 auth_test_response=found, bot_token=self.client.token
             )
             self._one.team_id = self._auth.team_id
+            self._auth_problem = None
         return self._auth
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:

@@ -117,8 +117,22 @@ class SlackTransport:
     def __init__(self, workspaces: OneWorkspace | InstalledWorkspaces) -> None:
         self.workspaces = workspaces
         self._ims: dict[tuple[str, str], str] = {}
+        # Why Slack last refused the one bot token or its scopes on a delivery; None once one
+        # works. With OAuth installs a refusal holds up one workspace only, not readiness.
+        self.refused: str | None = None
 
     async def deliver(self, item: OutboxItem, message: Message) -> MessageRef | None:
+        try:
+            ref = await self._deliver(item, message)
+        except DeliveryError as exc:
+            if exc.kind is FailureKind.CONFIGURATION and isinstance(self.workspaces,
+                                                                      OneWorkspace):
+                self.refused = str(exc)
+            raise
+        self.refused = None
+        return ref
+
+    async def _deliver(self, item: OutboxItem, message: Message) -> MessageRef | None:
         body = render(message).payload()
         team, _, address = item.target.rpartition(":")
         client = await self.workspaces.client_for(team)

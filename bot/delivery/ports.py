@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from bot.domain import MessageRef
 from bot.presentation.messages import Message
@@ -94,6 +94,9 @@ class Adapter(Protocol):
     `subdesk.adapters` entry-point group (None when its settings are absent). The runtime
     hands its transports to the outbox dispatcher and its routes to the HTTP server; when
     the process serves, it calls `start`, runs `run` as a task, and calls `stop` at the end.
+
+    Optionally an adapter says whether it is connected, for `GET /readyz`:
+    `async def readiness(self) -> str | None` (see `Ready`); one without it counts as ready.
     """
 
     @property
@@ -123,3 +126,22 @@ class Adapter(Protocol):
     async def stop(self) -> None:
         """Disconnect and release what `start` took."""
         ...
+
+
+@runtime_checkable
+class Ready(Protocol):
+    """The optional part of the adapter contract: whether the adapter is connected."""
+
+    async def readiness(self) -> str | None:
+        """None when connected and working, else a short reason for `GET /readyz` (no
+        secret in it). Called on every probe, so it answers from what the adapter already
+        knows (a cached check, a connection's state) instead of asking its peer each time."""
+        ...
+
+
+async def readiness_of(adapter: object) -> str | None:
+    """An adapter's readiness: its reason for not being ready, or None (also when it has no
+    `readiness`)."""
+    if isinstance(adapter, Ready):
+        return await adapter.readiness()
+    return None

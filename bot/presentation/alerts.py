@@ -31,6 +31,27 @@ def announcement(level: str, org_name: str, text: str, sender: str) -> Message:
     )
 
 
+def alert_buttons(alert: Alert) -> tuple[Button, ...]:
+    """Acknowledge (until someone has) and Resolve, while the alert fires."""
+    if alert.status != "firing":
+        return ()
+    ref = (("ID", str(alert.id)),)
+    resolve = Button("Resolve", "alert.resolve", ref, "danger")
+    if alert.acked_by:
+        return (resolve,)
+    return (Button("Acknowledge", "alert.ack", ref, "primary"), resolve)
+
+
+def alert_state(alert: Alert) -> str:
+    """An alert's state in a line: `firing · acknowledged by Sam Support`, `resolved:
+    answered by Sam Support`."""
+    if alert.status == "firing":
+        return "firing" + (f" · acknowledged by {alert.acked_by}" if alert.acked_by else "")
+    if alert.resolved_by:
+        return f"resolved by {alert.resolved_by}"
+    return f"resolved: {alert.resolution}" if alert.resolution else "resolved"
+
+
 def alert_card(alert: Alert, org_name: str | None) -> Message:
     """The one message of an alert episode; edits replace it as its state changes."""
     firing = alert.status == "firing"
@@ -43,12 +64,14 @@ def alert_card(alert: Alert, org_name: str | None) -> Message:
         fields.append(("Acknowledged by", alert.acked_by))
     if alert.resolved_by:
         fields.append(("Resolved by", alert.resolved_by))
+    if alert.resolution and not firing:
+        fields.append(("Resolution", alert.resolution))
     ref = str(alert.id)
-    buttons: list[Button] = []
-    if firing and not alert.acked_by:
-        buttons.append(Button("Acknowledge", "alert.ack", (("ID", ref),), "primary"))
-    if firing:
-        buttons.append(Button("Resolve", "alert.resolve", (("ID", ref),), "danger"))
+    buttons = list(alert_buttons(alert))
+    if firing and alert.ticket_id is not None:  # an alert about a ticket: work it from here
+        ticket = (("ID", str(alert.ticket_id)),)
+        buttons += [Button("Claim", "triage.claim", ticket),
+                    Button("Reply", "triage.reply", ticket, form=True)]
     hint = f"alert {ref} · {_SOURCES.get(alert.source, alert.source)}"
     if firing:
         hint += f" · {command('alert ack', ref)} · {command('alert resolve', ref)}"

@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bot.delivery.intents import Dropped, Intent
-from bot.domain import Organization, Severity, Ticket
+from bot.domain import Organization, Severity, Ticket, sev1_fingerprint
+from bot.presentation.alerts import alert_buttons, alert_state
 from bot.presentation.messages import (
     Actions,
     Button,
@@ -28,6 +29,7 @@ from bot.presentation.messages import (
 if TYPE_CHECKING:
     from bot.delivery.intents import Audience, Intents, Rendered
     from bot.services.base import Tx
+    from storage.alerts import Alert
     from storage.tickets import SlaCandidate
 
 TICKET_CARD = "ticket_card"
@@ -119,7 +121,24 @@ async def render_ticket_card(tx: Tx, intent: Mapping[str, Any], audience: Audien
     assignee = None if ticket.assignee_id is None else await tx.directory.staff(
         ticket.assignee_id)
     who = "a former contact" if opener is None else f"{opener.name} <{opener.email}>"
-    return triage_card(ticket, org, who, tx.now, assignee.name if assignee else None)
+    alert = None
+    if ticket.severity is Severity.SEV1:
+        alert = await tx.alerts.find("internal", sev1_fingerprint(ticket.id))
+    return triage_card(ticket, org, who, tx.now, assignee.name if assignee else None, alert)
+
+
+def card_facts(ticket: Ticket, side: str) -> tuple[object, ...]:
+    """What the ticket's card on `side` ("opener" or "triage") shows of the ticket, so a
+    change that leaves these alone needs no edit (a comment, a note, an attachment)."""
+    shown: tuple[object, ...] = (ticket.subject, ticket.severity, ticket.status,
+                                 ticket.first_response_due_at)
+    if side == "opener":
+        return shown
+    # The triage card also shows the description, the assignee, and where the response
+    # clock stands (`due_label`: which target runs, its due time, paused or answered).
+    return (*shown, ticket.description, ticket.assignee_id, ticket.clock_set,
+            ticket.response_due_at, ticket.sla_paused_at is not None,
+            ticket.first_responded_at is not None)
 
 
 def register(intents: Intents) -> None:
@@ -155,11 +174,14 @@ def opener_card(ticket: Ticket, org: Organization) -> Message:
 
 
 def triage_card(
-    ticket: Ticket, org: Organization, opener: str, now: dt.datetime, assignee: str | None = None
+    ticket: Ticket, org: Organization, opener: str, now: dt.datetime, assignee: str | None = None,
+    alert: Alert | None = None,
 ) -> Message:
-    """The staff triage card of a ticket; sev1 is loud. It is edited in place as the ticket
-    changes (claim, status, severity)."""
+    """The staff triage card of a ticket; sev1 is loud and is the page: it shows the sev1
+    alert (firing, acknowledged, resolved) with its Acknowledge and Resolve buttons. It is
+    edited in place as the ticket or the alert changes (claim, status, severity, ack)."""
     loud = ticket.severity is Severity.SEV1
+    paging = () if alert is None else (("Alert", f"{alert_state(alert)} (alert {alert.id})"),)
     head = (
         f"SEV1 — {ticket.ref} {ticket.subject}"
         if loud
@@ -183,6 +205,7 @@ def triage_card(
                     ("Assignee", assignee or "unassigned"),
                     ("First response", f"{when(ticket.first_response_due_at)} "
                                        f"({due_label(ticket, now)})"),
+                    *paging,
                 )
             ),
             *((Paragraph(ticket.description),) if ticket.description else ()),
@@ -192,6 +215,7 @@ def triage_card(
                     Button("Status", "triage.status", (("ID", str(ticket.id)),), form=True),
                     Button("Severity", "triage.severity", (("ID", str(ticket.id)),), form=True),
                     Button("Reply", "triage.reply", (("ID", str(ticket.id)),), form=True),
+                    *(() if alert is None else alert_buttons(alert)),
                 )
             ),
             Context(f"{command('triage claim', ticket.id)} · "
@@ -251,29 +275,13 @@ def triage_update(
     )
 
 
-def sla_alert(candidate: SlaCandidate, stage: str, now: dt.datetime) -> Message:
-    """ "At risk" or "breached" for the triage channels."""
+def sla_alert_text(candidate: SlaCandidate, stage: str, now: dt.datetime) -> tuple[str, str]:
+    """The title and text of an "at risk" or "breached" alert."""
     ticket = candidate.ticket
-    breached = stage == "breached"
-    label = "SLA breached" if breached else "SLA at risk"
+    label = "SLA breached" if stage == "breached" else "SLA at risk"
     if ticket.first_responded_at is not None:
         label += " (next response)"
-    head = f"{label}: {ticket.ref} {ticket.subject}"
-    return Message(
-        text=f"{head} ({candidate.org_name}, {ticket.severity.value}, {due_label(ticket, now)})",
-        tone=Tone.DANGER if breached else Tone.WARNING,
-        thread_key=triage_thread(ticket.id),
-        blocks=(
-            Heading(head),
-            Fields(
-                (
-                    ("Organization", f"{candidate.org_name} ({candidate.org_key})"),
-                    ("Severity", ticket.severity.value),
-                    (f"{target_kind(ticket).capitalize()} due", when(ticket.response_due_at)),
-                    ("Clock", due_label(ticket, now)),
-                )
-            ),
-            Actions((Button("Claim", "triage.claim", (("ID", str(ticket.id)),), "primary"),
-                     Button("Reply", "triage.reply", (("ID", str(ticket.id)),), form=True))),
-        ),
-    )
+    due = f"{target_kind(ticket).capitalize()} due {when(ticket.response_due_at)}"
+    body = (f"{candidate.org_name} ({candidate.org_key}) · {ticket.severity.value} · "
+            f"{ticket.status.value} · {due} ({due_label(ticket, now)})")
+    return f"{label}: {ticket.ref} {ticket.subject}", body

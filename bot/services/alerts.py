@@ -1,12 +1,10 @@
-"""Alerts (SPEC §4): staff announcements, Prometheus Alertmanager notifications and
-internal events, each alert one message that later changes edit in place.
+"""Alerts (SPEC §4): staff announcements (`/alert`), Prometheus Alertmanager notifications,
+and acknowledging or resolving monitored alerts.
 
-A monitored alert is one row per (source, fingerprint). Its first firing posts a card to
-the organization's alert channels (the `org` label; none, unknown or an organization
-without alert channels: the triage channels); a repeat of a firing alert posts nothing,
-`resolved` edits that card, and a fingerprint that fires again after it was resolved
-starts a new episode, which is a new message. Support engineers acknowledge (shown on the
-card) and resolve from the card's buttons or `/alert ack|resolve ID`.
+Monitored alerts — Alertmanager's and Subdesk's internal events — take the one alert path
+in `bot.services.alerting`: one row per (source, fingerprint), one message per firing
+episode, edits in place. Support engineers acknowledge (shown on the card) and resolve from
+the card's buttons or `/alert ack|resolve ID`.
 """
 
 from __future__ import annotations
@@ -17,17 +15,24 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from bot.domain import Actor, AlertLevel, Contact, ContactRole, Organization
+from bot.domain import (
+    Actor,
+    AlertLevel,
+    Contact,
+    ContactRole,
+    Organization,
+    dead_letter_fingerprint,
+)
 from bot.metrics import Metrics
 from bot.policy import Permission, allows
-from bot.presentation.alerts import alert_card, announcement
+from bot.presentation.alerts import announcement
+from bot.services.alerting import INTERNAL, TITLE_MAX, Event
 from bot.services.base import Denied, Invalid, NotFound, Service, Tx
 from storage.alerts import Alert
 from storage.outbox import OutboxItem
 
 _LEVELS = {"critical": "critical", "error": "critical", "page": "critical",
            "warning": "warning", "warn": "warning"}
-TITLE_MAX = 300
 
 
 class AmAlert(BaseModel):
@@ -66,18 +71,6 @@ class Received:
     posted: list[int] = field(default_factory=list)
     updated: list[int] = field(default_factory=list)
     unchanged: list[int] = field(default_factory=list)
-
-
-@dataclass(frozen=True, slots=True)
-class Event:
-    """A monitored alert as Subdesk sees it, whatever its source."""
-
-    fingerprint: str
-    status: Literal["firing", "resolved"]
-    level: str
-    title: str
-    body: str = ""
-    org_key: str | None = None
 
 
 def from_alertmanager(alert: AmAlert) -> Event:
@@ -151,64 +144,21 @@ class AlertService(Service):
         received = Received()
         async with self.tx() as tx:
             for event in events:
-                await self._apply(tx, source, event, received)
+                change, alert = await self.alerting.apply(tx, source, event)
+                if alert is not None:
+                    getattr(received, change).append(alert.id)
         return received
 
-    async def _apply(self, tx: Tx, source: str, event: Event, received: Received) -> None:
-        org = await tx.directory.org_by_key(event.org_key) if event.org_key else None
-        alert = await tx.alerts.by_fingerprint(source, event.fingerprint)
-        if alert is None:
-            if event.status == "resolved":
-                return  # never seen firing: nothing to update
-            alert = await tx.alerts.add(
-                source, event.fingerprint, org_id=org.id if org else None, level=event.level,
-                status="firing", title=event.title, body=event.body,
-            )
-            if alert is None:  # created by a concurrent notification since
-                alert = await tx.alerts.by_fingerprint(source, event.fingerprint)
-                assert alert is not None
-                received.unchanged.append(alert.id)
-                return
-            await self._post(tx, alert, org)
-            received.posted.append(alert.id)
-        elif event.status == "firing" and alert.status == "firing":
-            received.unchanged.append(alert.id)
-        elif event.status == "firing":
-            alert = await tx.alerts.update(
-                alert.id, status="firing", episode=alert.episode + 1, level=event.level,
-                title=event.title, body=event.body, org_id=org.id if org else None,
-                acked_by=None, acked_at=None, resolved_by=None,
-            )
-            await self._post(tx, alert, org)
-            received.posted.append(alert.id)
-        elif alert.status == "firing":
-            alert = await tx.alerts.update(alert.id, status="resolved")
-            await self._edit(tx, alert)
-            received.updated.append(alert.id)
-        else:
-            received.unchanged.append(alert.id)
-
-    async def _post(self, tx: Tx, alert: Alert, org: Organization | None) -> None:
-        message = alert_card(alert, org.name if org else None)
-        key = f"alert:{alert.id}:{alert.episode}"
-        if org is not None and org.alert_channels:
-            await self.notifier.to_channels(tx, org.alert_channels, key, message)
-        else:
-            await self.notifier.to_triage(tx, self.settings.triage_channels, key, message)
-
-    async def _edit(self, tx: Tx, alert: Alert) -> None:
-        org = await tx.directory.org(alert.org_id) if alert.org_id is not None else None
-        await self.notifier.update_card(tx, alert_card(alert, org.name if org else None))
-
     async def dead_letter(self, item: OutboxItem) -> Received:
-        """The internal alert that messages are dead letters: one message while it fires
-        (however many follow), to the triage channels; resolving it re-arms it."""
-        body = (f"Outbox message {item.id} ({item.platform}) was not delivered after "
-                f"{item.attempts} attempt(s). `subdesk outbox status` lists dead letters; "
+        """The internal alert that messages to a platform are dead letters: one message
+        while it fires (however many follow), to the triage channels; requeueing the dead
+        letters (`subdesk outbox retry`) resolves it, and the next one raises it anew."""
+        body = (f"Outbox message {item.id} ({item.recipient or item.target}) was not delivered "
+                f"after {item.attempts} attempt(s). `subdesk outbox status` lists dead letters; "
                 "`subdesk outbox retry` requeues them.")
-        return await self.receive("internal", [Event(
-            "outbox:dead-letters", "firing", "warning", "Messages could not be delivered",
-            body)])
+        return await self.receive(INTERNAL, [Event(
+            dead_letter_fingerprint(item.platform), "firing", "warning",
+            f"{item.platform.capitalize()} messages could not be delivered", body)])
 
     async def acknowledge(self, actor: Actor, alert_id: int) -> Alert:
         """Mark a firing alert acknowledged by the engineer; its card shows who."""
@@ -223,7 +173,7 @@ class AlertService(Service):
             fired_at = alert.updated_at
             alert = await tx.alerts.update(alert.id, acked_by=who, acked_at=tx.now)
             self.metrics.time_to_ack.observe(max(0.0, (tx.now - fired_at).total_seconds()))
-            await self._edit(tx, alert)
+            await self.alerting.redraw(tx, alert)
             return alert
 
     async def resolve(self, actor: Actor, alert_id: int) -> Alert:
@@ -234,7 +184,7 @@ class AlertService(Service):
             if alert.status != "firing":
                 raise Invalid(f"Alert {alert_id} is resolved already.")
             alert = await tx.alerts.update(alert.id, status="resolved", resolved_by=who)
-            await self._edit(tx, alert)
+            await self.alerting.redraw(tx, alert)
             return alert
 
     async def _monitored(self, tx: Tx, alert_id: int) -> Alert:

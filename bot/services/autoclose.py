@@ -128,7 +128,7 @@ class AutoCloseService(TicketBase):
     async def _solve(self, tx: Tx, ticket: Ticket) -> None:
         org = await tx.directory.org(ticket.org_id)
         assert org is not None
-        ticket = await tx.tickets.update(ticket.id, **status_changes(
+        before, ticket = ticket, await tx.tickets.update(ticket.id, **status_changes(
             ticket, TicketStatus.SOLVED, tx.now, schedule_for(self.settings, org,
                                                               ticket.severity)))
         days = self.settings.pending_solve_days
@@ -138,6 +138,7 @@ class AutoCloseService(TicketBase):
             f"{ticket.ref} was solved automatically after {days} business days pending",
             f"No answer came for {days} business days. A comment reopens it: "
             f"{command('ticket comment', ticket.id, 'TEXT')}",
+            before=before,
             customer_headline=f"Ticket {ticket.ref} was solved: no answer for {days} "
                               "business days",
         )
@@ -154,7 +155,7 @@ class AutoCloseService(TicketBase):
             return 0
         org = await tx.directory.org(ticket.org_id)
         assert org is not None
-        ticket = await tx.tickets.update(ticket.id, **status_changes(
+        before, ticket = ticket, await tx.tickets.update(ticket.id, **status_changes(
             ticket, TicketStatus.CLOSED, tx.now, schedule_for(self.settings, org,
                                                               ticket.severity)))
         days = self.settings.solved_close_days
@@ -162,7 +163,7 @@ class AutoCloseService(TicketBase):
             tx, ticket, f"ticket:{ticket.id}:autoclose:closed:{_stamp(tx.now)}",
             f"{ticket.ref} closed {days} days after it was solved",
             f"{command('ticket reopen', ticket.id)} brings it back.",
-            customer_headline=f"Ticket {ticket.ref} is closed",
+            before=before, customer_headline=f"Ticket {ticket.ref} is closed",
         )
         return 1
 

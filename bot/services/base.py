@@ -22,6 +22,7 @@ from storage.outbox import ClaimStore, OutboxStore
 from storage.tickets import TicketStore
 
 if TYPE_CHECKING:
+    from bot.services.alerting import Alerting
     from bot.services.notify import Notifier
 
 
@@ -61,12 +62,23 @@ class Service:
     """A use case: decides policy and owns its transactions through `tx()` and `read()`."""
 
     def __init__(
-        self, db: Database, settings: Settings, clock: Clock, notifier: Notifier
+        self, db: Database, settings: Settings, clock: Clock, notifier: Notifier,
+        alerting: Alerting | None = None,
     ) -> None:
         self.db = db
         self.settings = settings
         self.clock = clock
         self.notifier = notifier
+        self._alerting = alerting
+
+    @property
+    def alerting(self) -> Alerting:
+        """The alert path, for the internal events this service raises or resolves."""
+        if self._alerting is None:
+            from bot.services.alerting import Alerting  # it builds on this module
+
+            self._alerting = Alerting(self.notifier, self.settings)
+        return self._alerting
 
     @asynccontextmanager
     async def tx(self) -> AsyncIterator[Tx]:

@@ -21,7 +21,15 @@ from pydantic import (
 )
 
 from bot.business_time import supported_country
-from bot.domain import Contact, ContactRole, Level, Platform, Program, Region
+from bot.domain import (
+    Contact,
+    ContactRole,
+    Level,
+    Platform,
+    Program,
+    Region,
+    expiring_fingerprint,
+)
 from bot.emails import Email
 from bot.importing import (
     ImportFailed,
@@ -430,11 +438,19 @@ class OnboardingService(Service):
                                      {"name": org.name, "level": org.level.value})
         elif changed:
             report.updated += 1
+            if before.calendar != org.calendar:
+                await tx.tickets.set_calendar(org.id, org.calendar)
             await tx.directory.audit("import", org.id, "org.updated", org.key,
                                      {"level": before.level.value, "name": before.name,
                                       "ends_on": str(before.ends_on)},
                                      {"level": org.level.value, "name": org.name,
                                       "ends_on": str(org.ends_on)})
+            if before.ends_on is not None and before.ends_on != org.ends_on:
+                # Renewed (or its end moved): the "subscription expiring" alert is over.
+                renewed = org.ends_on is not None and org.ends_on > before.ends_on
+                await self.alerting.settle(
+                    tx, expiring_fingerprint(org.key, before.ends_on),
+                    f"renewed until {org.ends_on}" if renewed else f"now ends on {org.ends_on}")
         # Exclusive roles move to whoever the form names; Technical roles are added.
         stripped: list[int] = []
         for role in (ContactRole.MAIN, ContactRole.ADMINISTRATIVE):

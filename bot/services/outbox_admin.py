@@ -6,8 +6,9 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from bot.domain import OutboxStatus
-from bot.services.base import Invalid, Service
+from bot.domain import DEAD_LETTER_PREFIX, OutboxStatus
+from bot.services.alerting import INTERNAL
+from bot.services.base import Invalid, Service, Tx
 from storage.outbox import OutboxItem
 
 
@@ -34,11 +35,13 @@ class OutboxAdmin(Service):
             return OutboxReport(await tx.outbox.counts(), await tx.outbox.items(show, limit),
                                 await tx.outbox.held())
 
-    async def held(self) -> list[str]:
-        """Deliveries waiting for the operator to fix the configuration, one line each."""
+    async def held(self) -> dict[str, str]:
+        """Deliveries waiting for the operator to fix the configuration: a line for each
+        platform held."""
         async with self.read() as tx:
             held = await tx.outbox.held()
-        return OutboxReport({}, [], held).held_lines
+        return {platform: OutboxReport({}, [], {platform: state}).held_lines[0]
+                for platform, state in sorted(held.items())}
 
     async def retry(self, item_id: int) -> None:
         """Queue a dead (or waiting) message again with fresh attempts."""
@@ -47,11 +50,25 @@ class OutboxAdmin(Service):
         async with self.tx() as tx:
             if not await tx.outbox.retry(item_id):
                 raise Invalid(f"no unsent outbox message #{item_id}")
+            await self._settle_dead_letters(tx)
 
     async def retry_dead(self, since: dt.datetime | None = None) -> int:
         """Queue every dead letter (queued at or after `since`) again; how many."""
         async with self.tx() as tx:
-            return await tx.outbox.retry_dead(since)
+            requeued = await tx.outbox.retry_dead(since)
+            await self._settle_dead_letters(tx)
+            return requeued
+
+    async def _settle_dead_letters(self, tx: Tx) -> None:
+        """Resolve the dead-letter alert of each platform left without dead letters: its
+        card says they were requeued, and the next dead letter raises it anew."""
+        firing = await tx.alerts.firing_with_prefix(INTERNAL, DEAD_LETTER_PREFIX)
+        if not firing:
+            return
+        dead = await tx.outbox.dead_platforms()
+        for alert in firing:
+            if alert.fingerprint.removeprefix(DEAD_LETTER_PREFIX) not in dead:
+                await self.alerting.settle(tx, alert.fingerprint, "dead letters requeued")
 
 
 class EventLog(Service):

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from bot.domain import expiring_fingerprint
 from bot.presentation import billing_notices
 from bot.reminder_stages import (
     INVOICE,
@@ -30,6 +31,7 @@ from bot.reminder_stages import (
     invoice_stage_due,
     renewal_stage_due,
 )
+from bot.services.alerting import Event
 from bot.services.base import Service, Tx
 from bot.services.notify import person_drafts
 from bot.wiring.scheduler import Job
@@ -157,12 +159,29 @@ class ReminderService(Service):
         notices: list[tuple[str, int, dict[str, Any]]] = []
         for org_id, stage in sorted(won):
             c, days_before = wanted[(org_id, stage)]
-            payload = billing_notices.renewal_notice_intent(
-                org_id, c.ends_on, (c.ends_on - _local_day(now, c.timezone)).days
-            )
+            days_left = (c.ends_on - _local_day(now, c.timezone)).days
+            payload = billing_notices.renewal_notice_intent(org_id, c.ends_on, days_left)
             key = f"reminder:{RENEWAL}:{org_id}:{c.ends_on.isoformat()}:{days_before}"
             notices.append((key, org_id, payload))
+            await self._expiring(tx, c, days_left)
         report.messages += await _queue(tx, notices, main_only=True)
+
+    async def _expiring(self, tx: Tx, c: RenewalCandidate, days_left: int) -> None:
+        """The internal "subscription expiring" alert for the vendor's staff, raised with the
+        first renewal notice (a later notice while it fires adds nothing) and resolved when
+        the organization renews (its end date moves)."""
+        org = await tx.directory.org(c.org_id)
+        if org is None:
+            return
+        ends = c.ends_on.isoformat()
+        await self.alerting.fire(tx, Event(
+            expiring_fingerprint(org.key, c.ends_on), "firing", "warning",
+            f"{org.name}'s subscription ends on {ends}",
+            f"The {org.level.value} subscription of {org.name} ({org.key}) ends on {ends}, "
+            f"in {days_left} day(s); the Main Contact has been sent a renewal notice. An order "
+            "form with the new end date resolves this alert.",
+            org_id=org.id,
+        ))
 
 
 async def _queue(

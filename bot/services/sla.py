@@ -8,7 +8,10 @@ does not count; the target resumes with the covered time it had left.
 
 The sweep is safe to run any number of times on any number of replicas: each (ticket,
 stage) alert is guarded by a claim in the database (`ClaimStore`, kind "sla"), taken in the
-same transaction that queues the alert, so it is posted exactly once across restarts.
+same transaction that raises the alert, so it is posted exactly once across restarts. The
+alerts take the one alert path (`sla-risk:ticket:1042:first-response`, `sla-breach:…`):
+one message each in the triage channels, resolved in place when the response is given or
+the ticket is solved or closed.
 """
 
 from __future__ import annotations
@@ -19,8 +22,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.business_time import Schedule, describe, hours_and_minutes
-from bot.domain import ACTIVE_STATUSES, Organization, Severity, Ticket, TicketStatus
-from bot.presentation.ticket_cards import sla_alert, target_kind, zone
+from bot.domain import (
+    ACTIVE_STATUSES,
+    Organization,
+    Severity,
+    Ticket,
+    TicketStatus,
+    sla_fingerprint,
+)
+from bot.presentation.ticket_cards import sla_alert_text, target_kind, zone
+from bot.services.alerting import Event
 from bot.services.base import Service
 from bot.wiring.config import Settings
 from bot.wiring.scheduler import Job
@@ -249,13 +260,15 @@ class SlaService(Service):
                 }
                 won = await tx.claims.claim_many(CLAIM_KIND, sorted(claims))
                 for c, stage in due:
-                    name = stage_name(stage, c.ticket.response_cycle)
-                    if (c.ticket.id, name) not in won:
+                    ticket = c.ticket
+                    if (ticket.id, stage_name(stage, ticket.response_cycle)) not in won:
                         continue
-                    key = f"ticket:{c.ticket.id}:sla:{name}"
-                    await self.notifier.to_triage(
-                        tx, self.settings.triage_channels, key, sla_alert(c, stage, now)
-                    )
+                    title, body = sla_alert_text(c, stage, now)
+                    await self.alerting.fire(tx, Event(
+                        sla_fingerprint(ticket.id, stage == BREACHED, ticket.response_cycle),
+                        "firing", "critical" if stage == BREACHED else "warning", title, body,
+                        org_id=ticket.org_id, ticket_id=ticket.id,
+                    ))
                     if stage == BREACHED:
                         breached += 1
                     else:

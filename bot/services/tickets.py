@@ -23,6 +23,7 @@ from bot.domain import (
     Ticket,
     TicketComment,
     TicketStatus,
+    sev1_fingerprint,
 )
 from bot.policy import (
     Permission,
@@ -37,12 +38,14 @@ from bot.policy import (
 )
 from bot.presentation.messages import Message, command
 from bot.presentation.ticket_cards import (
+    card_facts,
     customer_update,
     rating_request,
     ticket_card,
     triage_update,
     zone,
 )
+from bot.services.alerting import Event
 from bot.services.base import Denied, Invalid, NotFound, Service, Tx
 from bot.services.notify import Queued
 from bot.services.sla import (
@@ -198,16 +201,20 @@ class TicketBase(Service):
 
     async def _announce(
         self, tx: Tx, ticket: Ticket, key: str, headline: str, body: str | None = None, *,
-        customer_headline: str | None = None, skip: int | None = None,
+        before: Ticket, customer_headline: str | None = None, skip: int | None = None,
+        answered_by: str | None = None,
     ) -> int:
-        """Tell a public change to the customers (as `customer_headline` when they read it
-        differently from staff) and to the triage channels; the number of customers told."""
+        """Tell a public change (the ticket was `before`, is `ticket`) to the customers (as
+        `customer_headline` when they read it differently from staff) and to the triage
+        channels, bring its alerts up to date and redraw the cards it changed; the number
+        of customers told. `answered_by` names the engineer whose public reply it is."""
         told = await self._tell_customers(
             tx, ticket, key, customer_update(ticket, customer_headline or headline, body),
             skip=skip,
         )
         await self._tell_triage(tx, f"{key}:triage", triage_update(ticket, headline, body))
-        await self._refresh_cards(tx, ticket)
+        await self._update_alerts(tx, before, ticket, answered_by)
+        await self._refresh_cards(tx, before, ticket)
         return told
 
     async def _ask_rating(self, tx: Tx, ticket: Ticket) -> None:
@@ -220,11 +227,39 @@ class TicketBase(Service):
         key = f"ticket:{ticket.id}:rate:{ticket.solved_at.isoformat()}"
         await self.notifier.to_contact(tx, opener, key, rating_request(ticket))
 
-    async def _refresh_cards(self, tx: Tx, ticket: Ticket) -> None:
-        """Edit the ticket's cards in place (opener's and triage): each edit renders the
-        ticket as it is when delivered."""
-        await self.notifier.update_card(tx, ticket_card(ticket.id, "opener"))
-        await self.notifier.update_card(tx, ticket_card(ticket.id, "triage"))
+    async def _refresh_cards(self, tx: Tx, before: Ticket, ticket: Ticket) -> None:
+        """Edit the ticket's cards in place (opener's and triage) where what they show
+        changed: each edit renders the ticket as it is when delivered. A comment alone
+        changes no card, so it edits none."""
+        for side in ("opener", "triage"):
+            if card_facts(before, side) != card_facts(ticket, side):
+                await self.notifier.update_card(tx, ticket_card(ticket.id, side))
+
+    async def _raise_sev1(self, tx: Tx, ticket: Ticket) -> None:
+        """The internal sev1 alert: shown on the ticket's triage card (already the loud
+        message a sev1 ticket posts), counted with the alerts, acknowledged from the card."""
+        await self.alerting.fire(tx, Event(
+            sev1_fingerprint(ticket.id), "firing", "critical",
+            f"SEV1 {ticket.ref} {ticket.subject}", org_id=ticket.org_id, ticket_id=ticket.id,
+        ))
+
+    async def _update_alerts(
+        self, tx: Tx, before: Ticket, ticket: Ticket, answered_by: str | None
+    ) -> None:
+        """Resolve the ticket's alerts when an engineer answers it publicly or it is solved
+        or closed; resolve the sev1 alert when the severity drops; raise it when a ticket
+        becomes sev1 (raised, or reopened)."""
+        if answered_by is not None:
+            await self.alerting.settle_ticket(tx, ticket.id, f"answered by {answered_by}")
+        elif before.active and not ticket.active:
+            await self.alerting.settle_ticket(tx, ticket.id, f"ticket {ticket.status.value}")
+        elif before.severity is Severity.SEV1 and ticket.severity is not Severity.SEV1:
+            await self.alerting.settle(tx, sev1_fingerprint(ticket.id),
+                                       f"severity lowered to {ticket.severity.value}")
+        sev1_now = ticket.severity is Severity.SEV1 and ticket.active
+        sev1_before = before.severity is Severity.SEV1 and before.active
+        if sev1_now and not sev1_before:
+            await self._raise_sev1(tx, ticket)
 
 
 class TicketService(TicketBase):
@@ -286,6 +321,7 @@ class TicketService(TicketBase):
                 source_platform=source_platform,
                 first_response_due_at=target.due,
                 sla_warn_at=target.warn,
+                calendar=org.calendar,
             )
             await tx.tickets.follow(ticket.id, contact.id)
             await self._store_files(tx, actor, ticket, checked, internal=False, comment_id=None)
@@ -298,6 +334,8 @@ class TicketService(TicketBase):
                 ticket_card(ticket.id, "triage"),
                 reach_someone=True,
             )
+            if severity is Severity.SEV1:
+                await self._raise_sev1(tx, ticket)
             return ticket
 
     async def list_tickets(self, actor: Actor, *, include_closed: bool = False) -> TicketList:
@@ -364,6 +402,7 @@ class TicketService(TicketBase):
             stored = await self._store_files(tx, actor, ticket, checked, internal=False,
                                              comment_id=note.id)
             await tx.tickets.follow(ticket.id, contact.id)
+            before = ticket
             if ticket.status in (TicketStatus.PENDING, TicketStatus.SOLVED):
                 ticket = await tx.tickets.update(ticket.id, **status_changes(
                     ticket, TicketStatus.OPEN, tx.now,
@@ -374,7 +413,7 @@ class TicketService(TicketBase):
             files_note = f"\n({len(stored)} file(s) attached)" if stored else ""
             key = f"ticket:{ticket.id}:comment:{note.id}"
             await self._announce(tx, ticket, key, f"{contact.name} commented on {ticket.ref}",
-                                 text + files_note, skip=contact.id)
+                                 text + files_note, before=before, skip=contact.id)
             return note, stored
 
     async def attach(
@@ -456,6 +495,7 @@ class TicketService(TicketBase):
             if not reopen and ticket.status is TicketStatus.CLOSED:
                 raise Invalid(f"Ticket {ticket.ref} is already closed.")
             target = TicketStatus.OPEN if reopen else TicketStatus.CLOSED
+            before = ticket
             ticket = await tx.tickets.update(ticket.id, **status_changes(
                 ticket, target, tx.now, schedule_for(self.settings, org, ticket.severity)))
             if reopen:
@@ -470,5 +510,6 @@ class TicketService(TicketBase):
                 )
                 key = f"ticket:{ticket.id}:comment:{note.id}"
             headline = f"{contact.name} {suffix} {ticket.ref}"
-            await self._announce(tx, ticket, key, headline, text, skip=contact.id)
+            await self._announce(tx, ticket, key, headline, text, before=before,
+                                 skip=contact.id)
             return ticket

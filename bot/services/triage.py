@@ -12,7 +12,15 @@ from dataclasses import dataclass
 
 from bot.business_time import Schedule
 from bot.commands.invocation import IncomingFile
-from bot.domain import Actor, Attachment, Severity, StaffMember, Ticket, TicketComment, TicketStatus
+from bot.domain import (
+    Actor,
+    Attachment,
+    Severity,
+    StaffMember,
+    Ticket,
+    TicketComment,
+    TicketStatus,
+)
 from bot.policy import Permission, allows
 from bot.presentation.ticket_cards import triage_update
 from bot.services.base import Denied, Invalid, Tx
@@ -21,9 +29,6 @@ from bot.services.tickets import TicketBase
 from storage.tickets import QueueEntry
 
 QUEUE_LIMIT = 25
-# Running clocks read, soonest "at risk" instant first, and re-sorted by the covered time they
-# have left (calendar and business order differ only between organizations' hours).
-QUEUE_SCAN = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +84,7 @@ class TriageService(TicketBase):
         each organization's hours, or 24×7), then every other active ticket, oldest first."""
         self._engineer(actor)
         async with self.read() as tx:
-            entries = await tx.tickets.queue(max(limit, QUEUE_SCAN))
+            entries = await tx.tickets.queue(limit)
         now = self.clock.now()
         queued = []
         for e in entries:
@@ -102,10 +107,10 @@ class TriageService(TicketBase):
             if ticket.status is TicketStatus.NEW:
                 changes.update(status_changes(ticket, TicketStatus.OPEN, tx.now,
                                               await self._schedule(tx, ticket)))
-            ticket = await tx.tickets.update(ticket.id, **changes)
+            before, ticket = ticket, await tx.tickets.update(ticket.id, **changes)
             key = f"ticket:{ticket.id}:assigned:{staff.id}:{tx.now.isoformat()}"
             told = await self._announce(
-                tx, ticket, key, f"{staff.name} claimed {ticket.ref}",
+                tx, ticket, key, f"{staff.name} claimed {ticket.ref}", before=before,
                 customer_headline=f"{staff.name} is handling your ticket {ticket.ref}",
             )
             return Change(ticket, told)
@@ -117,13 +122,14 @@ class TriageService(TicketBase):
             ticket = await self._visible(tx, actor, ticket_id, lock=True)
             if ticket.status is status:
                 raise Invalid(f"{ticket.ref} is already {status.value}.")
-            ticket = await tx.tickets.update(ticket.id, **status_changes(
+            before, ticket = ticket, await tx.tickets.update(ticket.id, **status_changes(
                 ticket, status, tx.now, await self._schedule(tx, ticket)))
             if status is TicketStatus.SOLVED:
                 await self._ask_rating(tx, ticket)
             key = f"ticket:{ticket.id}:status:{status.value}:{tx.now.isoformat()}"
             told = await self._announce(
                 tx, ticket, key, f"{staff.name} set {ticket.ref} to {status.value}",
+                before=before,
                 customer_headline=f"Ticket {ticket.ref} is now {_STATUS_WORDS[status]}",
             )
             return Change(ticket, told)
@@ -137,13 +143,13 @@ class TriageService(TicketBase):
                 raise Invalid(f"{ticket.ref} is already {severity.value}.")
             org = await tx.directory.org(ticket.org_id)
             assert org is not None
-            ticket = await tx.tickets.update(
+            before, ticket = ticket, await tx.tickets.update(
                 ticket.id, severity=severity,
                 **resized(self.settings, org, ticket, severity, tx.now))
             key = f"ticket:{ticket.id}:severity:{severity.value}:{tx.now.isoformat()}"
             told = await self._announce(
                 tx, ticket, key, f"{staff.name} set {ticket.ref} to {severity.value}",
-                customer_headline=f"Ticket {ticket.ref} is now {severity.value}",
+                before=before, customer_headline=f"Ticket {ticket.ref} is now {severity.value}",
             )
             return Change(ticket, told)
 
@@ -194,7 +200,7 @@ class TriageService(TicketBase):
             if ticket.status is TicketStatus.NEW:
                 changes.update(status_changes(ticket, TicketStatus.OPEN, tx.now,
                                               await self._schedule(tx, ticket)))
-            ticket = await tx.tickets.update(ticket.id, **changes)
+            before, ticket = ticket, await tx.tickets.update(ticket.id, **changes)
             told = await self._announce(tx, ticket, key, f"{staff.name} replied on {ticket.ref}",
-                                        text + files_note)
+                                        text + files_note, before=before, answered_by=staff.name)
             return Change(ticket, told, comment), stored

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from bot.clock import Clock, SystemClock
 from bot.metrics import Metrics
+from bot.services.alerting import Alerting
 from bot.services.alerts import AlertService
 from bot.services.autoclose import AutoCloseService
 from bot.services.billing import BillingService
@@ -53,7 +54,8 @@ class Services:
         clock = clock or SystemClock()
         notifier = Notifier()
         metrics = Metrics()
-        args = (db, settings, clock, notifier)
+        alerting = Alerting(notifier, settings)
+        args = (db, settings, clock, notifier, alerting)
         return cls(
             db=db,
             settings=settings,

@@ -91,7 +91,8 @@ class FakeSlack:
         app.router.add_get("/link/", self._link)
         self.runner = web.AppRunner(app)
         await self.runner.setup()
-        site = web.TCPSite(self.runner, "127.0.0.1", 0)
+        # A restart after `stop` comes back on the same port (Slack down, then up again).
+        site = web.TCPSite(self.runner, "127.0.0.1", self.port)
         await site.start()
         self.port = int(self.runner.addresses[0][1])
 

@@ -77,6 +77,14 @@ class World:
             await asyncio.sleep(0.02)
         raise AssertionError(f"cards not posted: {self.fake.calls}")
 
+    async def idle(self) -> bool:
+        """Whether the outbox has nothing left to deliver to Slack."""
+        async with self.app.db.read() as session:
+            waiting = (await session.execute(select(OutboxRow.id).where(
+                OutboxRow.platform == "slack",
+                OutboxRow.status.in_(("pending", "sending"))))).all()
+        return not waiting
+
     async def sent(self, count: int) -> bool:
         """Whether `count` Slack messages are recorded as sent (their references kept)."""
         async with self.app.db.read() as session:
@@ -191,6 +199,31 @@ async def test_claim_button_runs_the_action_and_edits_the_cards(world: World) ->
         raise AssertionError(f"triage card not edited: {world.fake.calls}")
     [edit] = [u for u in world.fake.of("chat.update") if u["channel"] == TRIAGE]
     assert "Sam" in json.dumps(edit["blocks"])
+
+
+async def test_a_comment_edits_no_card_and_a_status_change_edits_both(world: World) -> None:
+    """A public comment adds to the ticket's threads but changes nothing its cards show, so
+    Slack gets no `chat.update`; a status change edits the opener's card and the triage card
+    where they were posted."""
+    (_, card_ts), (_, triage_ts) = await world.open_ticket()
+    status, _, _ = await world.slack.command(TOM, "/ticket", "comment 1 It dropped again")
+    assert status == 200
+    for _ in range(250):
+        told = [c for c in world.fake.of("chat.postMessage")
+                if c.get("thread_ts") == triage_ts and "It dropped again" in c["text"]]
+        if told and await world.idle():
+            break
+        await asyncio.sleep(0.02)
+    else:
+        raise AssertionError(f"comment not told to triage: {world.fake.calls}")
+    assert world.fake.of("chat.update") == []
+
+    status, _, _ = await world.slack.command(SAM, "/triage", "status 1 pending")
+    assert status == 200
+    edits = await world.fake.wait_for("chat.update", 2)
+    assert sorted((e["channel"], e["ts"]) for e in edits) == sorted(
+        [(TOM_DM, card_ts), (TRIAGE, triage_ts)])
+    assert all("pending" in json.dumps(e["blocks"]) for e in edits)
 
 
 async def test_status_button_opens_a_modal_whose_submission_changes_the_status(

@@ -89,8 +89,8 @@ async def test_wrong_password_holds_mail_until_fixed(
     tmp_path: Path, caplog: pytest.LogCaptureFixture,
 ) -> None:
     """535 keeps every email queued without spending attempts, stops sending, says so once
-    in the log, in `subdesk outbox status` and in /readyz; once the password is right again
-    each email is delivered exactly once."""
+    in the log, in `subdesk outbox status` and in /readyz (the email adapter is not ready);
+    once the password is right again each email is delivered exactly once."""
     server.password = "rotated"
     app = await app_for(server.url(), settings, clock, db)
     await import_acme(app)
@@ -116,7 +116,9 @@ async def test_wrong_password_holds_mail_until_fixed(
     async with TestClient(TestServer(build_http_app(app))) as client:
         response = await client.get("/readyz")
         assert response.status == 503
-        assert "email delivery held (2 waiting): SMTP 535" in (await response.json())["status"]
+        body = await response.json()
+        assert body["status"].startswith("email delivery held (2 waiting): SMTP 535")
+        assert body["adapters"] == {"email": body["status"]}, "the email adapter says why, once"
 
         server.password = PASSWORD
         await asyncio.sleep(1.05)

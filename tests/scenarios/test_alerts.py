@@ -107,11 +107,13 @@ async def test_unknown_org_and_empty_directory_are_refused(
     assert harness.delivered == [] and chat.posts == []
 
 
-async def test_dead_letters_raise_one_internal_alert(
+async def test_dead_letters_raise_one_internal_alert_until_requeued(
     harness: Harness, chat: FakeChat
 ) -> None:
-    """A message that cannot be delivered raises the internal dead-letter alert in the
-    triage channel, once while it fires however many follow; resolved, it re-arms."""
+    """Messages that cannot be delivered raise the internal dead-letter alert of their
+    platform in the triage channel, once while it fires however many follow; requeueing
+    them (`subdesk outbox retry`) resolves it in place, and the next dead letter raises it
+    anew."""
     await world(harness)
 
     async def refuse(item: OutboxItem, message: Message) -> MessageRef | None:
@@ -122,16 +124,32 @@ async def test_dead_letters_raise_one_internal_alert(
     assert (await sam.send("/alert info acme First")).ok
     await harness.drain()
     [alarm] = harness.delivered_to("triage")
-    assert alarm.text.startswith("[FIRING] WARNING · Messages could not be delivered")
+    assert alarm.text.startswith("[FIRING] WARNING · Slack messages could not be delivered\n"
+                                 "Outbox message ")
     assert (await sam.send("/alert info acme Second")).ok
     await harness.drain()
     assert len(harness.delivered_to("triage")) == 1
+
+    dead = (await harness.app.services.outbox.report()).items
+    assert len(dead) == 2
+    await harness.app.services.outbox.retry(dead[0].id)  # another stays dead: still firing
+    await harness.drain()
+    assert len(harness.delivered_to("triage")) == 1
+
+    assert await harness.app.services.outbox.retry_dead() == 2
+    await harness.drain()  # the two die again: the alert fires anew once
+    posts = [m.text.splitlines()[0] for m in harness.delivered_to("triage")]
+    assert posts == [
+        "[FIRING] WARNING · Slack messages could not be delivered",
+        "[RESOLVED] WARNING · Slack messages could not be delivered",
+        "[FIRING] WARNING · Slack messages could not be delivered",
+    ]
+    assert "Resolution: dead letters requeued" in harness.delivered_to("triage")[1].text
     async with harness.app.db.read() as session:
         [internal] = list(await session.scalars(
             select(AlertRow).where(AlertRow.source == "internal")))
+    assert (internal.fingerprint, internal.episode, internal.status) == (
+        "outbox-dead:slack", 2, "firing")
     assert (await sam.send(f"/alert resolve {internal.id}")).ok
-    assert (await sam.send("/alert info acme Third")).ok
     await harness.drain()
-    posts = [m.text for m in harness.delivered_to("triage")]
-    assert len(posts) == 3 and posts[1].startswith("[RESOLVED]")
-    assert posts[2].startswith("[FIRING]")
+    assert "Resolved by: Sam Support" in harness.delivered_to("triage")[-1].text

@@ -14,7 +14,7 @@ from bot.services import sla as sla_module
 from bot.services.sla import SweepResult, sla_job
 from bot.wiring.config import Settings
 from storage.db import Database
-from storage.models import OutboxRow, ReminderClaimRow, TicketRow
+from storage.models import AlertRow, OutboxRow, ReminderClaimRow, TicketRow
 from tests.harness import Harness
 from tests.scenarios.orders import contact, form, organization
 from tests.scenarios.tickets_world import BOB, SAM, SOL, TOM, build
@@ -29,14 +29,21 @@ def madrid(*parts: int) -> dt.datetime:
 
 
 async def alerts(h: Harness) -> list[str]:
-    """Keys of every SLA alert ever queued, whoever queued it."""
+    """Every SLA alert post ever queued, whoever queued it: its fingerprint and target."""
     async with h.app.db.read() as session:
+        fingerprints = {int(i): str(f) for i, f in (await session.execute(
+            select(AlertRow.id, AlertRow.fingerprint))).all()}
         keys = await session.scalars(
             select(OutboxRow.idempotency_key)
-            .where(OutboxRow.idempotency_key.like("ticket:%:sla:%"))
+            .where(OutboxRow.idempotency_key.like("alert:%"), OutboxRow.edit.is_(False))
             .order_by(OutboxRow.id)
         )
-    return list(keys)
+        posts = []
+        for key in keys:
+            _, alert_id, _, target = key.split(":", 3)
+            if fingerprints[int(alert_id)].startswith("sla-"):
+                posts.append(f"{fingerprints[int(alert_id)]} {target}")
+    return posts
 
 
 async def claims(h: Harness) -> set[tuple[int, str]]:
@@ -50,6 +57,7 @@ async def claims(h: Harness) -> set[tuple[int, str]]:
 
 
 def posted(h: Harness) -> list[str]:
+    """The SLA alerts posted in the triage channel (their first line)."""
     return [m.plain().splitlines()[0] for m in h.delivered_to("triage") if "SLA" in m.text]
 
 
@@ -71,7 +79,7 @@ async def test_at_risk_then_breached_once_each_across_a_restart(
     assert (await sweep()).at_risk == 1
     assert (await sweep()).at_risk == 0
     await harness.drain()
-    assert posted(harness) == ["SLA at risk: #1 Slow dashboard"]
+    assert posted(harness) == ["[FIRING] WARNING · SLA at risk: #1 Slow dashboard"]
 
     restarted_db = Database(db_url)
     try:
@@ -81,14 +89,14 @@ async def test_at_risk_then_breached_once_each_across_a_restart(
         result = await again.app.services.sla.sweep()
         assert (result.at_risk, result.breached) == (0, 1)
         await again.drain()
-        assert posted(again) == ["SLA breached: #1 Slow dashboard"]
+        assert posted(again) == ["[FIRING] CRITICAL · SLA breached: #1 Slow dashboard"]
         for _ in range(3):
             assert (await again.app.services.sla.sweep()).breached == 0
             assert (await harness.app.services.sla.sweep()).breached == 0
     finally:
         await restarted_db.dispose()
-    assert await alerts(harness) == ["ticket:1:sla:at_risk:console:triage",
-                                     "ticket:1:sla:breached:console:triage"]
+    assert await alerts(harness) == ["sla-risk:ticket:1:first-response console:triage",
+                                     "sla-breach:ticket:1:first-response console:triage"]
 
 
 async def test_after_downtime_only_the_breach_is_posted(harness: Harness) -> None:
@@ -99,7 +107,7 @@ async def test_after_downtime_only_the_breach_is_posted(harness: Harness) -> Non
     result = await harness.app.services.sla.sweep()
     assert (result.at_risk, result.breached) == (0, 1)
     assert await claims(harness) == {(1, "at_risk"), (1, "breached")}
-    assert await alerts(harness) == ["ticket:1:sla:breached:console:triage"]
+    assert await alerts(harness) == ["sla-breach:ticket:1:first-response console:triage"]
 
 
 async def test_pending_pauses_the_clock(harness: Harness) -> None:
@@ -185,7 +193,7 @@ async def test_sla_job_runs_the_sweep(harness: Harness) -> None:
     harness.clock.advance(3 * HOUR)
     await job.sweep()
     await job.sweep()
-    assert await alerts(harness) == ["ticket:1:sla:breached:console:triage"]
+    assert await alerts(harness) == ["sla-breach:ticket:1:first-response console:triage"]
 
 
 async def test_sweep_pages_past_tickets_not_yet_at_risk(
@@ -267,9 +275,12 @@ async def test_customer_comment_after_the_first_response_starts_a_next_response(
     assert await sweep() == SweepResult(0, 1)
     await harness.drain()
     assert posted(harness) == [
-        "SLA at risk (next response): #1 Reports slow",
-        "SLA breached (next response): #1 Reports slow",
-        "SLA breached (next response): #1 Reports slow",
+        "[FIRING] WARNING · SLA at risk (next response): #1 Reports slow",
+        "[FIRING] CRITICAL · SLA breached (next response): #1 Reports slow",
+        # Sam's reply met the first next response: both its alerts are resolved in place.
+        "[RESOLVED] WARNING · SLA at risk (next response): #1 Reports slow",
+        "[RESOLVED] CRITICAL · SLA breached (next response): #1 Reports slow",
+        "[FIRING] CRITICAL · SLA breached (next response): #1 Reports slow",
     ]
     assert await claims(harness) == {(1, "next1:at_risk"), (1, "next1:breached"),
                                      (1, "next2:at_risk"), (1, "next2:breached")}

@@ -6,8 +6,10 @@ import datetime as dt
 
 from bot.presentation.messages import Tone
 from storage.models import TicketRow
+from storage.tickets import TicketStore
 from tests.harness import Harness
-from tests.scenarios.tickets_world import ANA, BEA, BOB, SAM, TIA, TOM, build, count
+from tests.scenarios.orders import contact, form, organization
+from tests.scenarios.tickets_world import ANA, BEA, BOB, SAM, SOL, TIA, TOM, build, count
 
 
 async def _ticket(h: Harness, ticket_id: int) -> TicketRow:
@@ -52,6 +54,45 @@ async def test_queue_sorts_by_business_time_left_not_by_the_calendar(harness: Ha
     queue = (await harness.as_(SAM).send("/triage")).message.text.splitlines()[1:]
     assert [line.split(" · ")[0] for line in queue] == ["#1", "#2"]
     assert "overdue 14h 30m" in queue[0] and "overdue 0h 30m" in queue[1]
+
+
+async def test_queue_ranks_by_business_time_left_whatever_its_size(harness: Harness) -> None:
+    """Friday 16:10 in Madrid: a standard sev2 opened at 14:00 (4 business hours: due Monday
+    10:00) has 1h 50m of business time left; 201 premium sev1 tickets opened at 16:10 (2
+    hours, 24×7) have two, though every one of them turns "at risk" (17:46) long before it
+    does (Monday 09:12). The standard ticket still heads the queue: the ranking reads the
+    soonest due of each calendar, not the first 200 clocks by their "at risk" instant."""
+    await build(harness)
+    harness.clock.set(dt.datetime(2026, 11, 27, 13, 0, tzinfo=dt.UTC))  # Fri 14:00 CET
+    assert (await harness.as_(TOM).send("/ticket new sev2 Export fails")).ok
+    harness.clock.set(dt.datetime(2026, 11, 27, 15, 10, tzinfo=dt.UTC))
+    bob = harness.as_(BOB)
+    for i in range(201):
+        assert (await bob.send(f"/ticket new sev1 Node {i} down")).ok
+    queue = (await harness.as_(SAM).send("/triage")).message.text.splitlines()[1:]
+    assert len(queue) == 25
+    assert queue[0].startswith("#1 ") and "1h 50m left" in queue[0]
+    assert [line.split(" · ")[0] for line in queue[1:]] == [f"#{n}" for n in range(2, 26)]
+    assert all("2h 0m left" in line for line in queue[1:])
+    async with harness.app.db.read() as session:
+        read = await TicketStore(session, harness.clock.now()).queue(25)
+    assert len(read) == 26, "at most 25 per calendar are read, not the whole queue"
+
+
+async def test_a_new_level_or_timezone_moves_the_tickets_to_its_calendar(
+    harness: Harness,
+) -> None:
+    """The queue reads each calendar's soonest clocks by the calendar kept on the ticket:
+    an order form that changes the organization's level or timezone moves its tickets."""
+    await build(harness)
+    await harness.as_(SOL).send("/ticket new sev2 Slow")
+    assert (await _ticket(harness, 1)).sla_calendar == "Europe/Madrid||basic"
+    moved = organization("solo", [contact("main", SOL, "Sol Solo")], level="premium")
+    moved["timezone"] = "America/New_York"
+    await harness.import_orders(form(moved))
+    assert (await _ticket(harness, 1)).sla_calendar == "America/New_York||premium"
+    queue = (await harness.as_(SAM).send("/triage")).message.text.splitlines()[1:]
+    assert [line.split(" · ")[0] for line in queue] == ["#1"]
 
 
 async def test_triage_card_is_loud_for_sev1_and_reaches_every_channel(
