@@ -381,9 +381,10 @@ def test_interactive_console_prompts_on_a_terminal(db_url: str, tmp_path: Path) 
                                stdout=secondary, stderr=secondary, cwd=tmp_path, env=env)
     os.close(secondary)
     try:
-        _read_until(primary, b"subdesk> ")
+        # the first prompt waits for start-up (imports, migrations): generous on a loaded machine
+        _read_until(primary, b"subdesk> ", timeout=120.0)
         os.write(primary, b"/subdesk whoami\n")
-        answer = _read_until(primary, b"Main Contact")
+        answer = _read_until(primary, b"Main Contact", timeout=60.0)
         assert b"Ana Main" in answer
         _read_until(primary, b"subdesk> ")
         os.write(primary, b"exit\n")
