@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import (
     RowMapping,
+    Select,
     String,
     Table,
     and_,
@@ -98,6 +100,11 @@ def ticket_value(row: RowMapping) -> Ticket:
     )
 
 
+def _queue_entry(r: RowMapping) -> QueueEntry:
+    return QueueEntry(ticket_value(r), r["org_key"], r["org_name"], Level(r["org_level"]),
+                      r["assignee_name"], r["org_timezone"], r["org_country"])
+
+
 def _attachment_value(row: RowMapping) -> Attachment:
     return Attachment(
         id=row["id"],
@@ -123,6 +130,19 @@ class QueueEntry:
     assignee_name: str | None
     timezone: str = "UTC"
     country: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RunningClock:
+    """A running response clock as the triage queue ranks it: when it is due, and the
+    calendar it counts in (the organization's timezone, country and level, the severity)."""
+
+    ticket_id: int
+    due: dt.datetime
+    severity: Severity
+    timezone: str
+    country: str | None
+    level: Level
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,42 +244,16 @@ class TicketStore:
             .values(sla_calendar=calendar)
         )
 
-    async def queue(self, limit: int) -> list[QueueEntry]:
-        """Active tickets for the triage queue: the running response clocks that may be among
-        the `limit` with the least covered time left (in no particular order), then every
-        other active ticket, oldest first (up to `limit` in all when fewer clocks run).
+    async def running_soonest(self, limit: int) -> list[RunningClock]:
+        """The `limit` running response clocks due soonest of each calendar and severity.
 
         Covered time left orders like the due time among the clocks of one calendar and
-        severity, though not across them. So the `limit` soonest due of each are read, each
-        through `ix_tickets_queue` — whatever the queue's size, at most `limit` rows per
-        calendar and severity in use — and the caller ranks those by covered time left.
+        severity, though not across them, so these include the `limit` with the least
+        covered time left — whatever the queue's size, at most `limit` rows per calendar and
+        severity in use. The calendars are found by one index seek each (a loose scan of
+        `ix_tickets_queue`: few calendars, many clocks), then each pair's soonest by one
+        index range.
         """
-        columns = (*T.c, *_ORG_COLUMNS, STAFF.c.name.label("assignee_name"))
-        joined = T.join(ORG, ORG.c.id == T.c.org_id).outerjoin(
-            STAFF, STAFF.c.id == T.c.assignee_id
-        )
-        rows: list[RowMapping] = []
-        for ids in chunks(await self._soonest_running(limit)):
-            urgent = select(*columns).select_from(joined).where(T.c.id.in_(ids))
-            rows.extend((await self.s.execute(urgent)).mappings())
-        if len(rows) < limit:
-            rest = (
-                select(*columns).select_from(joined)
-                .where(_ACTIVE, or_(T.c.sla_warn_at.is_(None),
-                                    T.c.status.not_in(("new", "open", "on_hold"))))
-                .order_by(T.c.id).limit(limit - len(rows))
-            )
-            rows.extend((await self.s.execute(rest)).mappings())
-        return [
-            QueueEntry(ticket_value(r), r["org_key"], r["org_name"], Level(r["org_level"]),
-                       r["assignee_name"], r["org_timezone"], r["org_country"])
-            for r in rows
-        ]
-
-    async def _soonest_running(self, limit: int) -> list[int]:
-        """The ids of the `limit` running clocks due soonest in each calendar and severity:
-        the calendars found by one index seek each (a loose scan of `ix_tickets_queue`:
-        there are few calendars and many clocks), then one index range per pair."""
         calendars = list(await self.s.scalars(text(
             "WITH RECURSIVE calendars(c) AS ("
             f" SELECT min(sla_calendar) FROM tickets WHERE {TICKETS_AWAITING}"
@@ -274,12 +268,44 @@ class TicketStore:
         ranges = " UNION ALL ".join(
             f"SELECT id FROM (SELECT id FROM tickets WHERE {TICKETS_AWAITING}"
             f" AND sla_calendar = :c{i} AND severity = '{severity.value}'"
-            " ORDER BY sla_due_at, id LIMIT :limit) AS r"
-            f"{i}_{severity.value}"
+            f" ORDER BY sla_due_at, id LIMIT :limit) AS r{i}_{severity.value}"
             for i in range(len(calendars)) for severity in Severity
         )
         params: dict[str, Any] = {f"c{i}": c for i, c in enumerate(calendars)}
-        return [int(i) for i in await self.s.scalars(text(ranges), {**params, "limit": limit})]
+        soonest = text(ranges).bindparams(**params, limit=limit).columns(T.c.id).subquery()
+        rows = await self.s.execute(
+            select(T.c.id, T.c.sla_due_at, T.c.severity, ORG.c.timezone, ORG.c.country,
+                   ORG.c.level)
+            .select_from(T.join(ORG, ORG.c.id == T.c.org_id))
+            .where(T.c.id.in_(select(soonest.c.id)))
+        )
+        return [RunningClock(int(r[0]), r[1], Severity(r[2]), r[3], r[4], Level(r[5]))
+                for r in rows]
+
+    async def queue_entries(self, ticket_ids: Sequence[int]) -> list[QueueEntry]:
+        """These tickets as the triage queue shows them (in no particular order)."""
+        entries: list[QueueEntry] = []
+        for ids in chunks(ticket_ids):
+            rows = await self.s.execute(self._queue_select().where(T.c.id.in_(ids)))
+            entries.extend(_queue_entry(r) for r in rows.mappings())
+        return entries
+
+    async def queue_rest(self, limit: int) -> list[QueueEntry]:
+        """Active tickets without a running response clock (answered, or paused while
+        pending), oldest first."""
+        if limit <= 0:
+            return []
+        rows = await self.s.execute(
+            self._queue_select()
+            .where(_ACTIVE, or_(T.c.sla_warn_at.is_(None),
+                                T.c.status.not_in(("new", "open", "on_hold"))))
+            .order_by(T.c.id).limit(limit)
+        )
+        return [_queue_entry(r) for r in rows.mappings()]
+
+    def _queue_select(self) -> Select[Any]:
+        return select(*T.c, *_ORG_COLUMNS, STAFF.c.name.label("assignee_name")).select_from(
+            T.join(ORG, ORG.c.id == T.c.org_id).outerjoin(STAFF, STAFF.c.id == T.c.assignee_id))
 
     async def sla_candidates(
         self, limit: int, after: tuple[dt.datetime, int] | None = None

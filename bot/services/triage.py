@@ -7,14 +7,17 @@ through the outbox; internal notes go to the triage channels only.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+import heapq
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from bot.business_time import Schedule
+from bot.business_time import Hours, Schedule
 from bot.commands.invocation import IncomingFile
 from bot.domain import (
     Actor,
     Attachment,
+    Level,
     Severity,
     StaffMember,
     Ticket,
@@ -26,7 +29,7 @@ from bot.presentation.ticket_cards import triage_update
 from bot.services.base import Denied, Invalid, Tx
 from bot.services.sla import business_left, met, resized, schedule_for, status_changes
 from bot.services.tickets import TicketBase
-from storage.tickets import QueueEntry
+from storage.tickets import QueueEntry, RunningClock
 
 QUEUE_LIMIT = 25
 
@@ -66,6 +69,35 @@ class Change:
                 "it is no longer a contact of the organization.")
 
 
+def most_urgent(
+    clocks: list[RunningClock], limit: int, now: dt.datetime,
+    coverage: Callable[[Level, Severity], Hours | None],
+) -> list[tuple[RunningClock, dt.timedelta]]:
+    """The `limit` clocks with the least covered time left at `now` (then the soonest due,
+    then the lowest id), with that time. `coverage` gives a level's hours for a severity
+    (None: 24×7). Within one calendar and severity that order is the due time's, so their
+    sorted runs are merged, working out the time left of each run's head only."""
+    runs: dict[tuple[str, str | None, Level, Severity], list[RunningClock]] = {}
+    for clock in sorted(clocks, key=lambda c: (c.due, c.ticket_id)):
+        runs.setdefault((clock.timezone, clock.country, clock.level, clock.severity),
+                        []).append(clock)
+    schedules = {key: Schedule(key[0], coverage(key[2], key[3]), key[1]) for key in runs}
+
+    def head(key: tuple[str, str | None, Level, Severity], at: int) -> tuple[Any, ...]:
+        clock = runs[key][at]
+        return (schedules[key].between(now, clock.due), clock.due, clock.ticket_id, at, key)
+
+    heads = [head(key, 0) for key in runs]
+    heapq.heapify(heads)
+    ranked: list[tuple[RunningClock, dt.timedelta]] = []
+    while heads and len(ranked) < limit:
+        left, _, _, at, key = heapq.heappop(heads)
+        ranked.append((runs[key][at], left))
+        if at + 1 < len(runs[key]):
+            heapq.heappush(heads, head(key, at + 1))
+    return ranked
+
+
 class TriageService(TicketBase):
     """Tickets as support engineers work them."""
 
@@ -81,20 +113,22 @@ class TriageService(TicketBase):
 
     async def queue(self, actor: Actor, limit: int = QUEUE_LIMIT) -> list[Queued]:
         """Active tickets: running response clocks by covered time left (business time in
-        each organization's hours, or 24×7), then every other active ticket, oldest first."""
+        each organization's hours, or 24×7; then due time, then id), then every other
+        active ticket, oldest first."""
         self._engineer(actor)
-        async with self.read() as tx:
-            entries = await tx.tickets.queue(limit)
         now = self.clock.now()
-        queued = []
-        for e in entries:
+        async with self.read() as tx:
+            ranked = most_urgent(await tx.tickets.running_soonest(limit), limit, now,
+                                 self.settings.sla_coverage)
+            shown = {e.ticket.id: e for e in await tx.tickets.queue_entries(
+                [clock.ticket_id for clock, _ in ranked])}
+            rest = await tx.tickets.queue_rest(limit - len(ranked))
+        queued = [Queued(shown[c.ticket_id], left) for c, left in ranked if c.ticket_id in shown]
+        for e in rest:
             schedule = Schedule(e.timezone, self.settings.sla_coverage(e.level, e.ticket.severity),
                                 e.country)
             queued.append(Queued(e, business_left(schedule, e.ticket, now)))
-        running = sorted((q for q in queued if q.entry.ticket.awaiting_response),
-                         key=lambda q: (q.left, q.entry.ticket.id))
-        rest = [q for q in queued if not q.entry.ticket.awaiting_response]
-        return [*running, *rest][:limit]
+        return queued
 
     async def claim(self, actor: Actor, ticket_id: int) -> Change:
         """Assign the ticket to oneself; a new ticket becomes open."""

@@ -75,8 +75,8 @@ async def test_queue_ranks_by_business_time_left_whatever_its_size(harness: Harn
     assert [line.split(" · ")[0] for line in queue[1:]] == [f"#{n}" for n in range(2, 26)]
     assert all("2h 0m left" in line for line in queue[1:])
     async with harness.app.db.read() as session:
-        read = await TicketStore(session, harness.clock.now()).queue(25)
-    assert len(read) == 26, "at most 25 per calendar are read, not the whole queue"
+        read = await TicketStore(session, harness.clock.now()).running_soonest(25)
+    assert len(read) == 26, "at most 25 per calendar and severity are read, not all clocks"
 
 
 async def test_a_new_level_or_timezone_moves_the_tickets_to_its_calendar(
