@@ -1,8 +1,9 @@
 """Set-based claims and outbox rows for sweeps that act on thousands of subjects at once.
 
 On PostgreSQL each call is one statement over `unnest` arrays, so the statement text is
-fixed and the cost is the rows; on SQLite it is chunked multi-row VALUES. Both insert with
-ON CONFLICT DO NOTHING, inside the caller's transaction.
+fixed and the cost is the rows; on SQLite claims are chunked multi-row VALUES (whose
+RETURNING says which were won) and outbox rows one compiled INSERT run for every row. All
+insert with ON CONFLICT DO NOTHING, inside the caller's transaction.
 """
 
 from __future__ import annotations
@@ -35,12 +36,10 @@ def fit_key(key: str) -> str:
     return f"{key[: KEY_MAX - len(digest) - 1]}#{digest}"
 
 
-# The key rule of `fit_key` and the recipient rule of `person_drafts`, restated in SQL for
-# the set-based reminder fan-out below: a change to either changes both.
 _PG_CLAIMS = text(
     """
-    INSERT INTO reminder_claims (kind, subject_id, stage, claimed_at)
-    SELECT :kind, u.subject_id, u.stage, :now
+    INSERT INTO reminder_claims (kind, subject_id, stage, claimed_at, queue)
+    SELECT :kind, u.subject_id, u.stage, :now, :queue
     FROM unnest(CAST(:subjects AS BIGINT[]), CAST(:stages AS TEXT[])) AS u(subject_id, stage)
     ON CONFLICT (kind, subject_id, stage) DO NOTHING
     RETURNING subject_id, stage
@@ -60,41 +59,6 @@ _PG_OUTBOX = text(
 )
 
 
-# One statement fans claimed notices out to the organizations' billing contacts: a DM per
-# linked account, else an email (the rule of `bot.services.notify.person_drafts`), keys
-# `<base>:<platform>:<target>`, hashed when longer than the column.
-_PG_FAN_OUT = text(
-    """
-    INSERT INTO outbox (idempotency_key, platform, target, kind, recipient, payload, status,
-                        attempts, next_attempt_at, created_at)
-    SELECT CASE WHEN length(r.k) > 255
-                THEN left(r.k, 190) || '#' || encode(sha256(convert_to(r.k, 'UTF8')), 'hex')
-                ELSE r.k END,
-           r.p, r.t, r.kd, r.label, CAST(r.pl AS JSON), :status, 0, :now, :now
-    FROM (
-        SELECT CASE WHEN ci.id IS NULL THEN u.base || ':email:' || c.email
-                    ELSE u.base || ':' || ci.platform || ':' || a.address END AS k,
-               coalesce(ci.platform, 'email') AS p,
-               coalesce(a.address, c.email) AS t,
-               CASE WHEN ci.id IS NULL THEN 'email' ELSE 'dm' END AS kd,
-               c.name || ' <' || c.email || '>' AS label,
-               u.pl
-        FROM unnest(CAST(:bases AS TEXT[]), CAST(:orgs AS BIGINT[]), CAST(:payloads AS TEXT[]))
-             AS u(base, org_id, pl)
-        JOIN contacts c ON c.org_id = u.org_id
-        LEFT JOIN chat_identities ci ON ci.contact_id = c.id
-        -- the account as an outbox target: `bot.domain.chat_address`
-        LEFT JOIN LATERAL (
-            SELECT CASE WHEN ci.platform = 'slack' AND ci.workspace <> ''
-                        THEN ci.workspace || ':' || ci.user_id ELSE ci.user_id END AS address
-        ) AS a ON true
-        WHERE c.is_main OR (:admins AND c.is_administrative)
-    ) AS r
-    ON CONFLICT (idempotency_key) DO NOTHING
-    """
-)
-
-
 @dataclass(frozen=True, slots=True)
 class OutboxDraft:
     """One outbox row to insert: the same columns `OutboxStore.enqueue` takes."""
@@ -108,9 +72,14 @@ class OutboxDraft:
 
 
 async def claim_many(
-    session: AsyncSession, kind: str, claims: Sequence[tuple[int, str]], now: dt.datetime
+    session: AsyncSession,
+    kind: str,
+    claims: Sequence[tuple[int, str]],
+    now: dt.datetime,
+    queue: str | None = None,
 ) -> set[tuple[int, str]]:
-    """Insert (subject, stage) claims of `kind`; returns the ones this call won."""
+    """Insert (subject, stage) claims of `kind` (in queue state `queue`, see
+    `storage.reminder_queue`); returns the ones this call won."""
     if not claims:
         return set()
     if session.get_bind().dialect.name == "postgresql":
@@ -119,6 +88,7 @@ async def claim_many(
             {
                 "kind": kind,
                 "now": now,
+                "queue": queue,
                 "subjects": [c[0] for c in claims],
                 "stages": [c[1] for c in claims],
             },
@@ -131,8 +101,8 @@ async def claim_many(
         stmt = (
             insert_for(session, ReminderClaimRow)
             .values(
-                [{"kind": kind, "subject_id": s, "stage": st, "claimed_at": now}
-                 for s, st in chunk]
+                [{"kind": kind, "subject_id": s, "stage": st, "claimed_at": now,
+                  "queue": queue} for s, st in chunk]
             )
             .on_conflict_do_nothing(index_elements=["kind", "subject_id", "stage"])
             .returning(table.c.subject_id, table.c.stage)
@@ -162,33 +132,29 @@ async def enqueue_many(
             },
         )
         return int(getattr(result, "rowcount", 0) or 0)
-    total = 0
-    for start in range(0, len(drafts), _SQLITE_CHUNK):
-        chunk = drafts[start : start + _SQLITE_CHUNK]
-        stmt = (
-            insert_for(session, OutboxRow)
-            .values(
-                [
-                    {
-                        "idempotency_key": fit_key(d.key),
-                        "platform": d.platform,
-                        "target": d.target,
-                        "kind": d.kind,
-                        "recipient": d.recipient,
-                        "payload": d.payload,
-                        "status": OutboxStatus.PENDING.value,
-                        "attempts": 0,
-                        "next_attempt_at": now,
-                        "created_at": now,
-                    }
-                    for d in chunk
-                ]
-            )
-            .on_conflict_do_nothing(index_elements=["idempotency_key"])
-        )
-        result = await session.execute(stmt)
-        total += int(getattr(result, "rowcount", 0) or 0)
-    return total
+    # SQLite: one compiled single-row INSERT run for every draft (executemany), rather
+    # than a multi-row VALUES statement compiled anew for each chunk.
+    result = await session.execute(
+        insert_for(session, OutboxRow).on_conflict_do_nothing(
+            index_elements=["idempotency_key"]
+        ),
+        [
+            {
+                "idempotency_key": fit_key(d.key),
+                "platform": d.platform,
+                "target": d.target,
+                "kind": d.kind,
+                "recipient": d.recipient,
+                "payload": d.payload,
+                "status": OutboxStatus.PENDING.value,
+                "attempts": 0,
+                "next_attempt_at": now,
+                "created_at": now,
+            }
+            for d in drafts
+        ],
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 def _payload_texts(drafts: Sequence[OutboxDraft]) -> list[str]:
@@ -201,32 +167,3 @@ def _payload_texts(drafts: Sequence[OutboxDraft]) -> list[str]:
             text = seen[id(d.payload)] = json.dumps(d.payload, separators=(",", ":"))
         out.append(text)
     return out
-
-
-async def fan_out_to_billing_contacts(
-    session: AsyncSession,
-    notices: Sequence[tuple[str, int, dict[str, Any]]],
-    *,
-    main_only: bool,
-    now: dt.datetime,
-) -> int | None:
-    """Queue each (key base, organization id, payload) to the organization's Main (and
-    unless `main_only`, Administrative) contacts in one statement, as `person_drafts`
-    would; returns the rows queued, or None where the engine has no set-based path
-    (SQLite), for the caller to queue row by row."""
-    if session.get_bind().dialect.name != "postgresql":
-        return None
-    if not notices:
-        return 0
-    result = await session.execute(
-        _PG_FAN_OUT,
-        {
-            "bases": [n[0] for n in notices],
-            "orgs": [n[1] for n in notices],
-            "payloads": [json.dumps(n[2], separators=(",", ":")) for n in notices],
-            "admins": not main_only,
-            "status": OutboxStatus.PENDING.value,
-            "now": now,
-        },
-    )
-    return int(getattr(result, "rowcount", 0) or 0)

@@ -11,13 +11,7 @@ from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain import MessageRef, OutboxStatus
-from storage.bulk import (
-    OutboxDraft,
-    claim_many,
-    enqueue_many,
-    fan_out_to_billing_contacts,
-    fit_key,
-)
+from storage.bulk import OutboxDraft, claim_many, enqueue_many, fit_key
 from storage.models import OutboxRow, ProcessedEventRow, ReminderClaimRow
 from storage.sql import insert_ignore
 
@@ -89,14 +83,6 @@ class OutboxStore:
     async def enqueue_many(self, drafts: Sequence[OutboxDraft]) -> int:
         """Queue many rows at once; rows whose key exists are skipped. Returns the count."""
         return await enqueue_many(self.s, drafts, self.now)
-
-    async def fan_out_to_billing_contacts(
-        self, notices: Sequence[tuple[str, int, dict[str, Any]]], *, main_only: bool
-    ) -> int | None:
-        """Queue (key base, organization id, payload) notices to each organization's billing
-        contacts in one statement; None where the engine cannot (see `storage.bulk`)."""
-        return await fan_out_to_billing_contacts(self.s, notices, main_only=main_only,
-                                                 now=self.now)
 
     async def enqueue(
         self,
@@ -375,11 +361,17 @@ class ClaimStore:
         self.now = now
 
     async def claim_many(
-        self, kind: str, claims: Sequence[tuple[int, str]], at: dt.datetime | None = None
+        self,
+        kind: str,
+        claims: Sequence[tuple[int, str]],
+        at: dt.datetime | None = None,
+        *,
+        queue: str | None = None,
     ) -> set[tuple[int, str]]:
-        """Claim (subject, stage) pairs of `kind` at once, as claimed at `at` (default now);
+        """Claim (subject, stage) pairs of `kind` at once, as claimed at `at` (default now),
+        in queue state `queue` (a reminder's claim is its queue entry, "pending");
         returns the ones this call won."""
-        return await claim_many(self.s, kind, claims, at or self.now)
+        return await claim_many(self.s, kind, claims, at or self.now, queue)
 
     async def claim_event(self, platform: str, event_id: str) -> bool:
         """Record an inbound platform event; False when it was already handled."""
