@@ -240,13 +240,10 @@ async def sweep(services: Services, *, trace: bool) -> tuple[float, float, Any]:
 
 async def queue(services: Services) -> tuple[float, int]:
     """The dispatcher's share: every claimed reminder turned into outbox rows."""
-    take = getattr(services.reminders, "queue_claimed", None)
-    if take is None:  # claims and messages written by the sweep itself
-        return 0.0, 0
     start = time.perf_counter()
     rows = 0
-    while (batch := await take()) is not None and batch.claims:
-        rows += batch.messages
+    while (step := await services.reminders.queue_claimed()).claims:
+        rows += step.messages
     return time.perf_counter() - start, rows
 
 

@@ -99,7 +99,7 @@ def _invoice_claims_sql(dialect: str, stages: int) -> TextClause:
              else "(SELECT value FROM json_each(:zones))")
     step = "CASE " + " ".join(
         f"WHEN i.due_on <= {param(f't{j}', 'DATE')} THEN {j}" for j in range(stages - 1, 0, -1)
-    ) + " ELSE 0 END"
+    ) + " ELSE 0 END" if stages > 1 else "0"
     name = "CASE c.step " + " ".join(
         f"WHEN {j} THEN {param(f's{j}', 'TEXT')}" for j in range(stages)) + " END"
     day = "CAST(c.due_on AS TEXT)"
