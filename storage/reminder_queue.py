@@ -2,11 +2,13 @@
 dispatcher, which turns each into one outbox row per recipient.
 
 A sweep writes claims only, in one INSERT … SELECT … ON CONFLICT DO NOTHING per window of
-due dates: the stage each open invoice has reached is worked out in SQL from one cut-off
-day per organization timezone (`bot.reminder_stages.latest_reached_day`), so the zone,
-DST and weekend rules stay in Python and the statement only compares dates. A claim is
-written with `queue = 'pending'`; taking it (FOR UPDATE SKIP LOCKED on PostgreSQL) and
-queueing its messages happen in one transaction with clearing that mark.
+due dates and group of timezones: the stage each open invoice has reached is worked out in
+SQL from the cut-off day its organization's timezone has reached
+(`bot.reminder_stages.latest_reached_day`), so the zone, DST and weekend rules stay in
+Python and the statement only compares dates; zones sharing a cut-off day (at any moment
+there are one to three such days) share a statement. A claim is written with
+`queue = 'pending'`; taking it (FOR UPDATE SKIP LOCKED on PostgreSQL) and queueing its
+messages happen in one transaction with clearing that mark.
 """
 
 from __future__ import annotations

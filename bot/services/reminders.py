@@ -3,9 +3,10 @@
 A sweep at `now` only claims: it inserts, in `reminder_claims`, the latest reached stage of
 every unpaid invoice (and subscription) due one, with INSERT … ON CONFLICT DO NOTHING, and
 that claim is the reminder's queue entry (`queue = 'pending'`). For invoices the claim is
-set-based, one INSERT … SELECT per window of due dates: the zone, weekend and DST rules give
-one cut-off day per organization timezone (`latest_reached_day`) and SQL compares due dates
-with it, so the sweep's cost is a statement over the invoices in the reminder window.
+set-based, one INSERT … SELECT per window of due dates (and group of timezones sharing a
+cut-off day): the zone, weekend and DST rules give one cut-off day per organization
+timezone (`latest_reached_day`) and SQL compares due dates with it, so the sweep's cost is
+a statement over the open invoices in the reminder window.
 
 The dispatcher then takes pending claims (`queue_claimed`) and queues one outbox row per
 recipient, in one transaction with clearing the claim's mark; the rows' idempotency keys
