@@ -36,6 +36,8 @@ def fit_key(key: str) -> str:
     return f"{key[: KEY_MAX - len(digest) - 1]}#{digest}"
 
 
+# The key rule of `fit_key` and the recipient rule of `person_drafts`, restated in SQL for
+# the set-based reminder fan-out below: a change to either changes both.
 _PG_CLAIMS = text(
     """
     INSERT INTO reminder_claims (kind, subject_id, stage, claimed_at, queue)
@@ -54,6 +56,48 @@ _PG_OUTBOX = text(
     FROM unnest(CAST(:keys AS TEXT[]), CAST(:platforms AS TEXT[]), CAST(:targets AS TEXT[]),
                 CAST(:kinds AS TEXT[]), CAST(:recipients AS TEXT[]), CAST(:payloads AS TEXT[]))
          AS u(k, p, t, kd, r, pl)
+    ON CONFLICT (idempotency_key) DO NOTHING
+    """
+)
+
+
+# One statement fans claimed notices out to the organizations' billing contacts: a DM per
+# linked account, else an email (the rule of `bot.services.notify.person_drafts`), keys
+# `<base>:<platform>:<target>`, hashed when longer than the column.
+_PG_FAN_OUT = text(
+    """
+    INSERT INTO outbox (idempotency_key, platform, target, kind, recipient, payload, status,
+                        attempts, next_attempt_at, created_at)
+    SELECT CASE WHEN length(r.k) > 255
+                THEN left(r.k, 190) || '#' || encode(sha256(convert_to(r.k, 'UTF8')), 'hex')
+                ELSE r.k END,
+           r.p, r.t, r.kd, r.label, CAST(r.pl AS JSON), :status, 0, :now, :now
+    FROM (
+        SELECT CASE WHEN ci.id IS NULL THEN u.base || ':email:' || c.email
+                    ELSE u.base || ':' || ci.platform || ':' || a.address END AS k,
+               coalesce(ci.platform, 'email') AS p,
+               coalesce(a.address, c.email) AS t,
+               CASE WHEN ci.id IS NULL THEN 'email' ELSE 'dm' END AS kd,
+               c.name || ' <' || c.email || '>' AS label,
+               u.pl, u.n, c.id AS contact_id, ci.id AS account_id
+        FROM unnest(CAST(:bases AS TEXT[]), CAST(:orgs AS BIGINT[]), CAST(:payloads AS TEXT[]))
+             WITH ORDINALITY AS u(base, org_id, pl, n)
+        -- Each organization's contacts through the org_id index (OFFSET 0 keeps the
+        -- planner from hashing the whole contacts table for a batch of a few hundred).
+        JOIN LATERAL (
+            SELECT c.id, c.name, c.email FROM contacts c
+            WHERE c.org_id = u.org_id AND (c.is_main OR (:admins AND c.is_administrative))
+            OFFSET 0
+        ) AS c ON true
+        LEFT JOIN chat_identities ci ON ci.contact_id = c.id
+        -- the account as an outbox target: `bot.domain.chat_address`
+        LEFT JOIN LATERAL (
+            SELECT CASE WHEN ci.platform = 'slack' AND ci.workspace <> ''
+                        THEN ci.workspace || ':' || ci.user_id ELSE ci.user_id END AS address
+        ) AS a ON true
+    ) AS r
+    -- Queued (so delivered) in the notices' order, each person's accounts in turn.
+    ORDER BY r.n, r.contact_id, r.account_id
     ON CONFLICT (idempotency_key) DO NOTHING
     """
 )
@@ -167,3 +211,32 @@ def _payload_texts(drafts: Sequence[OutboxDraft]) -> list[str]:
             text = seen[id(d.payload)] = json.dumps(d.payload, separators=(",", ":"))
         out.append(text)
     return out
+
+
+async def fan_out_to_billing_contacts(
+    session: AsyncSession,
+    notices: Sequence[tuple[str, int, dict[str, Any]]],
+    *,
+    main_only: bool,
+    now: dt.datetime,
+) -> int | None:
+    """Queue each (key base, organization id, payload) to the organization's Main (and
+    unless `main_only`, Administrative) contacts in one statement, as `person_drafts`
+    would; returns the rows queued, or None where the engine has no set-based path
+    (SQLite), for the caller to queue row by row."""
+    if session.get_bind().dialect.name != "postgresql":
+        return None
+    if not notices:
+        return 0
+    result = await session.execute(
+        _PG_FAN_OUT,
+        {
+            "bases": [n[0] for n in notices],
+            "orgs": [n[1] for n in notices],
+            "payloads": [json.dumps(n[2], separators=(",", ":")) for n in notices],
+            "admins": not main_only,
+            "status": OutboxStatus.PENDING.value,
+            "now": now,
+        },
+    )
+    return int(getattr(result, "rowcount", 0) or 0)

@@ -11,7 +11,13 @@ from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain import MessageRef, OutboxStatus
-from storage.bulk import OutboxDraft, claim_many, enqueue_many, fit_key
+from storage.bulk import (
+    OutboxDraft,
+    claim_many,
+    enqueue_many,
+    fan_out_to_billing_contacts,
+    fit_key,
+)
 from storage.models import OutboxRow, ProcessedEventRow, ReminderClaimRow
 from storage.sql import insert_ignore
 
@@ -83,6 +89,14 @@ class OutboxStore:
     async def enqueue_many(self, drafts: Sequence[OutboxDraft]) -> int:
         """Queue many rows at once; rows whose key exists are skipped. Returns the count."""
         return await enqueue_many(self.s, drafts, self.now)
+
+    async def fan_out_to_billing_contacts(
+        self, notices: Sequence[tuple[str, int, dict[str, Any]]], *, main_only: bool
+    ) -> int | None:
+        """Queue (key base, organization id, payload) notices to each organization's billing
+        contacts in one statement; None where the engine cannot (see `storage.bulk`)."""
+        return await fan_out_to_billing_contacts(self.s, notices, main_only=main_only,
+                                                 now=self.now)
 
     async def enqueue(
         self,

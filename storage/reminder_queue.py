@@ -21,19 +21,24 @@ from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Date,
     TextClause,
     and_,
+    any_,
     bindparam,
     case,
+    exists,
     func,
+    or_,
     select,
     text,
     update,
 )
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.models import InvoiceRow, OrganizationRow, ReminderClaimRow
+from storage.models import ContactRow, InvoiceRow, OrganizationRow, ReminderClaimRow
 from storage.sql import chunks
 from storage.types import UTCDateTime
 
@@ -55,6 +60,7 @@ class QueuedClaim:
     org_id: int | None  # None when the invoice or organization no longer exists
     timezone: str
     due_on: dt.date | None  # the invoice's due date now (invoices only)
+    reachable: bool = True  # its organization has someone to send it to
 
 
 _DISTINCT_TIMEZONES = text(
@@ -212,16 +218,26 @@ class ReminderQueue:
         )
         return found is not None
 
-    async def take(self, limit: int) -> list[QueuedClaim]:
-        """Up to `limit` pending claims, oldest first, locked for this transaction; on
-        PostgreSQL concurrent dispatchers skip each other's."""
+    async def take(
+        self, limit: int, *, with_administrative: Sequence[str] = ()
+    ) -> list[QueuedClaim]:
+        """Up to `limit` pending claims, oldest first, locked for this transaction (on
+        PostgreSQL concurrent dispatchers skip each other's), each saying whether its
+        organization has anyone to send it to: a Main Contact, or for the kinds in
+        `with_administrative` also an Administrative one."""
         rc = ReminderClaimRow.__table__.alias("rc")
         inv = InvoiceRow.__table__.alias("i")
         org = OrganizationRow.__table__.alias("o")
+        contact = ContactRow.__table__.alias("c")
         org_id = case((rc.c.kind == INVOICE, inv.c.org_id), else_=rc.c.subject_id)
+        role: Any = contact.c.is_main
+        if with_administrative:
+            role = or_(role, and_(contact.c.is_administrative,
+                                  rc.c.kind.in_(list(with_administrative))))
+        reachable = exists().where(contact.c.org_id == org.c.id, role)
         stmt = (
             select(rc.c.id, rc.c.kind, rc.c.subject_id, rc.c.stage, rc.c.claimed_at,
-                   org.c.id, org.c.timezone, inv.c.due_on)
+                   org.c.id, org.c.timezone, inv.c.due_on, reachable)
             .select_from(rc)
             .outerjoin(inv, and_(rc.c.kind == INVOICE, inv.c.id == rc.c.subject_id))
             .outerjoin(org, org.c.id == org_id)
@@ -235,6 +251,7 @@ class ReminderQueue:
                 id=int(r[0]), kind=str(r[1]), subject_id=int(r[2]), stage=str(r[3]),
                 claimed_at=r[4], org_id=None if r[5] is None else int(r[5]),
                 timezone=str(r[6] or "UTC"), due_on=None if r[7] is None else _date(r[7]),
+                reachable=bool(r[8]) and r[5] is not None,
             )
             for r in await self.s.execute(stmt)
         ]
@@ -242,12 +259,26 @@ class ReminderQueue:
     async def settle(self, queued: Sequence[int], unsent: Sequence[int]) -> None:
         """Claims whose messages are queued leave the queue; `unsent` ones stay visible."""
         for state, ids in ((None, queued), (UNSENT, unsent)):
-            for part in chunks(ids):
+            for part in self._parts(ids):
                 await self.s.execute(
                     update(ReminderClaimRow)
-                    .where(ReminderClaimRow.id.in_(list(part)))
+                    .where(self._in(ReminderClaimRow.id, part))
                     .values(queue=state)
                 )
+
+    @property
+    def _pg(self) -> bool:
+        return self.s.get_bind().dialect.name == "postgresql"
+
+    def _parts(self, ids: Sequence[int]) -> list[Sequence[int]]:
+        """`ids` in as many statements as the engine needs (one array on PostgreSQL)."""
+        return [ids] if self._pg and ids else list(chunks(ids))
+
+    def _in(self, column: Any, ids: Sequence[int]) -> Any:
+        """`column IN ids`, as one array parameter on PostgreSQL."""
+        if self._pg:
+            return column == any_(bindparam(None, list(ids), type_=ARRAY(BigInteger())))
+        return column.in_(list(ids))
 
     async def counts(self) -> dict[str, int]:
         """Claims waiting to be queued (pending) and claims with nobody to send to (unsent)."""

@@ -38,7 +38,7 @@ from bot.reminder_stages import (
     renewal_stage_due,
     zone,
 )
-from bot.services.base import Service
+from bot.services.base import Service, Tx
 from bot.services.notify import person_drafts
 from bot.wiring.scheduler import Job
 from storage.bulk import OutboxDraft
@@ -48,7 +48,7 @@ log = logging.getLogger(__name__)
 
 SWEEP_EVERY_SECONDS = 300.0
 # Claimed reminders turned into messages per transaction (the dispatcher's step).
-QUEUE_BATCH = 500
+QUEUE_BATCH = 1000
 
 
 @dataclass
@@ -146,41 +146,35 @@ class ReminderService(Service):
     async def queue_claimed(self) -> QueueReport:
         """Turn a batch of claimed reminders into outbox rows, one per recipient: the Main
         and Administrative contacts of the invoice's organization (the Main Contact for a
-        renewal notice), each by DM on every linked account, else by email. The rows and
-        the claims' mark change in one transaction; keys derive from the claim, so a retry
-        after a crash queues nothing twice. The dispatcher calls this before each batch."""
+        renewal notice), each by DM on every linked account, else by email (one statement
+        on PostgreSQL). The rows and the claims' mark change in one transaction; keys
+        derive from the claim, so a retry after a crash queues nothing twice. The
+        dispatcher calls this before each batch."""
         async with self.read() as tx:
             if not await tx.reminder_queue.has_pending():
                 return QueueReport()
         report = QueueReport()
         async with self.tx() as tx:
-            entries = await tx.reminder_queue.take(min(self.settings.reminder_batch,
-                                                       QUEUE_BATCH))
+            entries = await tx.reminder_queue.take(
+                min(self.settings.reminder_batch, QUEUE_BATCH),
+                with_administrative=[k for k, main_only in _AUDIENCE.items() if not main_only],
+            )
             if not entries:
                 return report
-            recipients = {
-                kind: await tx.billing.billing_recipients(
-                    sorted({e.org_id for e in entries
-                            if e.kind == kind and e.org_id is not None}),
-                    main_only=main_only,
-                )
-                for kind, main_only in ((INVOICE, False), (RENEWAL, True))
-            }
-            drafts: list[OutboxDraft] = []
+            notices: dict[str, list[tuple[str, int, dict[str, Any]]]] = {}
             queued: list[int] = []
             unsent: list[int] = []
             for entry in entries:
                 payload = _intent(entry)
-                people = recipients.get(entry.kind, {}).get(entry.org_id or 0, [])
-                if payload is None or not people:
+                if (payload is None or entry.org_id is None or not entry.reachable
+                        or entry.kind not in _AUDIENCE):
                     unsent.append(entry.id)
                     continue
                 key = f"reminder:{entry.kind}:{entry.subject_id}:{entry.stage}"
-                for person in people:
-                    drafts.extend(person_drafts(person.name, person.email, person.accounts,
-                                                key, payload))
+                notices.setdefault(entry.kind, []).append((key, entry.org_id, payload))
                 queued.append(entry.id)
-            report.messages = await tx.outbox.enqueue_many(drafts)
+            for kind, batch in notices.items():
+                report.messages += await _queue(tx, batch, main_only=_AUDIENCE[kind])
             await tx.reminder_queue.settle(queued, unsent)
         report.claims, report.unsent = len(entries), len(unsent)
         if unsent:
@@ -194,6 +188,31 @@ class ReminderService(Service):
         ("unsent")."""
         async with self.read() as tx:
             return await tx.reminder_queue.counts()
+
+
+# Who gets each kind of reminder: True for the Main Contact only, False for the Main and
+# Administrative contacts.
+_AUDIENCE = {INVOICE: False, RENEWAL: True}
+
+
+async def _queue(
+    tx: Tx, notices: Sequence[tuple[str, int, dict[str, Any]]], *, main_only: bool
+) -> int:
+    """Queue (key, organization id, payload) notices to each organization's Main (and
+    unless `main_only`, Administrative) contacts: in one statement where the engine can,
+    else person by person with the shared `person_drafts` rule. Returns the rows queued."""
+    queued = await tx.outbox.fan_out_to_billing_contacts(notices, main_only=main_only)
+    if queued is not None:
+        return queued
+    recipients = await tx.billing.billing_recipients(
+        sorted({org_id for _, org_id, _ in notices}), main_only=main_only
+    )
+    drafts: list[OutboxDraft] = []
+    for key, org_id, payload in notices:
+        for person in recipients.get(org_id, []):
+            drafts.extend(person_drafts(person.name, person.email, person.accounts, key,
+                                        payload))
+    return await tx.outbox.enqueue_many(drafts)
 
 
 def _windows(

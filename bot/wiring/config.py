@@ -183,7 +183,7 @@ class Settings(BaseSettings):
         dt.time(9, 0), validation_alias=_env("SUBDESK_REMINDER_TIME", "reminder_time")
     )
     # Invoices a reminder sweep claims per transaction (one statement each; the dispatcher
-    # queues messages for at most 500 claims per transaction).
+    # queues messages for at most 1,000 claims per transaction).
     reminder_batch: int = Field(
         50_000, ge=1, validation_alias=_env("SUBDESK_REMINDER_BATCH", "reminder_batch")
     )
