@@ -139,6 +139,7 @@ class Dispatcher:
         self.lease = lease
         self.intents = intents or standard_intents()
         self.feed = feed
+        self.feed_failure: str | None = None
         self.pacer = _Pacer(settings.outbox_per_target_interval)
         self.wakeup = asyncio.Event()
         self.holds: dict[str, Hold] = {}
@@ -183,15 +184,21 @@ class Dispatcher:
         return total
 
     async def _feed(self) -> int:
-        """Run the feed; its failure holds up no delivery of what is already queued."""
+        """Run the feed; its failure holds up no delivery of what is already queued, and
+        is logged once until the feed works again."""
         if self.feed is None:
             return 0
         try:
-            return await self.feed()
+            fed = await self.feed()
         except Exception as exc:
-            log.warning("outbox feed: %s; messages already queued are still delivered",
-                        type(exc).__name__)
+            failure = type(exc).__name__
+            if failure != self.feed_failure:
+                log.warning("outbox feed: %s; messages already queued are still delivered",
+                            failure)
+            self.feed_failure = failure
             return 0
+        self.feed_failure = None
+        return fed
 
     async def _deliver_group(
         self, key: tuple[str, str], items: list[OutboxItem], budget_end: float

@@ -133,6 +133,7 @@ async def build_app(
     services = Services.build(db, settings, clock)
     registry = build_registry(services)
     core = Core(services, registry)
+
     async def feed() -> int:  # claimed reminders become messages before each batch
         return (await services.reminders.queue_claimed()).claims
 
