@@ -1,13 +1,18 @@
-"""Reminder sweep benchmark on PostgreSQL (issue: billing and exactly-once reminders).
+"""Reminder sweep benchmark on PostgreSQL or SQLite (billing and exactly-once reminders).
 
 200,000 invoices across 50,000 organizations, 20,000 of them due a reminder (then 2,000):
-times one `ReminderService.sweep` (claims and outbox rows) and its peak memory growth, and
-beside it the same claims written by one raw INSERT … SELECT … ON CONFLICT DO NOTHING
-(best of three of each, interleaved).
+times one `ReminderService.sweep` (it claims every due (invoice, stage); each claim is the
+queue entry the dispatcher turns into messages) and its peak memory growth, and beside it
+the same claims written by one raw INSERT … SELECT … ON CONFLICT DO NOTHING (best of three
+of each, interleaved). It also times, apart, the dispatcher's share: turning those claims
+into one outbox row per recipient (`ReminderService.queue_claimed`, batch after batch).
 
-    .venv/bin/python bench/reminders.py [--pg postgresql://postgres@127.0.0.1:5432/postgres]
+    .venv/bin/python bench/reminders.py [--engine postgresql|sqlite]
+        [--pg postgresql://postgres@127.0.0.1:5432/postgres]
 
-It creates (and drops afterwards) its own database, `subdesk_bench_reminders`.
+On PostgreSQL it creates (and drops afterwards) its own database, `subdesk_bench_reminders`;
+on SQLite it uses a temporary file. The raw statement runs on the engine's own driver
+(asyncpg; the standard library's sqlite3 with the same WAL settings as Subdesk).
 """
 
 from __future__ import annotations
@@ -17,11 +22,16 @@ import asyncio
 import datetime as dt
 import gc
 import random
+import sqlite3
+import sys
+import tempfile
 import time
 import tracemalloc
+from pathlib import Path
 from typing import Any
 
-import asyncpg
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
 from sqlalchemy.engine import make_url
 
 from bot.clock import FixedClock
@@ -47,36 +57,14 @@ AMOUNTS = (99, 250, 1200, 1234.5, 4800, 12000)
 REPEAT = 3
 
 
-async def _admin(url: str, *sql: str) -> None:
-    u = make_url(url)
-    conn = await asyncpg.connect(host=u.host, port=u.port or 5432, user=u.username or "postgres",
-                                 password=u.password, database=u.database or "postgres")
-    try:
-        for statement in sql:
-            await conn.execute(statement)
-    finally:
-        await conn.close()
-
-
-async def _connect(url: str) -> Any:
-    u = make_url(url)
-    return await asyncpg.connect(host=u.host, port=u.port or 5432, user=u.username or "postgres",
-                                 password=u.password, database=u.database)
-
-
-async def load(conn: Any, due: int) -> None:
-    """Bulk-load organizations, contacts, some chat identities and invoices with COPY."""
+def rows(due: int) -> dict[str, tuple[list[str], list[tuple[Any, ...]]]]:
+    """Organizations, contacts, some chat identities and invoices, by table."""
     rng = random.Random(7)
     created = NOW - dt.timedelta(days=400)
-    await conn.copy_records_to_table(
-        "organizations",
-        columns=["id", "key", "name", "program", "level", "region", "timezone", "starts_on",
-                 "ends_on", "sharing", "alert_channels", "created_at", "updated_at"],
-        records=[(i, f"org{i}", f"Organization {i}", "customer", "standard",
-                  ("us", "europe", "worldwide")[i % 3], ZONES[i % len(ZONES)],
-                  dt.date(2026, 1, 1), dt.date(2028, 6, 30), False, "[]", created, created)
-                 for i in range(1, ORGS + 1)],
-    )
+    orgs = [(i, f"org{i}", f"Organization {i}", "customer", "standard",
+             ("us", "europe", "worldwide")[i % 3], ZONES[i % len(ZONES)],
+             dt.date(2026, 1, 1), dt.date(2028, 6, 30), False, "[]", created, created)
+            for i in range(1, ORGS + 1)]
     contacts = []
     for i in range(1, ORGS + 1):
         contacts.append((len(contacts) + 1, i, f"Main {i}", f"main@org{i}.test", True, False,
@@ -84,19 +72,8 @@ async def load(conn: Any, due: int) -> None:
         if i % 4 == 0:
             contacts.append((len(contacts) + 1, i, f"Admin {i}", f"admin@org{i}.test", False,
                              True, False, created, created))
-    await conn.copy_records_to_table(
-        "contacts",
-        columns=["id", "org_id", "name", "email", "is_main", "is_administrative",
-                 "is_technical", "created_at", "updated_at"],
-        records=contacts,
-    )
-    await conn.copy_records_to_table(
-        "chat_identities",
-        columns=["id", "platform", "workspace", "user_id", "contact_id", "staff_id",
-                 "linked_at"],
-        records=[(n, "slack", "T0BENCH", f"U{c[0]:08d}", c[0], None, created)
-                 for n, c in enumerate(contacts[::3], start=1)],
-    )
+    identities = [(n, "slack", "T0BENCH", f"U{c[0]:08d}", c[0], None, created)
+                  for n, c in enumerate(contacts[::3], start=1)]
     invoices = []
     due_dates = list(DUE_STAGES)
     for n in range(1, INVOICES + 1):
@@ -112,39 +89,138 @@ async def load(conn: Any, due: int) -> None:
             due_on, status, paid = dt.date(2027, 2, 1) + dt.timedelta(days=n % 150), "open", 0.0
         invoices.append((n, f"INV-{n:07d}", org, due_on - dt.timedelta(days=30), due_on,
                          amount, "EUR" if org % 3 else "USD", status, paid, created, created))
-    await conn.copy_records_to_table(
-        "invoices",
-        columns=["id", "number", "org_id", "issued_on", "due_on", "amount", "currency",
-                 "status", "paid_amount", "created_at", "updated_at"],
-        records=invoices,
-    )
-    await conn.execute(
-        "INSERT INTO reminder_claims (kind, subject_id, stage, claimed_at) "
-        "SELECT 'invoice', id, due_on::text || ':due+30', $1 FROM invoices "
-        "WHERE id > $2 AND id <= $3",
-        NOW - dt.timedelta(days=1), due, due + FINAL_CLAIMED,
-    )
-    await conn.execute("ANALYZE")
+    return {
+        "organizations": (["id", "key", "name", "program", "level", "region", "timezone",
+                           "starts_on", "ends_on", "sharing", "alert_channels", "created_at",
+                           "updated_at"], orgs),
+        "contacts": (["id", "org_id", "name", "email", "is_main", "is_administrative",
+                      "is_technical", "created_at", "updated_at"], contacts),
+        "chat_identities": (["id", "platform", "workspace", "user_id", "contact_id",
+                             "staff_id", "linked_at"], identities),
+        "invoices": (["id", "number", "org_id", "issued_on", "due_on", "amount", "currency",
+                      "status", "paid_amount", "created_at", "updated_at"], invoices),
+    }
 
 
-async def reset(conn: Any) -> None:
-    """Back to the loaded state: only the pre-existing final-stage claims, no outbox rows."""
-    await conn.execute("DELETE FROM reminder_claims WHERE stage NOT LIKE '%due+30'")
-    await conn.execute("DELETE FROM outbox")
-    await conn.execute("VACUUM ANALYZE reminder_claims")
-    await conn.execute("VACUUM ANALYZE outbox")
+def _stage_case(quote: str) -> tuple[str, str]:
+    cases = " ".join(f"WHEN {quote}'{d}' THEN '{s}'" for d, s in DUE_STAGES.items())
+    dates = ", ".join(f"{quote}'{d}'" for d in DUE_STAGES)
+    return cases, dates
 
 
-def baseline_sql() -> str:
-    cases = " ".join(f"WHEN DATE '{d}' THEN '{s}'" for d, s in DUE_STAGES.items())
-    dates = ", ".join(f"DATE '{d}'" for d in DUE_STAGES)
-    return (
-        "INSERT INTO reminder_claims (kind, subject_id, stage, claimed_at) "
-        f"SELECT 'invoice', i.id, i.due_on::text || ':' || CASE i.due_on {cases} END, now() "
-        "FROM invoices i "
-        f"WHERE i.status = 'open' AND i.due_on IN ({dates}) "
-        "ON CONFLICT (kind, subject_id, stage) DO NOTHING"
-    )
+class Postgres:
+    """The raw side on asyncpg."""
+
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+
+    @classmethod
+    async def connect(cls, url: str) -> Postgres:
+        import asyncpg
+
+        u = make_url(url)
+        return cls(await asyncpg.connect(
+            host=u.host, port=u.port or 5432, user=u.username or "postgres",
+            password=u.password, database=u.database or "postgres"))
+
+    async def load(self, due: int) -> None:
+        for table, (columns, records) in rows(due).items():
+            await self.conn.copy_records_to_table(table, columns=columns, records=records)
+        await self.conn.execute(
+            "INSERT INTO reminder_claims (kind, subject_id, stage, claimed_at) "
+            "SELECT 'invoice', id, due_on::text || ':due+30', $1 FROM invoices "
+            "WHERE id > $2 AND id <= $3",
+            NOW - dt.timedelta(days=1), due, due + FINAL_CLAIMED,
+        )
+        await self.conn.execute("ANALYZE")
+
+    async def reset(self) -> None:
+        """Back to the loaded state: only the pre-existing final-stage claims, no outbox rows."""
+        await self.conn.execute("DELETE FROM reminder_claims WHERE stage NOT LIKE '%due+30'")
+        await self.conn.execute("DELETE FROM outbox")
+        await self.conn.execute("VACUUM ANALYZE reminder_claims")
+        await self.conn.execute("VACUUM ANALYZE outbox")
+
+    async def raw(self) -> int:
+        cases, dates = _stage_case("DATE ")
+        status = await self.conn.execute(
+            "INSERT INTO reminder_claims (kind, subject_id, stage, claimed_at) "
+            f"SELECT 'invoice', i.id, i.due_on::text || ':' || CASE i.due_on {cases} END, now() "
+            "FROM invoices i "
+            f"WHERE i.status = 'open' AND i.due_on IN ({dates}) "
+            "ON CONFLICT (kind, subject_id, stage) DO NOTHING"
+        )
+        return int(status.rsplit(" ", 1)[-1])
+
+    async def count(self, sql: str) -> int:
+        return int(await self.conn.fetchval(sql))
+
+    async def move_due_dates(self) -> None:
+        await self.conn.execute("UPDATE invoices SET due_on = DATE '2027-05-01' "
+                                "WHERE id > 2000 AND id <= 20000")
+        await self.conn.execute("VACUUM ANALYZE invoices")
+
+    async def close(self) -> None:
+        await self.conn.close()
+
+
+def _sqlite_value(value: Any) -> Any:
+    if isinstance(value, dt.datetime):
+        return value.astimezone(dt.UTC).replace(tzinfo=None).strftime("%Y-%m-%d %H:%M:%S.%f")
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return value
+
+
+class Sqlite:
+    """The raw side on the standard library's sqlite3, with Subdesk's WAL settings."""
+
+    def __init__(self, path: str) -> None:
+        self.conn = sqlite3.connect(path, isolation_level=None)
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        self.conn.execute("PRAGMA synchronous=NORMAL")
+        self.conn.execute("PRAGMA busy_timeout=30000")
+
+    async def load(self, due: int) -> None:
+        self.conn.execute("BEGIN")
+        for table, (columns, records) in rows(due).items():
+            self.conn.executemany(
+                f"INSERT INTO {table} ({', '.join(columns)}) "
+                f"VALUES ({', '.join('?' for _ in columns)})",
+                ([_sqlite_value(v) for v in r] for r in records))
+        self.conn.execute(
+            "INSERT INTO reminder_claims (kind, subject_id, stage, claimed_at) "
+            "SELECT 'invoice', id, due_on || ':due+30', ? FROM invoices "
+            "WHERE id > ? AND id <= ?",
+            (_sqlite_value(NOW - dt.timedelta(days=1)), due, due + FINAL_CLAIMED))
+        self.conn.execute("COMMIT")
+        self.conn.execute("ANALYZE")
+
+    async def reset(self) -> None:
+        self.conn.execute("DELETE FROM reminder_claims WHERE stage NOT LIKE '%due+30'")
+        self.conn.execute("DELETE FROM outbox")
+
+    async def raw(self) -> int:
+        cases, dates = _stage_case("")
+        cursor = self.conn.execute(
+            "INSERT INTO reminder_claims (kind, subject_id, stage, claimed_at) "
+            f"SELECT 'invoice', i.id, i.due_on || ':' || CASE i.due_on {cases} END, ? "
+            "FROM invoices i "
+            f"WHERE i.status = 'open' AND i.due_on IN ({dates}) "
+            "ON CONFLICT (kind, subject_id, stage) DO NOTHING",
+            (_sqlite_value(NOW),))
+        return cursor.rowcount
+
+    async def count(self, sql: str) -> int:
+        return int(self.conn.execute(sql).fetchone()[0])
+
+    async def move_due_dates(self) -> None:
+        self.conn.execute("UPDATE invoices SET due_on = '2027-05-01' "
+                          "WHERE id > 2000 AND id <= 20000")
+        self.conn.execute("ANALYZE")
+
+    async def close(self) -> None:
+        self.conn.close()
 
 
 async def sweep(services: Services, *, trace: bool) -> tuple[float, float, Any]:
@@ -162,63 +238,87 @@ async def sweep(services: Services, *, trace: bool) -> tuple[float, float, Any]:
     return elapsed, peak, report
 
 
-async def scenario(url: str, conn: Any, due: int) -> None:
+async def queue(services: Services) -> tuple[float, int]:
+    """The dispatcher's share: every claimed reminder turned into outbox rows."""
+    start = time.perf_counter()
+    rows = 0
+    while (step := await services.reminders.queue_claimed()).claims:
+        rows += step.messages
+    return time.perf_counter() - start, rows
+
+
+async def scenario(url: str, raw: Postgres | Sqlite, due: int) -> None:
     settings = Settings(_env_file=None, database_url=url)  # type: ignore[call-arg]
     db = Database(url)
     services = Services.build(db, settings, FixedClock(NOW))
     try:
         await db.ping()
-        elapsed = raw = float("inf")
+        elapsed = floor = float("inf")
         for _ in range(REPEAT):  # best of REPEAT, sweep and raw statement interleaved
-            await reset(conn)
+            await raw.reset()
             took, _, report = await sweep(services, trace=False)
             elapsed = min(elapsed, took)
-            claims = await conn.fetchval(
+            claims = await raw.count(
                 "SELECT count(*) FROM reminder_claims WHERE stage NOT LIKE '%due+30'")
-            rows = await conn.fetchval("SELECT count(*) FROM outbox")
+            swept_rows = await raw.count("SELECT count(*) FROM outbox")
             assert claims == due, (claims, due)
-            await reset(conn)
+            queued_in, queued = await queue(services)
+            await raw.reset()
             start = time.perf_counter()
-            status = await conn.execute(baseline_sql())
-            raw = min(raw, time.perf_counter() - start)
-            assert status.endswith(f" {due}"), status
-        await reset(conn)
+            inserted = await raw.raw()
+            floor = min(floor, time.perf_counter() - start)
+            assert inserted == due, inserted
+        await raw.reset()
         _, peak, _ = await sweep(services, trace=True)
-        await reset(conn)
+        await raw.reset()
     finally:
         await db.dispose()
     print(f"{due:>6} due of {INVOICES} invoices ({ORGS} organizations): sweep {elapsed:.3f} s "
-          f"({claims} claims, {rows} outbox rows; {report.candidates} invoices looked at), "
-          f"peak memory growth {peak:.1f} MB; raw INSERT … SELECT … ON CONFLICT {raw:.3f} s; "
-          f"ratio {elapsed / raw:.1f}x")
+          f"({claims} claims, {swept_rows} outbox rows; {report.candidates} invoices looked "
+          f"at), peak memory growth {peak:.1f} MB; raw INSERT … SELECT … ON CONFLICT "
+          f"{floor:.3f} s; ratio {elapsed / floor:.1f}x")
+    if queued:
+        print(f"{'':>6} then the dispatcher's share: {queued} outbox rows queued from the "
+              f"claims in {queued_in:.3f} s (last run)")
 
 
-async def main(pg: str) -> None:
-    await _admin(pg, f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)',
-                 f'CREATE DATABASE "{DB_NAME}"')
-    url = make_url(pg).set(database=DB_NAME).render_as_string(hide_password=False)
+async def main(engine: str, pg: str) -> None:
+    tmp: tempfile.TemporaryDirectory[str] | None = None
+    if engine == "postgresql":
+        admin = await Postgres.connect(pg)
+        await admin.conn.execute(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
+        await admin.conn.execute(f'CREATE DATABASE "{DB_NAME}"')
+        url = make_url(pg).set(database=DB_NAME).render_as_string(hide_password=False)
+    else:
+        tmp = tempfile.TemporaryDirectory(prefix="subdesk-bench-")
+        url = f"sqlite:///{tmp.name}/reminders.db"
     db = Database(url)
     await db.upgrade()
     await db.dispose()
-    conn = await _connect(url)
+    raw: Postgres | Sqlite = (await Postgres.connect(url) if engine == "postgresql"
+                              else Sqlite(make_url(url).database or ""))
     try:
         start = time.perf_counter()
-        await load(conn, due=20_000)
-        print(f"loaded {ORGS} organizations and {INVOICES} invoices in "
+        await raw.load(due=20_000)
+        print(f"{engine}: loaded {ORGS} organizations and {INVOICES} invoices in "
               f"{time.perf_counter() - start:.1f} s")
-        await scenario(url, conn, 20_000)
+        await scenario(url, raw, 20_000)
         # Move 18,000 of the due invoices well into the future: 2,000 stay due.
-        await conn.execute("UPDATE invoices SET due_on = DATE '2027-05-01' "
-                           "WHERE id > 2000 AND id <= 20000")
-        await conn.execute("VACUUM ANALYZE invoices")
-        await scenario(url, conn, 2_000)
+        await raw.move_due_dates()
+        await scenario(url, raw, 2_000)
     finally:
-        await conn.close()
-        await _admin(pg, f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
+        await raw.close()
+        if engine == "postgresql":
+            await admin.conn.execute(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
+            await admin.close()
+        if tmp is not None:
+            tmp.cleanup()
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--engine", choices=("postgresql", "sqlite"), default="postgresql")
     parser.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432/postgres",
                         help="a PostgreSQL server URL (the benchmark creates its own database)")
-    asyncio.run(main(parser.parse_args().pg))
+    args = parser.parse_args()
+    asyncio.run(main(args.engine, args.pg))

@@ -85,6 +85,21 @@ def reached_at(stage_date: dt.date, timezone: str, at: dt.time) -> dt.datetime:
     return local.astimezone(dt.UTC).astimezone(zone(timezone)).astimezone(dt.UTC)
 
 
+def latest_reached_day(timezone: str, at: dt.time, now: dt.datetime) -> dt.date:
+    """The latest stage date reached at `now` in `timezone`: a stage on day D is reached
+    exactly when D is this day or earlier.
+
+    `reached_at` never decreases as the day advances (weekend days share the Monday, a
+    DST gap moves the instant forward by less than a day), so "reached" is one cut-off
+    per zone; the set-based sweep compares due dates with it instead of running the
+    zone and weekend rules row by row.
+    """
+    day = now.astimezone(zone(timezone)).date() + dt.timedelta(days=2)
+    while reached_at(day, timezone, at) > now:
+        day -= dt.timedelta(days=1)
+    return day
+
+
 @lru_cache(maxsize=65536)
 def latest_invoice_offset(
     due_on: dt.date, offsets: tuple[int, ...], timezone: str, at: dt.time, now: dt.datetime

@@ -11,12 +11,9 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
-    String,
     and_,
     any_,
     bindparam,
-    cast,
-    exists,
     func,
     or_,
     select,
@@ -94,17 +91,6 @@ class BillingRequest:
     answered_by: int | None
     created_at: dt.datetime
     answered_at: dt.datetime | None
-
-
-@dataclass(frozen=True, slots=True)
-class ReminderCandidate:
-    """An unpaid invoice whose reminder window may have opened, with the stages claimed."""
-
-    invoice_id: int
-    org_id: int
-    timezone: str
-    due_on: dt.date
-    claimed: frozenset[str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -302,55 +288,6 @@ class BillingStore:
         return None if row is None else _request(row)
 
     # Reminder sweeps -------------------------------------------------------------------
-
-    async def reminder_candidates(
-        self, *, due_until: dt.date, final_stage: str, after: tuple[dt.date, int] | None,
-        limit: int,
-    ) -> list[ReminderCandidate]:
-        """Open invoices due by `due_until` whose final stage (e.g. "due+30") is unclaimed
-        for their due date, in (due_on, id)
-        order after `after`, each with the stages already claimed (one query).
-
-        Walks the (status, due_on) index, so the cost follows the invoices inside the
-        reminder window rather than all invoices.
-        """
-        final_claimed = exists().where(
-            ReminderClaimRow.kind == "invoice",
-            ReminderClaimRow.subject_id == InvoiceRow.id,
-            or_(ReminderClaimRow.stage == final_stage,  # claimed before claims had dates
-                ReminderClaimRow.stage == cast(InvoiceRow.due_on, String) + f":{final_stage}"),
-        )
-        claimed = (
-            select(func.aggregate_strings(ReminderClaimRow.stage, ","))
-            .where(ReminderClaimRow.kind == "invoice",
-                   ReminderClaimRow.subject_id == InvoiceRow.id)
-            .scalar_subquery()
-        )
-        stmt = (
-            select(InvoiceRow.id, InvoiceRow.org_id, OrganizationRow.timezone, InvoiceRow.due_on,
-                   claimed)
-            .join(OrganizationRow, OrganizationRow.id == InvoiceRow.org_id)
-            .where(
-                InvoiceRow.status == InvoiceStatus.OPEN.value,
-                InvoiceRow.due_on <= due_until,
-                ~final_claimed,
-            )
-            .order_by(InvoiceRow.due_on, InvoiceRow.id)
-            .limit(limit)
-        )
-        if after is not None:
-            stmt = stmt.where(
-                or_(InvoiceRow.due_on > after[0],
-                    and_(InvoiceRow.due_on == after[0], InvoiceRow.id > after[1]))
-            )
-        none: frozenset[str] = frozenset()
-        return [
-            ReminderCandidate(
-                invoice_id=r[0], org_id=r[1], timezone=r[2], due_on=_date(r[3]),
-                claimed=frozenset(r[4].split(",")) if r[4] else none,
-            )
-            for r in await self.s.execute(stmt)
-        ]
 
     async def billing_recipients(
         self, org_ids: Sequence[int], *, main_only: bool

@@ -1,8 +1,9 @@
 """Set-based claims and outbox rows for sweeps that act on thousands of subjects at once.
 
 On PostgreSQL each call is one statement over `unnest` arrays, so the statement text is
-fixed and the cost is the rows; on SQLite it is chunked multi-row VALUES. Both insert with
-ON CONFLICT DO NOTHING, inside the caller's transaction.
+fixed and the cost is the rows; on SQLite claims are chunked multi-row VALUES (whose
+RETURNING says which were won) and outbox rows one compiled INSERT run for every row. All
+insert with ON CONFLICT DO NOTHING, inside the caller's transaction.
 """
 
 from __future__ import annotations
@@ -39,8 +40,8 @@ def fit_key(key: str) -> str:
 # the set-based reminder fan-out below: a change to either changes both.
 _PG_CLAIMS = text(
     """
-    INSERT INTO reminder_claims (kind, subject_id, stage, claimed_at)
-    SELECT :kind, u.subject_id, u.stage, :now
+    INSERT INTO reminder_claims (kind, subject_id, stage, claimed_at, queue)
+    SELECT :kind, u.subject_id, u.stage, :now, :queue
     FROM unnest(CAST(:subjects AS BIGINT[]), CAST(:stages AS TEXT[])) AS u(subject_id, stage)
     ON CONFLICT (kind, subject_id, stage) DO NOTHING
     RETURNING subject_id, stage
@@ -78,18 +79,25 @@ _PG_FAN_OUT = text(
                coalesce(a.address, c.email) AS t,
                CASE WHEN ci.id IS NULL THEN 'email' ELSE 'dm' END AS kd,
                c.name || ' <' || c.email || '>' AS label,
-               u.pl
+               u.pl, u.n, c.id AS contact_id, ci.id AS account_id
         FROM unnest(CAST(:bases AS TEXT[]), CAST(:orgs AS BIGINT[]), CAST(:payloads AS TEXT[]))
-             AS u(base, org_id, pl)
-        JOIN contacts c ON c.org_id = u.org_id
+             WITH ORDINALITY AS u(base, org_id, pl, n)
+        -- Each organization's contacts through the org_id index (OFFSET 0 keeps the
+        -- planner from hashing the whole contacts table for a batch of a few hundred).
+        JOIN LATERAL (
+            SELECT c.id, c.name, c.email FROM contacts c
+            WHERE c.org_id = u.org_id AND (c.is_main OR (:admins AND c.is_administrative))
+            OFFSET 0
+        ) AS c ON true
         LEFT JOIN chat_identities ci ON ci.contact_id = c.id
         -- the account as an outbox target: `bot.domain.chat_address`
         LEFT JOIN LATERAL (
             SELECT CASE WHEN ci.platform = 'slack' AND ci.workspace <> ''
                         THEN ci.workspace || ':' || ci.user_id ELSE ci.user_id END AS address
         ) AS a ON true
-        WHERE c.is_main OR (:admins AND c.is_administrative)
     ) AS r
+    -- Queued (so delivered) in the notices' order, each person's accounts in turn.
+    ORDER BY r.n, r.contact_id, r.account_id
     ON CONFLICT (idempotency_key) DO NOTHING
     """
 )
@@ -108,9 +116,14 @@ class OutboxDraft:
 
 
 async def claim_many(
-    session: AsyncSession, kind: str, claims: Sequence[tuple[int, str]], now: dt.datetime
+    session: AsyncSession,
+    kind: str,
+    claims: Sequence[tuple[int, str]],
+    now: dt.datetime,
+    queue: str | None = None,
 ) -> set[tuple[int, str]]:
-    """Insert (subject, stage) claims of `kind`; returns the ones this call won."""
+    """Insert (subject, stage) claims of `kind` (in queue state `queue`, see
+    `storage.reminder_queue`); returns the ones this call won."""
     if not claims:
         return set()
     if session.get_bind().dialect.name == "postgresql":
@@ -119,6 +132,7 @@ async def claim_many(
             {
                 "kind": kind,
                 "now": now,
+                "queue": queue,
                 "subjects": [c[0] for c in claims],
                 "stages": [c[1] for c in claims],
             },
@@ -131,8 +145,8 @@ async def claim_many(
         stmt = (
             insert_for(session, ReminderClaimRow)
             .values(
-                [{"kind": kind, "subject_id": s, "stage": st, "claimed_at": now}
-                 for s, st in chunk]
+                [{"kind": kind, "subject_id": s, "stage": st, "claimed_at": now,
+                  "queue": queue} for s, st in chunk]
             )
             .on_conflict_do_nothing(index_elements=["kind", "subject_id", "stage"])
             .returning(table.c.subject_id, table.c.stage)
@@ -162,33 +176,29 @@ async def enqueue_many(
             },
         )
         return int(getattr(result, "rowcount", 0) or 0)
-    total = 0
-    for start in range(0, len(drafts), _SQLITE_CHUNK):
-        chunk = drafts[start : start + _SQLITE_CHUNK]
-        stmt = (
-            insert_for(session, OutboxRow)
-            .values(
-                [
-                    {
-                        "idempotency_key": fit_key(d.key),
-                        "platform": d.platform,
-                        "target": d.target,
-                        "kind": d.kind,
-                        "recipient": d.recipient,
-                        "payload": d.payload,
-                        "status": OutboxStatus.PENDING.value,
-                        "attempts": 0,
-                        "next_attempt_at": now,
-                        "created_at": now,
-                    }
-                    for d in chunk
-                ]
-            )
-            .on_conflict_do_nothing(index_elements=["idempotency_key"])
-        )
-        result = await session.execute(stmt)
-        total += int(getattr(result, "rowcount", 0) or 0)
-    return total
+    # SQLite: one compiled single-row INSERT run for every draft (executemany), rather
+    # than a multi-row VALUES statement compiled anew for each chunk.
+    result = await session.execute(
+        insert_for(session, OutboxRow).on_conflict_do_nothing(
+            index_elements=["idempotency_key"]
+        ),
+        [
+            {
+                "idempotency_key": fit_key(d.key),
+                "platform": d.platform,
+                "target": d.target,
+                "kind": d.kind,
+                "recipient": d.recipient,
+                "payload": d.payload,
+                "status": OutboxStatus.PENDING.value,
+                "attempts": 0,
+                "next_attempt_at": now,
+                "created_at": now,
+            }
+            for d in drafts
+        ],
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 def _payload_texts(drafts: Sequence[OutboxDraft]) -> list[str]:

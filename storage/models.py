@@ -64,6 +64,12 @@ def _fk(target: str, *, nullable: bool = False, ondelete: str = "CASCADE") -> Ma
 
 class OrganizationRow(Base):
     __tablename__ = "organizations"
+    __table_args__ = (
+        # The reminder sweep reads the distinct timezones (a skip scan over this index) and
+        # the subscriptions ending soon.
+        Index("ix_organizations_timezone", "timezone"),
+        Index("ix_organizations_ends_on", "ends_on"),
+    )
 
     id: Mapped[int] = _id()
     key: Mapped[str] = mapped_column(String(64), unique=True)
@@ -487,11 +493,20 @@ class OutboxRow(Base):
 
 
 class ReminderClaimRow(Base):
-    """An idempotent claim: a (kind, subject, stage) is acted on exactly once, ever."""
+    """An idempotent claim: a (kind, subject, stage) is acted on exactly once, ever.
+
+    A reminder's claim is also its queue entry: `queue` is "pending" until the dispatcher
+    turns it into one outbox row per recipient (in one transaction with clearing it), and
+    "unsent" when there was nobody to send it to. Other claims (SLA alerts, and reminders
+    once queued) have no queue state, so the partial index holds only the few that do.
+    """
 
     __tablename__ = "reminder_claims"
     __table_args__ = (
         UniqueConstraint("kind", "subject_id", "stage", name="uq_reminder_claims_stage"),
+        Index("ix_reminder_claims_queue", "id",
+              postgresql_where=text("queue IS NOT NULL"),
+              sqlite_where=text("queue IS NOT NULL")),
     )
 
     id: Mapped[int] = _id()
@@ -499,6 +514,7 @@ class ReminderClaimRow(Base):
     subject_id: Mapped[int] = mapped_column(BigId)
     stage: Mapped[str] = mapped_column(String(32))
     claimed_at: Mapped[dt.datetime]
+    queue: Mapped[str | None] = mapped_column(String(16))  # pending | unsent
 
 
 class AuditEventRow(Base):

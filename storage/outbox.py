@@ -383,11 +383,17 @@ class ClaimStore:
         self.now = now
 
     async def claim_many(
-        self, kind: str, claims: Sequence[tuple[int, str]], at: dt.datetime | None = None
+        self,
+        kind: str,
+        claims: Sequence[tuple[int, str]],
+        at: dt.datetime | None = None,
+        *,
+        queue: str | None = None,
     ) -> set[tuple[int, str]]:
-        """Claim (subject, stage) pairs of `kind` at once, as claimed at `at` (default now);
+        """Claim (subject, stage) pairs of `kind` at once, as claimed at `at` (default now),
+        in queue state `queue` (a reminder's claim is its queue entry, "pending");
         returns the ones this call won."""
-        return await claim_many(self.s, kind, claims, at or self.now)
+        return await claim_many(self.s, kind, claims, at or self.now, queue)
 
     async def claim_event(self, platform: str, event_id: str) -> bool:
         """Record an inbound platform event; False when it was already handled."""

@@ -44,6 +44,7 @@ class DispatchStats:
     dead: int = 0
     dropped: int = 0
     held: int = 0  # waiting for the operator to fix the configuration
+    fed: int = 0  # queue entries turned into messages by the feed
 
     def __iadd__(self, other: DispatchStats) -> DispatchStats:
         self.sent += other.sent
@@ -51,7 +52,18 @@ class DispatchStats:
         self.dead += other.dead
         self.dropped += other.dropped
         self.held += other.held
+        self.fed += other.fed
         return self
+
+    @property
+    def busy(self) -> bool:
+        """Something moved: worth another batch straight away."""
+        return bool(self.sent or self.retried or self.dead or self.dropped or self.fed)
+
+
+# Turns queue entries kept elsewhere (claimed reminders) into outbox rows, one batch per
+# call; returns how many entries it took.
+Feed = Callable[[], Awaitable[int]]
 
 
 @dataclass(frozen=True)
@@ -113,6 +125,7 @@ class Dispatcher:
         rng: random.Random | None = None,
         lease: dt.timedelta = LEASE,
         intents: Intents | None = None,
+        feed: Feed | None = None,
     ) -> None:
         self.db = db
         self.settings = settings
@@ -125,6 +138,8 @@ class Dispatcher:
         self.rng = rng or random.Random()
         self.lease = lease
         self.intents = intents or standard_intents()
+        self.feed = feed
+        self.feed_failure: str | None = None
         self.pacer = _Pacer(settings.outbox_per_target_interval)
         self.wakeup = asyncio.Event()
         self.holds: dict[str, Hold] = {}
@@ -142,17 +157,18 @@ class Dispatcher:
         self.wakeup.set()
 
     async def run_once(self, limit: int = 100) -> DispatchStats:
-        """Claim one batch of due messages and deliver it."""
+        """Feed the outbox (see `Feed`), then claim one batch of due messages and deliver it."""
+        fed = await self._feed()
         platforms = self._open_platforms()
         if self.holds and not platforms:  # every platform waits for the operator
-            return DispatchStats()
+            return DispatchStats(fed=fed)
         async with self.db.transaction() as session:
             store = OutboxStore(session, self.clock.now())
             items = await store.claim_due(
                 limit=limit, worker=self.worker, lease=self.lease, platforms=platforms
             )
         if not items:
-            return DispatchStats()
+            return DispatchStats(fed=fed)
         # Stop starting deliveries well before the lease runs out: after that another
         # dispatcher may claim the same rows, and a paced queue to one target can be long.
         budget_end = time.monotonic() + self.lease.total_seconds() / 2
@@ -162,10 +178,27 @@ class Dispatcher:
         results = await asyncio.gather(
             *(self._deliver_group(k, g, budget_end) for k, g in groups.items())
         )
-        total = DispatchStats()
+        total = DispatchStats(fed=fed)
         for stats in results:
             total += stats
         return total
+
+    async def _feed(self) -> int:
+        """Run the feed; its failure holds up no delivery of what is already queued, and
+        is logged once until the feed works again."""
+        if self.feed is None:
+            return 0
+        try:
+            fed = await self.feed()
+        except Exception as exc:
+            failure = type(exc).__name__
+            if failure != self.feed_failure:
+                log.warning("outbox feed: %s; messages already queued are still delivered",
+                            failure)
+            self.feed_failure = failure
+            return 0
+        self.feed_failure = None
+        return fed
 
     async def _deliver_group(
         self, key: tuple[str, str], items: list[OutboxItem], budget_end: float
@@ -329,7 +362,7 @@ class Dispatcher:
         while True:
             stats = await self.run_once()
             total += stats
-            if stats.sent or stats.dead or stats.dropped:
+            if stats.sent or stats.dead or stats.dropped or stats.fed:
                 continue
             if not await self._sleep_until_next(deadline):
                 return total
@@ -359,7 +392,7 @@ class Dispatcher:
                 log.warning("outbox dispatcher: %s; retrying", type(exc).__name__)
                 stats = DispatchStats()
                 await asyncio.sleep(min(5.0, interval * 4))
-            if stats.sent or stats.retried or stats.dead or stats.dropped:
+            if stats.busy:
                 continue
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.wakeup.wait(), timeout=interval)

@@ -19,6 +19,7 @@ from storage.identities import IdentityStore
 from storage.link_events import LinkEventStore
 from storage.links import LinkStore
 from storage.outbox import ClaimStore, OutboxStore
+from storage.reminder_queue import ReminderQueue
 from storage.tickets import TicketStore
 
 if TYPE_CHECKING:
@@ -52,6 +53,7 @@ class Tx:
         self.link_events = LinkEventStore(session, now)
         self.outbox = OutboxStore(session, now)
         self.claims = ClaimStore(session, now)
+        self.reminder_queue = ReminderQueue(session, now)
         self.tickets = TicketStore(session, now)
         self.billing = BillingStore(session, now)
         self.links = LinkStore(session, now)

@@ -4,7 +4,7 @@ inbound platform events already handled (so a platform's retry runs once)."""
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from bot.domain import DEAD_LETTER_PREFIX, OutboxStatus
 from bot.services.alerting import INTERNAL
@@ -19,6 +19,20 @@ class OutboxReport:
     counts: dict[str, int]
     items: list[OutboxItem]
     held: dict[str, tuple[str, int]]  # platform → (reason, messages waiting)
+    # Claimed reminders not in the outbox: "pending" (to be queued by the dispatcher) and
+    # "unsent" (nobody to send to).
+    reminders: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def reminder_lines(self) -> list[str]:
+        lines = []
+        if pending := self.reminders.get("pending", 0):
+            lines.append(f"{pending} claimed reminder(s) waiting to be queued by the "
+                         "dispatcher")
+        if unsent := self.reminders.get("unsent", 0):
+            lines.append(f"{unsent} claimed reminder(s) not sent: the organization had no "
+                         "Main or Administrative contact to send to")
+        return lines
 
     @property
     def held_lines(self) -> list[str]:
@@ -33,7 +47,7 @@ class OutboxAdmin(Service):
                      ) -> OutboxReport:
         async with self.read() as tx:
             return OutboxReport(await tx.outbox.counts(), await tx.outbox.items(show, limit),
-                                await tx.outbox.held())
+                                await tx.outbox.held(), await tx.reminder_queue.counts())
 
     async def held(self) -> dict[str, str]:
         """Deliveries waiting for the operator to fix the configuration: a line for each

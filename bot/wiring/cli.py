@@ -305,7 +305,7 @@ def reminders_run_once(
             raise _fail(f"--now must be a time between the years 1970 and 9000, not {now!r}")
 
     async def go(app: App) -> None:
-        report = await app.services.reminders.sweep(at)
+        report = await app.services.reminders.run_once(at)
         out.print(f"Reminder sweep: {report}.", markup=False)
 
     _run(_with_app(go))
@@ -393,6 +393,8 @@ def outbox_status(
     async def go(app: App) -> None:
         report = await app.services.outbox.report(show or OutboxStatus.DEAD)
         out.print("  ".join(f"{k}: {v}" for k, v in report.counts.items()), markup=False)
+        for line in report.reminder_lines:
+            out.print(line, markup=False)
         for platform, (reason, waiting) in sorted(report.held.items()):
             out.print(f"{platform} delivery held, {waiting} message(s) waiting until the "
                       f"configuration is fixed: {reason}", markup=False)

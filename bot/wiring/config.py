@@ -192,8 +192,10 @@ class Settings(BaseSettings):
     reminder_time: dt.time = Field(
         dt.time(9, 0), validation_alias=_env("SUBDESK_REMINDER_TIME", "reminder_time")
     )
+    # Invoices a reminder sweep claims per transaction (one statement each; the dispatcher
+    # queues messages for at most 1,000 claims per transaction).
     reminder_batch: int = Field(
-        5000, ge=1, validation_alias=_env("SUBDESK_REMINDER_BATCH", "reminder_batch")
+        50_000, ge=1, validation_alias=_env("SUBDESK_REMINDER_BATCH", "reminder_batch")
     )
     attachment_max_bytes: int = Field(
         10 * 1024 * 1024,

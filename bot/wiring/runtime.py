@@ -133,7 +133,12 @@ async def build_app(
     services = Services.build(db, settings, clock)
     registry = build_registry(services)
     core = Core(services, registry)
-    dispatcher = Dispatcher(db, settings, clock, {}, alarm=services.alerts.dead_letter)
+
+    async def feed() -> int:  # claimed reminders become messages before each batch
+        return (await services.reminders.queue_claimed()).claims
+
+    dispatcher = Dispatcher(db, settings, clock, {}, alarm=services.alerts.dead_letter,
+                            feed=feed)
     app = App(settings, db, clock, services, registry, core, dispatcher, terminal=terminal)
     add_adapters(app, adapter_factories() if factories is None else factories)
     return app

@@ -70,6 +70,58 @@ async def test_import_invoices_and_run_one_sweep(db_url: str, tmp_path: Path) ->
     assert code != 0 and "--now takes an ISO time" in err
 
 
+async def test_outbox_status_counts_claimed_reminders_until_they_are_queued(
+    db_url: str, tmp_path: Path
+) -> None:
+    """The scheduled sweep only claims: `subdesk outbox status` counts the claims waiting
+    for the dispatcher, then, once queued, the messages; a claim whose organization has no
+    Main or Administrative contact is counted as not sent rather than silently kept."""
+    import datetime as dt
+
+    from sqlalchemy import delete, select
+
+    from bot.clock import FixedClock
+    from bot.wiring.config import Settings
+    from bot.wiring.services import Services
+    from storage.db import Database
+    from storage.models import ContactRow, OrganizationRow
+
+    orders = tmp_path / "orders.json"
+    ghost = {**ORDERS["organizations"][0], "key": "ghost", "name": "Ghost Ltd",
+             "contacts": [{"role": "main", "name": "Gus", "email": "gus@ghost.test"}]}
+    orders.write_text(json.dumps({"organizations": [*ORDERS["organizations"], ghost]}))
+    invoices = tmp_path / "invoices.json"
+    invoices.write_text(json.dumps({"invoices": [
+        {"number": f"INV-{key}", "organization": key, "issued_on": "2026-11-01",
+         "due_on": "2026-12-01", "amount": "1200.00", "currency": "EUR"}
+        for key in ("acme", "ghost")]}))
+    assert (await _cli(db_url, "import", "orders", str(orders)))[0] == 0
+    assert (await _cli(db_url, "import", "invoices", str(invoices)))[0] == 0
+    db = Database(db_url)
+    try:
+        # No command leaves an organization without its Main Contact; a manual data fix can.
+        async with db.transaction() as session:
+            ghost_id = await session.scalar(
+                select(OrganizationRow.id).where(OrganizationRow.key == "ghost"))
+            await session.execute(delete(ContactRow).where(ContactRow.org_id == ghost_id))
+        now = dt.datetime(2026, 12, 1, 9, tzinfo=dt.UTC)
+        services = Services.build(db, Settings(_env_file=None, database_url=db_url),
+                                  FixedClock(now))
+        report = await services.reminders.sweep(now)
+    finally:
+        await db.dispose()
+    assert (report.invoice_reminders, report.messages) == (2, 0)
+    code, out, _ = await _cli(db_url, "outbox", "status")
+    assert code == 0 and "pending: 2" in out, "the two welcome messages, no reminder yet"
+    assert "2 claimed reminder(s) waiting to be queued by the dispatcher" in out
+    code, out, _ = await _cli(db_url, "reminders", "run-once", "--now", "2026-12-01T10:00:00Z")
+    assert code == 0 and "0 invoice reminder(s)" in out and "1 message(s) queued" in out
+    code, out, _ = await _cli(db_url, "outbox", "status")
+    assert code == 0 and "pending: 3" in out and "waiting to be queued" not in out
+    assert ("1 claimed reminder(s) not sent: the organization had no Main or Administrative "
+            "contact to send to") in out
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

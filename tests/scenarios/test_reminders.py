@@ -6,6 +6,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 
+from sqlalchemy import select
+
 from adapters.console.transport import ConsoleTransport
 from bot.clock import FixedClock
 from bot.domain import OutboxStatus, Platform
@@ -13,6 +15,7 @@ from bot.services.billing import parse_invoices
 from bot.wiring.config import Settings
 from bot.wiring.demo import DEMO_ADMIN, DEMO_MAIN, DEMO_TECH
 from storage.db import Database
+from storage.models import ReminderClaimRow
 from storage.outbox import OutboxStore
 from tests.harness import Harness
 
@@ -78,10 +81,9 @@ async def test_whole_invoice_life_sends_each_stage_once(harness: Harness) -> Non
     ]
     assert not _subjects(harness, DEMO_TECH)
     async with harness.app.db.read() as session:
-        items = await OutboxStore(session, harness.clock.now()).items(limit=1000)
-    created = sorted(i.created_at for i in items if i.key.endswith(f":email:{DEMO_MAIN}")
-                     and i.key.startswith("reminder:"))
-    assert created == [at("2027-01-08T09:00"), at("2027-01-15T09:00"), at("2027-01-22T09:00"),
+        claimed = sorted(await session.scalars(
+            select(ReminderClaimRow.claimed_at).where(ReminderClaimRow.kind == "invoice")))
+    assert claimed == [at("2027-01-08T09:00"), at("2027-01-15T09:00"), at("2027-01-22T09:00"),
                        at("2027-01-29T09:00"), at("2027-02-15T09:00")], (
         "first sweep at or after 09:00 CET (08:00 UTC) on a weekday, with 3-hour steps")
 
@@ -158,6 +160,7 @@ async def test_clock_jumping_back_resends_nothing(harness: Harness) -> None:
     assert (await sweep(at("2027-01-15T12:00"))).invoice_reminders == 0
     assert (await sweep(at("2027-01-08T12:00"))).invoice_reminders == 0
     assert (await sweep(at("2027-01-22T12:00"))).invoice_reminders == 0
+    await harness.drain()
     assert len(await _reminder_keys(harness)) == 2
 
 
@@ -225,7 +228,8 @@ async def test_reminder_paid_before_delivery_is_dropped(harness: Harness) -> Non
     row ends `dropped` with the reason."""
     await harness.seed_demo()
     await _invoice(harness, "INV-LATE", "2027-01-15")
-    assert (await harness.app.services.reminders.sweep(at("2027-01-08T12:00"))).messages == 2
+    assert (await harness.app.services.reminders.sweep(at("2027-01-08T12:00"))
+            ).invoice_reminders == 1
     await _pay(harness, "INV-LATE", "2027-01-08", "1200.00")
     await harness.drain()
     assert not _subjects(harness, DEMO_MAIN)

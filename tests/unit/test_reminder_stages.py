@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bot.presentation.money import day, locale_for, money
 from bot.reminder_stages import (
@@ -12,6 +14,8 @@ from bot.reminder_stages import (
     invoice_offset,
     invoice_stage,
     invoice_stage_due,
+    latest_invoice_offset,
+    latest_reached_day,
     reached_at,
     renewal_stage_due,
 )
@@ -86,6 +90,52 @@ def test_latest_stage_only_and_never_backwards() -> None:
     assert invoice_stage_due(due, OFFSETS, zone, NINE, utc("2027-02-01T12:00"),
                              {"2026-12-15:due+30"}) == "2027-01-15:due+14", (
         "claims of an earlier due date do not count")
+
+
+# Zones whose rules make "09:00 local" awkward: DST both ways, a half-hour DST (Lord Howe),
+# DST in the southern summer, negative DST (Dublin), a removed day (Apia skipped 30 Dec
+# 2011), quarter-hour offsets, the extremes of the offset range, and a name no zone has
+# (treated as UTC).
+ZONES = ("Europe/Madrid", "America/New_York", "Australia/Lord_Howe", "America/Sao_Paulo",
+         "Europe/Dublin", "Pacific/Apia", "Asia/Kathmandu", "Pacific/Kiritimati",
+         "Pacific/Pago_Pago", "America/St_Johns", "Africa/Casablanca", "UTC", "Not/A_Zone")
+# Reminder times, among them wall times that do not exist on a spring-forward day.
+TIMES = (dt.time(9, 0), dt.time(2, 30), dt.time(0, 0), dt.time(23, 59), dt.time(3, 15))
+_nows = st.datetimes(min_value=dt.datetime(2011, 1, 1), max_value=dt.datetime(2030, 12, 31),
+                     timezones=st.just(dt.UTC))
+
+
+@settings(max_examples=400, deadline=None)
+@given(zone=st.sampled_from(ZONES), at=st.sampled_from(TIMES), now=_nows)
+def test_one_cut_off_day_per_zone_decides_every_stage(
+    zone: str, at: dt.time, now: dt.datetime
+) -> None:
+    """The set-based sweep's rule: a stage on day D is reached at `now` exactly when D is on
+    or before the zone's cut-off day, for every day around now (weekends, DST gaps and a
+    skipped day included), so comparing due dates with one day per zone in SQL gives the
+    same stage as `invoice_stage_due` row by row."""
+    cut = latest_reached_day(zone, at, now)
+    today = now.date()
+    for shift in range(-12, 5):
+        stage_day = today + dt.timedelta(days=shift)
+        assert (reached_at(stage_day, zone, at) <= now) == (stage_day <= cut), stage_day
+    for shift in range(-40, 12):
+        due = today + dt.timedelta(days=shift)
+        reached = [o for o in OFFSETS if due + dt.timedelta(days=o) <= cut]
+        assert latest_invoice_offset(due, OFFSETS, zone, at, now) == (
+            max(reached) if reached else None), due
+
+
+def test_cut_off_day_on_weekends_and_before_nine() -> None:
+    """Before 09:00 on a Monday, and all weekend, the last reached stage day is Friday."""
+    friday = dt.date(2027, 1, 15)
+    for now in ("2027-01-15T08:00", "2027-01-16T12:00", "2027-01-17T23:00",
+                "2027-01-18T07:59"):
+        assert latest_reached_day("Europe/Madrid", NINE, utc(now)) == friday, now
+    assert latest_reached_day("Europe/Madrid", NINE, utc("2027-01-18T08:00")) == (
+        dt.date(2027, 1, 18))
+    assert latest_reached_day("Europe/Madrid", NINE, utc("2027-01-15T07:59")) == (
+        dt.date(2027, 1, 14))
 
 
 def test_renewal_stages_before_the_end() -> None:
