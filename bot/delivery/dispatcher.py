@@ -135,7 +135,10 @@ class Dispatcher:
         return hold is not None and time.monotonic() < hold.until
 
     def _open_platforms(self) -> list[str]:
-        return [p for p in self.transports if not self._holding(p)]
+        """Platforms to claim messages for: not held, and whose transport delivers from
+        this process now (see `Transport.active`)."""
+        return [p for p, transport in self.transports.items()
+                if not self._holding(p) and getattr(transport, "active", True)]
 
     def poke(self) -> None:
         """Tell a running dispatcher that something was queued."""

@@ -47,6 +47,9 @@ class Transport(Protocol):
     """Delivers outbox items for one platform (`slack`, `matrix`, `console`, `email`)."""
 
     platform: str
+    # Optional: a transport may say `active = False` while this process must not deliver
+    # for its platform (a Matrix replica standing by while another holds the sync); its
+    # messages then stay queued for the process that can. Absent means always active.
 
     async def deliver(self, item: OutboxItem, message: Message) -> MessageRef | None:
         """Send once; return where the message landed (Slack channel + ts, Matrix room +

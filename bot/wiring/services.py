@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from bot.clock import Clock, SystemClock
 from bot.metrics import Metrics
 from bot.services.alerts import AlertService
+from bot.services.answers import AnswerService
 from bot.services.autoclose import AutoCloseService
 from bot.services.billing import BillingService
 from bot.services.contacts import ContactService
@@ -46,6 +47,7 @@ class Services:
     outbox: OutboxAdmin
     events: EventLog
     alerts: AlertService
+    answers: AnswerService
     metrics: Metrics
 
     @classmethod
@@ -73,5 +75,6 @@ class Services:
             billing=BillingService(*args),
             reminders=ReminderService(*args),
             alerts=AlertService(*args, metrics=metrics),
+            answers=AnswerService(*args),
             metrics=metrics,
         )
