@@ -1,0 +1,101 @@
+"""The Matrix plug-in when things go wrong, against a real Synapse: the bot killed in the
+middle of a batch and restarted, the homeserver away, rate limits (a strict Synapse),
+several replicas sharing one account."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from bot.domain import Platform
+from bot.wiring.config import Settings
+from bot.wiring.demo import DEMO_TECH, seed_demo
+from storage.db import Database
+from storage.models import OutboxRow
+from tests.peers.matrix_people import Person, relation, text_of
+from tests.peers.matrix_world import Bot, Records, matrix_settings, people, start_bot, until
+from tests.peers.synapse import SERVER_NAME, STRICT_MESSAGES, Synapse, launch, require_synapse
+
+pytestmark = [pytest.mark.peers, pytest.mark.slow]
+
+
+def answers_to(person: Person, room: str, bot: str, asked: str) -> list[str]:
+    """The bot's answers to the command `asked`."""
+    return [text_of(e) for e in person.posts(room, bot)
+            if relation(e).get("m.in_reply_to", {}).get("event_id") == asked]
+
+
+async def settle(bot: Bot) -> None:
+    """Until nothing is waiting in the outbox, and a moment more for stray sends."""
+    await until(lambda: _idle(bot), 60, "the outbox to empty")
+    await asyncio.sleep(1.0)
+
+
+async def _idle(bot: Bot) -> bool:
+    """No Matrix message waits (emails do: there is no mail relay here)."""
+    async with bot.app.db.read() as session:
+        waiting = await session.scalar(select(func.count()).where(
+            OutboxRow.platform == "matrix", OutboxRow.status.in_(("pending", "sending"))))
+    return not waiting
+
+
+async def test_killed_before_saving_its_sync_token_and_restarted(
+    synapse: Synapse, settings: Settings, db: Database, tmp_path: Path
+) -> None:
+    """The bot dies after handling a command but before saving the sync token; more
+    commands arrive while it is down. Restarted (same database, same data directory, so
+    the same device), it sees the handled command again without running or answering it
+    twice, and answers each command sent while it was down exactly once."""
+    bot_account, tom_account = await synapse.register("bot", "tom")
+    tuned = matrix_settings(settings, synapse, bot_account, tmp_path / "data")
+    records = Records(db)
+    bot = await start_bot(tuned, db)
+    async with people(synapse, tmp_path, tom_account) as (tom,):
+        try:
+            await seed_demo(bot.app.services)
+            await bot.app.services.identity.admin_link(DEMO_TECH, Platform.MATRIX,
+                                                       SERVER_NAME, tom_account.user_id)
+            room = await tom.dm(bot_account.user_id)
+            before = await tom.say(room, "!ticket new sev3 Before the crash")
+            await until(lambda: answers_to(tom, room, bot_account.user_id, before))
+
+            killed = asyncio.Event()
+            save = bot.adapter._save_position
+
+            async def die(token: str) -> None:
+                """Once the second command was handled, the process dies before the token
+                of that batch is saved."""
+                if not await _subjects(records, 2):
+                    await save(token)
+                    return
+                killed.set()
+                await asyncio.Event().wait()
+
+            bot.adapter._save_position = die  # type: ignore[method-assign]
+            during = await tom.say(room, "!ticket new sev3 During the crash")
+            await asyncio.wait_for(killed.wait(), 30)
+        finally:
+            await bot.close()
+        down = [await tom.say(room, "!ticket new sev4 While it was down"),
+                await tom.say(room, "!subdesk whoami"),
+                await tom.say(room, "!ticket list")]
+        bot = await start_bot(tuned, db)
+        try:
+            for asked in (during, *down):
+                await until(lambda a=asked: answers_to(tom, room, bot_account.user_id, a),  # type: ignore[misc]
+                            what="an answer to each command")
+            await settle(bot)
+            subjects = sorted(t[1] for t in await records.tickets())
+            assert subjects == ["Before the crash", "During the crash", "While it was down"]
+            for asked in (before, during, *down):
+                assert len(answers_to(tom, room, bot_account.user_id, asked)) == 1
+        finally:
+            await bot.close()
+
+
+async def _subjects(records: Records, count: int) -> bool:
+    return len(await records.tickets()) >= count
