@@ -67,7 +67,8 @@ class MatrixTransport:
                 room = item.target
             event_id = await self.link.send(room, content, txn_id(item))
         except Limited as exc:
-            raise DeliveryError(str(exc), retry_after=exc.retry_after) from None
+            raise DeliveryError(str(exc), retry_after=exc.retry_after,
+                                kind=FailureKind.RATE_LIMITED) from None
         except Refused as exc:
             raise DeliveryError(str(exc), kind=FailureKind.CONFIGURATION) from None
         except Failed as exc:

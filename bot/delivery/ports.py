@@ -19,6 +19,7 @@ class FailureKind(Enum):
     TRANSIENT = "transient"  # the peer's: retry with backoff, dead-letter after N attempts
     PERMANENT = "permanent"  # nobody's: this message cannot be delivered (unknown address)
     CONFIGURATION = "configuration"  # the operator's: hold every message until it is fixed
+    RATE_LIMITED = "rate_limited"  # the peer asked to wait `retry_after`: no attempt used
 
 
 class DeliveryError(Exception):

@@ -59,8 +59,9 @@ import sys
 from synapse._scripts.register_new_matrix_user import request_registration
 url, secret = sys.argv[1], sys.argv[2]
 for line in sys.stdin.read().split():
-    name, password = line.split(":", 1)
-    request_registration(name, password, url, secret, admin=False, _print=lambda _: None)
+    name, password, admin = line.split(":", 2)
+    request_registration(name, password, url, secret, admin=admin == "admin",
+                         _print=lambda _: None)
 """
 
 
@@ -210,20 +211,41 @@ class Synapse:
         tag = uuid.uuid4().hex[:6]
         return [f"{hint}{next(self._names)}{tag}" for hint in hints]
 
-    async def register(self, *hints: str) -> list[Account]:
+    async def register(self, *hints: str, admin: bool = False) -> list[Account]:
         """Register one user per hint with `register_new_matrix_user`'s own code and the
         shared secret (one process for all of them)."""
         accounts = [Account(f"@{name}:{SERVER_NAME}", name, secrets.token_urlsafe(12))
                     for name in self.names(*hints)]
+        role = "admin" if admin else "user"
         proc = await asyncio.create_subprocess_exec(
             str(PYTHON), "-c", _REGISTER, self.url, self.secret,
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE)
-        lines = "\n".join(f"{a.localpart}:{a.password}" for a in accounts).encode()
+        lines = "\n".join(f"{a.localpart}:{a.password}:{role}" for a in accounts).encode()
         _, err = await asyncio.wait_for(proc.communicate(lines), 60)
         if proc.returncode != 0:
             raise RuntimeError(f"registration failed: {err.decode(errors='replace')[-500:]}")
         return accounts
+
+
+    async def unthrottle(self, *user_ids: str) -> None:
+        """Lift the message rate limit of these users (Synapse's admin API, as an admin
+        registered for it), so only the bot meets a strict overlay's limits."""
+        import aiohttp
+
+        (admin,) = await self.register("admin", admin=True)
+        async with aiohttp.ClientSession() as session:
+            login = {"type": "m.login.password", "password": admin.password,
+                     "identifier": {"type": "m.id.user", "user": admin.localpart}}
+            async with session.post(f"{self.url}/_matrix/client/v3/login", json=login) as r:
+                token = (await r.json())["access_token"]
+            headers = {"Authorization": f"Bearer {token}"}
+            for user_id in user_ids:
+                async with session.post(
+                        f"{self.url}/_synapse/admin/v1/users/{user_id}/override_ratelimit",
+                        json={"messages_per_second": 0, "burst_count": 0},
+                        headers=headers) as r:
+                    assert r.status == 200, await r.text()
 
 
 def launch(directory: Path, overlay: dict[str, object] | None = None) -> Synapse:

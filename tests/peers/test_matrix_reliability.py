@@ -99,3 +99,46 @@ async def test_killed_before_saving_its_sync_token_and_restarted(
 
 async def _subjects(records: Records, count: int) -> bool:
     return len(await records.tickets()) >= count
+
+
+@pytest.fixture(scope="module")
+def strict_synapse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Synapse]:
+    """A Synapse whose overlay makes `rc_message` strict: three messages, then one every
+    two seconds per user."""
+    require_synapse()
+    server = launch(tmp_path_factory.mktemp("strict-synapse"), STRICT_MESSAGES)
+    yield server
+    server.stop()
+
+
+async def test_rate_limits_delay_answers_and_lose_none(
+    strict_synapse: Synapse, settings: Settings, db: Database, tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """On a homeserver that answers M_LIMIT_EXCEEDED after three messages, a burst of
+    commands is answered in full: each refused send waits `retry_after_ms` and goes again,
+    without using up the message's attempts (they would dead-letter otherwise)."""
+    caplog.set_level("INFO", logger="bot.delivery.dispatcher")
+    bot_account, tom_account = await strict_synapse.register("bot", "tom")
+    await strict_synapse.unthrottle(tom_account.user_id)  # Tom types as fast as he likes
+    tuned = matrix_settings(settings, strict_synapse, bot_account, tmp_path / "data",
+                            outbox_max_attempts=2)
+    bot = await start_bot(tuned, db)
+    try:
+        await seed_demo(bot.app.services)
+        await bot.app.services.identity.admin_link(DEMO_TECH, Platform.MATRIX, SERVER_NAME,
+                                                   tom_account.user_id)
+        async with people(strict_synapse, tmp_path, tom_account) as (tom,):
+            room = await tom.dm(bot_account.user_id)
+            asked = [await tom.say(room, "!subdesk whoami") for _ in range(6)]
+            for event in asked:
+                await until(lambda e=event: answers_to(tom, room, bot_account.user_id, e),  # type: ignore[misc]
+                            60, "every answer")
+            await settle(bot)
+            assert all(len(answers_to(tom, room, bot_account.user_id, e)) == 1 for e in asked)
+    finally:
+        await bot.close()
+    limited = [r for r in caplog.records if "M_LIMIT_EXCEEDED" in r.getMessage()]
+    assert limited, "the homeserver never refused a send: the test proves nothing"
+    counts = (await bot.app.services.outbox.report()).counts
+    assert counts["dead"] == 0
