@@ -61,7 +61,8 @@ class Person:
     async def start(self) -> Person:
         self.store.mkdir(parents=True, exist_ok=True)
         config = AsyncClientConfig(encryption_enabled=True, store_sync_tokens=False,
-                                   max_limit_exceeded=None, request_timeout=30)
+                                   max_limit_exceeded=None, request_timeout=30,
+                                   backoff_factor=0.1, max_timeout_retry_wait_time=1)
         client = AsyncClient(self.server.url, self.user_id, store_path=str(self.store),
                              config=config)
         found = await client.login(self.account.password, device_name="test")

@@ -158,15 +158,20 @@ class Synapse:
         return files
 
     def start(self) -> None:
-        """Generate the signing key, start the server and wait until it answers."""
+        """Generate the configuration and signing key (first start only), start the
+        server and wait until it answers."""
         began = time.monotonic()
-        files = self.write_config()
         args = [str(PYTHON), "-m", "synapse.app.homeserver"]
-        for f in files:
-            args += ["-c", str(f)]
-        subprocess.run([*args, "--generate-missing-configs"], check=True,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60)
-        out = (self.directory / "stdout.log").open("wb")
+        if not (self.directory / "homeserver.yaml").exists():
+            for f in self.write_config():
+                args += ["-c", str(f)]
+            subprocess.run([*args, "--generate-missing-configs"], check=True,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60)
+        else:
+            for name in ("homeserver.yaml", "overlay.yaml"):
+                if (self.directory / name).exists():
+                    args += ["-c", str(self.directory / name)]
+        out = (self.directory / "stdout.log").open("ab")
         self.process = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT,
                                         cwd=self.directory, start_new_session=True)
         self._wait_ready(began)

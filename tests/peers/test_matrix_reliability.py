@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
+from adapters.matrix import inbound
+from bot.commands.invocation import Invocation
 from bot.domain import Platform
 from bot.wiring.config import Settings
 from bot.wiring.demo import DEMO_TECH, seed_demo
@@ -142,3 +144,56 @@ async def test_rate_limits_delay_answers_and_lose_none(
     assert limited, "the homeserver never refused a send: the test proves nothing"
     counts = (await bot.app.services.outbox.report()).counts
     assert counts["dead"] == 0
+
+
+async def test_the_homeserver_goes_away_and_the_bot_recovers_by_itself(
+    synapse: Synapse, settings: Settings, db: Database, tmp_path: Path
+) -> None:
+    """Synapse stops: the bot says it is not ready (homeserver unreachable) and leaves its
+    Matrix messages queued instead of spending their attempts; Synapse comes back: the
+    bot syncs again by itself, says it is ready, delivers what waited and answers again."""
+    bot_account, tom_account = await synapse.register("bot", "tom")
+    tuned = matrix_settings(settings, synapse, bot_account, tmp_path / "data")
+    bot = await start_bot(tuned, db, ready=False)
+    try:
+        assert await bot.adapter.readiness() is not None  # not synced yet
+        await until(lambda: _ready(bot), 60, "the first sync")
+        await seed_demo(bot.app.services)
+        await bot.app.services.identity.admin_link(DEMO_TECH, Platform.MATRIX, SERVER_NAME,
+                                                   tom_account.user_id)
+        async with people(synapse, tmp_path, tom_account) as (tom,):
+            room = await tom.dm(bot_account.user_id)
+            synapse.stop()
+            try:
+                await until(lambda: _unreachable(bot), 30, "the bot to notice")
+                reply = await bot.app.core.handle(Invocation(
+                    inbound.sender(tom_account.user_id), "!ticket new sev3 During the outage"))
+                assert reply.ok
+                await asyncio.sleep(1.0)
+                assert await _attempts(bot) == [0]  # the card waits, unclaimed
+            finally:
+                synapse.start()
+            await until(lambda: _ready(bot), 60, "the bot to sync again")
+            await tom.wait_for(room, bot_account.user_id,
+                               lambda e: not relation(e) and "During the outage" in text_of(e),
+                               60)
+            asked = await tom.say(room, "!subdesk whoami")
+            await until(lambda: answers_to(tom, room, bot_account.user_id, asked), 30)
+    finally:
+        await bot.close()
+
+
+async def _unreachable(bot: Bot) -> bool:
+    status = await bot.adapter.readiness()
+    return status is not None and "unreachable" in status
+
+
+async def _ready(bot: Bot) -> bool:
+    return await bot.adapter.readiness() is None
+
+
+async def _attempts(bot: Bot) -> list[int]:
+    async with bot.app.db.read() as session:
+        rows = await session.scalars(select(OutboxRow.attempts).where(
+            OutboxRow.platform == "matrix", OutboxRow.status == "pending"))
+        return list(rows)
