@@ -55,8 +55,13 @@ class Bot:
     app: App
     adapter: MatrixAdapter
     background: Background
+    closed: bool = False
 
     async def close(self) -> None:
+        """Stop the process's work (once): its sync ends and its lease goes with it."""
+        if self.closed:
+            return
+        self.closed = True
         try:
             await self.background.close()
         finally:

@@ -197,3 +197,54 @@ async def _attempts(bot: Bot) -> list[int]:
         rows = await session.scalars(select(OutboxRow.attempts).where(
             OutboxRow.platform == "matrix", OutboxRow.status == "pending"))
         return list(rows)
+
+
+async def test_one_replica_syncs_and_another_takes_over_when_it_dies(
+    synapse: Synapse, settings: Settings, db_url: str, tmp_path: Path
+) -> None:
+    """Two replicas share the database and the data directory: exactly one holds the sync
+    (and sends Matrix messages); when it dies the other takes over from the saved token,
+    with the same device, and every command is answered exactly once."""
+    bot_account, tom_account = await synapse.register("bot", "tom")
+    tuned = matrix_settings(settings, synapse, bot_account, tmp_path / "data")
+    first_db, second_db = Database(db_url), Database(db_url)
+    first = await start_bot(tuned, first_db)
+    second = await start_bot(tuned, second_db, ready=False)
+    try:
+        await asyncio.sleep(1.0)  # several lease polls of the second replica
+        assert first.adapter.leading and not second.adapter.leading
+        assert not second.adapter.delivering
+        assert await second.adapter.readiness() is None  # standing by is fine
+        await seed_demo(first.app.services)
+        await first.app.services.identity.admin_link(DEMO_TECH, Platform.MATRIX, SERVER_NAME,
+                                                     tom_account.user_id)
+        async with people(synapse, tmp_path, tom_account) as (tom,):
+            room = await tom.dm(bot_account.user_id)
+            before = await tom.say(room, "!ticket new sev3 Before the takeover")
+            await until(lambda: answers_to(tom, room, bot_account.user_id, before))
+            await first.close()  # the replica that syncs dies; its lease goes with it
+            during = await tom.say(room, "!ticket new sev3 During the takeover")
+            await until(lambda: second.adapter.delivering, 30, "the takeover")
+            after = await tom.say(room, "!subdesk whoami")
+            for asked in (during, after):
+                await until(lambda a=asked: answers_to(tom, room, bot_account.user_id, a),  # type: ignore[misc]
+                            what="answers from the replica that took over")
+            await settle(second)
+            for asked in (before, during, after):
+                assert len(answers_to(tom, room, bot_account.user_id, asked)) == 1
+            subjects = sorted(t[1] for t in await Records(second_db).tickets())
+            assert subjects == ["Before the takeover", "During the takeover"]
+            assert first.adapter.link.device_id == ""  # closed
+            assert second.adapter.link.device_id == _device(tmp_path)
+    finally:
+        await first.close()
+        await second.close()
+        await first_db.dispose()
+        await second_db.dispose()
+
+
+def _device(tmp_path: Path) -> str:
+    import json
+
+    (found,) = (tmp_path / "data" / "matrix").glob("*/credentials.json")
+    return str(json.loads(found.read_text())["device_id"])
