@@ -124,3 +124,76 @@ async def _attachments(world: World) -> list[tuple[str, str, int, bool, bytes | 
             AttachmentRow.name, AttachmentRow.content_type, AttachmentRow.size,
             AttachmentRow.internal, AttachmentRow.content).order_by(AttachmentRow.id))
         return [(str(a), str(b), int(c), bool(d), e) for a, b, c, d, e in rows.all()]
+
+
+async def test_a_ticket_is_triaged_across_slack_and_matrix(
+    synapse: Synapse, settings: Settings, db: Database, tmp_path: Path
+) -> None:
+    """One deployment on Slack and Matrix, triage channels on both. Tom opens a ticket on
+    Slack: his Matrix card needs a DM he never opened, so the bot makes one (encrypted, in
+    its `m.direct`) and Tom reads the card there; Sam claims it with `!triage claim` in the
+    Matrix triage room and Tom's Slack card is updated. Tom then opens one in that Matrix
+    DM and Sam claims it with the Slack triage card's button: the Matrix card is edited."""
+    from aiohttp import ClientSession
+    from pydantic import SecretStr
+
+    from adapters.http.app import HttpAdapter
+    from tests.adapters.slack_fake import SECRET, TEAM, FakeSlack, SlackClient, buttons
+
+    bot_account, tom_account, sam_account = await synapse.register("bot", "tom", "sam")
+    fake = FakeSlack()
+    await fake.start()
+    async with people(synapse, tmp_path, tom_account, sam_account) as (tom, sam):
+        triage = await sam.room(name="triage")
+        tuned = matrix_settings(
+            settings, synapse, bot_account, tmp_path / "data",
+            slack_bot_token=SecretStr("xoxb-test-token"), slack_signing_secret=SecretStr(SECRET),
+            slack_api_url=fake.url, triage_channels=("slack:C0TRIAGE", f"matrix:{triage}"))
+        bot = await start_bot(tuned, db)
+        try:
+            identity = bot.app.services.identity
+            await seed_demo(bot.app.services)
+            await link(bot, DEMO_TECH, tom_account)
+            await link(bot, DEMO_STAFF, sam_account)
+            await identity.admin_link(DEMO_TECH, Platform.SLACK, TEAM, "U0TOM")
+            await identity.admin_link(DEMO_STAFF, Platform.SLACK, TEAM, "U0SAM")
+            await sam.invite(triage, bot_account.user_id)
+            http = bot.app.adapters["http"]
+            assert isinstance(http, HttpAdapter)
+            async with ClientSession() as session:
+                slack = SlackClient(f"http://127.0.0.1:{http.port}/slack/events", fake, session)
+
+                # Slack → Matrix
+                assert tom.dm_rooms_with(bot_account.user_id) == []
+                status, _, _ = await slack.command("U0TOM", "/ticket", "new sev3 From Slack")
+                assert status == 200
+                await until(lambda: tom.dm_rooms_with(bot_account.user_id), what="a DM")
+                (made,) = tom.dm_rooms_with(bot_account.user_id)
+                card = await tom.wait_for(made, bot_account.user_id,
+                                          lambda e: is_root(e) and "From Slack" in text_of(e))
+                assert bot.adapter.link.direct[tom_account.user_id] == [made]
+                await sam.wait_text(triage, bot_account.user_id, "From Slack")
+                await sam.say(triage, "!triage claim 1")
+                await until(lambda: any(u["channel"] == "DU0TOM" and "open" in str(u["blocks"])
+                                        for u in fake.of("chat.update")),
+                            what="Tom's Slack card updated")
+                await until(lambda: "Status: open" in tom.current(made, card),
+                            what="Tom's Matrix card edited")
+
+                # Matrix → Slack
+                await tom.say(made, "!ticket new sev2 From Matrix")
+                await until(lambda: [p for p in fake.posted("C0TRIAGE")
+                                     if "From Matrix" in str(p[0])], what="the Slack card")
+                ((triage_card, ts),) = [p for p in fake.posted("C0TRIAGE")
+                                        if "From Matrix" in str(p[0])]
+                second = await tom.wait_for(made, bot_account.user_id,
+                                            lambda e: is_root(e) and "From Matrix" in text_of(e))
+                claim = buttons(triage_card["blocks"])["Claim"]
+                status, _, _ = await slack.press("U0SAM", claim, channel="C0TRIAGE",
+                                                 message_ts=ts)
+                assert status == 200
+                await until(lambda: "Status: open" in tom.current(made, second),
+                            what="Tom's Matrix card edited from Slack")
+        finally:
+            await bot.close()
+            await fake.stop()
