@@ -228,6 +228,18 @@ class Person:
         raise AssertionError(f"no such message from {sender} in {room_id}: {texts}; "
                              f"undecryptable: {len(self.undecryptable)}")
 
+    def answers_to(self, room_id: str, sender: str, asked: str) -> list[str]:
+        """The texts of `sender`'s answers (replies) to the message `asked`."""
+        return [text_of(e) for e in self.posts(room_id, sender)
+                if relation(e).get("m.in_reply_to", {}).get("event_id") == asked]
+
+    async def answer(self, room_id: str, sender: str, asked: str, within: float = 30) -> str:
+        """`sender`'s answer to the message `asked`, once it came."""
+        found = await self.wait_for(
+            room_id, sender,
+            lambda e: relation(e).get("m.in_reply_to", {}).get("event_id") == asked, within)
+        return text_of(found)
+
     async def wait_text(self, room_id: str, sender: str, needle: str, within: float = 30
                         ) -> Event:
         return await self.wait_for(room_id, sender, lambda e: needle in text_of(e), within)

@@ -197,3 +197,62 @@ async def test_a_ticket_is_triaged_across_slack_and_matrix(
         finally:
             await bot.close()
             await fake.stop()
+
+
+async def test_linking_on_matrix_by_emailed_code_and_from_the_command_line(
+    synapse: Synapse, settings: Settings, db: Database, db_url: str, tmp_path: Path
+) -> None:
+    """Matrix vouches for no email: Ana links her account with the code emailed to her
+    (a real SMTP server receives it, naming the `!` command to type), and the operator
+    links Ada's with `subdesk link EMAIL --matrix MXID`; each is then known to the bot."""
+    import asyncio
+    import os
+    import re
+    import sys
+
+    from pydantic import SecretStr
+
+    from tests.peers.test_smtp import Mailbox, SmtpServer, free_port
+
+    bot_account, ana_account, ada_account = await synapse.register("bot", "ana", "ada")
+    smtp = SmtpServer(free_port(), Mailbox())
+    smtp.start()
+    tuned = matrix_settings(settings, synapse, bot_account, tmp_path / "data",
+                            smtp_url=SecretStr(smtp.url))
+    bot = await start_bot(tuned, db)
+    try:
+        await seed_demo(bot.app.services)
+        async with people(synapse, tmp_path, ana_account, ada_account) as (ana, ada):
+            room = await ana.dm(bot_account.user_id)
+            await ana.say(room, "!subdesk whoami")
+            await ana.wait_text(room, bot_account.user_id, "!subdesk link EMAIL")
+            await ana.say(room, "!subdesk link ana@demo.test")
+            await ana.wait_text(room, bot_account.user_id, "6-digit code")
+            await until(lambda: smtp.mailbox.received, what="the code's email")
+            mail = smtp.mailbox.received[-1].get_body(("plain",))
+            assert mail is not None
+            body = mail.get_content()
+            assert "!subdesk link verify" in body and "/subdesk" not in body
+            code = re.search(r"\b(\d{6})\b", body)
+            assert code is not None
+            await ana.say(room, f"!subdesk link verify {code.group(1)}")
+            await ana.wait_text(room, bot_account.user_id, "Ana Main")
+            asked = await ana.say(room, "!subdesk whoami")
+            assert "Ana Main" in await ana.answer(room, bot_account.user_id, asked)
+
+            env = {k: v for k, v in os.environ.items()
+                   if not k.startswith(("SUBDESK_", "SLACK_", "MATRIX_"))}
+            env.update(SUBDESK_DATABASE_URL=db_url, SUBDESK_LOG_LEVEL="WARNING")
+            cli = await asyncio.create_subprocess_exec(
+                str(Path(sys.executable).with_name("subdesk")), "link", "ada@demo.test",
+                "--matrix", ada_account.user_id, env=env, cwd=tmp_path,
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+            out, err = await asyncio.wait_for(cli.communicate(), 60)
+            assert cli.returncode == 0, err.decode()
+            assert f"Linked matrix {ada_account.user_id} to Ada Admin" in out.decode()
+            dm = await ada.dm(bot_account.user_id)
+            asked = await ada.say(dm, "!subdesk whoami")
+            assert "Ada Admin" in await ada.answer(dm, bot_account.user_id, asked)
+    finally:
+        await bot.close()
+        smtp.stop()

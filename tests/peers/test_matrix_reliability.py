@@ -27,8 +27,7 @@ pytestmark = [pytest.mark.peers, pytest.mark.slow]
 
 def answers_to(person: Person, room: str, bot: str, asked: str) -> list[str]:
     """The bot's answers to the command `asked`."""
-    return [text_of(e) for e in person.posts(room, bot)
-            if relation(e).get("m.in_reply_to", {}).get("event_id") == asked]
+    return person.answers_to(room, bot, asked)
 
 
 async def settle(bot: Bot) -> None:
