@@ -256,3 +256,24 @@ async def test_linking_on_matrix_by_emailed_code_and_from_the_command_line(
     finally:
         await bot.close()
         smtp.stop()
+
+
+async def test_a_message_the_bot_cannot_decrypt_is_asked_for_again(world: World) -> None:
+    """Tom's client stops sharing room keys with the bot's device: the bot cannot read his
+    next message, waits a while for its key, then asks him to send it again. Once his
+    client shares keys again, the bot reads and answers."""
+    room = await world.tom_dm()
+    warm = await world.tom.say(room, "!subdesk whoami")
+    await world.tom.answer(room, world.bot_id, warm)
+    client = world.tom.client
+    assert client is not None
+    (device,) = client.device_store.active_user_devices(world.bot_id)
+    client.blacklist_device(device)
+    client.invalidate_outbound_session(room)
+    unreadable = await world.tom.say(room, "!subdesk whoami")
+    said = await world.tom.answer(room, world.bot_id, unreadable, within=40)
+    assert "could not read your last message" in said
+    client.unblacklist_device(device)
+    client.invalidate_outbound_session(room)
+    again = await world.tom.say(room, "!subdesk whoami")
+    assert "Tom Tech" in await world.tom.answer(room, world.bot_id, again)
