@@ -235,6 +235,7 @@ class MatrixAdapter:
                 self.link.user_id)
         self._token = None if found is None else found.sync_token
         self._first = True
+        log.info("Matrix: syncing as %s, device %s", self.link.user_id, self.link.device_id)
         if found is not None and found.device_id != self.link.device_id:
             log.warning("Matrix: syncing as device %s (was %s): messages encrypted for the "
                         "old device only cannot be read", self.link.device_id, found.device_id)
