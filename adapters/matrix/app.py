@@ -60,12 +60,15 @@ from storage.matrix_state import MatrixStateStore
 log = logging.getLogger(__name__)
 
 PLATFORM = "matrix"
-# The sync: no presence, whole member lists (encryption needs every member's devices), and
-# a timeline long enough that a gap is rare (gaps are filled with /messages anyway).
-SYNC_FILTER: dict[str, Any] = {
-    "presence": {"not_types": ["*"]},
-    "room": {"timeline": {"limit": 50}, "state": {"lazy_load_members": False}},
-}
+
+
+def sync_filter(timeline_limit: int) -> dict[str, Any]:
+    """No presence, whole member lists (encryption needs every member's devices), and a
+    timeline long enough that a gap is rare (a gap is read back with /messages)."""
+    return {"presence": {"not_types": ["*"]},
+            "room": {"timeline": {"limit": timeline_limit},
+                     "state": {"lazy_load_members": False}}}
+
 GAP_EVENTS = 1000  # events fetched at most to fill one room's gap after downtime
 GAP_PAGE = 100
 HINT = Message(f"Commands start with !. Try {command('subdesk help')}.")
@@ -124,7 +127,7 @@ class MatrixAdapter:
         """Check that the data directory can hold the device's keys; the homeserver is
         reached by the task (it may be away at start: the task retries)."""
         try:
-            self.link._prepare_directory()
+            self.link.prepare()
         except OSError as exc:
             raise ServiceError(
                 f"cannot use SUBDESK_DATA_DIR for the Matrix keys: {exc.strerror}") from None
@@ -252,7 +255,8 @@ class MatrixAdapter:
         wait_ms = 0 if self._first else self.tuning.sync_timeout_ms
         try:
             response = await asyncio.wait_for(
-                client.sync(timeout=wait_ms, sync_filter=SYNC_FILTER, since=self._token,
+                client.sync(timeout=wait_ms, sync_filter=sync_filter(self.tuning.timeline_limit),
+                            since=self._token,
                             full_state=True if self._first else None),
                 timeout=wait_ms / 1000 + self.tuning.request_timeout)
         except TimeoutError:
@@ -386,7 +390,7 @@ class MatrixAdapter:
         if root is not None and await self._ours(said.room_id, root):
             await self._reply_in_thread(said, root)
             return
-        if self._direct(said.room_id) and said.thread_root is None:
+        if self._direct(said.room_id, said.sender) and said.thread_root is None:
             await self._answer(said.room_id, said.event_id, None, Reply(HINT), said.sender)
 
     async def _reply_in_thread(self, said: inbound.Said, root: str) -> None:
@@ -404,8 +408,14 @@ class MatrixAdapter:
             await self._answer(said.room_id, said.event_id, said.thread_root, reply,
                                said.sender)
 
-    def _direct(self, room_id: str) -> bool:
-        """Whether a room is a conversation of the bot with one person."""
+    def _direct(self, room_id: str, person: str) -> bool:
+        """Whether a room is the bot's conversation with `person`: their DM in `m.direct`,
+        or a room of the two of them that is no configured channel."""
+        if room_id in self.link.direct.get(person, ()):
+            return True
+        settings = self.app.settings
+        if f"{PLATFORM}:{room_id}" in (*settings.triage_channels, *settings.billing_channels):
+            return False
         client = self.link.client
         room = None if client is None else client.rooms.get(room_id)
         return room is not None and room.member_count <= 2

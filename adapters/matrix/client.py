@@ -58,6 +58,7 @@ class Tuning:
     lease_poll: float = 5.0  # how often a standby replica asks for the sync lease
     room_wait: float = 20.0  # seconds a new DM room may take to reach the sync
     undecryptable_wait: float = 20.0  # seconds to wait for a message's room key
+    timeline_limit: int = 50  # events per room in one sync; a longer gap is read back
 
 
 class MatrixError(Exception):
@@ -132,7 +133,7 @@ class MatrixLink:
     def access_token(self) -> str:
         return str(self.client.access_token) if self.client is not None else ""
 
-    def _prepare_directory(self) -> str:
+    def prepare(self) -> str:
         """The account's directory (0700) and the key its encryption store is pickled
         with, made on first use."""
         self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -162,7 +163,7 @@ class MatrixLink:
         The device is made once and kept: a password login saves its device id and token
         in the data directory, an access token names its own device (`whoami`)."""
         await self.close()
-        pickle_key = self._prepare_directory()
+        pickle_key = self.prepare()
         config = AsyncClientConfig(
             max_limit_exceeded=0, max_timeouts=0, encryption_enabled=True,
             store_sync_tokens=False, pickle_key=pickle_key,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -81,10 +81,9 @@ async def until(check: Callable[[], object], within: float = 30, what: str = "")
 
 
 async def start_bot(settings: Settings, db: Database, *, ready: bool = True,
-                    extra: Mapping[str, AdapterFactory] | None = None) -> Bot:
+                    tuning: Tuning = TUNING) -> Bot:
     """Build and start the app; with `ready`, wait until its Matrix account has synced."""
-    app = await build_app(settings, clock=SystemClock(), db=db,
-                          factories={**factories(), **(extra or {})})
+    app = await build_app(settings, clock=SystemClock(), db=db, factories=factories(tuning))
     background = await start_background(app)
     adapter = app.adapters["matrix"]
     assert isinstance(adapter, MatrixAdapter)

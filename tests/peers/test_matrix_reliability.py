@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -19,7 +20,7 @@ from bot.wiring.demo import DEMO_TECH, seed_demo
 from storage.db import Database
 from storage.models import OutboxRow
 from tests.peers.matrix_people import Person, relation, text_of
-from tests.peers.matrix_world import Bot, Records, matrix_settings, people, start_bot, until
+from tests.peers.matrix_world import TUNING, Bot, Records, matrix_settings, people, start_bot, until
 from tests.peers.synapse import SERVER_NAME, STRICT_MESSAGES, Synapse, launch, require_synapse
 
 pytestmark = [pytest.mark.peers, pytest.mark.slow]
@@ -50,7 +51,8 @@ async def test_killed_before_saving_its_sync_token_and_restarted(
     """The bot dies after handling a command but before saving the sync token; more
     commands arrive while it is down. Restarted (same database, same data directory, so
     the same device), it sees the handled command again without running or answering it
-    twice, and answers each command sent while it was down exactly once."""
+    twice, and answers each command sent while it was down exactly once, also when they
+    are more than one sync brings (a timeline of two events: the gap is read back)."""
     bot_account, tom_account = await synapse.register("bot", "tom")
     tuned = matrix_settings(settings, synapse, bot_account, tmp_path / "data")
     records = Records(db)
@@ -83,8 +85,9 @@ async def test_killed_before_saving_its_sync_token_and_restarted(
             await bot.close()
         down = [await tom.say(room, "!ticket new sev4 While it was down"),
                 await tom.say(room, "!subdesk whoami"),
-                await tom.say(room, "!ticket list")]
-        bot = await start_bot(tuned, db)
+                await tom.say(room, "!ticket list"),
+                await tom.say(room, "!subdesk help")]
+        bot = await start_bot(tuned, db, tuning=replace(TUNING, timeline_limit=2))
         try:
             for asked in (during, *down):
                 await until(lambda a=asked: answers_to(tom, room, bot_account.user_id, a),  # type: ignore[misc]
