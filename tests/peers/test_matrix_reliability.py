@@ -14,11 +14,13 @@ from sqlalchemy import func, select
 
 from adapters.matrix import inbound
 from bot.commands.invocation import Invocation
-from bot.domain import Platform
+from bot.domain import OutboxStatus, Platform
+from bot.presentation.messages import Message
 from bot.wiring.config import Settings
 from bot.wiring.demo import DEMO_TECH, seed_demo
 from storage.db import Database
 from storage.models import OutboxRow
+from storage.outbox import OutboxItem
 from tests.peers.matrix_people import Person, relation, text_of
 from tests.peers.matrix_world import TUNING, Bot, Records, matrix_settings, people, start_bot, until
 from tests.peers.synapse import SERVER_NAME, STRICT_MESSAGES, Synapse, launch, require_synapse
@@ -250,3 +252,35 @@ def _device(tmp_path: Path) -> str:
 
     (found,) = (tmp_path / "data" / "matrix").glob("*/credentials.json")
     return str(json.loads(found.read_text())["device_id"])
+
+
+async def test_a_resend_of_one_outbox_message_is_the_same_event(
+    synapse: Synapse, settings: Settings, db: Database, tmp_path: Path
+) -> None:
+    """A dispatcher that dies after sending but before recording it sends the message again
+    on restart: with the outbox id as transaction id, the homeserver answers with the first
+    event and the room holds one message, encrypted or not."""
+    bot_account, tom_account = await synapse.register("bot", "tom")
+    bot = await start_bot(matrix_settings(settings, synapse, bot_account, tmp_path / "data"),
+                          db)
+    try:
+        async with people(synapse, tmp_path, tom_account) as (tom,):
+            room = await tom.dm(bot_account.user_id)
+            await until(lambda: room in (bot.adapter.link.client.rooms if
+                                         bot.adapter.link.client else {}), what="the room")
+            item = OutboxItem(
+                id=987654, key="resend-test", platform="matrix", target=room, kind="channel",
+                recipient="", payload={}, status=OutboxStatus.SENDING, attempts=1,
+                next_attempt_at=bot.app.clock.now(), last_error=None, platform_ref=None,
+                created_at=bot.app.clock.now(), sent_at=None)
+            message = Message("Sent once, whatever happens")
+            first = await bot.adapter.transport.deliver(item, message)
+            again = await bot.adapter.transport.deliver(item, message)
+            assert first is not None and first == again
+            await tom.wait_text(room, bot_account.user_id, "Sent once")
+            later = await tom.say(room, "!subdesk help")  # anything after it, to be sure
+            await tom.answer(room, bot_account.user_id, later)
+            assert [text_of(e) for e in tom.posts(room, bot_account.user_id)].count(
+                "Sent once, whatever happens") == 1
+    finally:
+        await bot.close()
