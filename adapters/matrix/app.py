@@ -305,7 +305,18 @@ class MatrixAdapter:
             if info.timeline.limited and info.timeline.prev_batch and self._token:
                 events = await self._gap(room_id, info.timeline.prev_batch, self._token) + events
             for event in events:
-                await self._event(room_id, event)
+                await self._guarded(room_id, event)
+
+    async def _guarded(self, room_id: str, event: Any) -> None:
+        """Handle one event; one that breaks the handling is logged and skipped, so it
+        cannot hold up the sync for good (an outage is raised: the batch is retried)."""
+        try:
+            await self._event(room_id, event)
+        except (*_DATABASE_ERRORS, MatrixError, aiohttp.ClientError, TimeoutError, OSError):
+            raise
+        except Exception:
+            log.exception("Matrix: event %s in %s not handled",
+                          str(getattr(event, "event_id", "?"))[:80], room_id[:80])
 
     async def _gap(self, room_id: str, start: str, end: str) -> list[Any]:
         """The events between the last handled batch and this one's timeline, when the

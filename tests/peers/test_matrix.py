@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from adapters.matrix import inbound
 from bot.domain import Platform
 from bot.wiring.config import Settings
 from bot.wiring.demo import DEMO_STAFF, DEMO_TECH, seed_demo
@@ -77,6 +78,25 @@ async def test_a_linked_contact_gets_answers_in_an_encrypted_dm(world: World) ->
     assert "!ticket new" in answer["content"]["formatted_body"]
     assert "/ticket" not in text_of(answer) and "/ticket" not in answer["content"][
         "formatted_body"]
+
+
+async def test_an_event_that_breaks_the_handling_does_not_hold_up_the_sync(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A message whose handling raises (a bug) is logged and skipped; the commands after
+    it are answered."""
+    said = world.bot.adapter._said
+
+    async def fragile(message: inbound.Said) -> None:
+        if message.text == "!boom":
+            raise ValueError("a bug")
+        await said(message)
+
+    monkeypatch.setattr(world.bot.adapter, "_said", fragile)
+    room = await world.tom_dm()
+    await world.tom.say(room, "!boom")
+    asked = await world.tom.say(room, "!subdesk whoami")
+    assert "Tom Tech" in await world.tom.answer(room, world.bot_id, asked)
 
 
 async def test_a_ticket_from_an_encrypted_dm_with_comments_files_and_triage(
