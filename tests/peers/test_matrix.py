@@ -229,6 +229,7 @@ async def test_linking_on_matrix_by_emailed_code_and_from_the_command_line(
     import os
     import re
     import sys
+    from email.message import EmailMessage
 
     from pydantic import SecretStr
 
@@ -237,6 +238,10 @@ async def test_linking_on_matrix_by_emailed_code_and_from_the_command_line(
     bot_account, ana_account, ada_account = await synapse.register("bot", "ana", "ada")
     smtp = SmtpServer(free_port(), Mailbox())
     smtp.start()
+
+    def codes() -> list[EmailMessage]:
+        return [m for m in smtp.mailbox.received if m["Subject"] == "Your Subdesk link code"]
+
     tuned = matrix_settings(settings, synapse, bot_account, tmp_path / "data",
                             smtp_url=SecretStr(smtp.url))
     bot = await start_bot(tuned, db)
@@ -248,8 +253,9 @@ async def test_linking_on_matrix_by_emailed_code_and_from_the_command_line(
             await ana.wait_text(room, bot_account.user_id, "!subdesk link EMAIL")
             await ana.say(room, "!subdesk link ana@demo.test")
             await ana.wait_text(room, bot_account.user_id, "6-digit code")
-            await until(lambda: smtp.mailbox.received, what="the code's email")
-            mail = smtp.mailbox.received[-1].get_body(("plain",))
+            await until(lambda: codes(), what="the code's email")
+            (code_mail,) = codes()
+            mail = code_mail.get_body(("plain",))
             assert mail is not None
             body = mail.get_content()
             assert "!subdesk link verify" in body and "/subdesk" not in body
