@@ -51,7 +51,7 @@ class Person:
     store: Path
     client: AsyncClient | None = None
     seen: dict[str, list[Event]] = field(default_factory=dict)  # by room, decrypted
-    undecryptable: list[MegolmEvent] = field(default_factory=list)
+    undecryptable: list[tuple[str, MegolmEvent]] = field(default_factory=list)
     task: asyncio.Task[None] | None = None
 
     @property
@@ -101,12 +101,31 @@ class Person:
                 await client.join(room_id)
             for room_id, info in response.rooms.join.items():
                 for event in info.timeline.events:
-                    if isinstance(event, MegolmEvent):
-                        self.undecryptable.append(event)
-                        continue
-                    source = dict(event.source)
-                    if source.get("type") == "m.room.message":
-                        self.seen.setdefault(room_id, []).append(source)
+                    self._keep(room_id, event)
+            self._decrypt_late()
+
+    def _keep(self, room_id: str, event: Any) -> None:
+        if isinstance(event, MegolmEvent):
+            self.undecryptable.append((room_id, event))
+            return
+        source = dict(event.source)
+        if source.get("type") == "m.room.message":
+            self.seen.setdefault(room_id, []).append(source)
+
+    def _decrypt_late(self) -> None:
+        """Like every client, read a message once its room key has come (a key may arrive
+        in a later sync than the message)."""
+        waiting, self.undecryptable = self.undecryptable, []
+        for room_id, event in waiting:
+            try:
+                read = self._client.decrypt_event(event)
+            except Exception:
+                read = event
+            if isinstance(read, MegolmEvent):
+                self.undecryptable.append((room_id, event))
+            else:
+                read.source.setdefault("room_id", room_id)
+                self._keep(room_id, read)
 
     async def stop(self) -> None:
         if self.task is not None:
