@@ -270,14 +270,20 @@ class MatrixLink:
             if not isinstance(created, RoomCreateResponse):
                 raise error_of(created, "creating a DM room")
             await self.remember_direct(user_id, created.room_id)
-            await self.wait_for_room(created.room_id)
+            # The sync may bring the new room before the invite: encrypting then would
+            # share the room key with nobody, and the person could never read the message.
+            await self.wait_for_room(created.room_id, member=user_id)
             return str(created.room_id)
 
-    async def wait_for_room(self, room_id: str) -> None:
-        """Until the sync has brought `room_id` (its state is needed to encrypt to it)."""
+    async def wait_for_room(self, room_id: str, *, member: str | None = None) -> None:
+        """Until the sync has brought `room_id` (its state is needed to encrypt to it),
+        with `member` in it (joined or invited) when given."""
         client = self._client()
         deadline = asyncio.get_running_loop().time() + self.tuning.room_wait
-        while room_id not in client.rooms:
+        while True:
+            room = client.rooms.get(room_id)
+            if room is not None and (member is None or member in room.users):
+                return
             if asyncio.get_running_loop().time() > deadline:
                 raise Unreachable("the new room has not reached the sync yet")
             await asyncio.sleep(0.05)
