@@ -606,3 +606,15 @@ class SlackOAuthStateRow(Base):
     id: Mapped[int] = _id()
     state: Mapped[str] = mapped_column(String(200))
     expire_at: Mapped[dt.datetime] = mapped_column(DateTime())
+
+
+class MatrixStateRow(Base):
+    """Where the Matrix account's sync stands: the device it syncs as and the sync token
+    up to which every event has been handled (shared by replicas; one syncs at a time)."""
+
+    __tablename__ = "matrix_state"
+
+    account: Mapped[str] = mapped_column(String(255), primary_key=True)  # the bot's user id
+    device_id: Mapped[str] = mapped_column(String(255))
+    sync_token: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[dt.datetime]

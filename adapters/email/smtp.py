@@ -21,7 +21,7 @@ import aiosmtplib
 from adapters.console.render import PREFIX, render
 from bot.delivery.ports import DeliveryError, FailureKind
 from bot.domain import MessageRef
-from bot.presentation.messages import Message
+from bot.presentation.messages import Message, prefix_for
 from storage.outbox import OutboxItem
 
 
@@ -66,7 +66,8 @@ def _one_line(text: str) -> str:
 
 
 def build_email(item: OutboxItem, message: Message, sender: str) -> EmailMessage:
-    message = message.resolved(PREFIX)
+    message = message.resolved(prefix_for(message.commands_for) if message.commands_for
+                               else PREFIX)
     email = EmailMessage()
     email["From"] = sender
     name, address = parseaddr(_one_line(item.recipient))

@@ -45,8 +45,11 @@ class DispatchStats:
     dropped: int = 0
     held: int = 0  # waiting for the operator to fix the configuration
     fed: int = 0  # queue entries turned into messages by the feed
+    throttled: float | None = None  # seconds the peer asked to wait (rate limited)
 
     def __iadd__(self, other: DispatchStats) -> DispatchStats:
+        if other.throttled is not None:
+            self.throttled = max(self.throttled or 0.0, other.throttled)
         self.sent += other.sent
         self.retried += other.retried
         self.dead += other.dead
@@ -150,7 +153,10 @@ class Dispatcher:
         return hold is not None and time.monotonic() < hold.until
 
     def _open_platforms(self) -> list[str]:
-        return [p for p in self.transports if not self._holding(p)]
+        """Platforms to claim messages for: not held, and whose transport delivers from
+        this process now (see `Transport.active`)."""
+        return [p for p, transport in self.transports.items()
+                if not self._holding(p) and getattr(transport, "active", True)]
 
     def poke(self) -> None:
         """Tell a running dispatcher that something was queued."""
@@ -210,7 +216,11 @@ class Dispatcher:
                 break
             await self.pacer.wait(key)
             if key[0] not in self.holds:
-                stats += await self._deliver(item)
+                done = await self._deliver(item)
+                stats += done
+                if done.throttled is not None:  # the rest of this target waits as long
+                    await self._postpone(items[index + 1:], done.throttled)
+                    break
                 continue
             # Probing after a configuration failure: one message at a time on the platform,
             # and none more once a probe has failed again meanwhile.
@@ -246,6 +256,10 @@ class Dispatcher:
         except DeliveryError as exc:
             if exc.kind is FailureKind.CONFIGURATION:
                 return await self._hold(item, str(exc))
+            if exc.kind is FailureKind.RATE_LIMITED:
+                log.info("outbox %s: %s; again in %.1f s", item.id, exc, exc.retry_after or 0)
+                await self._postpone([item], exc.retry_after or 0.0)
+                return DispatchStats(retried=1, throttled=exc.retry_after or 0.0)
             return await self._failed(item, str(exc), exc.retry_after, exc.permanent)
         except Exception as exc:  # a transport bug or an unexpected peer answer
             log.warning("outbox %s: %s while delivering", item.id, type(exc).__name__)
@@ -289,6 +303,17 @@ class Dispatcher:
                         return None
         # An edit of a card that never arrived (dead letter) goes out as a new message.
         return replace(item, thread=thread, replaces=replaces)
+
+    async def _postpone(self, items: list[OutboxItem], seconds: float) -> None:
+        """Due again in `seconds`, the attempt not counted: a peer's rate limit says when
+        to come back, and is no reason ever to dead-letter a message."""
+        if not items:
+            return
+        at = self.clock.now() + dt.timedelta(seconds=seconds)
+        async with self.db.transaction() as session:
+            store = OutboxStore(session, self.clock.now())
+            for item in items:
+                await store.postpone(item.id, at)
 
     async def _wait_for_card(self, item: OutboxItem) -> DispatchStats:
         """Put an edit back until the card it replaces has been delivered (no attempt used)."""

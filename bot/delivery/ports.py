@@ -19,6 +19,7 @@ class FailureKind(Enum):
     TRANSIENT = "transient"  # the peer's: retry with backoff, dead-letter after N attempts
     PERMANENT = "permanent"  # nobody's: this message cannot be delivered (unknown address)
     CONFIGURATION = "configuration"  # the operator's: hold every message until it is fixed
+    RATE_LIMITED = "rate_limited"  # the peer asked to wait `retry_after`: no attempt used
 
 
 class DeliveryError(Exception):
@@ -47,6 +48,9 @@ class Transport(Protocol):
     """Delivers outbox items for one platform (`slack`, `matrix`, `console`, `email`)."""
 
     platform: str
+    # Optional: a transport may say `active = False` while this process must not deliver
+    # for its platform (a Matrix replica standing by while another holds the sync); its
+    # messages then stay queued for the process that can. Absent means always active.
 
     async def deliver(self, item: OutboxItem, message: Message) -> MessageRef | None:
         """Send once; return where the message landed (Slack channel + ts, Matrix room +

@@ -24,6 +24,15 @@ _COMMAND_REF = re.compile(f"{CMD_OPEN}([^{CMD_OPEN}{CMD_CLOSE}]*){CMD_CLOSE}")
 _STRAY = re.compile(f"[{CMD_OPEN}{CMD_CLOSE}]")
 
 
+# How people type commands on each chat platform (SPEC §3); `/` elsewhere.
+COMMAND_PREFIXES: dict[str, str] = {"matrix": "!"}
+
+
+def prefix_for(platform: str | None) -> str:
+    """The command prefix of `platform` (`!` on Matrix, `/` on Slack and the console)."""
+    return COMMAND_PREFIXES.get(platform or "", "/")
+
+
 def command(*parts: object) -> str:
     """A neutral reference to a command line: `command("ticket comment", 12, "TEXT")`."""
     return CMD_OPEN + " ".join(str(p) for p in parts if p != "") + CMD_CLOSE
@@ -122,6 +131,9 @@ class Message:
     tone: Tone = Tone.NORMAL
     thread_key: str | None = None  # e.g. "ticket:1042:opener": adapters keep a thread per key
     card_key: str | None = None  # e.g. "card:ticket:1042:triage": later edits replace it
+    # The chat platform whose commands this message names, when it is delivered elsewhere
+    # (the email with a link code asked for on Matrix says `!subdesk link verify`).
+    commands_for: str | None = None
 
     @property
     def email_subject(self) -> str:
@@ -153,6 +165,7 @@ class Message:
             "thread_key": self.thread_key,
             "card_key": self.card_key,
             "blocks": [_block_to_json(b) for b in self.blocks],
+            **({"commands_for": self.commands_for} if self.commands_for else {}),
         }
 
     @classmethod
@@ -164,6 +177,7 @@ class Message:
             thread_key=data.get("thread_key"),
             card_key=data.get("card_key"),
             blocks=tuple(_block_from_json(b) for b in data.get("blocks", ())),
+            commands_for=data.get("commands_for"),
         )
 
 

@@ -91,8 +91,10 @@ def support_welcome(org: Organization, contact: Contact) -> Message:
     )
 
 
-def link_code(code: str, minutes: int) -> Message:
+def link_code(code: str, minutes: int, platform: str | None = None) -> Message:
+    """The email with a link code, naming the verify command as `platform` types it."""
     return Message(
+        commands_for=platform,
         text=f"Your Subdesk link code is {code}. It expires in {minutes} minutes.",
         subject="Your Subdesk link code",
         blocks=(

@@ -138,7 +138,7 @@ class IdentityService(Service):
                 tx,
                 email,
                 f"link-code:{sender.platform.value}:{sender.workspace}:{sender.user_id}:{salt}",
-                notices.link_code(code, minutes),
+                notices.link_code(code, minutes, sender.platform.value),
                 recipient=f"{contacts[0].name} <{email}>",
             )
         return neutral

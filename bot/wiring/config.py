@@ -7,6 +7,7 @@ names or their lower-case field names. Secrets are `SecretStr`, so they print as
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
@@ -139,6 +140,10 @@ class Settings(BaseSettings):
     )
     matrix_access_token: SecretStr | None = Field(
         None, validation_alias=_env("MATRIX_ACCESS_TOKEN", "matrix_access_token")
+    )
+    # Local state that is not the database's: the Matrix device and its encryption keys.
+    data_dir: Path = Field(
+        Path("subdesk-data"), validation_alias=_env("SUBDESK_DATA_DIR", "data_dir")
     )
 
     # Policy knobs (SPEC §2 defaults, configurable).
@@ -378,7 +383,9 @@ class Settings(BaseSettings):
 
     @property
     def matrix_enabled(self) -> bool:
-        return self.matrix_homeserver is not None and self.matrix_user_id is not None
+        """A homeserver, the bot's user id and a credential (password or access token)."""
+        return (self.matrix_homeserver is not None and self.matrix_user_id is not None
+                and (self.matrix_password is not None or self.matrix_access_token is not None))
 
     @property
     def chat_platform_configured(self) -> bool:

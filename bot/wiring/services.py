@@ -8,6 +8,7 @@ from bot.clock import Clock, SystemClock
 from bot.metrics import Metrics
 from bot.services.alerting import Alerting
 from bot.services.alerts import AlertService
+from bot.services.answers import AnswerService
 from bot.services.autoclose import AutoCloseService
 from bot.services.billing import BillingService
 from bot.services.contacts import ContactService
@@ -47,6 +48,7 @@ class Services:
     outbox: OutboxAdmin
     events: EventLog
     alerts: AlertService
+    answers: AnswerService
     metrics: Metrics
 
     @classmethod
@@ -75,5 +77,6 @@ class Services:
             billing=BillingService(*args),
             reminders=ReminderService(*args),
             alerts=AlertService(*args, metrics=metrics),
+            answers=AnswerService(*args),
             metrics=metrics,
         )

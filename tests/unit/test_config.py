@@ -83,6 +83,10 @@ def test_dotenv_file(clean_env: Path) -> None:
     settings = Settings()
     assert settings.mail_from == "Support <help@vendor.test>"
     assert settings.billing_channels == ("slack:C0BILL",)
+    assert not settings.matrix_enabled  # no password nor access token: not configured
+    with (clean_env / ".env").open("a") as env:
+        env.write("MATRIX_PASSWORD=correct horse\n")
+    settings = Settings()
     assert settings.matrix_enabled and settings.chat_platform_configured
 
 

@@ -1,0 +1,1 @@
+"""The Matrix plug-in (matrix-nio, end-to-end encryption)."""

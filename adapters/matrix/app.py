@@ -1,0 +1,490 @@
+"""The Matrix plug-in: the bot's account syncs with its homeserver (matrix-nio, end-to-end
+encryption on), commands typed with `!` and replies in ticket threads come in, outbox
+messages go out.
+
+One process syncs: it holds a lease (a PostgreSQL advisory lock; a file lock on SQLite);
+replicas stand by and take over when it dies. The sync token is saved in the database only
+after every event of its batch was handled, so a restart resumes where handling stopped:
+events seen again are recognised by their id and run once. Answers go through the outbox
+like every other message, so a rate limit or a homeserver away delays them, never loses
+them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+from nio import (
+    ErrorResponse,
+    InviteMemberEvent,
+    MegolmEvent,
+    MessageDirection,
+    RoomMessagesResponse,
+    SyncError,
+    SyncResponse,
+    UnknownAccountDataEvent,
+)
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+from adapters.matrix import files, inbound
+from adapters.matrix.client import (
+    Failed,
+    Limited,
+    MatrixError,
+    MatrixLink,
+    Refused,
+    Tuning,
+    Unreachable,
+    error_of,
+)
+from adapters.matrix.transport import MatrixTransport
+from bot.commands.invocation import IncomingFile
+from bot.delivery.ports import Route, Transport
+from bot.domain import MessageRef
+from bot.presentation.messages import Message, Reply, Tone, command
+from bot.services.base import ServiceError
+from bot.wiring.config import Settings
+from bot.wiring.runtime import App
+from storage.lease import Lease, try_lease
+from storage.matrix_state import MatrixStateStore
+
+log = logging.getLogger(__name__)
+
+PLATFORM = "matrix"
+
+
+def sync_filter(timeline_limit: int) -> dict[str, Any]:
+    """No presence, whole member lists (encryption needs every member's devices), and a
+    timeline long enough that a gap is rare (a gap is read back with /messages)."""
+    return {"presence": {"not_types": ["*"]},
+            "room": {"timeline": {"limit": timeline_limit},
+                     "state": {"lazy_load_members": False}}}
+
+GAP_EVENTS = 1000  # events fetched at most to fill one room's gap after downtime
+GAP_PAGE = 100
+HINT = Message(f"Commands start with !. Try {command('subdesk help')}.")
+UNREADABLE = Message(
+    "I could not read your last message: it was encrypted with keys my device did not "
+    "receive. Please send it again.", tone=Tone.WARNING)
+_DATABASE_ERRORS = (OperationalError, PoolTimeout, ConnectionError, DBAPIError)
+
+
+@dataclass
+class _Undecrypted:
+    event: MegolmEvent
+    room_id: str
+    since: float
+
+
+class MatrixAdapter:
+    """The bot's Matrix account as a chat platform."""
+
+    chat = True
+    routes: Sequence[Route] = ()
+
+    def __init__(self, app: App, link: MatrixLink, tuning: Tuning | None = None) -> None:
+        self.app = app
+        self.link = link
+        self.tuning = tuning or link.tuning
+        self.transport = MatrixTransport(link, lambda: self.delivering)
+        self.lease_name = f"matrix-sync:{link.homeserver}:{link.user_id}"
+        self._stopped = asyncio.Event()
+        self._leading = False
+        self._ready = False  # a sync succeeded since this process took the lease
+        self._status: str | None = "not connected to the homeserver yet"
+        self._token: str | None = None
+        self._first = True  # the next sync is the first of this connection (full state)
+        self._waiting: list[_Undecrypted] = []
+        self._rng = random.Random()
+        self.batches = 0  # syncs handled (tests wait on it)
+
+    # The adapter contract ---------------------------------------------------------------
+
+    @property
+    def transports(self) -> Mapping[str, Transport]:
+        return {PLATFORM: self.transport}
+
+    @property
+    def delivering(self) -> bool:
+        """Whether this process sends Matrix messages now: it holds the sync and has
+        synced (the rooms and their members are known)."""
+        return self._leading and self._ready
+
+    @property
+    def leading(self) -> bool:
+        return self._leading
+
+    async def start(self) -> None:
+        """Check that the data directory can hold the device's keys; the homeserver is
+        reached by the task (it may be away at start: the task retries)."""
+        try:
+            self.link.prepare()
+        except OSError as exc:
+            raise ServiceError(
+                f"cannot use SUBDESK_DATA_DIR for the Matrix keys: {exc.strerror}") from None
+
+    async def run(self) -> None:
+        """Sync while holding the lease; stand by while another replica holds it."""
+        try:
+            while not self._stopped.is_set():
+                lease = await self._acquire()
+                if lease is None:
+                    return
+                try:
+                    await self._lead(lease)
+                finally:
+                    self._leading = self._ready = False
+                    with contextlib.suppress(Exception):
+                        await lease.release()
+                    await self.link.close()
+        finally:
+            self._leading = self._ready = False
+
+    async def stop(self) -> None:
+        self._stopped.set()
+
+    async def readiness(self) -> str | None:
+        """None when Matrix works (or this replica stands by for the one that syncs); else
+        why not, in a few words."""
+        if self._leading and self._ready and self._status is None:
+            return None
+        if not self._leading and self._status is None:
+            return None  # standing by: another replica syncs
+        return f"Matrix: {self._status or 'not synced yet'}"
+
+    # The lease -------------------------------------------------------------------------
+
+    async def _acquire(self) -> Lease | None:
+        told = False
+        while not self._stopped.is_set():
+            try:
+                lease = await try_lease(self.app.db, self.lease_name)
+            except (*_DATABASE_ERRORS, OSError) as exc:
+                self._status = "database unavailable"
+                log.warning("Matrix: sync lease not taken: %s", type(exc).__name__)
+                lease = None
+            if lease is not None:
+                self._leading = True
+                self._status = "not synced yet"
+                log.info("Matrix: this process syncs %s", self.link.user_id)
+                return lease
+            if not told:
+                log.info("Matrix: another process syncs %s; standing by", self.link.user_id)
+                self._status = None
+                told = True
+            await self._sleep(self.tuning.lease_poll)
+        return None
+
+    async def _sleep(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopped.wait(), timeout=seconds)
+
+    def _backoff(self, failures: int) -> float:
+        delay = min(self.tuning.backoff_cap, self.tuning.backoff_base * 2 ** max(0, failures - 1))
+        return self._rng.uniform(delay / 2, delay)
+
+    # Syncing ---------------------------------------------------------------------------
+
+    async def _lead(self, lease: Lease) -> None:
+        """Sync until stopped or the lease is lost; reconnect after failures, backing off."""
+        failures = 0
+        connected = False
+        told: str | None = None
+        while not self._stopped.is_set():
+            if not await lease.alive():
+                log.warning("Matrix: sync lease lost; standing by")
+                return
+            try:
+                if not connected:
+                    await self.link.connect()
+                    await self._load_position()
+                    connected = True
+                await self._sync_once()
+                failures, told = 0, None
+                continue
+            except Limited as exc:
+                self._status = "rate limited by the homeserver"
+                await self._sleep(exc.retry_after)
+                continue
+            except Refused as exc:
+                reason = str(exc)
+                connected = False
+            except (Unreachable, Failed) as exc:
+                reason = f"homeserver unreachable ({exc})"
+            except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+                reason = f"homeserver unreachable ({type(exc).__name__})"
+            except _DATABASE_ERRORS as exc:
+                reason = f"database unavailable ({type(exc).__name__})"
+            self._ready = False
+            self._status = reason
+            failures += 1
+            if reason != told:
+                log.warning("Matrix: %s; retrying", reason)
+                told = reason
+            await self._sleep(self._backoff(failures))
+
+    async def _load_position(self) -> None:
+        async with self.app.db.read() as session:
+            found = await MatrixStateStore(session, self.app.clock.now()).position(
+                self.link.user_id)
+        self._token = None if found is None else found.sync_token
+        self._first = True
+        log.info("Matrix: syncing as %s, device %s", self.link.user_id, self.link.device_id)
+        if found is not None and found.device_id != self.link.device_id:
+            log.warning("Matrix: syncing as device %s (was %s): messages encrypted for the "
+                        "old device only cannot be read", self.link.device_id, found.device_id)
+
+    async def _save_position(self, token: str) -> None:
+        async with self.app.db.transaction() as session:
+            await MatrixStateStore(session, self.app.clock.now()).save(
+                self.link.user_id, self.link.device_id, token)
+
+    async def _sync_once(self) -> None:
+        client = self.link.client
+        if client is None:
+            raise Unreachable("not connected")
+        wait_ms = 0 if self._first else self.tuning.sync_timeout_ms
+        try:
+            response = await asyncio.wait_for(
+                client.sync(timeout=wait_ms, sync_filter=sync_filter(self.tuning.timeline_limit),
+                            since=self._token,
+                            full_state=True if self._first else None),
+                timeout=wait_ms / 1000 + self.tuning.request_timeout)
+        except TimeoutError:
+            raise Unreachable("sync timed out") from None
+        if isinstance(response, SyncError):
+            raise error_of(response, "sync")
+        if not isinstance(response, SyncResponse):
+            raise Unreachable("unexpected sync answer")
+        await self._keys()
+        self._ready = True
+        self._status = None
+        await self._handle(response, history=self._token is not None)
+        await self._save_position(response.next_batch)
+        self._token = response.next_batch
+        self._first = False
+        self.batches += 1
+
+    async def _keys(self) -> None:
+        """What `sync_forever` does between syncs: publish our keys, learn the members'
+        devices, open sessions, send queued to-device messages (room keys)."""
+        client = self.link.client
+        assert client is not None
+        if client.should_upload_keys:
+            await _checked(client.keys_upload(), "keys upload")
+        if client.should_query_keys:
+            await _checked(client.keys_query(), "keys query")
+        if client.should_claim_keys:
+            await _checked(client.keys_claim(client.get_users_for_key_claiming()), "keys claim")
+        await client.send_to_device_messages()
+
+    # Handling a batch ------------------------------------------------------------------
+
+    async def _handle(self, response: SyncResponse, *, history: bool) -> None:
+        """Every event of the batch, in order. On the very first sync of an account
+        (`history` False) the rooms' past is not replayed: only invites are answered."""
+        for event in response.account_data_events:
+            if isinstance(event, UnknownAccountDataEvent) and event.type == "m.direct":
+                self.link.direct = self.link.read_direct(event.content)
+        for room_id, invited in response.rooms.invite.items():
+            await self._accept(room_id, invited.invite_state)
+        await self._retry_undecrypted()
+        if not history:
+            return
+        for room_id, info in response.rooms.join.items():
+            events = list(info.timeline.events)
+            if info.timeline.limited and info.timeline.prev_batch and self._token:
+                events = await self._gap(room_id, info.timeline.prev_batch, self._token) + events
+            for event in events:
+                await self._guarded(room_id, event)
+
+    async def _guarded(self, room_id: str, event: Any) -> None:
+        """Handle one event; one that breaks the handling is logged and skipped, so it
+        cannot hold up the sync for good (an outage is raised: the batch is retried)."""
+        try:
+            await self._event(room_id, event)
+        except (*_DATABASE_ERRORS, MatrixError, aiohttp.ClientError, TimeoutError, OSError):
+            raise
+        except Exception:
+            log.exception("Matrix: event %s in %s not handled",
+                          str(getattr(event, "event_id", "?"))[:80], room_id[:80])
+
+    async def _gap(self, room_id: str, start: str, end: str) -> list[Any]:
+        """The events between the last handled batch and this one's timeline, when the
+        sync cut them (many commands while the bot was down)."""
+        client = self.link.client
+        assert client is not None
+        found: list[Any] = []
+        token: str | None = start
+        while token and len(found) < GAP_EVENTS:
+            page = await client.room_messages(room_id, start=token, end=end,
+                                              direction=MessageDirection.back, limit=GAP_PAGE)
+            if not isinstance(page, RoomMessagesResponse):
+                raise error_of(page, "reading the room's history")
+            found.extend(page.chunk)
+            if not page.chunk or page.end == token:
+                break
+            token = page.end
+        if len(found) >= GAP_EVENTS:
+            log.warning("Matrix: more than %s events missed in a room; older ones skipped",
+                        GAP_EVENTS)
+        return list(reversed(found[:GAP_EVENTS]))
+
+    async def _accept(self, room_id: str, state: Sequence[Any]) -> None:
+        """Join a room we are invited to; a DM invite (`is_direct`) is remembered as our
+        DM room with the inviter."""
+        inviter = None
+        direct = False
+        for event in state:
+            if isinstance(event, InviteMemberEvent) and event.state_key == self.link.user_id:
+                inviter = event.sender
+                direct = bool((event.content or {}).get("is_direct"))
+        try:
+            await self.link.join(room_id, wait=False)  # the sync is this task
+        except Failed as exc:
+            log.info("Matrix: invite not accepted: %s", exc)
+            return
+        if direct and isinstance(inviter, str):
+            await self.link.remember_direct(inviter, room_id)
+
+    async def _event(self, room_id: str, event: Any) -> None:
+        if isinstance(event, MegolmEvent):
+            if event.sender != self.link.user_id:
+                self._waiting.append(_Undecrypted(event, room_id, time.monotonic()))
+            return
+        said = inbound.read(getattr(event, "source", {}) or {}, room_id)
+        if said is None or said.sender == self.link.user_id:
+            return
+        await self._said(said)
+
+    async def _retry_undecrypted(self) -> None:
+        """Messages whose room key arrives late are read once it has; after a while
+        without it, the sender is asked to send again."""
+        client = self.link.client
+        if not self._waiting or client is None:
+            return
+        still: list[_Undecrypted] = []
+        for pending in self._waiting:
+            try:
+                event = client.decrypt_event(pending.event)
+            except Exception:
+                event = pending.event
+            if not isinstance(event, MegolmEvent):
+                await self._event(pending.room_id, event)
+            elif time.monotonic() - pending.since < self.tuning.undecryptable_wait:
+                still.append(pending)
+            else:
+                log.warning("Matrix: a message from %s in %s could not be decrypted",
+                            pending.event.sender, pending.room_id)
+                await self._answer(pending.room_id, pending.event.event_id, None, Reply(
+                    UNREADABLE), pending.event.sender)
+        self._waiting = still
+
+    async def _said(self, said: inbound.Said) -> None:
+        """A person's message: a command, a reply in one of our threads, or (in a DM)
+        chatter we point at the help."""
+        root = said.thread_root or said.reply_to
+        if said.command and said.file is None:
+            reply = await self.app.core.handle(inbound.command_invocation(said))
+            await self._answer(said.room_id, said.event_id, said.thread_root, reply,
+                               said.sender)
+            return
+        if root is not None and await self._ours(said.room_id, root):
+            await self._reply_in_thread(said, root)
+            return
+        if self._direct(said.room_id, said.sender) and said.thread_root is None:
+            await self._answer(said.room_id, said.event_id, None, Reply(HINT), said.sender)
+
+    async def _reply_in_thread(self, said: inbound.Said, root: str) -> None:
+        fetched: tuple[IncomingFile, ...] = ()
+        if said.file is not None:
+            try:
+                fetched = await self.download([said.file])
+            except (files.TooLarge, files.NotFetched) as exc:
+                await self._answer(said.room_id, said.event_id, said.thread_root,
+                                   Reply.error(exc.message()), said.sender)
+                return
+        reply = await self.app.core.handle(inbound.thread_invocation(said, root, fetched))
+        self.app.dispatcher.poke()
+        if not reply.ok:
+            await self._answer(said.room_id, said.event_id, said.thread_root, reply,
+                               said.sender)
+
+    def _direct(self, room_id: str, person: str) -> bool:
+        """Whether a room is the bot's conversation with `person`: their DM in `m.direct`,
+        or a room of the two of them that is no configured channel."""
+        if room_id in self.link.direct.get(person, ()):
+            return True
+        settings = self.app.settings
+        if f"{PLATFORM}:{room_id}" in (*settings.triage_channels, *settings.billing_channels):
+            return False
+        client = self.link.client
+        room = None if client is None else client.rooms.get(room_id)
+        return room is not None and room.member_count <= 2
+
+    async def _ours(self, room_id: str, root: str) -> bool:
+        """Whether a message is the root of one of our threads (a card, a request)."""
+        try:
+            return await self.app.services.threads.meaning_of(
+                PLATFORM, MessageRef(room_id, root)) is not None
+        except _DATABASE_ERRORS:  # the core answers "unavailable" in the thread
+            return True
+
+    async def download(self, shared: Sequence[inbound.SharedFile]) -> tuple[IncomingFile, ...]:
+        """Files shared in Matrix, from the bot's homeserver, decrypted, within the limit."""
+        settings = self.app.settings
+        return await files.download(shared, homeserver=self.link.homeserver,
+                                    token=self.link.access_token,
+                                    limit=settings.attachment_max_bytes,
+                                    accepted=settings.attachment_types)
+
+    async def _answer(self, room_id: str, event_id: str, thread: str | None, reply: Reply,
+                      who: str) -> None:
+        """Answer in the room, as a reply to the command (in its thread when it was typed
+        in one), through the outbox. A command seen again gets no second answer."""
+        if reply.duplicate:
+            return
+        await self.app.services.answers.queue(
+            PLATFORM, MessageRef(room_id, event_id), reply.message,
+            thread=None if thread is None else MessageRef(room_id, thread), recipient=who)
+        self.app.dispatcher.poke()
+
+
+async def _checked(request: Any, what: str) -> None:
+    found = await request
+    if isinstance(found, ErrorResponse):
+        raise error_of(found, what)
+
+
+def plugin(settings: Settings, app: App) -> MatrixAdapter | None:
+    """Matrix, when `MATRIX_HOMESERVER`, `MATRIX_USER_ID` and `MATRIX_PASSWORD` or
+    `MATRIX_ACCESS_TOKEN` are set."""
+    if not settings.matrix_enabled:
+        if settings.matrix_homeserver is not None or settings.matrix_user_id is not None:
+            log.warning("Matrix not started: MATRIX_HOMESERVER, MATRIX_USER_ID and "
+                        "MATRIX_PASSWORD or MATRIX_ACCESS_TOKEN are all needed")
+        return None
+    return MatrixAdapter(app, link_for(settings))
+
+
+def link_for(settings: Settings, tuning: Tuning | None = None) -> MatrixLink:
+    assert settings.matrix_homeserver is not None and settings.matrix_user_id is not None
+    return MatrixLink(
+        settings.matrix_homeserver, settings.matrix_user_id,
+        password=(settings.matrix_password.get_secret_value()
+                  if settings.matrix_password is not None else None),
+        access_token=(settings.matrix_access_token.get_secret_value()
+                      if settings.matrix_access_token is not None else None),
+        data_dir=settings.data_dir, tuning=tuning or Tuning())
+
+
+__all__ = ["MatrixAdapter", "MatrixError", "plugin"]
