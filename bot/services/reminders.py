@@ -43,6 +43,7 @@ from bot.services.alerting import Event
 from bot.services.base import Service, Tx
 from bot.services.notify import person_drafts
 from bot.wiring.scheduler import Job
+from storage.billing import RenewalCandidate
 from storage.bulk import OutboxDraft
 from storage.reminder_queue import PENDING, QueuedClaim
 

@@ -7,8 +7,8 @@ rows. Claims from before (already queued with their messages) and SLA claims hav
 Organizations get indexes on `timezone` (the sweep reads the distinct timezones by skipping
 through it) and `ends_on` (subscriptions ending soon).
 
-Revision ID: 0011
-Revises: 0007
+Revision ID: 0013
+Revises: 0012
 Create Date: 2026-11-26 10:00:00
 """
 
@@ -17,8 +17,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0011'
-down_revision = '0007'
+revision = '0013'
+down_revision = '0012'
 branch_labels = None
 depends_on = None
 
