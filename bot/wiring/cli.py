@@ -172,8 +172,8 @@ async def _console_main(
     try:
         if not any(adapter.chat for adapter in app.adapters.values()):
             raise ServiceError(
-                "Slack and Matrix adapters are not part of this build yet; unset "
-                "SLACK_BOT_TOKEN and MATRIX_HOMESERVER to use the console."
+                "no installed adapter serves the configured chat platform (reinstall "
+                "Subdesk); unset the SLACK_* and MATRIX_* settings to use the console."
             )
         console = app.adapters.get("console")
         if console is not None and (

@@ -211,20 +211,6 @@ def test_demo_and_run_open_the_console(subdesk: Run) -> None:
     assert "Tom Tech" in run.stdout
 
 
-def test_run_with_a_chat_platform_but_no_adapter_for_it(db_url: str, tmp_path: Path) -> None:
-    """`subdesk run` with Matrix configured and no installed adapter serving it refuses in one
-    line instead of opening the console, and never prints the password."""
-    env = environment(db_url) | {"MATRIX_HOMESERVER": "https://matrix.example.test",
-                                 "MATRIX_USER_ID": "@subdesk:example.test",
-                                 "MATRIX_PASSWORD": "SeCrEt-password"}
-    done = subprocess.run([SUBDESK, "run"], input="/subdesk whoami\n", capture_output=True,
-                          text=True, cwd=tmp_path, env=env, timeout=60, check=False)
-    assert done.returncode == 1
-    assert "Slack and Matrix adapters are not part of this build yet" in done.stderr
-    assert "Console adapter on" not in done.stdout
-    assert "Traceback" not in done.stderr and "SeCrEt" not in done.stderr + done.stdout
-
-
 def test_run_with_half_a_slack_setup_says_what_is_missing(db_url: str, tmp_path: Path
                                                           ) -> None:
     """A Slack bot token without the signing secret (or an app token for Socket Mode) is
