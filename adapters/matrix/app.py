@@ -465,17 +465,6 @@ async def _checked(request: Any, what: str) -> None:
         raise error_of(found, what)
 
 
-def plugin(settings: Settings, app: App) -> MatrixAdapter | None:
-    """Matrix, when `MATRIX_HOMESERVER`, `MATRIX_USER_ID` and `MATRIX_PASSWORD` or
-    `MATRIX_ACCESS_TOKEN` are set."""
-    if not settings.matrix_enabled:
-        if settings.matrix_homeserver is not None or settings.matrix_user_id is not None:
-            log.warning("Matrix not started: MATRIX_HOMESERVER, MATRIX_USER_ID and "
-                        "MATRIX_PASSWORD or MATRIX_ACCESS_TOKEN are all needed")
-        return None
-    return MatrixAdapter(app, link_for(settings))
-
-
 def link_for(settings: Settings, tuning: Tuning | None = None) -> MatrixLink:
     assert settings.matrix_homeserver is not None and settings.matrix_user_id is not None
     return MatrixLink(
@@ -487,4 +476,4 @@ def link_for(settings: Settings, tuning: Tuning | None = None) -> MatrixLink:
         data_dir=settings.data_dir, tuning=tuning or Tuning())
 
 
-__all__ = ["MatrixAdapter", "MatrixError", "plugin"]
+__all__ = ["MatrixAdapter", "MatrixError", "link_for"]
