@@ -45,7 +45,8 @@ from bot.services.reserved import reserved_emails
 from storage.directory import OrgFields
 
 Progress = Callable[[int, int], None]
-_CHANNEL = re.compile(r"^(slack:[A-Z0-9]{2,}|matrix:![^:\s]+:\S+)$")
+# A Matrix room id: `!opaque:server`, or `!opaque` alone from room version 12 on.
+_CHANNEL = re.compile(r"^(slack:[A-Z0-9]{2,}|matrix:![^:\s]+(:\S+)?)$")
 _SLACK_ID = re.compile(r"^[A-Z0-9]{2,}:[A-Z0-9]{2,}$")
 _MXID = re.compile(r"^@[^:\s]+:\S+$")
 _KEY = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
@@ -145,7 +146,7 @@ class OrganizationIn(BaseModel):
         for channel in value:
             if not _CHANNEL.match(channel):
                 raise ValueError(f"{channel[:80]!r} must be slack:CHANNEL_ID or "
-                                 "matrix:!room:server")
+                                 "matrix:!ROOM_ID")
             if len(channel.partition(":")[2]) > _ID_MAX:
                 raise ValueError(f"{channel[:80]!r}…: channel and room ids have at most "
                                  f"{_ID_MAX} characters")
