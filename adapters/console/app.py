@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 from adapters.console.render import PREFIX, printable, render
 from adapters.console.transport import ConsoleTransport
-from bot.commands import Form, FormField, ParseError, form_named, is_command, parse_values
+from bot.commands import Form, FormField, form_named, is_command, prompts
 from bot.commands.invocation import Action, Invocation, Sender
 from bot.core import Core
 from bot.delivery.dispatcher import Dispatcher
@@ -68,10 +68,7 @@ class ConsoleSession:
     @property
     def asking(self) -> FormField | None:
         """The form field the next line answers, if a form is open."""
-        if self.form is None:
-            return None
-        fields = self.form.to_ask
-        return fields[0] if fields else None
+        return None if self.form is None else prompts.asking(self.form)
 
     async def send(self, line: str) -> Reply:
         """Type one line: a command, or the answer to the open form's current field. A
@@ -126,25 +123,16 @@ class ConsoleSession:
             reply = Reply.text("Cancelled.")
             self.out(render(reply.message))
             return reply
-        if not value and not field.optional:
-            self.out(render(Message(f"{field.label} is needed.", tone=Tone.WARNING)))
+        step = prompts.answer(form, value)
+        if step.problem is not None:
+            self.out(render(Message(step.problem, tone=Tone.WARNING)))
             self._ask()
-            return Reply(Message(f"{field.label} is needed."), Outcome.NEEDS_INPUT, form)
-        answered = {**form.values(), field.name: value or ""}
-        checked = parse_values(form.command, {k: v or None for k, v in answered.items()})
-        if isinstance(checked, ParseError) and checked.field == field.name and not checked.missing:
-            self.out(render(Message(checked.message, tone=Tone.WARNING)))
-            self._ask()
-            return Reply(Message(checked.message), Outcome.NEEDS_INPUT, form)
-        filled = tuple(
-            dataclasses.replace(f, value=answered[f.name]) if f.name == field.name else f
-            for f in form.fields
-        )
-        self.form = dataclasses.replace(form, fields=filled)
+            return Reply(Message(step.problem), Outcome.NEEDS_INPUT, form)
+        self.form = step.form
         if self.asking is not None:
             self._ask()
             return Reply(Message(self.asking.prompt), Outcome.NEEDS_INPUT, self.form)
-        values = {k: v for k, v in self.form.values().items() if v}
+        values = prompts.submitted(step.form)
         self.form = None
         return await self._invoke(Invocation(self.sender, action=Action.of(form.command, values)))
 
