@@ -47,10 +47,11 @@ from adapters.matrix.client import (
     error_of,
 )
 from adapters.matrix.transport import MatrixTransport
-from bot.commands.invocation import IncomingFile
+from bot.commands import Form, prompts
+from bot.commands.invocation import Action, IncomingFile, Invocation
 from bot.delivery.ports import Route, Transport
 from bot.domain import MessageRef
-from bot.presentation.messages import Message, Reply, Tone, command
+from bot.presentation.messages import Message, Outcome, Reply, Tone, command
 from bot.services.base import ServiceError
 from bot.wiring.config import Settings
 from bot.wiring.runtime import App
@@ -76,6 +77,20 @@ UNREADABLE = Message(
     "I could not read your last message: it was encrypted with keys my device did not "
     "receive. Please send it again.", tone=Tone.WARNING)
 _DATABASE_ERRORS = (OperationalError, PoolTimeout, ConnectionError, DBAPIError)
+PROMPT_WAIT = 900.0  # seconds a question stays open for its answer
+SKIP = frozenset({"skip", "-"})
+CANCEL = frozenset({"cancel", "!cancel"})
+
+
+@dataclass
+class _Prompt:
+    """A form being asked of one person in one room (in the thread of the command that
+    opened it), a field per message."""
+
+    form: Form
+    thread: str | None
+    since: float
+    answered: set[str]  # events already taken as answers (a batch handled again)
 
 
 @dataclass
@@ -104,6 +119,7 @@ class MatrixAdapter:
         self._token: str | None = None
         self._first = True  # the next sync is the first of this connection (full state)
         self._waiting: list[_Undecrypted] = []
+        self._prompts: dict[tuple[str, str], _Prompt] = {}  # by (room, person)
         self._rng = random.Random()
         self.batches = 0  # syncs handled (tests wait on it)
 
@@ -390,19 +406,92 @@ class MatrixAdapter:
         self._waiting = still
 
     async def _said(self, said: inbound.Said) -> None:
-        """A person's message: a command, a reply in one of our threads, or (in a DM)
-        chatter we point at the help."""
+        """A person's message: a command, the answer to a question of an open form, a reply
+        in one of our threads, or (in a DM) chatter we point at the help."""
         root = said.thread_root or said.reply_to
         if said.command and said.file is None:
+            self._prompts.pop((said.room_id, said.sender), None)  # a command closes a form
             reply = await self.app.core.handle(inbound.command_invocation(said))
+            if reply.outcome is Outcome.NEEDS_INPUT and reply.form is not None \
+                    and reply.form.to_ask:
+                await self._open(said, reply.form)
+                return
             await self._answer(said.room_id, said.event_id, said.thread_root, reply,
                                said.sender)
+            return
+        prompt = self._prompt_for(said)
+        if prompt is not None:
+            await self._prompted(said, prompt)
             return
         if root is not None and await self._ours(said.room_id, root):
             await self._reply_in_thread(said, root)
             return
         if self._direct(said.room_id, said.sender) and said.thread_root is None:
             await self._answer(said.room_id, said.event_id, None, Reply(HINT), said.sender)
+
+    # Forms, asked a field per message --------------------------------------------------
+
+    def _prompt_for(self, said: inbound.Said) -> _Prompt | None:
+        """The open form this message answers: the sender's, in this room and thread,
+        not left unanswered too long; a file answers nothing."""
+        key = (said.room_id, said.sender)
+        prompt = self._prompts.get(key)
+        if prompt is None:
+            return None
+        if time.monotonic() - prompt.since > PROMPT_WAIT:
+            del self._prompts[key]
+            return None
+        if said.file is not None or said.thread_root != prompt.thread:
+            return None
+        return prompt
+
+    async def _open(self, said: inbound.Said, form: Form) -> None:
+        """Start asking for the fields a command still needs."""
+        self._prompts[(said.room_id, said.sender)] = _Prompt(
+            form, said.thread_root, time.monotonic(), {said.event_id})
+        field = prompts.asking(form)
+        assert field is not None
+        intro = Message(f"{form.title}: a few questions, each answered in a message of its "
+                        "own (skip leaves out an optional one, cancel stops).\n"
+                        f"{field.prompt}?")
+        await self._answer(said.room_id, said.event_id, said.thread_root, Reply(intro),
+                           said.sender)
+
+    async def _prompted(self, said: inbound.Said, prompt: _Prompt) -> None:
+        """One answer: checked, and the next question asked; the last one submits the
+        form as a typed action, through the same checks as a button or a modal."""
+        if said.event_id in prompt.answered:
+            return
+        prompt.answered.add(said.event_id)
+        key = (said.room_id, said.sender)
+        value = said.text.strip()
+        if value.lower() in CANCEL:
+            del self._prompts[key]
+            await self._say(said, Message("Cancelled."))
+            return
+        step = prompts.answer(prompt.form, "" if value.lower() in SKIP else value)
+        asked = step.asking
+        if step.problem is not None:
+            field = prompts.asking(prompt.form)
+            assert field is not None
+            await self._say(said, Message(f"{step.problem}\n{field.prompt}?",
+                                          tone=Tone.WARNING))
+            return
+        if asked is not None:
+            prompt.form, prompt.since = step.form, time.monotonic()
+            await self._say(said, Message(f"{asked.prompt}?"))
+            return
+        del self._prompts[key]
+        thread = MessageRef(said.room_id, said.thread_root) if said.thread_root else None
+        reply = await self.app.core.handle(Invocation(
+            inbound.sender(said.sender), thread=thread, event_id=inbound.event_key(
+                said.event_id),
+            action=Action.of(step.form.command, prompts.submitted(step.form))))
+        await self._answer(said.room_id, said.event_id, said.thread_root, reply, said.sender)
+
+    async def _say(self, said: inbound.Said, message: Message) -> None:
+        await self._answer(said.room_id, said.event_id, said.thread_root, Reply(message),
+                           said.sender)
 
     async def _reply_in_thread(self, said: inbound.Said, root: str) -> None:
         fetched: tuple[IncomingFile, ...] = ()

@@ -303,3 +303,37 @@ async def test_a_message_the_bot_cannot_decrypt_is_asked_for_again(world: World)
     client.invalidate_outbound_session(room)
     again = await world.tom.say(room, "!subdesk whoami")
     assert "Tom Tech" in await world.tom.answer(room, world.bot_id, again)
+
+
+async def test_a_command_missing_its_input_asks_for_it_field_by_field(world: World) -> None:
+    """`!ticket new` alone opens the ticket form in Tom's encrypted DM: each question is
+    a reply to his last message, a refused answer is asked again, `skip` leaves out an
+    optional field, and the last answer opens the ticket (its card follows). A command
+    typed meanwhile closes the form and runs; `cancel` closes it; nothing else is opened."""
+    room = await world.tom_dm()
+
+    async def ask(text: str) -> str:
+        return await world.tom.answer(room, world.bot_id, await world.tom.say(room, text))
+
+    first = await ask("!ticket new")
+    assert first.startswith("Open a support ticket: a few questions")
+    assert first.endswith("Severity (sev1|sev2|sev3|sev4, optional)?")
+    assert await ask("sev9") == ("⚠️ SEVERITY must be one of sev1, sev2, sev3, sev4.\n"
+                                 "Severity (sev1|sev2|sev3|sev4, optional)?")
+    assert await ask("sev2") == "Subject?"
+    assert await ask("skip") == "⚠️ Subject is needed.\nSubject?"
+    assert await ask("Printer <i>jams</i>") == "Description (optional)?"
+    assert await world.records.tickets() == []
+    opened = await ask("skip")
+    assert "Printer <i>jams</i>" in opened, opened
+    assert [t[1] for t in await world.records.tickets()] == ["Printer <i>jams</i>"]
+    await world.tom.wait_for(room, world.bot_id,
+                             lambda e: is_root(e) and "Printer" in text_of(e))
+
+    assert (await ask("!ticket new sev3")).endswith("Subject?")
+    assert "Tom Tech" in await ask("!subdesk whoami")  # a command closes the form and runs
+    assert (await ask("hello")).startswith("Commands start with !")
+    assert (await ask("!ticket new sev3")).endswith("Subject?")
+    assert await ask("cancel") == "Cancelled."
+    assert (await ask("hello")).startswith("Commands start with !")
+    assert len(await world.records.tickets()) == 1
