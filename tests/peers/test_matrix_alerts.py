@@ -89,15 +89,16 @@ class World:
                 if e["type"] == "m.room.message" and e["sender"] == self.bot_id]
 
     async def command(self, room_id: str, line: str) -> str:
-        """Sam types `line` in the room; the bot's answer to it."""
+        """Sam types `line` in the room; the bot's answer to it, once what the command
+        queued before answering (the edits it made) was delivered too."""
         asked = await self.sam.say(room_id, line)
-        await self.settled()
 
         async def answered() -> list[Event]:
             return [e for e in await self.room(room_id)
                     if relation(e).get("m.in_reply_to", {}).get("event_id") == asked]
 
         await until(answered, what=f"the answer to {line}")
+        await self.settled()
         (answer,) = await answered()
         return str(answer["content"]["body"])
 
