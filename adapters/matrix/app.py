@@ -79,7 +79,7 @@ UNREADABLE = Message(
 _DATABASE_ERRORS = (OperationalError, PoolTimeout, ConnectionError, DBAPIError)
 PROMPT_WAIT = 900.0  # seconds a question stays open for its answer
 SKIP = frozenset({"skip", "-"})
-CANCEL = frozenset({"cancel", "!cancel"})
+CANCEL = frozenset({"cancel"})
 
 
 @dataclass
@@ -446,9 +446,13 @@ class MatrixAdapter:
         return prompt
 
     async def _open(self, said: inbound.Said, form: Form) -> None:
-        """Start asking for the fields a command still needs."""
+        """Start asking for the fields a command still needs (forms left unanswered too
+        long are forgotten here)."""
+        now = time.monotonic()
+        for key in [k for k, p in self._prompts.items() if now - p.since > PROMPT_WAIT]:
+            del self._prompts[key]
         self._prompts[(said.room_id, said.sender)] = _Prompt(
-            form, said.thread_root, time.monotonic(), {said.event_id})
+            form, said.thread_root, now, {said.event_id})
         field = prompts.asking(form)
         assert field is not None
         intro = Message(f"{form.title}: a few questions, each answered in a message of its "
