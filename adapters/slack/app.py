@@ -78,6 +78,8 @@ TEAMS_CACHED = 10_000  # users whose workspace is remembered
 EVENTS_REMEMBERED = 4096  # reaction event ids, to tell of a retried one only once
 WORKERS = 4  # acknowledged requests worked on at once
 BACKLOG = 5000  # acknowledged requests waiting for a worker; beyond, requests are refused
+QUIET = 0.005  # seconds without a new Slack request before a worker starts the next job
+DEFER_MAX = 0.5  # seconds a job may wait for such a pause
 BUSY = ("Subdesk is too busy to take this right now: nothing was done. "
         "Send it again in a minute.")
 RECHECK_SECONDS = 30.0  # while Slack has not accepted the token, ask again this often
@@ -116,6 +118,9 @@ class SlackAdapter:
         self._queue: asyncio.Queue[Coroutine[Any, Any, None]] | None = None
         self._workers: list[asyncio.Task[None]] = []
         self._refused = 0
+        self._turn = asyncio.Lock()  # the worker waiting for a pause in the requests
+        self._inflight = 0
+        self._last_request = 0.0
         self._stopped = asyncio.Event()
         # Readiness: why the last `auth.test` failed, and the background re-check of it.
         self._auth_problem: str | None = "Slack's auth.test has not run yet"
@@ -269,8 +274,13 @@ class SlackAdapter:
 
     async def handle(self, request: web.Request) -> web.Response:
         """`POST /slack/events`: verify, dispatch to a listener, answer bolt's response."""
-        response = await self.bolt.async_dispatch(await to_bolt_request(request))
-        return await to_aiohttp_response(response)
+        self._inflight += 1
+        self._last_request = time.monotonic()
+        try:
+            response = await self.bolt.async_dispatch(await to_bolt_request(request))
+            return await to_aiohttp_response(response)
+        finally:
+            self._inflight -= 1
 
     async def _authorize(self) -> AuthorizeResult:
         """The one bot token's authorization, asked of Slack (`auth.test`) once."""
@@ -313,6 +323,8 @@ class SlackAdapter:
         assert self._queue is not None
         while True:
             work = await self._queue.get()
+            async with self._turn:
+                await self._pause()
             try:
                 await work
             except Exception as error:
@@ -320,6 +332,19 @@ class SlackAdapter:
                           exc_info=error)
             finally:
                 self._queue.task_done()
+
+    async def _pause(self) -> None:
+        """Acknowledgements first: while Slack's requests keep coming, the next job waits
+        for a pause in them (`QUIET` without a new one) — at most `DEFER_MAX`, and not at
+        all once half the backlog is waiting, so the work goes on under a steady load too."""
+        assert self._queue is not None
+        deadline = time.monotonic() + DEFER_MAX
+        while self._queue.qsize() < self.backlog // 2:
+            now = time.monotonic()
+            quiet = self._last_request + QUIET
+            if (self._inflight == 0 and now >= quiet) or now >= deadline:
+                return
+            await asyncio.sleep(min(max(quiet - now, 0.001), deadline - now))
 
     def _refuse(self, kind: str) -> BoltResponse:
         """The answer to a request that finds the backlog full (503: Slack sends an event
