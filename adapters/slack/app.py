@@ -78,7 +78,7 @@ TEAMS_CACHED = 10_000  # users whose workspace is remembered
 EVENTS_REMEMBERED = 4096  # reaction event ids, to tell of a retried one only once
 WORKERS = 4  # acknowledged requests worked on at once
 BACKLOG = 5000  # acknowledged requests waiting for a worker; beyond, requests are refused
-QUIET = 0.005  # seconds without a new Slack request before a worker starts the next job
+QUIET = 0.005  # seconds without a Slack request coming or going before the next job starts
 DEFER_MAX = 0.5  # seconds a job may wait for such a pause
 BUSY = ("Subdesk is too busy to take this right now: nothing was done. "
         "Send it again in a minute.")
@@ -281,6 +281,7 @@ class SlackAdapter:
             return await to_aiohttp_response(response)
         finally:
             self._inflight -= 1
+            self._last_request = time.monotonic()  # the next one may be on its way
 
     async def _authorize(self) -> AuthorizeResult:
         """The one bot token's authorization, asked of Slack (`auth.test`) once."""
@@ -335,8 +336,9 @@ class SlackAdapter:
 
     async def _pause(self) -> None:
         """Acknowledgements first: while Slack's requests keep coming, the next job waits
-        for a pause in them (`QUIET` without a new one) — at most `DEFER_MAX`, and not at
-        all once half the backlog is waiting, so the work goes on under a steady load too."""
+        for a pause in them (`QUIET` without one arriving or answered) — at most
+        `DEFER_MAX`, and not at all once half the backlog is waiting, so the work goes on
+        under a steady load too."""
         assert self._queue is not None
         deadline = time.monotonic() + DEFER_MAX
         while self._queue.qsize() < self.backlog // 2:
