@@ -1,82 +1,115 @@
-"""Benchmark: signed `/ticket new` slash commands over HTTP against SQLite.
+"""Benchmark: signed `/ticket new` slash commands over HTTP against SQLite, three processes.
 
-    .venv/bin/python bench/slack_ack.py [--requests 300] [--concurrency 1,10,50]
+    .venv/bin/python bench/slack_ack.py [--rounds 3] [--concurrency 1,10,50] [--seconds 5]
 
-For each concurrency: p50/p99 time-to-ack and acks per second of Subdesk's
-`POST /slack/events`, and completed commands per second (ticket stored, answer sent
-through `response_url`, cards queued); side by side, in the same run, a bare slack-bolt
-`AsyncApp` that only acks the same command, in its fastest configuration
-(`process_before_response=True`, aiohttp). The Web API and `response_url` are the local
-fake Slack of the tests; the outbox dispatcher runs, delivering the cards to it.
+Each part runs in a process of its own:
+
+- Subdesk: `subdesk run` itself (Slack in HTTP mode, one bot token, SQLite, the outbox
+  dispatcher delivering), on the database this script seeds (the demo organization, its
+  Technical Contact linked to the Slack user who sends the commands);
+- the baseline: a bare slack-bolt `AsyncApp` on aiohttp that only acks `/ticket`, in its
+  fastest configuration (`process_before_response=True`, an `authorize` that answers at
+  once);
+- the fake Slack of the tests (`tests/adapters/slack_fake.py`: the Web API and the
+  commands' `response_url`s), which also reports how many calls of each method it saw;
+- the load: `wrk` (Debian's package) with `slack_ack.lua`, one thread, sending bodies this
+  script signed just before with slack_sdk's `SignatureVerifier` (a fresh timestamp, a
+  unique trigger id each), so every request passes the real verification.
+
+The two servers are pinned to CPU 1 with `taskset`, wrk, the fake and this script to CPU 0.
+For each round and each concurrency, the baseline runs, then Subdesk, back to back. Per
+run: p50/p99 time-to-ack and acks/s from wrk, the ratio of Subdesk's acks/s to the
+baseline's, and for Subdesk the completed commands per second — commands whose ticket was
+stored, cards queued, and answer sent through `response_url` — counted from the fake's calls
+(and checked against the tickets and outbox rows in the database) from the start of the load
+until the last answer, so it includes the drain after the load stops. A run waits for the
+outbox to deliver everything before the next one starts. Any answer other than 200 (a
+signature refused is a 401), a socket error, a body sent twice or a command left unanswered
+stops the benchmark with an error.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import hashlib
+import hmac
+import json
+import os
+import shutil
+import socket
+import sqlite3
+import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
 
-from aiohttp import ClientSession, web
-from pydantic import SecretStr
-from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
-from slack_bolt.app.async_app import AsyncApp
-from slack_bolt.authorization import AuthorizeResult
+from aiohttp import ClientSession, web  # noqa: E402
 
-from bot.domain import Platform
-from bot.wiring.background import start_background
-from bot.wiring.config import Settings
-from bot.wiring.demo import DEMO_TECH, seed_demo
-from bot.wiring.runtime import build_app
-from tests.adapters.slack_fake import SECRET, TEAM, FakeSlack, signed
+from tests.adapters.slack_fake import SECRET, TEAM, Call, FakeSlack  # noqa: E402
 
-Send = Callable[[int], Awaitable[float]]
+LUA = Path(__file__).with_name("slack_ack.lua")
+SERVER_CPU, LOAD_CPU = "1", "0"
+USER = "U0TOM"
 
 
-async def load(send: Send, requests: int, concurrency: int) -> tuple[list[float], float]:
-    """Ack latencies (seconds) and the wall time of `requests` sends by `concurrency`
-    workers."""
-    latencies: list[float] = []
-    counter = iter(range(requests))
-
-    async def worker() -> None:
-        for n in counter:
-            latencies.append(await send(n))
-
-    started = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return latencies, time.perf_counter() - started
+class Failed(Exception):
+    """The benchmark cannot go on: what went wrong, in one line."""
 
 
-def sender(http: ClientSession, url: str, fake: FakeSlack, tag: str) -> Send:
-    async def send(n: int) -> float:
-        body = urlencode({
-            "token": "x", "team_id": TEAM, "channel_id": "C0GENERAL", "user_id": "U0TOM",
-            "user_name": "tom", "command": "/ticket", "text": f"new sev3 Bench {tag} {n}",
-            "api_app_id": "A0APP", "response_url": fake.response_url(),
-            "trigger_id": f"{tag}.{n}.bench"})
-        headers = {"Content-Type": "application/x-www-form-urlencoded", **signed(body)}
-        started = time.perf_counter()
-        async with http.post(url, data=body, headers=headers) as response:
-            await response.read()
-            if response.status != 200:
-                raise RuntimeError(f"HTTP {response.status}")
-        return time.perf_counter() - started
-    return send
+# The processes -----------------------------------------------------------------------------
 
 
-async def bare_server() -> tuple[web.AppRunner, str]:
+class CountingFake(FakeSlack):
+    """The tests' fake Slack, counting its calls by method (served at `/counts`)."""
+
+    counts: Counter[str]
+
+    async def _record(self, call: Call) -> None:
+        self.counts[call.method] += 1
+        if call.method in ("chat.postMessage", "chat.update", "response_url"):
+            return  # thousands of these: counted, not kept
+        await super()._record(call)
+
+
+async def serve_fake() -> None:
+    fake = CountingFake()
+    fake.counts = Counter()
+    await fake.start()
+
+    async def counts(request: web.Request) -> web.Response:
+        return web.json_response(dict(fake.counts))
+
+    app = web.Application()
+    app.router.add_get("/counts", counts)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    print(json.dumps({"api": fake.url, "counts": runner.addresses[0][1],
+                      "hooks": f"http://127.0.0.1:{fake.port}/hooks/"}), flush=True)
+    await asyncio.Event().wait()
+
+
+async def serve_bare(port: int) -> None:
     """A slack-bolt app that only acks `/ticket`, as fast as bolt goes."""
+    from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+    from slack_bolt.app.async_app import AsyncApp
+    from slack_bolt.authorization import AuthorizeResult
+
+    result = AuthorizeResult(enterprise_id=None, team_id=TEAM, bot_token="xoxb-bench",
+                             bot_user_id="U0BOT", bot_id="B0BOT")
+
     async def authorize() -> AuthorizeResult:
-        return AuthorizeResult(enterprise_id=None, team_id=TEAM, bot_token="xoxb-bench",
-                               bot_user_id="U0BOT", bot_id="B0BOT")
+        return result
 
     bolt = AsyncApp(signing_secret=SECRET, authorize=authorize, process_before_response=True)
 
@@ -92,61 +125,333 @@ async def bare_server() -> tuple[web.AppRunner, str]:
     app.router.add_post("/slack/events", handle)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    return runner, f"http://127.0.0.1:{runner.addresses[0][1]}/slack/events"
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    await asyncio.Event().wait()
 
 
-def ms(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return 1000 * ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+async def seed(database_url: str) -> None:
+    """The demo organization, its Technical Contact linked to the Slack user `USER`."""
+    from bot.domain import Platform
+    from bot.wiring.config import Settings
+    from bot.wiring.demo import DEMO_TECH, seed_demo
+    from bot.wiring.runtime import build_app
 
-
-async def main(requests: int, levels: list[int]) -> None:
-    fake = FakeSlack()
-    await fake.start()
-    with tempfile.TemporaryDirectory() as tmp:
-        settings = Settings(
-            _env_file=None,  # type: ignore[call-arg]
-            database_url=f"sqlite:///{tmp}/bench.db", http_port=0,
-            slack_bot_token=SecretStr("xoxb-bench"), slack_signing_secret=SecretStr(SECRET),
-            slack_api_url=fake.url, triage_channels=("slack:C0TRIAGE",),
-            outbox_per_target_interval=0.0, outbox_poll_interval=0.05,
-        )
-        app = await build_app(settings, upgrade=True)
+    settings = Settings(_env_file=None, database_url=database_url)  # type: ignore[call-arg]
+    app = await build_app(settings, upgrade=True, factories={})
+    try:
         await seed_demo(app.services)
-        await app.services.identity.admin_link(DEMO_TECH, Platform.SLACK, TEAM, "U0TOM")
-        background = await start_background(app)
-        ours = f"http://127.0.0.1:{app.adapters['http'].port}/slack/events"  # type: ignore[attr-defined]
-        bare_runner, bare = await bare_server()
-        print(f"{requests} signed `/ticket new` per run, SQLite")
-        print(f"{'app':8} {'conc':>4} {'p50 ms':>8} {'p99 ms':>8} {'acks/s':>8} {'done/s':>8}")
+        await app.services.identity.admin_link(DEMO_TECH, Platform.SLACK, TEAM, USER)
+    finally:
+        await app.close()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Processes:
+    """The child processes this run started, stopped by their own ids at the end."""
+
+    started: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    def start(self, cpu: str, argv: list[str], *, env: dict[str, str] | None = None,
+              log: Path) -> subprocess.Popen[bytes]:
+        process = subprocess.Popen(["taskset", "-c", cpu, *argv], env=env,
+                                   stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                   stderr=log.open("wb"))
+        self.started.append(process)
+        return process
+
+    def check(self) -> None:
+        for process in self.started:
+            if process.poll() is not None:
+                raise Failed(f"{' '.join(map(str, process.args))[:120]} ended "
+                             f"(exit {process.returncode})")
+
+    def stop(self) -> None:
+        for process in reversed(self.started):
+            if process.poll() is None:
+                process.terminate()
+                try:
+                    process.wait(10)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+
+
+# The load ----------------------------------------------------------------------------------
+
+
+def sign(body: str, timestamp: str) -> str:
+    """`v0=` HMAC-SHA256 over `v0:timestamp:body`: slack_sdk's SignatureVerifier scheme."""
+    digest = hmac.new(SECRET.encode(), f"v0:{timestamp}:{body}".encode(), hashlib.sha256)
+    return f"v0={digest.hexdigest()}"
+
+
+def write_bodies(path: Path, count: int, tag: str, hooks: str) -> None:
+    """`count` signed `/ticket new` commands, each with its own trigger id and response_url."""
+    from slack_sdk.signature import SignatureVerifier
+
+    timestamp = str(int(time.time()))
+    with path.open("w") as out:
+        for n in range(count):
+            body = urlencode({
+                "token": "x", "team_id": TEAM, "team_domain": "demo",
+                "channel_id": "C0GENERAL", "channel_name": "general", "user_id": USER,
+                "user_name": "tom", "command": "/ticket", "text": f"new Bench {tag} {n}",
+                "api_app_id": "A0APP", "is_enterprise_install": "false",
+                "response_url": f"{hooks}{tag}-{n}", "trigger_id": f"{n}.{tag}.bench"})
+            out.write(f"{timestamp}\t{sign(body, timestamp)}\t{body}\n")
+    verifier = SignatureVerifier(SECRET)  # the scheme above is slack_sdk's own
+    assert verifier.is_valid(body, timestamp, sign(body, timestamp))
+
+
+async def wrk(url: str, concurrency: int, seconds: float, bodies: Path) -> dict[str, Any]:
+    process = await asyncio.create_subprocess_exec(
+        "taskset", "-c", LOAD_CPU, "wrk", "-t1", f"-c{concurrency}", f"-d{round(seconds)}s",
+        "--timeout", "10s", "-s", str(LUA), url,
+        env={**os.environ, "SLACK_BENCH_BODIES": str(bodies)},
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await process.communicate()
+    lines = [x for x in out.decode().splitlines() if x.startswith("BENCH ")]
+    if process.returncode != 0 or not lines:
+        raise Failed(f"wrk failed (exit {process.returncode}): "
+                     f"{(err or out).decode().strip()[-300:]}")
+    result: dict[str, Any] = json.loads(lines[-1][len("BENCH "):])
+    if result["bad"] or result["status_errors"]:
+        raise Failed(f"{result['bad']} answers other than 200 (first: HTTP "
+                     f"{result['first_bad']}) from {url}")
+    if result["socket_errors"]:
+        raise Failed(f"{result['socket_errors']} socket errors or timeouts from {url}")
+    if result["wrapped"]:
+        raise Failed(f"wrk sent {result['wrapped']} bodies twice: raise --bodies")
+    return result
+
+
+# Measuring completion ----------------------------------------------------------------------
+
+
+@dataclass
+class Sample:
+    at: float
+    answered: int
+    posted: int
+
+
+@dataclass
+class Watcher:
+    """Counts of the fake's calls and of the database's rows, over time."""
+
+    http: ClientSession
+    counts_url: str
+    database: Path
+    samples: list[Sample] = field(default_factory=list)
+
+    async def counts(self) -> Counter[str]:
+        async with self.http.get(self.counts_url) as response:
+            return Counter(await response.json())
+
+    def rows(self) -> tuple[int, int, int]:
+        """Tickets, Slack outbox rows, and those not delivered yet (no email is sent: the
+        demo contacts' notices by email stay queued)."""
+        with contextlib.closing(sqlite3.connect(f"file:{self.database}?mode=ro", uri=True,
+                                                timeout=30)) as db:
+            tickets = db.execute("SELECT count(*) FROM tickets").fetchone()[0]
+            total, waiting = db.execute(
+                "SELECT count(*), count(*) FILTER (WHERE status IN ('pending', 'sending')) "
+                "FROM outbox WHERE platform = 'slack'").fetchone()
+        return int(tickets), int(total), int(waiting)
+
+    async def sample(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            counts = await self.counts()
+            self.samples.append(Sample(time.perf_counter(), counts["response_url"],
+                                       counts["chat.postMessage"]))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 0.1)
+
+
+def ms(us: int) -> float:
+    return us / 1000
+
+
+@dataclass
+class Row:
+    round: int
+    concurrency: int
+    bare: dict[str, Any]
+    ours: dict[str, Any]
+    done_per_s: float
+    drain_s: float
+    load: str
+
+    def acks(self, result: dict[str, Any]) -> float:
+        return float(result["requests"]) / (result["duration_us"] / 1e6)
+
+    def line(self) -> str:
+        b, o = self.bare, self.ours
+        ratio = self.acks(o) / self.acks(b)
+        return (f"| {self.round} | {self.concurrency} | {ms(b['p50_us']):.2f} / "
+                f"{ms(b['p99_us']):.2f} | {self.acks(b):,.0f} | {ms(o['p50_us']):.2f} / "
+                f"{ms(o['p99_us']):.2f} | {self.acks(o):,.0f} | {ratio:.2f} | "
+                f"{self.done_per_s:,.0f} ({self.drain_s:.1f} s) | {self.load} |")
+
+
+HEADER = ("| round | conc | bare p50 / p99 ms | bare acks/s | Subdesk p50 / p99 ms | "
+          "Subdesk acks/s | ratio | Subdesk done/s (drain) | load (1 min) |\n"
+          "|---|---|---|---|---|---|---|---|---|")
+
+
+def load_average() -> str:
+    return f"{os.getloadavg()[0]:.2f}"
+
+
+async def wait_ready(http: ClientSession, url: str, processes: Processes) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        processes.check()
+        with contextlib.suppress(OSError):
+            async with http.get(url) as response:
+                if response.status < 500:
+                    return
+        await asyncio.sleep(0.2)
+    raise Failed(f"{url} did not come up in 60 s")
+
+
+async def run_subdesk(watcher: Watcher, url: str, concurrency: int, seconds: float,
+                      bodies: Path, processes: Processes) -> tuple[dict[str, Any], float, float]:
+    """Subdesk under load: wrk's figures, completed commands/s and the drain's seconds."""
+    tickets0, outbox0, _ = watcher.rows()
+    answered0 = (await watcher.counts())["response_url"]
+    watcher.samples.clear()
+    stop = asyncio.Event()
+    sampler = asyncio.create_task(watcher.sample(stop))
+    started = time.perf_counter()
+    try:
+        result = await wrk(url, concurrency, seconds, bodies)
+        ended = time.perf_counter()
+        # Every acked command answered: wrk's completed requests, and the few it had in
+        # flight when it stopped (acked too, but not counted by wrk).
+        deadline = ended + 600
+        while True:
+            processes.check()
+            answered = (await watcher.counts())["response_url"] - answered0
+            tickets = watcher.rows()[0] - tickets0
+            if answered >= result["requests"] and answered == tickets:
+                await asyncio.sleep(0.5)  # and nothing more arrives
+                if (await watcher.counts())["response_url"] - answered0 == answered:
+                    break
+                continue
+            if time.perf_counter() > deadline:
+                raise Failed(f"{answered} of {result['requests']} commands answered after "
+                             "600 s")
+            await asyncio.sleep(0.1)
+    finally:
+        stop.set()
+        await sampler
+    last = next((s.at for s in watcher.samples if s.answered - answered0 >= answered),
+                time.perf_counter())
+    tickets, outbox, _ = watcher.rows()
+    if tickets - tickets0 != answered:
+        raise Failed(f"{answered} commands answered but {tickets - tickets0} tickets stored")
+    if outbox - outbox0 < answered:
+        raise Failed(f"{answered} tickets but only {outbox - outbox0} cards queued")
+    # The next run starts once the cards are delivered.
+    deadline = time.perf_counter() + 600
+    while watcher.rows()[2]:
+        processes.check()
+        if time.perf_counter() > deadline:
+            raise Failed("the outbox did not drain in 600 s")
+        await asyncio.sleep(0.2)
+    return result, answered / (last - started), last - ended
+
+
+async def main(args: argparse.Namespace) -> None:
+    if shutil.which("wrk") is None:
+        raise Failed("wrk is not installed (apt-get install -y wrk)")
+    os.sched_setaffinity(0, {int(LOAD_CPU)})  # this script stays off the servers' CPU
+    python = sys.executable
+    subdesk = str(Path(python).with_name("subdesk"))
+    processes = Processes()
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        database = tmp / "bench.db"
+        await seed(f"sqlite:///{database}")
         try:
+            fake = processes.start(LOAD_CPU, [python, __file__, "fake"], log=tmp / "fake.log")
+            assert fake.stdout is not None
+            ends = json.loads(await asyncio.to_thread(fake.stdout.readline) or "{}")
+            if not ends:
+                raise Failed("the fake Slack did not start: " + (tmp / "fake.log").read_text())
+            bare_port, ours_port = free_port(), free_port()
+            processes.start(SERVER_CPU, [python, __file__, "bare", "--port", str(bare_port)],
+                            log=tmp / "bare.log")
+            env = {**os.environ, "SUBDESK_DATABASE_URL": f"sqlite:///{database}",
+                   "SUBDESK_HTTP_PORT": str(ours_port), "SUBDESK_HTTP_HOST": "127.0.0.1",
+                   "SLACK_BOT_TOKEN": "xoxb-bench", "SLACK_SIGNING_SECRET": SECRET,
+                   "SLACK_API_URL": ends["api"], "SUBDESK_TRIAGE_CHANNELS": "slack:C0TRIAGE",
+                   "SUBDESK_OUTBOX_PER_TARGET_INTERVAL": "0",
+                   "SUBDESK_DATA_DIR": str(tmp / "data")}
+            for name in ("SLACK_APP_TOKEN", "SLACK_CLIENT_ID", "SLACK_CLIENT_SECRET",
+                         "MATRIX_HOMESERVER"):
+                env.pop(name, None)
+            processes.start(SERVER_CPU, [subdesk, "run"], env=env, log=tmp / "subdesk.log")
+            bare_url = f"http://127.0.0.1:{bare_port}/slack/events"
+            ours_url = f"http://127.0.0.1:{ours_port}/slack/events"
             async with ClientSession() as http:
-                for concurrency in levels:
-                    for name, url in (("bare", bare), ("subdesk", ours)):
-                        tag = f"{name}{concurrency}"
-                        answered = len(fake.of("response_url"))
-                        lat, wall = await load(sender(http, url, fake, tag), requests,
-                                               concurrency)
-                        done = ""
-                        if name == "subdesk":
-                            started = time.perf_counter() - wall
-                            await fake.wait_for("response_url", answered + requests, 600)
-                            done = f"{requests / (time.perf_counter() - started):8.0f}"
-                        print(f"{name:8} {concurrency:>4} {ms(lat, 0.5):8.2f} "
-                              f"{ms(lat, 0.99):8.2f} {requests / wall:8.0f} {done:>8}")
-                        await asyncio.sleep(0.5)
+                await wait_ready(http, f"http://127.0.0.1:{bare_port}/", processes)
+                await wait_ready(http, f"http://127.0.0.1:{ours_port}/readyz", processes)
+                watcher = Watcher(http, f"http://127.0.0.1:{ends['counts']}/counts", database)
+                print(f"wrk -t1 on CPU {LOAD_CPU} (with the fake Slack), servers on CPU "
+                      f"{SERVER_CPU}; {args.seconds:g} s per run; `subdesk run` on SQLite")
+                print(HEADER, flush=True)
+                rows = []
+                for round_ in range(1, args.rounds + 1):
+                    for concurrency in args.concurrency:
+                        bodies = tmp / "bodies.txt"
+                        tag = f"r{round_}c{concurrency}"
+                        write_bodies(bodies, args.bodies, "bare" + tag, ends["hooks"])
+                        bare = await wrk(bare_url, concurrency, args.seconds, bodies)
+                        await asyncio.sleep(1)
+                        write_bodies(bodies, args.bodies, tag, ends["hooks"])
+                        ours, done, drain = await run_subdesk(
+                            watcher, ours_url, concurrency, args.seconds, bodies, processes)
+                        rows.append(Row(round_, concurrency, bare, ours, done, drain,
+                                        load_average()))
+                        print(rows[-1].line(), flush=True)
+                        await asyncio.sleep(1)
+        except Failed:
+            log = tmp / "subdesk.log"
+            if log.exists():
+                print("subdesk run's last log lines:\n" +
+                      "\n".join(log.read_text().splitlines()[-20:]), file=sys.stderr)
+            raise
         finally:
-            await bare_runner.cleanup()
-            await background.close()
-            await app.close()
-            await fake.stop()
+            processes.stop()
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--requests", type=int, default=300)
-    parser.add_argument("--concurrency", default="1,10,50")
-    args = parser.parse_args()
-    asyncio.run(main(args.requests, [int(c) for c in args.concurrency.split(",")]))
+    parser.add_argument("part", nargs="?", choices=("fake", "bare"), help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--concurrency", default="1,10,50",
+                        type=lambda text: [int(c) for c in text.split(",")])
+    parser.add_argument("--seconds", type=float, default=5.0, help="of load per run")
+    parser.add_argument("--bodies", type=int, default=40_000,
+                        help="signed commands prepared per run (more than wrk can send)")
+    arguments = parser.parse_args()
+    try:
+        if arguments.part == "fake":
+            asyncio.run(serve_fake())
+        elif arguments.part == "bare":
+            asyncio.run(serve_bare(arguments.port))
+        else:
+            asyncio.run(main(arguments))
+    except Failed as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        sys.exit(130)

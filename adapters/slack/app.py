@@ -5,9 +5,15 @@ slack-bolt, on the one HTTP server (`POST /slack/events`) or over Socket Mode wh
 (`SLACK_CLIENT_ID` / `SLACK_CLIENT_SECRET`, see `installs`).
 
 Every request is verified against the signing secret and acknowledged at once: the
-listeners run before the response (`process_before_response`), acknowledge, and hand the
-work to a task of their own, so no ack waits for the database or for bolt's ack poll. The
-answer follows through the command's `response_url`, a modal, or an ephemeral message.
+listeners run before the response (`process_before_response`), acknowledge, and put the
+work in a bounded queue that a few workers take it from, so no ack waits for the database
+or for bolt's ack poll, and the work acknowledged never crowds the next acks out. The answer
+follows through the command's `response_url`, a modal, or an ephemeral message.
+
+When the queue is full (`BACKLOG` requests waiting), nothing more is taken: a slash command
+is answered at once that it was not run and should be sent again in a minute, and any other
+request gets 503 — Slack sends an event again later (its retry is recognised), and shows a
+button press or a modal submission as failed, the modal kept open to submit again.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from slack_bolt.app.async_app import AsyncApp
 from slack_bolt.authorization import AuthorizeResult
 from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.oauth.async_oauth_settings import AsyncOAuthSettings
+from slack_bolt.response import BoltResponse
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
@@ -70,6 +77,11 @@ EMAIL_CACHE_SECONDS = 300.0
 TEAMS_CACHED = 10_000  # users whose workspace is remembered
 EVENTS_REMEMBERED = 4096  # reaction event ids, to tell of a retried one only once
 WORKERS = 4  # acknowledged requests worked on at once
+BACKLOG = 5000  # acknowledged requests waiting for a worker; beyond, requests are refused
+QUIET = 0.005  # seconds without a Slack request coming or going before the next job starts
+DEFER_MAX = 0.5  # seconds a job may wait for such a pause
+BUSY = ("Subdesk is too busy to take this right now: nothing was done. "
+        "Send it again in a minute.")
 RECHECK_SECONDS = 30.0  # while Slack has not accepted the token, ask again this often
 _COMMANDS = re.compile("^/(" + "|".join(re.escape(r) for r in sorted(ROOTS)) + ")$")
 
@@ -102,8 +114,13 @@ class SlackAdapter:
         self._emails: dict[tuple[str, str], tuple[float, str | None]] = {}
         self._teams: dict[str, str] = {}
         self._seen: dict[str, None] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._gate = asyncio.Semaphore(WORKERS)
+        self.backlog = BACKLOG
+        self._queue: asyncio.Queue[Coroutine[Any, Any, None]] | None = None
+        self._workers: list[asyncio.Task[None]] = []
+        self._refused = 0
+        self._turn = asyncio.Lock()  # the worker waiting for a pause in the requests
+        self._inflight = 0
+        self._last_request = 0.0
         self._stopped = asyncio.Event()
         # Readiness: why the last `auth.test` failed, and the background re-check of it.
         self._auth_problem: str | None = "Slack's auth.test has not run yet"
@@ -235,23 +252,36 @@ class SlackAdapter:
         if self.socket is not None:
             await self.socket.stop()  # no new requests; the ones acknowledged finish
         await self.settle(5.0)
-        for task in list(self._tasks):
+        for task in self._workers:
             task.cancel()
+        for task in self._workers:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        self._workers.clear()
+        if self._queue is not None and (left := self._queue.qsize()):
+            log.error("Slack: %s acknowledged requests not answered at shutdown", left)
+            while not self._queue.empty():
+                self._queue.get_nowait().close()
+                self._queue.task_done()
 
     async def settle(self, seconds: float = 10.0) -> None:
         """Wait (up to `seconds`) until every acknowledged request has been answered."""
-        deadline = time.monotonic() + seconds
-        while self._tasks and time.monotonic() < deadline:
-            await asyncio.wait(list(self._tasks), timeout=deadline - time.monotonic())
+        if self._queue is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._queue.join(), seconds)
 
     # HTTP ----------------------------------------------------------------------------
 
     async def handle(self, request: web.Request) -> web.Response:
         """`POST /slack/events`: verify, dispatch to a listener, answer bolt's response."""
-        response = await self.bolt.async_dispatch(await to_bolt_request(request))
-        return await to_aiohttp_response(response)
+        self._inflight += 1
+        self._last_request = time.monotonic()
+        try:
+            response = await self.bolt.async_dispatch(await to_bolt_request(request))
+            return await to_aiohttp_response(response)
+        finally:
+            self._inflight -= 1
+            self._last_request = time.monotonic()  # the next one may be on its way
 
     async def _authorize(self) -> AuthorizeResult:
         """The one bot token's authorization, asked of Slack (`auth.test`) once."""
@@ -274,94 +304,154 @@ class SlackAdapter:
             self._auth_problem = None
         return self._auth
 
+    @property
+    def full(self) -> bool:
+        """Whether the backlog of acknowledged requests is full (nothing more is taken)."""
+        return self._queue is not None and self._queue.qsize() >= self.backlog
+
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.create_task(self._gated(work))
-        self._tasks.add(task)
-        task.add_done_callback(self._done)
+        """Queue `work` for the workers (the listeners check `full` before they ack)."""
+        if self._queue is None:
+            self._queue = asyncio.Queue()
+        if not self._workers:
+            self._workers = [asyncio.create_task(self._work(), name=f"slack-worker-{n}")
+                             for n in range(WORKERS)]
+        self._queue.put_nowait(work)
 
-    async def _gated(self, work: Coroutine[Any, Any, None]) -> None:
-        """Run `work` once one of a few slots is free: acknowledged requests wait their turn
-        instead of all stepping at once, so the next ack never queues behind dozens of them
-        on the event loop."""
-        async with self._gate:
-            await work
+    async def _work(self) -> None:
+        """One worker: acknowledged requests, one at a time, in the order they came. A few
+        workers, not a task each, so the work waiting never competes with the next acks."""
+        assert self._queue is not None
+        while True:
+            work = await self._queue.get()
+            async with self._turn:
+                await self._pause()
+            try:
+                await work
+            except Exception as error:
+                log.error("Slack request not answered: %s", type(error).__name__,
+                          exc_info=error)
+            finally:
+                self._queue.task_done()
 
-    def _done(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and (error := task.exception()) is not None:
-            log.error("Slack request not answered: %s", type(error).__name__, exc_info=error)
+    async def _pause(self) -> None:
+        """Acknowledgements first: while Slack's requests keep coming, the next job waits
+        for a pause in them (`QUIET` without one arriving or answered) — at most
+        `DEFER_MAX`, and not at all once half the backlog is waiting, so the work goes on
+        under a steady load too."""
+        assert self._queue is not None
+        deadline = time.monotonic() + DEFER_MAX
+        while self._queue.qsize() < self.backlog // 2:
+            now = time.monotonic()
+            quiet = self._last_request + QUIET
+            if (self._inflight == 0 and now >= quiet) or now >= deadline:
+                return
+            await asyncio.sleep(min(max(quiet - now, 0.001), deadline - now))
+
+    def _refuse(self, kind: str) -> BoltResponse:
+        """The answer to a request that finds the backlog full (503: Slack sends an event
+        again later, and shows a press or a submission as failed)."""
+        self._refused += 1
+        if self._refused == 1 or self._refused % 100 == 0:
+            log.warning("Slack: %s refused, %s acknowledged requests waiting (%s refused "
+                        "so far)", kind, self.backlog, self._refused)
+        return BoltResponse(status=503, body=BUSY)
 
     # Listeners: acknowledge, then work -------------------------------------------------
 
     async def _command(self, ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient
                        ) -> None:
+        if self.full:
+            self._refuse("a slash command")
+            await ack(text=BUSY, response_type="ephemeral")
+            return
         await ack()
         self._spawn(self._run_command(client, body))
 
     async def _action(self, ack: AsyncAck, body: dict[str, Any], action: dict[str, Any],
-                      client: AsyncWebClient) -> None:
-        await ack()
+                      client: AsyncWebClient) -> BoltResponse | None:
         press = inbound.pressed(action)
+        if press is not None and self.full:
+            return self._refuse("a button press")
+        await ack()
         if press is None:
-            return
+            return None
         channel = (body.get("channel") or {}).get("id")
         if press.form and (form := form_named(press.command, press.args)) is not None:
             self._spawn(self._show(client, body["trigger_id"],
                                    form_view(form, channel=channel)))
-            return
+            return None
         self._spawn(self._run(client, inbound.action_invocation(body, press),
                               response_url=body.get("response_url"), channel=channel))
+        return None
 
     async def _submission(self, ack: AsyncAck, body: dict[str, Any], view: dict[str, Any],
-                          client: AsyncWebClient) -> None:
+                          client: AsyncWebClient) -> BoltResponse | None:
         form = inbound.submitted(view)
         if form is None:
             await ack()
-            return
+            return None
         problem = _problem(form)
         inputs = [b["block_id"] for b in view.get("blocks", ()) if b.get("type") == "input"]
         if problem is not None and inputs:
             field = problem[0] if problem[0] is not None and problem[0] in inputs else inputs[0]
             await ack(response_action="errors", errors={field: problem[1][:150]})
-            return
+            return None
+        if self.full:
+            return self._refuse("a form")
         await ack()
         invocation = inbound.submission_invocation(body, form)
         if form.files:
             self._spawn(self._run_with_files(client, invocation, form.files,
                                              channel=form.channel))
-            return
+            return None
         self._spawn(self._run(client, invocation, channel=form.channel))
+        return None
 
     async def _shortcut(self, ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient
-                        ) -> None:
+                        ) -> BoltResponse | None:
+        if body.get("type") == "message_action" and self.full:
+            return self._refuse("a shortcut")
         await ack()
         if body.get("type") == "message_action":
             self._spawn(self._run_shortcut(client, body))
+        return None
 
     async def _message(self, ack: AsyncAck, body: dict[str, Any], event: dict[str, Any],
-                       client: AsyncWebClient) -> None:
-        await ack()
+                       client: AsyncWebClient) -> BoltResponse | None:
         invocation = inbound.thread_reply(event, str(body.get("team_id", "")))
+        if invocation is not None and self.full:
+            return self._refuse("a message event")
+        await ack()
         if invocation is not None:
             self._spawn(self._run_reply(client, invocation, event.get("channel_type") == "im",
                                         files.shared(event.get("files"))))
+        return None
 
     async def _reaction(self, ack: AsyncAck, body: dict[str, Any], event: dict[str, Any],
-                        client: AsyncWebClient) -> None:
+                        client: AsyncWebClient) -> BoltResponse | None:
+        found = inbound.reacted(event) if event.get("user") else None
+        if found is not None and self.full:
+            return self._refuse("a reaction event")
         await ack()
-        if (found := inbound.reacted(event)) is not None and event.get("user"):
+        if found is not None:
             if not self._first_delivery(str(body.get("event_id", ""))):
-                return  # Slack's retry: the ticket is the core's to dedupe, the word ours
+                return None  # Slack's retry: the ticket is the core's to dedupe, the word ours
             team = str(body.get("team_id", ""))
             self._spawn(self._run_reaction(client, str(event["user"]), event.get("user_team"),
                                            *found, team))
+        return None
 
     async def _home(self, ack: AsyncAck, body: dict[str, Any], event: dict[str, Any],
-                    client: AsyncWebClient) -> None:
+                    client: AsyncWebClient) -> BoltResponse | None:
+        opened = event.get("tab") == "home" and isinstance(event.get("user"), str)
+        if opened and self.full:
+            return self._refuse("an App Home event")
         await ack()
-        if event.get("tab") == "home" and isinstance(user := event.get("user"), str):
+        if opened:
             team = str(event.get("user_team") or body.get("team_id", ""))
-            self._spawn(self._publish_home(client, inbound.sender(team, user)))
+            self._spawn(self._publish_home(client, inbound.sender(team, str(event["user"]))))
+        return None
 
     async def _publish_home(self, client: AsyncWebClient, viewer: Sender) -> None:
         """App Home: the viewer's open tickets as `/ticket list` shows them (or the core's

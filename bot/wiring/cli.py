@@ -199,6 +199,11 @@ async def _console_main(
 
             # A piped console drains after each command, which keeps its output in order.
             background = await start_background(app, dispatcher=interactive or console is None)
+            import gc
+
+            # What start-up built lives as long as the process: the collector stops walking
+            # it over and over while requests come and go.
+            gc.freeze()
             try:
                 await background.wait()
             finally:

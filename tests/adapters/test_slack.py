@@ -17,7 +17,7 @@ from pydantic import SecretStr
 from sqlalchemy import select
 
 from adapters.http.app import HttpAdapter
-from adapters.slack.app import SlackAdapter
+from adapters.slack.app import BUSY, WORKERS, SlackAdapter
 from bot.clock import FixedClock
 from bot.commands.invocation import Sender
 from bot.domain import Platform
@@ -165,6 +165,46 @@ async def test_a_command_is_acked_at_once_even_when_the_database_is_slow(
     [answer] = await world.fake.wait_for("response_url")
     assert answer["response_type"] == "ephemeral"
     assert answer["text"] and "unavailable" not in answer["text"]
+
+
+async def test_a_full_backlog_refuses_plainly_and_every_request_taken_is_answered(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Acknowledged requests wait in a bounded queue for the workers. While it is full, a
+    slash command is answered at once that nothing was done (and nothing is), and an event
+    gets 503, so Slack sends it again; once there is room again, the retried event is taken,
+    and every command taken before was run and answered, once."""
+    identity = world.app.services.identity
+    original = identity.actor
+    release = asyncio.Event()
+
+    async def held(sender: Sender) -> Any:
+        await release.wait()
+        return await original(sender)
+
+    monkeypatch.setattr(identity, "actor", held)
+    world.adapter.backlog = 2
+    taken = WORKERS + 2  # one in each worker's hands, two waiting
+    for n in range(taken):
+        assert (await world.slack.command(TOM, "/ticket", f"new sev3 Taken {n}"))[:2] == (
+            200, "")
+    assert world.adapter.full
+    status, body, took = await world.slack.command(TOM, "/ticket", "new sev3 Refused")
+    assert status == 200 and took < 0.5
+    assert json.loads(body) == {"text": BUSY, "response_type": "ephemeral"}
+    reply = {"type": "message", "channel": TOM_DM, "channel_type": "im", "user": TOM,
+             "team": TEAM, "text": "Any news?", "ts": "1700000600.000001",
+             "thread_ts": "1700000100.000001"}
+    assert (await world.slack.event(reply, "Ev0100"))[0] == 503
+    release.set()
+    await world.adapter.settle()
+    assert not world.adapter.full
+    assert (await world.slack.event(reply, "Ev0100", retry=1))[0] == 200
+    await world.adapter.settle()
+    subjects = sorted(subject for _, subject, _ in await world.tickets())
+    assert subjects == sorted(f"Taken {n}" for n in range(taken))
+    answered = [a for a in world.fake.of("response_url") if "Taken" in str(a)]
+    assert len(answered) == taken
 
 
 async def test_a_ticket_opened_from_slack_posts_cards_with_escaped_text(world: World) -> None:
