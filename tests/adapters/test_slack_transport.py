@@ -76,7 +76,7 @@ async def test_a_rate_limit_says_when_to_come_back(
     fake.limited["chat.postMessage"] = 7
     with pytest.raises(DeliveryError) as raised:
         await transport.deliver(item("C0OPS"), HELLO)
-    assert raised.value.kind is FailureKind.TRANSIENT and raised.value.retry_after == 7.0
+    assert raised.value.kind is FailureKind.RATE_LIMITED and raised.value.retry_after == 7.0
 
 
 @pytest.mark.parametrize(
