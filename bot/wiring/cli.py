@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 import tomllib
 from collections.abc import Awaitable, Callable, Coroutine
@@ -200,7 +201,7 @@ async def _console_main(
             # A piped console drains after each command, which keeps its output in order.
             background = await start_background(app, dispatcher=interactive or console is None)
             try:
-                await background.wait()
+                await _until_done_or_terminated(background.wait())
             finally:
                 await background.close()
         elif console is not None:
@@ -211,6 +212,34 @@ async def _console_main(
                 await console.stop()
     finally:
         await app.close()
+
+
+async def _until_done_or_terminated(work: Coroutine[Any, Any, None]) -> None:
+    """Await `work`, or return early on SIGTERM (a replica being stopped), so the caller
+    closes down in order: the dispatcher hands back what it holds."""
+    import asyncio
+    import contextlib
+    import signal
+
+    terminated = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    with contextlib.suppress(NotImplementedError, RuntimeError):
+        loop.add_signal_handler(signal.SIGTERM, terminated.set)
+    task = asyncio.ensure_future(work)
+    stop = asyncio.ensure_future(terminated.wait())
+    try:
+        await asyncio.wait({task, stop}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stop.cancel()
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.remove_signal_handler(signal.SIGTERM)
+    if task.done():
+        task.result()
+        return
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    logging.getLogger(__name__).info("SIGTERM: stopping")
 
 
 # db / import / staff / link ------------------------------------------------------------
