@@ -7,7 +7,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, case, delete, func, or_, select, update
+from sqlalchemy import (
+    Table,
+    bindparam,
+    case,
+    delete,
+    func,
+    literal_column,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain import MessageRef, OutboxStatus
@@ -86,14 +97,17 @@ def _item(row: OutboxRow) -> OutboxItem:
 
 
 _TABLE = cast(Table, OutboxRow.__table__)
-ACTIVE = (OutboxStatus.PENDING.value, OutboxStatus.SENDING.value)
+# Written out, not bound: a prepared statement's generic plan can use the partial index
+# `ix_outbox_lines` only when its predicate is in the statement itself.
+_ACTIVE_ROWS = text("outbox.status IN ('pending', 'sending')")
+_PENDING: Any = literal_column("'pending'")
 
 
 def _heads(platforms: Sequence[str]) -> Any:
     """The first waiting or in-flight message of every line (platform, target)."""
     return (
         select(func.min(OutboxRow.id))
-        .where(OutboxRow.status.in_(ACTIVE), OutboxRow.platform.in_(platforms))
+        .where(_ACTIVE_ROWS, OutboxRow.platform.in_(platforms))
         .group_by(OutboxRow.platform, OutboxRow.target)
     )
 
@@ -178,7 +192,8 @@ class OutboxStore:
         return [_item(r) for r in rows]
 
     async def claim_due(
-        self, *, limit: int, worker: str, lease: dt.timedelta, platforms: list[str]
+        self, *, limit: int, worker: str, lease: dt.timedelta, platforms: list[str],
+        ahead: dt.timedelta = dt.timedelta(0),
     ) -> list[OutboxItem]:
         """Take the first message of up to `limit` lines (one per platform and target)
         whose first message is due, or was claimed by a holder whose lease ran out.
@@ -188,11 +203,12 @@ class OutboxStore:
         On PostgreSQL concurrent dispatchers skip each other's rows (`SKIP LOCKED`); on
         SQLite the write transaction itself serialises them. A message taken over from a
         holder that died may have been sent already: it comes back marked in doubt since
-        its attempt started.
+        its attempt started. With `ahead`, messages due that much later are taken too (the
+        caller waits for their time: one claim serves the lines coming due meanwhile).
         """
         due = or_(
             (OutboxRow.status == OutboxStatus.PENDING.value)
-            & (OutboxRow.next_attempt_at <= self.now),
+            & (OutboxRow.next_attempt_at <= self.now + ahead),
             (OutboxRow.status == OutboxStatus.SENDING.value)
             & (OutboxRow.lease_until < self.now),
         )
@@ -307,7 +323,7 @@ class OutboxStore:
             select(func.min(table.id))
             .where(table.platform == bindparam("b_platform"),
                    table.target == bindparam("b_target"),
-                   table.status == OutboxStatus.PENDING.value)
+                   table.status == _PENDING, _ACTIVE_ROWS)
             .scalar_subquery()
         )
         await self.s.execute(

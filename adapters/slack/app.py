@@ -239,6 +239,7 @@ class SlackAdapter:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        await self.transport.close()
 
     async def settle(self, seconds: float = 10.0) -> None:
         """Wait (up to `seconds`) until every acknowledged request has been answered."""

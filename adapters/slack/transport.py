@@ -129,6 +129,9 @@ class SlackTransport:
     def __init__(self, workspaces: OneWorkspace | InstalledWorkspaces) -> None:
         self.workspaces = workspaces
         self.found = 0  # messages in doubt found already posted (not posted again)
+        # One connection pool for every Web API call of the outbox (slack_sdk opens and
+        # closes a session per call otherwise: a TCP handshake and a pool per message).
+        self._http: aiohttp.ClientSession | None = None
         self._ims: dict[tuple[str, str], str] = {}
         # Why Slack last refused the one bot token or its scopes on a delivery; None once one
         # works. With OAuth installs a refusal holds up one workspace only, not readiness.
@@ -149,6 +152,8 @@ class SlackTransport:
         body = render(message).payload()
         team, _, address = item.target.rpartition(":")
         client = await self.workspaces.client_for(team)
+        if client.session is None:
+            client.session = self._session()
         try:
             if item.replaces is not None:
                 ref = item.replaces
@@ -179,6 +184,16 @@ class SlackTransport:
         except (aiohttp.ClientError, OSError) as exc:
             raise DeliveryError(f"Slack unreachable: {type(exc).__name__}") from None
         return MessageRef(str(response["channel"]), str(response["ts"]))
+
+    def _session(self) -> aiohttp.ClientSession:
+        if self._http is None or self._http.closed:
+            self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
+        return self._http
+
+    async def close(self) -> None:
+        """Close the connection pool (the adapter is stopping)."""
+        if self._http is not None:
+            await self._http.close()
 
     async def _find(self, client: AsyncWebClient, channel: str, thread: MessageRef | None,
                     key: str, since: dt.datetime) -> MessageRef | None:

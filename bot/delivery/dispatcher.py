@@ -43,8 +43,11 @@ log = logging.getLogger(__name__)
 LEASE = dt.timedelta(seconds=60)
 # An edit whose card has not been delivered yet waits this long before looking again.
 CARD_WAIT = dt.timedelta(seconds=2)
-# Pause that gathers finished deliveries into one write, and due lines into one claim.
+# Pause that gathers finished deliveries into one write.
 BATCH_WINDOW = 0.02
+# A running dispatcher claims at most this often, taking the lines due within as long
+# (each delivery then waits for its line's time): one claim query serves many lines.
+CLAIM_EVERY = 0.1
 # Seconds a stopping dispatcher waits for the deliveries under way before handing them back.
 HAND_BACK_GRACE = 3.0
 
@@ -87,6 +90,7 @@ class _Sent:
     message: Message
     ref: MessageRef | None
     at: dt.datetime
+    landed: float  # time.monotonic() of the answer
 
 
 Outcome = DispatchStats | _Sent
@@ -180,7 +184,7 @@ class Dispatcher:
 
     # Claiming ----------------------------------------------------------------------------
 
-    async def _claim(self, room: int) -> list[OutboxItem]:
+    async def _claim(self, room: int, ahead: float = 0.0) -> list[OutboxItem]:
         """The first due message of up to `room` lines. A platform probing after a
         configuration failure gets one message at a time, and none while one is out."""
         platforms = self._open_platforms()
@@ -192,7 +196,8 @@ class Dispatcher:
             store = OutboxStore(session, self.clock.now())
             if free and room > 0:
                 items += await store.claim_due(limit=room, worker=self.worker,
-                                               lease=self.lease, platforms=free)
+                                               lease=self.lease, platforms=free,
+                                               ahead=dt.timedelta(seconds=ahead))
             for platform in probing:
                 if len(items) < room:
                     items += await store.claim_due(limit=1, worker=self.worker,
@@ -290,9 +295,8 @@ class Dispatcher:
                     log.warning("outbox: %s delivery works again; %s held message(s) due now",
                                 platform, waiting)
         if self.interval > 0:
-            due = time.monotonic() + self.interval
-            for _ in sent:
-                heapq.heappush(self.due_hints, due)
+            for s in sent:
+                heapq.heappush(self.due_hints, s.landed + self.interval)
 
     async def _renew(self) -> None:
         """Extend the leases of deliveries that have run for a third of theirs."""
@@ -310,7 +314,10 @@ class Dispatcher:
     # Delivering --------------------------------------------------------------------------
 
     async def _attempt(self, item: OutboxItem) -> Outcome:
-        """One delivery; a failure is recorded at once, a success returned for the batch."""
+        """One delivery (when its line's time comes, for one claimed ahead); a failure is
+        recorded at once, a success returned for the batch."""
+        if (wait := (item.next_attempt_at - self.clock.now()).total_seconds()) > 0:
+            await asyncio.sleep(wait)
         try:
             return await self._deliver(item)
         except asyncio.CancelledError:
@@ -346,7 +353,7 @@ class Dispatcher:
         except Exception as exc:  # a transport bug or an unexpected peer answer
             log.warning("outbox %s: %s while delivering", item.id, type(exc).__name__)
             return await self._failed(item, f"{type(exc).__name__}: {exc}", None, False)
-        return _Sent(item, placed, message, ref, self.clock.now())
+        return _Sent(item, placed, message, ref, self.clock.now(), time.monotonic())
 
     async def _place(self, item: OutboxItem, message: Message) -> OutboxItem | None:
         """`item` with the thread root to reply under and, for an edit, the message it
@@ -485,56 +492,61 @@ class Dispatcher:
         """Deliver until `stop` is set, then hand back what is still in hand.
 
         Lines are claimed as their first message comes due, up to `outbox_concurrency`
-        deliveries at once; finished ones are recorded together. Between rounds it sleeps
-        until a delivery finishes, a line it paced comes due, it is poked, or the poll
-        interval passes.
+        deliveries at once, at most every `CLAIM_EVERY` seconds; finished ones are recorded
+        together. Between rounds it sleeps until a delivery finishes, a line it paced is
+        about to come due, it is poked, or the poll interval passes.
         """
         poll = self.settings.outbox_poll_interval
-        fed_at = -poll
+        fed_at = claimed_at = -poll
+        full = False
         while not stop.is_set():
             poked = self.wakeup.is_set()
             self.wakeup.clear()  # before polling, so a poke during the poll is not lost
             self.landed.clear()
-            claimed = 0
+            now = time.monotonic()
             try:
                 await self._record()
                 await self._renew()
-                if poked or time.monotonic() - fed_at >= poll:
-                    fed_at = time.monotonic()
-                    if await self._feed():
-                        poked = True
+                polled = now - fed_at >= poll
+                if poked or polled:
+                    fed_at = now
+                    await self._feed()
                 room = self.capacity - len(self.flights)
-                if room > 0:
-                    items = await self._claim(room)
-                    claimed = len(items)
+                soon = bool(self.due_hints) and self.due_hints[0] <= now + CLAIM_EVERY
+                if room > 0 and (poked or polled or full or soon) and (
+                        poked or now - claimed_at >= CLAIM_EVERY):
+                    claimed_at = now
+                    while self.due_hints and self.due_hints[0] <= now + CLAIM_EVERY:
+                        heapq.heappop(self.due_hints)
+                    items = await self._claim(room, ahead=CLAIM_EVERY)
+                    full = len(items) == room
                     self._launch(items)
             except Exception as exc:  # database down: keep going, nothing is lost
                 log.warning("outbox dispatcher: %s; retrying", type(exc).__name__)
                 await asyncio.sleep(min(5.0, poll * 4))
                 continue
-            if self.outcomes or (claimed and claimed == room):
-                # More may be due, or results wait: a short pause gathers a batch.
-                await asyncio.sleep(BATCH_WINDOW)
-                continue
-            await self._idle(poll)
-        await self._hand_back()
+            await self._idle(fed_at + poll, claimed_at + CLAIM_EVERY, full)
 
-    async def _idle(self, poll: float) -> None:
-        """Sleep until a flight lands, a paced line comes due, a poke, or `poll` passes."""
+    async def _idle(self, poll_at: float, claim_at: float, full: bool) -> None:
+        """Sleep until a delivery lands, a paced line is about to come due, a poke, or the
+        next poll (`poll_at`); claims wait for `claim_at`."""
         now = time.monotonic()
-        while self.due_hints and self.due_hints[0] <= now:
-            heapq.heappop(self.due_hints)
-        timeout = poll
+        until = poll_at
         if self.due_hints:
-            timeout = min(timeout, max(BATCH_WINDOW, self.due_hints[0] - now))
+            until = min(until, max(self.due_hints[0] - CLAIM_EVERY, claim_at))
+        if full and len(self.flights) < self.capacity:
+            until = min(until, claim_at)
+        if self.outcomes:
+            until = min(until, now + BATCH_WINDOW)
+        timeout = max(0.005, until - now)
         waits = [asyncio.create_task(self.wakeup.wait()), asyncio.create_task(self.landed.wait())]
         try:
             await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
         finally:
             for waiter in waits:
                 waiter.cancel()
-        if self.landed.is_set():
-            await asyncio.sleep(BATCH_WINDOW)
+        if self.landed.is_set() and not self.wakeup.is_set():
+            await asyncio.sleep(BATCH_WINDOW)  # gather the deliveries landing together
 
     async def _hand_back(self) -> None:
         """Stopping: let deliveries under way finish for a moment, record them, and hand

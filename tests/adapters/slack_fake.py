@@ -42,6 +42,7 @@ class Call:
     args: dict[str, Any]
     result: dict[str, Any] = field(default_factory=dict)
     token: str | None = None  # the bearer token of the call, as its Authorization header said
+    at: float = field(default_factory=time.monotonic)  # when it arrived
 
 
 @dataclass
