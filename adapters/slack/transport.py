@@ -187,7 +187,9 @@ class SlackTransport:
 
     def _session(self) -> aiohttp.ClientSession:
         if self._http is None or self._http.closed:
-            self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
+            # No cap of its own: the dispatcher caps deliveries under way.
+            self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30),
+                                               connector=aiohttp.TCPConnector(limit=0))
         return self._http
 
     async def close(self) -> None:

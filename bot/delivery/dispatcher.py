@@ -16,6 +16,7 @@ message.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import functools
 import heapq
@@ -165,6 +166,7 @@ class Dispatcher:
         self.flights: dict[int, _Flight] = {}
         self.outcomes: list[Outcome] = []  # finished, not yet recorded
         self.landed = asyncio.Event()  # a flight finished
+        self.recording: asyncio.Task[DispatchStats] | None = None
         # time.monotonic() at which lines this dispatcher paced become due again.
         self.due_hints: list[float] = []
 
@@ -505,7 +507,7 @@ class Dispatcher:
             self.landed.clear()
             now = time.monotonic()
             try:
-                await self._record()
+                self._record_aside()
                 await self._renew()
                 polled = now - fed_at >= poll
                 if poked or polled:
@@ -526,6 +528,19 @@ class Dispatcher:
                 await asyncio.sleep(min(5.0, poll * 4))
                 continue
             await self._idle(fed_at + poll, claimed_at + CLAIM_EVERY, full)
+        await self._hand_back()
+
+    def _record_aside(self) -> None:
+        """Record finished deliveries in a task of its own, so claims go on meanwhile (a
+        line's next message is claimable only once its last is recorded, so nothing is
+        taken early)."""
+        if self.recording is not None and self.recording.done():
+            if not self.recording.cancelled() and (error := self.recording.exception()):
+                log.warning("outbox dispatcher: %s while recording deliveries; retrying",
+                            type(error).__name__)
+            self.recording = None
+        if self.recording is None and self.outcomes:
+            self.recording = asyncio.create_task(self._record(), name="outbox record")
 
     async def _idle(self, poll_at: float, claim_at: float, full: bool) -> None:
         """Sleep until a delivery lands, a paced line is about to come due, a poke, or the
@@ -554,6 +569,9 @@ class Dispatcher:
         if self.flights:
             await asyncio.wait([f.task for f in self.flights.values()],
                                timeout=HAND_BACK_GRACE)
+        if self.recording is not None:
+            with contextlib.suppress(Exception):
+                await self.recording
         out = [f.item.id for f in self.flights.values()]
         for flight in list(self.flights.values()):
             flight.task.cancel()

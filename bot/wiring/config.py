@@ -241,7 +241,7 @@ class Settings(BaseSettings):
     # Deliveries one process (replica) has under way at once, each the first message of its
     # line; with several replicas the lines spread across them.
     outbox_concurrency: int = Field(
-        100, ge=1, validation_alias=_env("SUBDESK_OUTBOX_CONCURRENCY", "outbox_concurrency")
+        200, ge=1, validation_alias=_env("SUBDESK_OUTBOX_CONCURRENCY", "outbox_concurrency")
     )
     # Seconds a claim holds a message; its holder renews it while delivering, and a message
     # whose holder died is taken by another replica once it runs out.

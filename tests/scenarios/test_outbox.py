@@ -432,10 +432,10 @@ async def test_poke_during_a_poll_is_not_lost(
     real_claim = d._claim
     polls = 0
 
-    async def claim(room: int) -> list[OutboxItem]:
+    async def claim(room: int, ahead: float = 0.0) -> list[OutboxItem]:
         nonlocal polls
         polls += 1
-        items = await real_claim(room)
+        items = await real_claim(room, ahead)
         if polls == 1:
             await enqueue(db, clock, "during-poll")
             d.poke()
