@@ -19,6 +19,11 @@ for the whole load the fastest schedule the fake accepts takes max over channels
 (n − 1) s, from the first post accepted to the last (9 s for 10 per channel).
 rate % = that minimum ÷ the time the run took from its first accepted post to its last.
 Start-up (processes, `/readyz`, queueing) is outside both and printed apart.
+
+Baseline, same run: the fake's own ceiling on this machine now — posts per second it
+answers to a bare aiohttp client (200 at a time, one post per channel, so none is
+refused), fake and client in processes of their own. The allowed rate is 1,000 posts a
+second; when the ceiling is below it, no client can reach it here.
 """
 
 from __future__ import annotations
@@ -137,6 +142,42 @@ async def _ask(fake: asyncio.subprocess.Process) -> dict[str, Any]:
     return dict(json.loads(await fake.stdout.readline()))
 
 
+async def ceiling(posts: int = 3000, at_once: int = 200) -> float:
+    """Posts per second the fake answers to a bare aiohttp client."""
+    fake = await asyncio.create_subprocess_exec(
+        sys.executable, __file__, "--serve-fake", stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE)
+    assert fake.stdout is not None and fake.stdin is not None
+    port = int(await fake.stdout.readline())
+    client = await asyncio.create_subprocess_exec(
+        sys.executable, __file__, "--hammer", str(port), str(posts), str(at_once),
+        stdout=asyncio.subprocess.PIPE)
+    out, _ = await client.communicate()
+    fake.stdin.close()
+    await fake.wait()
+    return posts / float(out)
+
+
+async def hammer(port: int, posts: int, at_once: int) -> None:
+    """Post `posts` messages to as many channels, `at_once` at a time; print the seconds."""
+    from aiohttp import TCPConnector
+
+    url = f"http://127.0.0.1:{port}/api/chat.postMessage"
+    numbers = iter(range(posts))
+    async with ClientSession(connector=TCPConnector(limit=0)) as http:
+        async def worker() -> None:
+            for n in numbers:
+                body = {"channel": f"C{n}", "text": "hi", "metadata": {
+                    "event_type": "subdesk_outbox", "event_payload": {"key": str(n)}}}
+                async with http.post(url, json=body,
+                                     headers={"Authorization": "Bearer xoxb-x"}) as resp:
+                    await resp.read()
+
+        started = time.monotonic()
+        await asyncio.gather(*(worker() for _ in range(at_once)))
+        print(time.monotonic() - started)
+
+
 async def run(base_url: str, replicas: int, channels: int, each: int,
               concurrency: int | None) -> dict[str, Any]:
     url = await _fresh_database(base_url)
@@ -232,10 +273,17 @@ async def main() -> None:
     parser.add_argument("--concurrency", type=int, default=None,
                         help="SUBDESK_OUTBOX_CONCURRENCY of each replica (default: its own)")
     parser.add_argument("--serve-fake", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--hammer", nargs=3, type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_fake:
         await serve_fake()
         return
+    if args.hammer:
+        await hammer(*args.hammer)
+        return
+    print(f"baseline: the fake answers {await ceiling():.0f} posts/s to a bare aiohttp "
+          f"client; {args.channels:,} channels allow {args.channels / PACE:.0f} posts/s",
+          flush=True)
     base = os.environ.get("SUBDESK_TEST_DATABASE_URL",
                           "postgresql://postgres@127.0.0.1:5432/postgres")
     for replicas in (int(n) for n in args.replicas.split(",")):
