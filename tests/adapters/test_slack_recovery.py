@@ -69,6 +69,7 @@ async def test_a_message_in_doubt_is_looked_up_in_its_channel_or_thread(
     assert replies["ts"] == root.id
     assert float(history["oldest"]) <= since.timestamp() - 59
     other = await transport.deliver(_item("other-key", in_doubt=since, thread=root), HELLO)
+    await transport.close()
     assert other not in (root, reply) and len(fake.of("chat.postMessage")) == 3
 
 

@@ -40,9 +40,11 @@ async def fake() -> AsyncIterator[FakeSlack]:
 
 
 @pytest.fixture
-def transport(fake: FakeSlack) -> SlackTransport:
+async def transport(fake: FakeSlack) -> AsyncIterator[SlackTransport]:
     client = AsyncWebClient(token="xoxb-test", base_url=fake.url)
-    return SlackTransport(OneWorkspace(client, TEAM))
+    transport = SlackTransport(OneWorkspace(client, TEAM))
+    yield transport
+    await transport.close()
 
 
 async def test_messages_land_where_their_address_says(
