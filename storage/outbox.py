@@ -334,9 +334,10 @@ class OutboxStore:
              for platform, target, at in lines],
         )
 
-    async def postpone(self, item_id: int, at: dt.datetime) -> None:
-        """Due again at `at`, as if this attempt had not been made."""
-        await self._due_again(item_id, at, counted=False)
+    async def postpone(self, item_id: int, at: dt.datetime, reason: str | None = None) -> None:
+        """Due again at `at`, as if this attempt had not been made (`reason`: why, shown
+        until it is delivered)."""
+        await self._due_again(item_id, at, counted=False, error=reason)
 
     async def mark_retry(self, item_id: int, at: dt.datetime, error: str,
                          in_doubt: dt.datetime | None = None) -> None:

@@ -348,7 +348,7 @@ class Dispatcher:
                 return await self._hold(item, str(exc))
             if exc.kind is FailureKind.RATE_LIMITED:
                 log.info("outbox %s: %s; again in %.1f s", item.id, exc, exc.retry_after or 0)
-                await self._postpone(item, exc.retry_after or 0.0)
+                await self._postpone(item, exc.retry_after or 0.0, str(exc))
                 return DispatchStats(retried=1)
             return await self._failed(item, str(exc), exc.retry_after, exc.permanent,
                                       in_doubt=exc.in_doubt)
@@ -381,13 +381,13 @@ class Dispatcher:
         # An edit of a card that never arrived (dead letter) goes out as a new message.
         return replace(item, thread=thread, replaces=replaces)
 
-    async def _postpone(self, item: OutboxItem, seconds: float) -> None:
+    async def _postpone(self, item: OutboxItem, seconds: float, reason: str) -> None:
         """Due again in `seconds`, the attempt not counted: a peer's rate limit says when
         to come back, and is no reason ever to dead-letter a message. The rest of the line
         waits behind it; other lines do not."""
         at = self.clock.now() + dt.timedelta(seconds=seconds)
         async with self.db.transaction() as session:
-            await OutboxStore(session, self.clock.now()).postpone(item.id, at)
+            await OutboxStore(session, self.clock.now()).postpone(item.id, at, reason)
         heapq.heappush(self.due_hints, time.monotonic() + seconds)
 
     async def _wait_for_card(self, item: OutboxItem) -> DispatchStats:
