@@ -513,6 +513,10 @@ class Dispatcher:
                 if poked or polled:
                     fed_at = now
                     await self._feed()
+                    # A line due before the next poll (a retry, a peer's Retry-After, one
+                    # another replica paced) wakes this one in time.
+                    if (wait := await self._next_due()) is not None and wait < poll:
+                        heapq.heappush(self.due_hints, now + max(0.0, wait))
                 room = self.capacity - len(self.flights)
                 soon = bool(self.due_hints) and self.due_hints[0] <= now + CLAIM_EVERY
                 if room > 0 and (poked or polled or full or soon) and (
