@@ -469,6 +469,10 @@ class OutboxRow(Base):
         Index("ix_outbox_dedupe_target", "dedupe_key", "platform", "target",
               postgresql_where=text("dedupe_key IS NOT NULL"),
               sqlite_where=text("dedupe_key IS NOT NULL")),
+        # The lines: each target's waiting messages in order (see `OutboxStore.claim_due`).
+        Index("ix_outbox_lines", "platform", "target", "id",
+              postgresql_where=text("status IN ('pending', 'sending')"),
+              sqlite_where=text("status IN ('pending', 'sending')")),
     )
 
     id: Mapped[int] = _id()
@@ -490,6 +494,10 @@ class OutboxRow(Base):
     edit: Mapped[bool] = mapped_column(Boolean, default=False)  # replaces the card `dedupe_key`
     created_at: Mapped[dt.datetime]
     sent_at: Mapped[dt.datetime | None]
+    attempted_at: Mapped[dt.datetime | None]  # when the latest claim started its attempt
+    # Set when an attempt may have reached the peer unconfirmed (its holder died, or the
+    # peer did not answer): the time to look for it from before sending again.
+    in_doubt_since: Mapped[dt.datetime | None]
 
 
 class ReminderClaimRow(Base):

@@ -5,9 +5,20 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import (
+    Table,
+    bindparam,
+    case,
+    delete,
+    func,
+    literal_column,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain import MessageRef, OutboxStatus
@@ -44,6 +55,10 @@ class OutboxItem:
     card: str | None = None  # the card this message is (or, with `edit`, replaces)
     edit: bool = False
     ref_channel: str | None = None
+    attempted_at: dt.datetime | None = None
+    # When an earlier attempt may have reached the peer unconfirmed: the transport looks for
+    # the message from then on before sending it again (see `OutboxStore.claim_due`).
+    in_doubt: dt.datetime | None = None
     # Set by the dispatcher for the transport: the thread root to reply under, and the
     # message an edit replaces.
     thread: MessageRef | None = field(default=None, compare=False)
@@ -76,6 +91,24 @@ def _item(row: OutboxRow) -> OutboxItem:
         card=row.dedupe_key,
         edit=row.edit,
         ref_channel=row.ref_channel,
+        attempted_at=row.attempted_at,
+        in_doubt=row.in_doubt_since,
+    )
+
+
+_TABLE = cast(Table, OutboxRow.__table__)
+# Written out, not bound: a prepared statement's generic plan can use the partial index
+# `ix_outbox_lines` only when its predicate is in the statement itself.
+_ACTIVE_ROWS = text("outbox.status IN ('pending', 'sending')")
+_PENDING: Any = literal_column("'pending'")
+
+
+def _heads(platforms: Sequence[str]) -> Any:
+    """The first waiting or in-flight message of every line (platform, target)."""
+    return (
+        select(func.min(OutboxRow.id))
+        .where(_ACTIVE_ROWS, OutboxRow.platform.in_(platforms))
+        .group_by(OutboxRow.platform, OutboxRow.target)
     )
 
 
@@ -159,43 +192,79 @@ class OutboxStore:
         return [_item(r) for r in rows]
 
     async def claim_due(
-        self, *, limit: int, worker: str, lease: dt.timedelta, platforms: list[str]
+        self, *, limit: int, worker: str, lease: dt.timedelta, platforms: list[str],
+        ahead: dt.timedelta = dt.timedelta(0),
     ) -> list[OutboxItem]:
-        """Take up to `limit` due messages (and ones whose lease ran out) for delivery.
+        """Take the first message of up to `limit` lines (one per platform and target)
+        whose first message is due, or was claimed by a holder whose lease ran out.
 
+        A line whose first message is in flight, or waits for a retry, a peer's rate limit
+        or its pacing, is skipped whole: its messages go out in order, one at a time.
         On PostgreSQL concurrent dispatchers skip each other's rows (`SKIP LOCKED`); on
-        SQLite the write transaction itself serialises them.
+        SQLite the write transaction itself serialises them. A message taken over from a
+        holder that died may have been sent already: it comes back marked in doubt since
+        its attempt started. With `ahead`, messages due that much later are taken too (the
+        caller waits for their time: one claim serves the lines coming due meanwhile).
         """
-        due = (
+        due = or_(
+            (OutboxRow.status == OutboxStatus.PENDING.value)
+            & (OutboxRow.next_attempt_at <= self.now + ahead),
+            (OutboxRow.status == OutboxStatus.SENDING.value)
+            & (OutboxRow.lease_until < self.now),
+        )
+        query = (
             select(OutboxRow.id)
-            .where(
-                OutboxRow.platform.in_(platforms),
-                or_(
-                    (OutboxRow.status == OutboxStatus.PENDING.value)
-                    & (OutboxRow.next_attempt_at <= self.now),
-                    (OutboxRow.status == OutboxStatus.SENDING.value)
-                    & (OutboxRow.lease_until < self.now),
-                )
-            )
+            .where(OutboxRow.id.in_(_heads(platforms)), due)
             .order_by(OutboxRow.next_attempt_at, OutboxRow.id)
             .limit(limit)
             .with_for_update(skip_locked=True)
         )
-        ids = list(await self.s.scalars(due))
+        ids = list(await self.s.scalars(query))
         if not ids:
             return []
+        taken_over = OutboxRow.status == OutboxStatus.SENDING.value
         rows = await self.s.scalars(
             update(OutboxRow)
-            .where(OutboxRow.id.in_(ids))
+            .where(OutboxRow.id.in_(ids), due)
             .values(
                 status=OutboxStatus.SENDING.value,
                 lease_until=self.now + lease,
                 claimed_by=worker,
                 attempts=OutboxRow.attempts + 1,
+                attempted_at=self.now,
+                in_doubt_since=case(
+                    (taken_over, func.coalesce(OutboxRow.in_doubt_since,
+                                               OutboxRow.attempted_at, self.now)),
+                    else_=OutboxRow.in_doubt_since,
+                ),
             )
             .returning(OutboxRow)
         )
         return sorted((_item(r) for r in rows), key=lambda i: (i.next_attempt_at, i.id))
+
+    async def renew(self, item_ids: Sequence[int], worker: str, lease: dt.timedelta) -> None:
+        """Extend the lease of messages this worker is still delivering."""
+        if item_ids:
+            await self.s.execute(
+                update(OutboxRow)
+                .where(OutboxRow.id.in_(item_ids), OutboxRow.claimed_by == worker,
+                       OutboxRow.status == OutboxStatus.SENDING.value)
+                .values(lease_until=self.now + lease)
+            )
+
+    async def hand_back(self, item_ids: Sequence[int], worker: str) -> None:
+        """Give back messages whose attempt started but whose outcome this worker will not
+        learn (it is stopping): due again now, in doubt since their attempt started."""
+        if item_ids:
+            await self.s.execute(
+                update(OutboxRow)
+                .where(OutboxRow.id.in_(item_ids), OutboxRow.claimed_by == worker,
+                       OutboxRow.status == OutboxStatus.SENDING.value)
+                .values(status=OutboxStatus.PENDING.value, lease_until=None, claimed_by=None,
+                        next_attempt_at=self.now,
+                        in_doubt_since=func.coalesce(OutboxRow.in_doubt_since,
+                                                     OutboxRow.attempted_at, self.now))
+            )
 
     async def release(self, item_ids: list[int], worker: str) -> None:
         """Give back messages this worker claimed but did not try: due again, attempt undone."""
@@ -217,25 +286,64 @@ class OutboxStore:
         )
 
     async def mark_sent(self, item_id: int, ref: MessageRef | None) -> None:
+        await self.mark_sent_many([(item_id, ref, self.now)])
+
+    async def mark_sent_many(
+        self, sent: Sequence[tuple[int, MessageRef | None, dt.datetime]]
+    ) -> None:
+        """Record many deliveries at once: (id, where it landed, when)."""
+        if not sent:
+            return
+        table = _TABLE.c
         await self.s.execute(
-            update(OutboxRow)
-            .where(OutboxRow.id == item_id)
+            update(_TABLE)
+            .where(table.id == bindparam("b_id"))
             .values(
                 status=OutboxStatus.SENT.value,
-                sent_at=self.now,
+                sent_at=bindparam("b_sent_at"),
                 lease_until=None,
-                platform_ref=None if ref is None else ref.id[:255],
-                ref_channel=None if ref is None else ref.channel[:255],
+                platform_ref=bindparam("b_ref"),
+                ref_channel=bindparam("b_channel"),
                 last_error=None,
-            )
+                in_doubt_since=None,
+            ),
+            [{"b_id": item_id, "b_sent_at": at,
+              "b_ref": None if ref is None else ref.id[:255],
+              "b_channel": None if ref is None else ref.channel[:255]}
+             for item_id, ref, at in sent],
         )
 
-    async def postpone(self, item_id: int, at: dt.datetime) -> None:
-        """Due again at `at`, as if this attempt had not been made."""
-        await self._due_again(item_id, at, counted=False)
+    async def pace(self, lines: Sequence[tuple[str, str, dt.datetime]]) -> None:
+        """Hold each line's next waiting message until at least the time given: (platform,
+        target, not before). Kept in the table, so every dispatcher paces the line alike."""
+        if not lines:
+            return
+        table = _TABLE.c
+        following = (
+            select(func.min(table.id))
+            .where(table.platform == bindparam("b_platform"),
+                   table.target == bindparam("b_target"),
+                   table.status == _PENDING, _ACTIVE_ROWS)
+            .scalar_subquery()
+        )
+        await self.s.execute(
+            update(_TABLE)
+            .where(table.id == following, table.next_attempt_at < bindparam("b_at"))
+            .values(next_attempt_at=bindparam("b_at")),
+            [{"b_platform": platform, "b_target": target, "b_at": at}
+             for platform, target, at in lines],
+        )
 
-    async def mark_retry(self, item_id: int, at: dt.datetime, error: str) -> None:
-        await self._due_again(item_id, at, error=error)
+    async def postpone(self, item_id: int, at: dt.datetime, reason: str | None = None) -> None:
+        """Due again at `at`, as if this attempt had not been made (`reason`: why, shown
+        until it is delivered)."""
+        await self._due_again(item_id, at, counted=False, error=reason)
+
+    async def mark_retry(self, item_id: int, at: dt.datetime, error: str,
+                         in_doubt: dt.datetime | None = None) -> None:
+        """Due again at `at` after a failed attempt; `in_doubt` when the attempt may have
+        reached the peer all the same (no answer came)."""
+        await self._due_again(item_id, at, error=error, in_doubt=in_doubt)
 
     async def mark_held(self, item_id: int, at: dt.datetime, error: str) -> None:
         """Wait for the operator (a configuration failure): due again at `at`, and the
@@ -243,11 +351,14 @@ class OutboxStore:
         await self._due_again(item_id, at, counted=False, error=HELD_PREFIX + error)
 
     async def _due_again(
-        self, item_id: int, at: dt.datetime, *, counted: bool = True, error: str | None = None
+        self, item_id: int, at: dt.datetime, *, counted: bool = True, error: str | None = None,
+        in_doubt: dt.datetime | None = None,
     ) -> None:
         values: dict[str, Any] = {
             "status": OutboxStatus.PENDING.value, "next_attempt_at": at, "lease_until": None,
         }
+        if in_doubt is not None:  # once in doubt, only a delivery settles it
+            values["in_doubt_since"] = func.coalesce(OutboxRow.in_doubt_since, in_doubt)
         if not counted:
             values["attempts"] = OutboxRow.attempts - 1
         if error is not None:
@@ -360,11 +471,11 @@ class OutboxStore:
         return [_item(r) for r in await self.s.scalars(stmt)]
 
     async def next_due(self, platforms: list[str]) -> dt.datetime | None:
-        """When the earliest pending message becomes due (None when nothing is pending)."""
+        """When the first message of a line next becomes due (None when nothing waits)."""
         value = await self.s.scalar(
             select(func.min(OutboxRow.next_attempt_at)).where(
                 OutboxRow.status == OutboxStatus.PENDING.value,
-                OutboxRow.platform.in_(platforms),
+                OutboxRow.id.in_(_heads(platforms)),
             )
         )
         if value is None:

@@ -263,6 +263,7 @@ class SlackAdapter:
             while not self._queue.empty():
                 self._queue.get_nowait().close()
                 self._queue.task_done()
+        await self.transport.close()
 
     async def settle(self, seconds: float = 10.0) -> None:
         """Wait (up to `seconds`) until every acknowledged request has been answered."""

@@ -1,8 +1,15 @@
 """Outbox delivery to Slack through the Web API (`chat.postMessage`, `chat.update`,
-`conversations.open`), with Slack's failures mapped to the outbox's failure kinds."""
+`conversations.open`), with Slack's failures mapped to the outbox's failure kinds.
+
+Every post carries message `metadata` naming its outbox key. A message in doubt (its
+earlier attempt may have been posted just before its sender died, or no answer came) is
+looked up first — `conversations.history` of the channel, or `conversations.replies` of its
+thread, from shortly before that attempt — and when found, that message is the delivery:
+Slack, like Matrix, gets no second copy."""
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 import aiohttp
@@ -30,6 +37,11 @@ CONFIGURATION_ERRORS = frozenset({
     "ekm_access_denied", "org_login_required",
 })
 RATE_LIMITED_DEFAULT = 30.0  # seconds, when Slack says ratelimited without a Retry-After
+METADATA_EVENT = "subdesk_outbox"  # the metadata event type of every post
+# A message in doubt is looked for from this long before its attempt started (clock skew),
+# through at most this many pages of history.
+LOOKUP_MARGIN = dt.timedelta(seconds=60)
+LOOKUP_PAGES = 5
 
 
 def delivery_error(exc: SlackApiError) -> DeliveryError:
@@ -41,7 +53,7 @@ def delivery_error(exc: SlackApiError) -> DeliveryError:
     headers = getattr(response, "headers", None) or {}
     if status == 429 or error == "ratelimited":
         return DeliveryError(f"Slack rate limit (HTTP {status or 200})",
-                             retry_after=_retry_after(headers))
+                             retry_after=_retry_after(headers), kind=FailureKind.RATE_LIMITED)
     if error in CONFIGURATION_ERRORS:
         return DeliveryError(f"Slack refused the bot token or its scopes: {error}",
                              kind=FailureKind.CONFIGURATION)
@@ -116,6 +128,10 @@ class SlackTransport:
 
     def __init__(self, workspaces: OneWorkspace | InstalledWorkspaces) -> None:
         self.workspaces = workspaces
+        self.found = 0  # messages in doubt found already posted (not posted again)
+        # One connection pool for every Web API call of the outbox (slack_sdk opens and
+        # closes a session per call otherwise: a TCP handshake and a pool per message).
+        self._http: aiohttp.ClientSession | None = None
         self._ims: dict[tuple[str, str], str] = {}
         # Why Slack last refused the one bot token or its scopes on a delivery; None once one
         # works. With OAuth installs a refusal holds up one workspace only, not readiness.
@@ -136,6 +152,8 @@ class SlackTransport:
         body = render(message).payload()
         team, _, address = item.target.rpartition(":")
         client = await self.workspaces.client_for(team)
+        if client.session is None:
+            client.session = self._session()
         try:
             if item.replaces is not None:
                 ref = item.replaces
@@ -146,15 +164,63 @@ class SlackTransport:
                 body["thread_ts"] = item.thread.id
             else:
                 channel = await self._channel(client, item.kind, team, address)
+            if item.in_doubt is not None:
+                found = await self._find(client, channel, item.thread, item.key, item.in_doubt)
+                if found is not None:
+                    self.found += 1
+                    return found
+            body["metadata"] = {"event_type": METADATA_EVENT,
+                                "event_payload": {"key": item.key}}
             response = await client.chat_postMessage(channel=channel, **body)
         except SlackApiError as exc:
             error = delivery_error(exc)
             if error.kind is FailureKind.CONFIGURATION:
                 raise self.workspaces.refused(team, error) from None
             raise error from None
-        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+        except (TimeoutError, aiohttp.ServerDisconnectedError) as exc:
+            # The post may have arrived: the next attempt looks for it first.
+            raise DeliveryError(f"Slack did not answer: {type(exc).__name__}",
+                                in_doubt=True) from None
+        except (aiohttp.ClientError, OSError) as exc:
             raise DeliveryError(f"Slack unreachable: {type(exc).__name__}") from None
         return MessageRef(str(response["channel"]), str(response["ts"]))
+
+    def _session(self) -> aiohttp.ClientSession:
+        if self._http is None or self._http.closed:
+            # No cap of its own: the dispatcher caps deliveries under way.
+            self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30),
+                                               connector=aiohttp.TCPConnector(limit=0))
+        return self._http
+
+    async def close(self) -> None:
+        """Close the connection pool (the adapter is stopping)."""
+        if self._http is not None:
+            await self._http.close()
+
+    async def _find(self, client: AsyncWebClient, channel: str, thread: MessageRef | None,
+                    key: str, since: dt.datetime) -> MessageRef | None:
+        """The message posted with outbox key `key` in `channel` (under `thread`) since
+        shortly before `since`, if there is one."""
+        oldest = f"{(since - LOOKUP_MARGIN).timestamp():.6f}"
+        cursor: str | None = None
+        for _ in range(LOOKUP_PAGES):
+            if thread is None:
+                page = await client.conversations_history(
+                    channel=channel, oldest=oldest, limit=200, include_all_metadata=True,
+                    cursor=cursor)
+            else:
+                page = await client.conversations_replies(
+                    channel=channel, ts=thread.id, oldest=oldest, limit=200,
+                    include_all_metadata=True, cursor=cursor)
+            for posted in page.get("messages") or ():
+                metadata = posted.get("metadata") or {}
+                if (metadata.get("event_type") == METADATA_EVENT
+                        and (metadata.get("event_payload") or {}).get("key") == key):
+                    return MessageRef(channel, str(posted["ts"]))
+            cursor = (page.get("response_metadata") or {}).get("next_cursor") or None
+            if not page.get("has_more") or cursor is None:
+                return None
+        return None
 
     async def _channel(self, client: AsyncWebClient, kind: str, team: str, address: str
                        ) -> str:

@@ -1,8 +1,16 @@
 """The outbox dispatcher: claims due messages, delivers them, retries, dead-letters.
 
+Each target (platform + address) is a line: its messages go out in order, one at a time,
+spaced by the per-target interval, and a line waiting (a peer's `Retry-After`, a retry's
+backoff, its pacing) holds up no other line. A dispatcher claims the first due message of
+up to `outbox_concurrency` lines at once, delivers them side by side, and records the
+outcomes in batches; several dispatchers (replicas) share the lines through the table, and
+a line's pacing is kept there too, so whichever replica takes its next message paces it.
+
 Delivery is at-least-once at the transport and exactly-once per idempotency key in the
-table; transports that can (Matrix transaction ids, email Message-IDs) make a resend after
-a crash land as the same message.
+table; transports that can (Matrix transaction ids, email Message-IDs, Slack message
+metadata looked up for a message in doubt) make a resend after a crash land as the same
+message.
 """
 
 from __future__ import annotations
@@ -10,14 +18,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import functools
+import heapq
 import logging
 import os
 import random
 import socket
 import time
-from collections import defaultdict
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 from bot.clock import Clock
 from bot.delivery.intents import Audience, Dropped, Intents, UnknownIntent
@@ -32,9 +41,16 @@ from storage.outbox import OutboxItem, OutboxStore
 
 log = logging.getLogger(__name__)
 
-LEASE = dt.timedelta(seconds=120)
+LEASE = dt.timedelta(seconds=60)
 # An edit whose card has not been delivered yet waits this long before looking again.
 CARD_WAIT = dt.timedelta(seconds=2)
+# Pause that gathers finished deliveries into one write.
+BATCH_WINDOW = 0.02
+# A running dispatcher claims at most this often, taking the lines due within as long
+# (each delivery then waits for its line's time): one claim query serves many lines.
+CLAIM_EVERY = 0.1
+# Seconds a stopping dispatcher waits for the deliveries under way before handing them back.
+HAND_BACK_GRACE = 3.0
 
 
 @dataclass
@@ -45,11 +61,8 @@ class DispatchStats:
     dropped: int = 0
     held: int = 0  # waiting for the operator to fix the configuration
     fed: int = 0  # queue entries turned into messages by the feed
-    throttled: float | None = None  # seconds the peer asked to wait (rate limited)
 
     def __iadd__(self, other: DispatchStats) -> DispatchStats:
-        if other.throttled is not None:
-            self.throttled = max(self.throttled or 0.0, other.throttled)
         self.sent += other.sent
         self.retried += other.retried
         self.dead += other.dead
@@ -70,33 +83,36 @@ Feed = Callable[[], Awaitable[int]]
 
 
 @dataclass(frozen=True)
+class _Sent:
+    """A delivery the peer confirmed, to be recorded with others in one transaction."""
+
+    item: OutboxItem
+    placed: OutboxItem
+    message: Message
+    ref: MessageRef | None
+    at: dt.datetime
+    landed: float  # time.monotonic() of the answer
+
+
+Outcome = DispatchStats | _Sent
+
+
+@dataclass
+class _Flight:
+    """A delivery under way: its task, and when its lease was last extended."""
+
+    item: OutboxItem
+    task: asyncio.Task[Outcome]
+    renewed: float
+
+
+@dataclass(frozen=True)
 class Hold:
     """A platform whose delivery waits for the operator (wrong password, TLS settings)."""
 
     reason: str
     until: float  # time.monotonic() of the next probe
     failures: int
-
-
-@dataclass
-class _Pacer:
-    """Per-target spacing (Slack allows about one message a second per channel)."""
-
-    interval: float
-    last: dict[tuple[str, str], float] = field(default_factory=dict)
-
-    def delay(self, key: tuple[str, str]) -> float:
-        """Seconds until `key` may be sent to again."""
-        if self.interval <= 0:
-            return 0.0
-        return max(0.0, self.last.get(key, 0.0) + self.interval - time.monotonic())
-
-    async def wait(self, key: tuple[str, str]) -> None:
-        if self.interval <= 0:
-            return
-        if (delay := self.delay(key)) > 0:
-            await asyncio.sleep(delay)
-        self.last[key] = time.monotonic()
 
 
 def standard_intents() -> Intents:
@@ -126,7 +142,7 @@ class Dispatcher:
         on_dead: Callable[[OutboxItem, str], None] | None = None,
         alarm: Callable[[OutboxItem], Awaitable[object]] | None = None,
         rng: random.Random | None = None,
-        lease: dt.timedelta = LEASE,
+        lease: dt.timedelta | None = None,
         intents: Intents | None = None,
         feed: Feed | None = None,
     ) -> None:
@@ -139,14 +155,20 @@ class Dispatcher:
         self.on_dead = on_dead
         self.alarm = alarm  # raises the internal "dead letters" alert
         self.rng = rng or random.Random()
-        self.lease = lease
+        self.lease = lease or dt.timedelta(seconds=settings.outbox_lease)
+        self.capacity = max(1, settings.outbox_concurrency)
+        self.interval = max(0.0, settings.outbox_per_target_interval)
         self.intents = intents or standard_intents()
         self.feed = feed
         self.feed_failure: str | None = None
-        self.pacer = _Pacer(settings.outbox_per_target_interval)
         self.wakeup = asyncio.Event()
         self.holds: dict[str, Hold] = {}
-        self.probing: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self.flights: dict[int, _Flight] = {}
+        self.outcomes: list[Outcome] = []  # finished, not yet recorded
+        self.landed = asyncio.Event()  # a flight finished
+        self.recording: asyncio.Task[DispatchStats] | None = None
+        # time.monotonic() at which lines this dispatcher paced become due again.
+        self.due_hints: list[float] = []
 
     def _holding(self, platform: str) -> bool:
         hold = self.holds.get(platform)
@@ -162,31 +184,55 @@ class Dispatcher:
         """Tell a running dispatcher that something was queued."""
         self.wakeup.set()
 
-    async def run_once(self, limit: int = 100) -> DispatchStats:
-        """Feed the outbox (see `Feed`), then claim one batch of due messages and deliver it."""
-        fed = await self._feed()
+    # Claiming ----------------------------------------------------------------------------
+
+    async def _claim(self, room: int, ahead: float = 0.0) -> list[OutboxItem]:
+        """The first due message of up to `room` lines. A platform probing after a
+        configuration failure gets one message at a time, and none while one is out."""
         platforms = self._open_platforms()
-        if self.holds and not platforms:  # every platform waits for the operator
-            return DispatchStats(fed=fed)
+        flying = {f.item.platform for f in self.flights.values()}
+        free = [p for p in platforms if p not in self.holds]
+        probing = [p for p in platforms if p in self.holds and p not in flying]
+        items: list[OutboxItem] = []
         async with self.db.transaction() as session:
             store = OutboxStore(session, self.clock.now())
-            items = await store.claim_due(
-                limit=limit, worker=self.worker, lease=self.lease, platforms=platforms
-            )
-        if not items:
-            return DispatchStats(fed=fed)
-        # Stop starting deliveries well before the lease runs out: after that another
-        # dispatcher may claim the same rows, and a paced queue to one target can be long.
-        budget_end = time.monotonic() + self.lease.total_seconds() / 2
-        groups: dict[tuple[str, str], list[OutboxItem]] = defaultdict(list)
+            if free and room > 0:
+                items += await store.claim_due(limit=room, worker=self.worker,
+                                               lease=self.lease, platforms=free,
+                                               ahead=dt.timedelta(seconds=ahead))
+            for platform in probing:
+                if len(items) < room:
+                    items += await store.claim_due(limit=1, worker=self.worker,
+                                                   lease=self.lease, platforms=[platform])
+        return items
+
+    def _launch(self, items: list[OutboxItem]) -> None:
+        now = time.monotonic()
         for item in items:
-            groups[(item.platform, item.target)].append(item)
-        results = await asyncio.gather(
-            *(self._deliver_group(k, g, budget_end) for k, g in groups.items())
-        )
-        total = DispatchStats(fed=fed)
-        for stats in results:
-            total += stats
+            task = asyncio.create_task(self._attempt(item), name=f"outbox {item.id}")
+            self.flights[item.id] = _Flight(item, task, now)
+            task.add_done_callback(functools.partial(self._landed, item.id))
+
+    def _landed(self, item_id: int, task: asyncio.Task[Outcome]) -> None:
+        self.flights.pop(item_id, None)
+        if not task.cancelled():
+            self.outcomes.append(task.result())
+        self.landed.set()
+
+    async def run_once(self, limit: int = 100) -> DispatchStats:
+        """Feed the outbox (see `Feed`), then deliver the due messages of every line, a
+        batch of lines at a time, until `limit` were tried or no line has one due."""
+        total = DispatchStats(fed=await self._feed())
+        tried = 0
+        while tried < limit:
+            items = await self._claim(min(limit - tried, self.capacity))
+            if not items:
+                break
+            tried += len(items)
+            self._launch(items)
+            await asyncio.gather(*(self.flights[i.id].task for i in items
+                                   if i.id in self.flights))
+            total += await self._record()
         return total
 
     async def _feed(self) -> int:
@@ -206,40 +252,84 @@ class Dispatcher:
         self.feed_failure = None
         return fed
 
-    async def _deliver_group(
-        self, key: tuple[str, str], items: list[OutboxItem], budget_end: float
-    ) -> DispatchStats:
-        stats = DispatchStats()
-        for index, item in enumerate(items):
-            if self._holding(key[0]) or time.monotonic() + self.pacer.delay(key) >= budget_end:
-                await self._release(items[index:])
-                break
-            await self.pacer.wait(key)
-            if key[0] not in self.holds:
-                done = await self._deliver(item)
-                stats += done
-                if done.throttled is not None:  # the rest of this target waits as long
-                    await self._postpone(items[index + 1:], done.throttled)
-                    break
-                continue
-            # Probing after a configuration failure: one message at a time on the platform,
-            # and none more once a probe has failed again meanwhile.
-            before = self.holds.get(key[0])
-            async with self.probing[key[0]]:
-                if self._holding(key[0]) or self.holds.get(key[0]) is not before:
-                    await self._release(items[index:])
-                    break
-                stats += await self._deliver(item)
-        return stats
+    # Recording ---------------------------------------------------------------------------
 
-    async def _release(self, items: list[OutboxItem]) -> None:
-        """Hand claimed but unattempted messages back, as if never claimed."""
+    async def _record(self) -> DispatchStats:
+        """Write down the deliveries that finished, in one transaction; failures wrote
+        their own. Kept for the next try when the database cannot take them now."""
+        outcomes, self.outcomes = self.outcomes, []
+        total = DispatchStats()
+        sent = [o for o in outcomes if isinstance(o, _Sent)]
+        for outcome in outcomes:
+            if isinstance(outcome, DispatchStats):
+                total += outcome
+        if not sent:
+            return total
+        try:
+            await self._record_sent(sent)
+        except BaseException:
+            self.outcomes[:0] = sent
+            raise
+        total.sent += len(sent)
+        return total
+
+    async def _record_sent(self, sent: list[_Sent]) -> None:
         async with self.db.transaction() as session:
-            await OutboxStore(session, self.clock.now()).release(
-                [item.id for item in items], self.worker
-            )
+            now = self.clock.now()
+            store = OutboxStore(session, now)
+            await store.mark_sent_many([(s.item.id, s.ref, s.at) for s in sent])
+            links = LinkStore(session, now)
+            for s in sent:
+                if s.ref is None:
+                    continue
+                if s.message.thread_key is not None and s.placed.thread is None:
+                    await links.remember(s.item.platform, s.item.target, s.message.thread_key,
+                                         s.ref)
+                if s.message.card_key is not None and not s.item.edit:
+                    await links.remember(s.item.platform, s.item.target, s.message.card_key,
+                                         s.ref)
+            if self.interval > 0:
+                pace = dt.timedelta(seconds=self.interval)
+                await store.pace([(s.item.platform, s.item.target, s.at + pace) for s in sent])
+            for platform in sorted({s.item.platform for s in sent}):
+                if self.holds.pop(platform, None) is not None:
+                    waiting = await store.resume(platform)
+                    log.warning("outbox: %s delivery works again; %s held message(s) due now",
+                                platform, waiting)
+        if self.interval > 0:
+            for s in sent:
+                heapq.heappush(self.due_hints, s.landed + self.interval)
 
-    async def _deliver(self, item: OutboxItem) -> DispatchStats:
+    async def _renew(self) -> None:
+        """Extend the leases of deliveries that have run for a third of theirs."""
+        now = time.monotonic()
+        third = self.lease.total_seconds() / 3
+        stale = [f for f in self.flights.values() if now - f.renewed >= third]
+        if not stale:
+            return
+        async with self.db.transaction() as session:
+            await OutboxStore(session, self.clock.now()).renew(
+                [f.item.id for f in stale], self.worker, self.lease)
+        for flight in stale:
+            flight.renewed = now
+
+    # Delivering --------------------------------------------------------------------------
+
+    async def _attempt(self, item: OutboxItem) -> Outcome:
+        """One delivery (when its line's time comes, for one claimed ahead); a failure is
+        recorded at once, a success returned for the batch."""
+        if (wait := (item.next_attempt_at - self.clock.now()).total_seconds()) > 0:
+            await asyncio.sleep(wait)
+        try:
+            return await self._deliver(item)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the database failed while recording a failure
+            log.warning("outbox %s: %s while recording a failed attempt", item.id,
+                        type(exc).__name__)
+            return DispatchStats()
+
+    async def _deliver(self, item: OutboxItem) -> Outcome:
         transport = self.transports[item.platform]
         try:
             message = await self.intents.render(
@@ -258,27 +348,14 @@ class Dispatcher:
                 return await self._hold(item, str(exc))
             if exc.kind is FailureKind.RATE_LIMITED:
                 log.info("outbox %s: %s; again in %.1f s", item.id, exc, exc.retry_after or 0)
-                await self._postpone([item], exc.retry_after or 0.0)
-                return DispatchStats(retried=1, throttled=exc.retry_after or 0.0)
-            return await self._failed(item, str(exc), exc.retry_after, exc.permanent)
+                await self._postpone(item, exc.retry_after or 0.0, str(exc))
+                return DispatchStats(retried=1)
+            return await self._failed(item, str(exc), exc.retry_after, exc.permanent,
+                                      in_doubt=exc.in_doubt)
         except Exception as exc:  # a transport bug or an unexpected peer answer
             log.warning("outbox %s: %s while delivering", item.id, type(exc).__name__)
             return await self._failed(item, f"{type(exc).__name__}: {exc}", None, False)
-        async with self.db.transaction() as session:
-            now = self.clock.now()
-            store = OutboxStore(session, now)
-            await store.mark_sent(item.id, ref)
-            if ref is not None:
-                links = LinkStore(session, now)
-                if message.thread_key is not None and placed.thread is None:
-                    await links.remember(item.platform, item.target, message.thread_key, ref)
-                if message.card_key is not None and not item.edit:
-                    await links.remember(item.platform, item.target, message.card_key, ref)
-            if self.holds.pop(item.platform, None) is not None:
-                waiting = await store.resume(item.platform)
-                log.warning("outbox: %s delivery works again; %s held message(s) due now",
-                            item.platform, waiting)
-        return DispatchStats(sent=1)
+        return _Sent(item, placed, message, ref, self.clock.now(), time.monotonic())
 
     async def _place(self, item: OutboxItem, message: Message) -> OutboxItem | None:
         """`item` with the thread root to reply under and, for an edit, the message it
@@ -304,16 +381,14 @@ class Dispatcher:
         # An edit of a card that never arrived (dead letter) goes out as a new message.
         return replace(item, thread=thread, replaces=replaces)
 
-    async def _postpone(self, items: list[OutboxItem], seconds: float) -> None:
+    async def _postpone(self, item: OutboxItem, seconds: float, reason: str) -> None:
         """Due again in `seconds`, the attempt not counted: a peer's rate limit says when
-        to come back, and is no reason ever to dead-letter a message."""
-        if not items:
-            return
+        to come back, and is no reason ever to dead-letter a message. The rest of the line
+        waits behind it; other lines do not."""
         at = self.clock.now() + dt.timedelta(seconds=seconds)
         async with self.db.transaction() as session:
-            store = OutboxStore(session, self.clock.now())
-            for item in items:
-                await store.postpone(item.id, at)
+            await OutboxStore(session, self.clock.now()).postpone(item.id, at, reason)
+        heapq.heappush(self.due_hints, time.monotonic() + seconds)
 
     async def _wait_for_card(self, item: OutboxItem) -> DispatchStats:
         """Put an edit back until the card it replaces has been delivered (no attempt used)."""
@@ -346,7 +421,8 @@ class Dispatcher:
         return DispatchStats(held=1)
 
     async def _failed(
-        self, item: OutboxItem, error: str, retry_after: float | None, permanent: bool
+        self, item: OutboxItem, error: str, retry_after: float | None, permanent: bool,
+        *, in_doubt: bool = False,
     ) -> DispatchStats:
         now = self.clock.now()
         async with self.db.transaction() as session:
@@ -365,7 +441,10 @@ class Dispatcher:
                         self.rng,
                     )
                 )
-                await store.mark_retry(item.id, now + dt.timedelta(seconds=delay), error)
+                await store.mark_retry(
+                    item.id, now + dt.timedelta(seconds=delay), error,
+                    in_doubt=(item.attempted_at or now) if in_doubt else None,
+                )
                 dead = False
         if dead:
             log.error("outbox %s dead after %s attempt(s): %s", item.id, item.attempts, error)
@@ -381,7 +460,8 @@ class Dispatcher:
         return DispatchStats(retried=1)
 
     async def drain(self, *, max_wait: float = 60.0) -> DispatchStats:
-        """Deliver everything due now, waiting for retries due within `max_wait` seconds."""
+        """Deliver everything due now, waiting for retries and paced messages due within
+        `max_wait` seconds."""
         total = DispatchStats()
         deadline = time.monotonic() + max_wait
         while True:
@@ -392,13 +472,17 @@ class Dispatcher:
             if not await self._sleep_until_next(deadline):
                 return total
 
-    async def _sleep_until_next(self, deadline: float) -> bool:
-        """Sleep until the next pending message is due, if that is before the deadline."""
+    async def _next_due(self) -> float | None:
+        """Seconds until the first message of a line is next due (None: nothing waits)."""
         async with self.db.read() as session:
             due = await OutboxStore(session, self.clock.now()).next_due(self._open_platforms())
-        if due is None:
+        return None if due is None else (due - self.clock.now()).total_seconds()
+
+    async def _sleep_until_next(self, deadline: float) -> bool:
+        """Sleep until the next pending message is due, if that is before the deadline."""
+        wait = await self._next_due()
+        if wait is None:
             return False
-        wait = (due - self.clock.now()).total_seconds()
         if wait <= 0:
             return True
         if time.monotonic() + wait > deadline:
@@ -407,17 +491,101 @@ class Dispatcher:
         return True
 
     async def run_forever(self, stop: asyncio.Event) -> None:
-        """Deliver until `stop` is set; sleeps between polls unless poked."""
-        interval = self.settings.outbox_poll_interval
+        """Deliver until `stop` is set, then hand back what is still in hand.
+
+        Lines are claimed as their first message comes due, up to `outbox_concurrency`
+        deliveries at once, at most every `CLAIM_EVERY` seconds; finished ones are recorded
+        together. Between rounds it sleeps until a delivery finishes, a line it paced is
+        about to come due, it is poked, or the poll interval passes.
+        """
+        poll = self.settings.outbox_poll_interval
+        fed_at = claimed_at = -poll
+        full = False
         while not stop.is_set():
+            poked = self.wakeup.is_set()
             self.wakeup.clear()  # before polling, so a poke during the poll is not lost
+            self.landed.clear()
+            now = time.monotonic()
             try:
-                stats = await self.run_once()
+                self._record_aside()
+                await self._renew()
+                polled = now - fed_at >= poll
+                if poked or polled:
+                    fed_at = now
+                    await self._feed()
+                    # A line due before the next poll (a retry, a peer's Retry-After, one
+                    # another replica paced) wakes this one in time.
+                    if (wait := await self._next_due()) is not None and wait < poll:
+                        heapq.heappush(self.due_hints, now + max(0.0, wait))
+                room = self.capacity - len(self.flights)
+                soon = bool(self.due_hints) and self.due_hints[0] <= now + CLAIM_EVERY
+                if room > 0 and (poked or polled or full or soon) and (
+                        poked or now - claimed_at >= CLAIM_EVERY):
+                    claimed_at = now
+                    while self.due_hints and self.due_hints[0] <= now + CLAIM_EVERY:
+                        heapq.heappop(self.due_hints)
+                    items = await self._claim(room, ahead=CLAIM_EVERY)
+                    full = len(items) == room
+                    self._launch(items)
             except Exception as exc:  # database down: keep going, nothing is lost
                 log.warning("outbox dispatcher: %s; retrying", type(exc).__name__)
-                stats = DispatchStats()
-                await asyncio.sleep(min(5.0, interval * 4))
-            if stats.busy:
+                await asyncio.sleep(min(5.0, poll * 4))
                 continue
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.wakeup.wait(), timeout=interval)
+            await self._idle(fed_at + poll, claimed_at + CLAIM_EVERY, full)
+        await self._hand_back()
+
+    def _record_aside(self) -> None:
+        """Record finished deliveries in a task of its own, so claims go on meanwhile (a
+        line's next message is claimable only once its last is recorded, so nothing is
+        taken early)."""
+        if self.recording is not None and self.recording.done():
+            if not self.recording.cancelled() and (error := self.recording.exception()):
+                log.warning("outbox dispatcher: %s while recording deliveries; retrying",
+                            type(error).__name__)
+            self.recording = None
+        if self.recording is None and self.outcomes:
+            self.recording = asyncio.create_task(self._record(), name="outbox record")
+
+    async def _idle(self, poll_at: float, claim_at: float, full: bool) -> None:
+        """Sleep until a delivery lands, a paced line is about to come due, a poke, or the
+        next poll (`poll_at`); claims wait for `claim_at`."""
+        now = time.monotonic()
+        until = poll_at
+        if self.due_hints:
+            until = min(until, max(self.due_hints[0] - CLAIM_EVERY, claim_at))
+        if full and len(self.flights) < self.capacity:
+            until = min(until, claim_at)
+        if self.outcomes:
+            until = min(until, now + BATCH_WINDOW)
+        timeout = max(0.005, until - now)
+        waits = [asyncio.create_task(self.wakeup.wait()), asyncio.create_task(self.landed.wait())]
+        try:
+            await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waits:
+                waiter.cancel()
+        if self.landed.is_set() and not self.wakeup.is_set():
+            await asyncio.sleep(BATCH_WINDOW)  # gather the deliveries landing together
+
+    async def _hand_back(self) -> None:
+        """Stopping: let deliveries under way finish for a moment, record them, and hand
+        back the ones still out, due again at once (in doubt: they may have arrived)."""
+        if self.flights:
+            await asyncio.wait([f.task for f in self.flights.values()],
+                               timeout=HAND_BACK_GRACE)
+        if self.recording is not None:
+            with contextlib.suppress(Exception):
+                await self.recording
+        out = [f.item.id for f in self.flights.values()]
+        for flight in list(self.flights.values()):
+            flight.task.cancel()
+        try:
+            await self._record()
+            if out:
+                async with self.db.transaction() as session:
+                    await OutboxStore(session, self.clock.now()).hand_back(out, self.worker)
+                log.info("outbox: handed back %s message(s) in flight", len(out))
+        except Exception as exc:
+            log.warning("outbox: could not record or hand back deliveries on stopping (%s); "
+                        "their leases run out and another dispatcher takes them",
+                        type(exc).__name__)

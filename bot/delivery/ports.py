@@ -34,9 +34,13 @@ class DeliveryError(Exception):
         retry_after: float | None = None,
         permanent: bool = False,
         kind: FailureKind | None = None,
+        in_doubt: bool = False,
     ) -> None:
         super().__init__(reason)
         self.retry_after = retry_after
+        # The request may have reached the peer although no answer came back (a timeout):
+        # the next attempt looks for the message first where the transport can.
+        self.in_doubt = in_doubt
         self.kind = kind or (FailureKind.PERMANENT if permanent else FailureKind.TRANSIENT)
 
     @property
@@ -59,7 +63,10 @@ class Transport(Protocol):
         `item.thread` is the root of the message's thread on this target (post under it);
         `item.replaces` is the message an edit replaces (`chat.update`, `m.replace`).
         Raise `DeliveryError` on failure. `item.id` is stable across retries: transports
-        whose peer supports it (Matrix transaction ids) use it to make a resend a no-op.
+        whose peer supports it (Matrix transaction ids) use it to make a resend a no-op;
+        `item.in_doubt` says an earlier attempt may have reached the peer unconfirmed (its
+        sender died), and since when, so a transport that can look (Slack message metadata)
+        finds that message instead of posting a second one.
         """
         ...
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import sys
 import tomllib
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
@@ -16,6 +18,8 @@ from bot.domain import OutboxStatus, Platform, StaffRole
 # Each command imports what it uses, inside its function: `subdesk --help` and the commands
 # that need no database never load SQLAlchemy, Alembic, pydantic or a platform library.
 if TYPE_CHECKING:
+    import asyncio
+
     from bot.wiring.config import Settings
     from bot.wiring.runtime import App
 
@@ -193,22 +197,26 @@ async def _console_main(
                 "configured). Type /subdesk help; Ctrl-D to leave.",
                 markup=False,
             )
-        await app.dispatcher.drain(max_wait=0)
         if serve:
             from bot.wiring.background import start_background
 
             # A piped console drains after each command, which keeps its output in order.
-            background = await start_background(app, dispatcher=interactive or console is None)
-            import gc
+            delivers = interactive or console is None
+            if not delivers:
+                await app.dispatcher.drain(max_wait=0)
+            async with _terminable() as terminated:
+                background = await start_background(app, dispatcher=delivers)
+                import gc
 
-            # What start-up built lives as long as the process: the collector stops walking
-            # it over and over while requests come and go.
-            gc.freeze()
-            try:
-                await background.wait()
-            finally:
-                await background.close()
+                # What start-up built lives as long as the process: the collector stops
+                # walking it over and over while requests come and go.
+                gc.freeze()
+                try:
+                    await _first(background.wait(), terminated.wait())
+                finally:
+                    await background.close()
         elif console is not None:
+            await app.dispatcher.drain(max_wait=0)
             await console.start()
             try:
                 await console.run()
@@ -216,6 +224,43 @@ async def _console_main(
                 await console.stop()
     finally:
         await app.close()
+
+
+@contextlib.asynccontextmanager
+async def _terminable() -> AsyncIterator[asyncio.Event]:
+    """An event set on SIGTERM (a replica being stopped) while the block runs, so the
+    process closes down in order: the dispatcher hands back what it holds."""
+    import asyncio
+    import signal
+
+    terminated = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    with contextlib.suppress(NotImplementedError, RuntimeError):
+        loop.add_signal_handler(signal.SIGTERM, terminated.set)
+    try:
+        yield terminated
+    finally:
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.remove_signal_handler(signal.SIGTERM)
+        if terminated.is_set():
+            logging.getLogger(__name__).info("SIGTERM: stopped")
+
+
+async def _first(work: Awaitable[None], stop: Awaitable[object]) -> None:
+    """Await `work` until `stop` completes first (then `work` is cancelled)."""
+    import asyncio
+
+    task, stopper = asyncio.ensure_future(work), asyncio.ensure_future(stop)
+    try:
+        await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopper.cancel()
+    if task.done():
+        task.result()
+        return
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 # db / import / staff / link ------------------------------------------------------------

@@ -238,6 +238,16 @@ class Settings(BaseSettings):
         1.0,
         validation_alias=_env("SUBDESK_OUTBOX_PER_TARGET_INTERVAL", "outbox_per_target_interval"),
     )
+    # Deliveries one process (replica) has under way at once, each the first message of its
+    # line; with several replicas the lines spread across them.
+    outbox_concurrency: int = Field(
+        200, ge=1, validation_alias=_env("SUBDESK_OUTBOX_CONCURRENCY", "outbox_concurrency")
+    )
+    # Seconds a claim holds a message; its holder renews it while delivering, and a message
+    # whose holder died is taken by another replica once it runs out.
+    outbox_lease: float = Field(
+        60.0, gt=0, validation_alias=_env("SUBDESK_OUTBOX_LEASE", "outbox_lease")
+    )
     link_code_ttl_minutes: int = Field(
         15, validation_alias=_env("SUBDESK_LINK_CODE_TTL_MINUTES", "link_code_ttl_minutes")
     )

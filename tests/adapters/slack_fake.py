@@ -4,8 +4,12 @@ Like python-slack-sdk's own mock server, it records every call (with the token i
 it serves the methods the adapter uses (`auth.test`, `users.info`, `conversations.open`,
 `chat.*`, `views.open`, `oauth.v2.access`) and the `response_url`s it hands out, answers a
 method with an `ok: false` error or a 429 with `Retry-After` on demand, and can be made
-slow. Requests to the adapter are signed the way Slack signs them, with slack_sdk's
-`SignatureVerifier`.
+slow. Posted messages keep their `metadata` (unless told to drop it, as an app without
+the metadata scopes sees them) and are served back by `conversations.history` and
+`conversations.replies`; a post can be held unanswered (a sender that dies before it learns
+the message arrived), and posts can be limited to one per `pace` seconds per channel, beyond
+which Slack's 429 with `Retry-After` comes back. Requests to the adapter are signed the way
+Slack signs them, with slack_sdk's `SignatureVerifier`.
 
 It is also Slack's Socket Mode end: `apps.connections.open` hands out a `ws://` URL served
 here, where each new link gets a `hello`, envelopes are sent as Slack sends them
@@ -38,6 +42,7 @@ class Call:
     args: dict[str, Any]
     result: dict[str, Any] = field(default_factory=dict)
     token: str | None = None  # the bearer token of the call, as its Authorization header said
+    at: float = field(default_factory=time.monotonic)  # when it arrived
 
 
 @dataclass
@@ -71,6 +76,14 @@ class FakeSlack:
     _hooks: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     runner: web.AppRunner | None = None
     port: int = 0
+    keep_metadata: bool = True  # False: posts lose their metadata, lookups find nothing
+    # A method whose calls are recorded (a post stored) but not answered until `answer` is
+    # set: the sender never learns the outcome.
+    stall: str | None = None
+    answer: asyncio.Event = field(default_factory=asyncio.Event)
+    pace: float = 0.0  # seconds between posts to one channel; 0: no limit
+    last_post: dict[str, float] = field(default_factory=dict)  # channel → time.monotonic()
+    refused: int = 0  # posts answered 429 for going faster than `pace`
 
     @property
     def url(self) -> str:
@@ -219,15 +232,59 @@ class FakeSlack:
             await self._record(call)
             return web.json_response(call.result, status=429,
                                      headers={"Retry-After": str(retry_after)})
+        if method == "chat.postMessage" and self.pace > 0:
+            channel, now = str(args.get("channel")), time.monotonic()
+            wait = self.last_post.get(channel, -self.pace) + self.pace - now
+            if wait > 0:
+                self.refused += 1
+                call.result = {"ok": False, "error": "ratelimited"}
+                await self._record(call)
+                return web.json_response(call.result, status=429,
+                                         headers={"Retry-After": str(max(1, round(wait)))})
+            self.last_post[channel] = now
         if method in self.errors:
             call.result = {"ok": False, "error": self.errors.pop(method)}
         else:
             call.result = {"ok": True, **self._answer(method, args, call.token)}
         await self._record(call)
+        if method == self.stall:
+            await self.answer.wait()
         return web.json_response(call.result)
 
+    def _store(self, args: dict[str, Any], ts: str) -> None:
+        """Keep a posted message for `conversations.history` and `.replies`."""
+        metadata = args.get("metadata")
+        if isinstance(metadata, str):
+            metadata = json.loads(metadata)
+        message: dict[str, Any] = {"type": "message", "user": "U0BOT", "bot_id": "B0BOT",
+                                   "ts": ts, "text": args.get("text", "")}
+        if args.get("thread_ts"):
+            message["thread_ts"] = args["thread_ts"]
+        if metadata and self.keep_metadata:
+            message["metadata"] = metadata
+        self.messages.setdefault(str(args["channel"]), []).append(message)
+
+    def _conversation(self, method: str, args: dict[str, Any]) -> dict[str, Any]:
+        """One message by its ts (`latest` or `ts` alone), or, given `oldest`, the channel's
+        messages (`history`: not replies) or the thread's since then, newest first; their
+        metadata only when asked for (`include_all_metadata`)."""
+        messages = self.messages.get(args["channel"], [])
+        if "oldest" not in args:
+            key = "latest" if method == "conversations.history" else "ts"
+            return {"messages": [m for m in messages if m["ts"] == args[key]],
+                    "has_more": False}
+        oldest = float(args["oldest"])
+        if method == "conversations.history":
+            found = [m for m in messages if m.get("thread_ts", m["ts"]) == m["ts"]]
+        else:
+            found = [m for m in messages if args["ts"] in (m["ts"], m.get("thread_ts"))]
+        found = [m for m in found if float(m["ts"]) >= oldest]
+        if str(args.get("include_all_metadata")).lower() not in ("1", "true"):
+            found = [{k: v for k, v in m.items() if k != "metadata"} for m in found]
+        return {"messages": found[::-1], "has_more": False}
+
     def _answer(self, method: str, args: dict[str, Any], token: str | None) -> dict[str, Any]:
-        ts = f"1700000000.{next(self._ts):06d}"
+        ts = f"{int(time.time())}.{next(self._ts):06d}"
         match method:
             case "auth.test":
                 team = self.teams.get(token or "", TEAM)
@@ -252,6 +309,7 @@ class FakeSlack:
             case "conversations.open":
                 return {"channel": {"id": "D" + str(args["users"])}}
             case "chat.postMessage":
+                self._store(args, ts)
                 return {"channel": args["channel"], "ts": ts,
                         "message": {"text": args.get("text"), "ts": ts}}
             case "chat.update":
@@ -259,9 +317,7 @@ class FakeSlack:
             case "chat.postEphemeral":
                 return {"message_ts": ts}
             case "conversations.history" | "conversations.replies":
-                key = "latest" if method == "conversations.history" else "ts"
-                return {"messages": [m for m in self.messages.get(args["channel"], ())
-                                     if m["ts"] == args[key]], "has_more": False}
+                return self._conversation(method, args)
             case "chat.getPermalink":
                 return {"channel": args["channel"], "permalink": (
                     f"https://demo.slack.test/archives/{args['channel']}/"

@@ -40,9 +40,11 @@ async def fake() -> AsyncIterator[FakeSlack]:
 
 
 @pytest.fixture
-def transport(fake: FakeSlack) -> SlackTransport:
+async def transport(fake: FakeSlack) -> AsyncIterator[SlackTransport]:
     client = AsyncWebClient(token="xoxb-test", base_url=fake.url)
-    return SlackTransport(OneWorkspace(client, TEAM))
+    transport = SlackTransport(OneWorkspace(client, TEAM))
+    yield transport
+    await transport.close()
 
 
 async def test_messages_land_where_their_address_says(
@@ -76,7 +78,7 @@ async def test_a_rate_limit_says_when_to_come_back(
     fake.limited["chat.postMessage"] = 7
     with pytest.raises(DeliveryError) as raised:
         await transport.deliver(item("C0OPS"), HELLO)
-    assert raised.value.kind is FailureKind.TRANSIENT and raised.value.retry_after == 7.0
+    assert raised.value.kind is FailureKind.RATE_LIMITED and raised.value.retry_after == 7.0
 
 
 @pytest.mark.parametrize(

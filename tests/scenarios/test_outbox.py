@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from bot.clock import FixedClock
-from bot.delivery.dispatcher import LEASE, Dispatcher, DispatchStats, backoff
+from bot.clock import Clock, FixedClock, SystemClock
+from bot.delivery.dispatcher import LEASE, Dispatcher, backoff
 from bot.delivery.ports import DeliveryError
 from bot.domain import MessageRef, OutboxStatus, Platform
 from bot.presentation.messages import Message
@@ -45,7 +45,7 @@ def tuned(settings: Settings, **changes: object) -> Settings:
     return settings.model_copy(update=changes)
 
 
-async def enqueue(db: Database, clock: FixedClock, key: str, *, platform: str = "console",
+async def enqueue(db: Database, clock: Clock, key: str, *, platform: str = "console",
                   target: str = "alice", text: str = "hello") -> int | None:
     async with db.transaction() as session:
         return await OutboxStore(session, clock.now()).enqueue(
@@ -54,14 +54,14 @@ async def enqueue(db: Database, clock: FixedClock, key: str, *, platform: str = 
         )
 
 
-async def row(db: Database, clock: FixedClock, item_id: int) -> OutboxItem:
+async def row(db: Database, clock: Clock, item_id: int) -> OutboxItem:
     async with db.read() as session:
         item = await OutboxStore(session, clock.now()).get(item_id)
     assert item is not None
     return item
 
 
-def dispatcher(db: Database, settings: Settings, clock: FixedClock, *transports: Recorder,
+def dispatcher(db: Database, settings: Settings, clock: Clock, *transports: Recorder,
                worker: str = "w1", seed: int = 7, dead: list[int] | None = None) -> Dispatcher:
     return Dispatcher(
         db, settings, clock, {t.platform: t for t in transports}, worker=worker,
@@ -255,9 +255,11 @@ async def test_only_platforms_with_a_transport_are_claimed(
     assert slack.delivered == [slack_id] and console.delivered == [console_id]
 
 
-async def test_per_target_pacing(db: Database, settings: Settings, clock: FixedClock) -> None:
-    """Messages to one target are spaced by the per-target interval; targets run in parallel."""
+async def test_per_target_pacing(db: Database, settings: Settings) -> None:
+    """Messages to one target are spaced by the per-target interval (kept in the table, so
+    every dispatcher paces a line alike); targets run in parallel."""
     s = tuned(settings, outbox_per_target_interval=0.15)
+    clock = SystemClock()
     rooms: dict[int, str] = {}
     for n in range(3):
         for room in ("room-a", "room-b"):
@@ -265,7 +267,7 @@ async def test_per_target_pacing(db: Database, settings: Settings, clock: FixedC
             assert item_id is not None
             rooms[item_id] = room
     transport = Recorder()
-    assert (await dispatcher(db, s, clock, transport).drain(max_wait=0)).sent == 6
+    assert (await dispatcher(db, s, clock, transport).drain(max_wait=5)).sent == 6
     times = {room: sorted(t for i, t in transport.calls if rooms[i] == room)
              for room in ("room-a", "room-b")}
     for room, stamps in times.items():
@@ -275,23 +277,126 @@ async def test_per_target_pacing(db: Database, settings: Settings, clock: FixedC
         "different targets do not wait for each other")
 
 
-async def test_a_long_paced_queue_never_outlives_its_lease(
+async def test_a_line_is_claimed_one_message_at_a_time(
     db: Database, settings: Settings, clock: FixedClock
 ) -> None:
-    """Messages to one target that pacing could not start within half the lease are handed
-    back unattempted instead of being sent after another dispatcher may have claimed them."""
-    s = tuned(settings, outbox_per_target_interval=0.1)
-    ids = [await enqueue(db, clock, f"k{n}", target="busy-channel") for n in range(8)]
-    transport = Recorder()
-    d = Dispatcher(db, s, clock, {"console": transport}, worker="w1",
-                   lease=dt.timedelta(seconds=0.5))
-    first = await d.run_once()
-    assert 1 <= first.sent < 8
-    waiting = [await row(db, clock, i) for i in ids[first.sent:] if i is not None]
-    assert all(w.status is OutboxStatus.PENDING and w.attempts == 0 for w in waiting)
-    await d.drain(max_wait=5)
-    assert transport.delivered == ids, "all delivered, once each, in order"
-    assert {(await row(db, clock, i)).attempts for i in ids if i is not None} == {1}
+    """A claim takes the first message of each line only; the next one of a line waits
+    until the one in flight is settled, and a line whose first message waits for a retry
+    holds up no other line."""
+    a = [await enqueue(db, clock, f"a{n}", target="room-a") for n in range(3)]
+    b = [await enqueue(db, clock, f"b{n}", target="room-b") for n in range(2)]
+
+    async def claim(worker: str) -> list[int]:
+        async with db.transaction() as session:
+            items = await OutboxStore(session, clock.now()).claim_due(
+                limit=10, worker=worker, lease=LEASE, platforms=["console"])
+        return [i.id for i in items]
+
+    assert await claim("w1") == [a[0], b[0]]
+    assert await claim("w2") == [], "both lines have a message in flight"
+    async with db.transaction() as session:
+        store = OutboxStore(session, clock.now())
+        await store.mark_sent(a[0], None)
+        await store.mark_retry(b[0], clock.now() + dt.timedelta(seconds=30), "peer down")
+    assert await claim("w2") == [a[1]], "room-b waits for its retry; room-a goes on"
+
+
+async def test_a_claim_taken_over_from_a_dead_holder_is_in_doubt(
+    db: Database, settings: Settings, clock: FixedClock
+) -> None:
+    """A message whose holder's lease ran out may have been sent: the next claim says since
+    when it is in doubt; one handed back on stopping is due again at once, in doubt too;
+    a delivery clears it."""
+    first = await enqueue(db, clock, "k1")
+    second = await enqueue(db, clock, "k2", target="bob")
+    assert first is not None and second is not None
+    lease = dt.timedelta(seconds=5)
+    async with db.transaction() as session:
+        claimed = await OutboxStore(session, clock.now()).claim_due(
+            limit=10, worker="dead", lease=lease, platforms=["console"])
+    started = clock.now()
+    assert {c.id for c in claimed} == {first, second} and all(c.in_doubt is None
+                                                              for c in claimed)
+    async with db.transaction() as session:
+        await OutboxStore(session, clock.now()).hand_back([second], "dead")
+    handed = await row(db, clock, second)
+    assert handed.status is OutboxStatus.PENDING and handed.in_doubt == started
+    clock.advance(lease + dt.timedelta(seconds=1))
+    async with db.transaction() as session:
+        again = await OutboxStore(session, clock.now()).claim_due(
+            limit=10, worker="next", lease=lease, platforms=["console"])
+    assert {c.id: c.in_doubt for c in again} == {first: started, second: started}
+    async with db.transaction() as session:
+        await OutboxStore(session, clock.now()).mark_sent(first, None)
+    assert (await row(db, clock, first)).in_doubt is None
+
+
+async def test_a_running_dispatcher_renews_its_leases(
+    db: Database, settings: Settings, clock: FixedClock
+) -> None:
+    """A delivery that runs longer than its lease keeps its claim: the holder renews it, so
+    no other dispatcher takes the message meanwhile."""
+    item_id = await enqueue(db, clock, "slow")
+    assert item_id is not None
+    release = asyncio.Event()
+
+    @dataclass
+    class Slow(Recorder):
+        async def deliver(self, item: OutboxItem, message: Message) -> MessageRef | None:
+            await release.wait()
+            return await super().deliver(item, message)
+
+    clock_ = SystemClock()
+    s = tuned(settings, outbox_poll_interval=0.05, outbox_lease=0.6)
+    slow = Slow()
+    d = dispatcher(db, s, clock_, slow, worker="slow")
+    stop = asyncio.Event()
+    task = asyncio.create_task(d.run_forever(stop))
+    other = Recorder()
+    for _ in range(10):
+        await asyncio.sleep(0.2)
+        assert (await dispatcher(db, s, clock_, other, worker="other").run_once()).sent == 0
+    release.set()
+    for _ in range(200):
+        if slow.delivered:
+            break
+        await asyncio.sleep(0.01)
+    stop.set()
+    d.poke()
+    await asyncio.wait_for(task, timeout=5)
+    assert slow.delivered == [item_id] and other.delivered == []
+
+
+async def test_stopping_hands_back_deliveries_in_flight(
+    db: Database, settings: Settings
+) -> None:
+    """A dispatcher told to stop waits a moment for its deliveries, then hands back the ones
+    still out: due again at once for another dispatcher, in doubt."""
+    item_id = await enqueue(db, SystemClock(), "stuck")
+    assert item_id is not None
+
+    @dataclass
+    class Stuck(Recorder):
+        async def deliver(self, item: OutboxItem, message: Message) -> MessageRef | None:
+            self.calls.append((item.id, time.monotonic()))
+            await asyncio.Event().wait()
+            return None
+
+    s = tuned(settings, outbox_poll_interval=0.05)
+    stuck = Stuck()
+    d = dispatcher(db, s, SystemClock(), stuck, worker="stopping")
+    stop = asyncio.Event()
+    task = asyncio.create_task(d.run_forever(stop))
+    for _ in range(300):
+        if stuck.calls:
+            break
+        await asyncio.sleep(0.01)
+    stop.set()
+    d.poke()
+    await asyncio.wait_for(task, timeout=10)
+    item = await row(db, SystemClock(), item_id)
+    assert item.status is OutboxStatus.PENDING and item.in_doubt is not None
+    assert item.next_attempt_at <= SystemClock().now()
 
 
 async def test_running_dispatcher_delivers_when_poked_and_stops(
@@ -324,19 +429,19 @@ async def test_poke_during_a_poll_is_not_lost(
     s = tuned(settings, outbox_poll_interval=30.0)
     transport = Recorder()
     d = dispatcher(db, s, clock, transport)
-    real_run_once = d.run_once
+    real_claim = d._claim
     polls = 0
 
-    async def run_once(limit: int = 100) -> DispatchStats:
+    async def claim(room: int, ahead: float = 0.0) -> list[OutboxItem]:
         nonlocal polls
         polls += 1
-        stats = await real_run_once(limit)
+        items = await real_claim(room, ahead)
         if polls == 1:
             await enqueue(db, clock, "during-poll")
             d.poke()
-        return stats
+        return items
 
-    d.run_once = run_once  # type: ignore[method-assign]
+    d._claim = claim  # type: ignore[method-assign]
     stop = asyncio.Event()
     task = asyncio.create_task(d.run_forever(stop))
     for _ in range(500):

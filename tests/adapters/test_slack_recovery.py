@@ -1,0 +1,133 @@
+"""Slack crash recovery: a post whose sender died before it learned the outcome is found by
+its metadata (the outbox key) and recorded, not posted a second time."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import os
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from slack_sdk.web.async_client import AsyncWebClient
+
+from adapters.slack.transport import OneWorkspace, SlackTransport
+from bot.clock import SystemClock
+from bot.domain import MessageRef, OutboxStatus
+from bot.presentation.messages import Message, Paragraph
+from storage.db import Database
+from storage.outbox import OutboxItem, OutboxStore
+from tests.adapters.slack_fake import SECRET, TEAM, FakeSlack
+
+SUBDESK = str(Path(sys.executable).with_name("subdesk"))
+HELLO = Message("Hello", blocks=(Paragraph("Hello"),))
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeSlack]:
+    server = FakeSlack()
+    await server.start()
+    yield server
+    await server.stop()
+
+
+def _item(key: str, *, in_doubt: dt.datetime | None, thread: MessageRef | None = None
+          ) -> OutboxItem:
+    now = dt.datetime.now(dt.UTC)
+    return OutboxItem(
+        id=1, key=key, platform="slack", target="C0OPS", kind="channel", recipient="",
+        payload={}, status=OutboxStatus.SENDING, attempts=2, next_attempt_at=now,
+        last_error=None, platform_ref=None, created_at=now, sent_at=None, in_doubt=in_doubt,
+        thread=thread,
+    )
+
+
+@pytest.mark.nodb
+async def test_a_message_in_doubt_is_looked_up_in_its_channel_or_thread(
+    fake: FakeSlack
+) -> None:
+    """In doubt, a root message is looked for in the channel's history and a reply in its
+    thread, by the outbox key in its metadata: found, it is the delivery; not found (a
+    different key), it is posted."""
+    transport = SlackTransport(OneWorkspace(AsyncWebClient(token="xoxb-t", base_url=fake.url),
+                                            TEAM))
+    since = dt.datetime.now(dt.UTC)
+    root = await transport.deliver(_item("root-key", in_doubt=None), HELLO)
+    assert root is not None
+    reply = await transport.deliver(_item("reply-key", in_doubt=None, thread=root), HELLO)
+    assert reply is not None
+    assert fake.of("chat.postMessage")[0]["metadata"] == {
+        "event_type": "subdesk_outbox", "event_payload": {"key": "root-key"}}
+    assert await transport.deliver(_item("root-key", in_doubt=since), HELLO) == root
+    assert await transport.deliver(_item("reply-key", in_doubt=since, thread=root),
+                                   HELLO) == reply
+    assert transport.found == 2 and len(fake.of("chat.postMessage")) == 2
+    [history] = fake.of("conversations.history")
+    [replies] = fake.of("conversations.replies")
+    assert replies["ts"] == root.id
+    assert float(history["oldest"]) <= since.timestamp() - 59
+    other = await transport.deliver(_item("other-key", in_doubt=since, thread=root), HELLO)
+    await transport.close()
+    assert other not in (root, reply) and len(fake.of("chat.postMessage")) == 3
+
+
+def _env(db_url: str, fake: FakeSlack) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SUBDESK_", "SLACK_",
+                                                                     "MATRIX_"))}
+    env.update(SUBDESK_DATABASE_URL=db_url, SUBDESK_LOG_LEVEL="WARNING",
+               SLACK_BOT_TOKEN="xoxb-test-token", SLACK_SIGNING_SECRET=SECRET,
+               SLACK_API_URL=fake.url, SUBDESK_OUTBOX_LEASE="1",
+               SUBDESK_OUTBOX_PER_TARGET_INTERVAL="0")
+    return env
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("metadata", [True, False],
+                         ids=["looked-up", "negative-control-without-metadata"])
+async def test_a_post_cut_off_by_sigkill_is_posted_once(
+    fake: FakeSlack, db: Database, db_url: str, metadata: bool
+) -> None:
+    """`subdesk outbox drain` is SIGKILLed after Slack stored its post but before it learned
+    so (the answer is held back); a second drain, once the lease ran out, finds the post by
+    its metadata and records it: one message in the channel, its ref in the row. Where the
+    metadata does not come back (the negative control), the same run posts it twice."""
+    clock = SystemClock()
+    async with db.transaction() as session:
+        item_id = await OutboxStore(session, clock.now()).enqueue(
+            "crash-1", platform="slack", target="C0CRASH", kind="channel",
+            payload=HELLO.to_json())
+    assert item_id is not None
+    fake.keep_metadata = metadata
+    fake.stall = "chat.postMessage"
+    first = await asyncio.create_subprocess_exec(
+        SUBDESK, "outbox", "drain", "--max-wait", "0", env=_env(db_url, fake),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    try:
+        await fake.wait_for("chat.postMessage", 1, seconds=90)
+    finally:
+        first.kill()
+        await first.communicate()
+    async with db.read() as session:
+        cut_off = await OutboxStore(session, clock.now()).get(item_id)
+    assert cut_off is not None and cut_off.status is OutboxStatus.SENDING
+    assert cut_off.platform_ref is None
+    fake.stall = None
+    fake.answer.set()
+    await asyncio.sleep(1.2)  # the dead holder's lease runs out
+    second = await asyncio.create_subprocess_exec(
+        SUBDESK, "outbox", "drain", "--max-wait", "5", env=_env(db_url, fake),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    _, err = await second.communicate()
+    assert second.returncode == 0, err.decode()
+    async with db.read() as session:
+        done = await OutboxStore(session, clock.now()).get(item_id)
+    posts = fake.posted("C0CRASH")
+    assert done is not None and done.status is OutboxStatus.SENT
+    if metadata:
+        assert len(posts) == 1, "found by its metadata, not posted again"
+        assert done.platform_ref == posts[0][1]
+        assert len(fake.of("conversations.history")) == 1
+    else:
+        assert len(posts) == 2, "without the lookup the post is doubled"
