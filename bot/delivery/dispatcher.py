@@ -19,6 +19,9 @@ from collections import defaultdict
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+
 from bot.clock import Clock
 from bot.delivery.intents import Audience, Dropped, Intents, UnknownIntent
 from bot.delivery.ports import DeliveryError, FailureKind, Transport
@@ -35,6 +38,11 @@ log = logging.getLogger(__name__)
 LEASE = dt.timedelta(seconds=120)
 # An edit whose card has not been delivered yet waits this long before looking again.
 CARD_WAIT = dt.timedelta(seconds=2)
+# Recording a delivery's outcome through a database outage: tried again at most this often.
+SETTLE_MAX_DELAY = 2.0
+# What a database that is down or restarting raises (a DBAPIError only when it lost the
+# connection); anything else is a bug and is not retried.
+DATABASE_DOWN = (DBAPIError, PoolTimeout, ConnectionError, OSError)
 
 
 @dataclass
@@ -264,21 +272,52 @@ class Dispatcher:
         except Exception as exc:  # a transport bug or an unexpected peer answer
             log.warning("outbox %s: %s while delivering", item.id, type(exc).__name__)
             return await self._failed(item, f"{type(exc).__name__}: {exc}", None, False)
-        async with self.db.transaction() as session:
-            now = self.clock.now()
-            store = OutboxStore(session, now)
-            await store.mark_sent(item.id, ref)
-            if ref is not None:
-                links = LinkStore(session, now)
-                if message.thread_key is not None and placed.thread is None:
-                    await links.remember(item.platform, item.target, message.thread_key, ref)
-                if message.card_key is not None and not item.edit:
-                    await links.remember(item.platform, item.target, message.card_key, ref)
-            if self.holds.pop(item.platform, None) is not None:
-                waiting = await store.resume(item.platform)
-                log.warning("outbox: %s delivery works again; %s held message(s) due now",
-                            item.platform, waiting)
+        async def record() -> None:
+            async with self.db.transaction() as session:
+                now = self.clock.now()
+                store = OutboxStore(session, now)
+                await store.mark_sent(item.id, ref)
+                if ref is not None:
+                    links = LinkStore(session, now)
+                    if message.thread_key is not None and placed.thread is None:
+                        await links.remember(item.platform, item.target, message.thread_key,
+                                             ref)
+                    if message.card_key is not None and not item.edit:
+                        await links.remember(item.platform, item.target, message.card_key, ref)
+                if item.platform in self.holds:
+                    waiting = await store.resume(item.platform)
+                    log.warning("outbox: %s delivery works again; %s held message(s) due now",
+                                item.platform, waiting)
+            self.holds.pop(item.platform, None)
+
+        # The message is out: forgetting that would send it again once the lease ends.
+        await self._settle(item, record)
         return DispatchStats(sent=1)
+
+    async def _settle(self, item: OutboxItem, write: Callable[[], Awaitable[None]]) -> None:
+        """Run `write`, which records what became of a claimed message, until the database
+        takes it: through an outage the outcome waits here instead of being lost (a sent
+        message would go again, a failed one would wait for its lease to end)."""
+        delay, told = 0.1, False
+        while True:
+            try:
+                await write()
+            except DATABASE_DOWN as exc:
+                if isinstance(exc, DBAPIError) and not (
+                        exc.connection_invalidated or isinstance(exc, OperationalError
+                                                                  | InterfaceError)):
+                    raise
+                if not told:
+                    log.warning("outbox %s: database unavailable (%s); its outcome is "
+                                "recorded once the database answers", item.id,
+                                type(exc).__name__)
+                    told = True
+                await asyncio.sleep(delay)
+                delay = min(SETTLE_MAX_DELAY, delay * 2)
+                continue
+            if told:
+                log.warning("outbox %s: outcome recorded after the database came back", item.id)
+            return
 
     async def _place(self, item: OutboxItem, message: Message) -> OutboxItem | None:
         """`item` with the thread root to reply under and, for an edit, the message it
@@ -348,13 +387,15 @@ class Dispatcher:
     async def _failed(
         self, item: OutboxItem, error: str, retry_after: float | None, permanent: bool
     ) -> DispatchStats:
-        now = self.clock.now()
-        async with self.db.transaction() as session:
-            store = OutboxStore(session, now)
-            if permanent or item.attempts >= self.settings.outbox_max_attempts:
-                await store.mark_dead(item.id, error)
-                dead = True
-            else:
+        dead = permanent or item.attempts >= self.settings.outbox_max_attempts
+
+        async def record() -> None:
+            now = self.clock.now()
+            async with self.db.transaction() as session:
+                store = OutboxStore(session, now)
+                if dead:
+                    await store.mark_dead(item.id, error)
+                    return
                 delay = (
                     retry_after
                     if retry_after is not None
@@ -366,7 +407,8 @@ class Dispatcher:
                     )
                 )
                 await store.mark_retry(item.id, now + dt.timedelta(seconds=delay), error)
-                dead = False
+
+        await self._settle(item, record)
         if dead:
             log.error("outbox %s dead after %s attempt(s): %s", item.id, item.attempts, error)
             if self.on_dead is not None:
