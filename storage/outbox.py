@@ -234,6 +234,18 @@ class OutboxStore:
         """Due again at `at`, as if this attempt had not been made."""
         await self._due_again(item_id, at, counted=False)
 
+    async def hold_target(self, platform: str, target: str, at: dt.datetime) -> int:
+        """Every waiting message to one target not due before `at` (the peer's rate limit
+        covers the target, not only the message it refused); how many were moved."""
+        result = await self.s.execute(
+            update(OutboxRow)
+            .where(OutboxRow.platform == platform, OutboxRow.target == target,
+                   OutboxRow.status == OutboxStatus.PENDING.value,
+                   OutboxRow.next_attempt_at < at)
+            .values(next_attempt_at=at)
+        )
+        return int(getattr(result, "rowcount", 0) or 0)
+
     async def mark_retry(self, item_id: int, at: dt.datetime, error: str) -> None:
         await self._due_again(item_id, at, error=error)
 

@@ -41,7 +41,7 @@ def delivery_error(exc: SlackApiError) -> DeliveryError:
     headers = getattr(response, "headers", None) or {}
     if status == 429 or error == "ratelimited":
         return DeliveryError(f"Slack rate limit (HTTP {status or 200})",
-                             retry_after=_retry_after(headers))
+                             retry_after=_retry_after(headers), kind=FailureKind.RATE_LIMITED)
     if error in CONFIGURATION_ERRORS:
         return DeliveryError(f"Slack refused the bot token or its scopes: {error}",
                              kind=FailureKind.CONFIGURATION)

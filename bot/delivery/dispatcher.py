@@ -266,7 +266,7 @@ class Dispatcher:
                 return await self._hold(item, str(exc))
             if exc.kind is FailureKind.RATE_LIMITED:
                 log.info("outbox %s: %s; again in %.1f s", item.id, exc, exc.retry_after or 0)
-                await self._postpone([item], exc.retry_after or 0.0)
+                await self._postpone([item], exc.retry_after or 0.0, target=True)
                 return DispatchStats(retried=1, throttled=exc.retry_after or 0.0)
             return await self._failed(item, str(exc), exc.retry_after, exc.permanent)
         except Exception as exc:  # a transport bug or an unexpected peer answer
@@ -343,9 +343,11 @@ class Dispatcher:
         # An edit of a card that never arrived (dead letter) goes out as a new message.
         return replace(item, thread=thread, replaces=replaces)
 
-    async def _postpone(self, items: list[OutboxItem], seconds: float) -> None:
+    async def _postpone(self, items: list[OutboxItem], seconds: float, *,
+                        target: bool = False) -> None:
         """Due again in `seconds`, the attempt not counted: a peer's rate limit says when
-        to come back, and is no reason ever to dead-letter a message."""
+        to come back, and is no reason ever to dead-letter a message. With `target`, the
+        other messages waiting for the same target (not claimed in this batch) wait too."""
         if not items:
             return
         at = self.clock.now() + dt.timedelta(seconds=seconds)
@@ -353,6 +355,8 @@ class Dispatcher:
             store = OutboxStore(session, self.clock.now())
             for item in items:
                 await store.postpone(item.id, at)
+            if target:
+                await store.hold_target(items[0].platform, items[0].target, at)
 
     async def _wait_for_card(self, item: OutboxItem) -> DispatchStats:
         """Put an edit back until the card it replaces has been delivered (no attempt used)."""
