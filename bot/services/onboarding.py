@@ -45,7 +45,8 @@ from bot.services.reserved import reserved_emails
 from storage.directory import OrgFields
 
 Progress = Callable[[int, int], None]
-_CHANNEL = re.compile(r"^(slack:[A-Z0-9]{2,}|matrix:![^:\s]+:\S+)$")
+# A Matrix room id is `!opaque:server`, or from room version 12 on `!opaque` alone.
+_CHANNEL = re.compile(r"^(slack:[A-Z0-9]{2,}|matrix:![^:\s]+(:\S+)?)$")
 _SLACK_ID = re.compile(r"^[A-Z0-9]{2,}:[A-Z0-9]{2,}$")
 _MXID = re.compile(r"^@[^:\s]+:\S+$")
 _KEY = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
