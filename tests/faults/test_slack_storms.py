@@ -2,7 +2,7 @@
 answered 5xx, or 429 with `Retry-After`, for a minute (`SUBDESK_FAULT_STORM_SECONDS`),
 then healthy again. Alerts queued for several channels arrive exactly once each, no
 channel is asked again before its Retry-After has passed, and none becomes a dead letter.
-The two storms are separate tests, so xdist runs them side by side."""
+The two storms blow at the same time, each on its own process."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ import asyncio
 import sqlite3
 import time
 import zlib
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -44,14 +43,6 @@ def _rate_limited(channel: str, count: int) -> Refusal:
 STORMS = {"5xx": _server_errors, "429": _rate_limited}
 
 
-@pytest.fixture
-async def fake() -> AsyncIterator[FaultySlack]:
-    slack = FaultySlack()
-    await slack.start()
-    yield slack
-    await slack.stop()
-
-
 def _slack_outbox(path: Path) -> dict[str, int]:
     with sqlite3.connect(path) as conn:
         rows = conn.execute("SELECT status, count(*) FROM outbox WHERE platform = 'slack' "
@@ -59,16 +50,31 @@ def _slack_outbox(path: Path) -> dict[str, int]:
         return {str(s): int(n) for s, n in rows}
 
 
-@pytest.mark.parametrize("kind", sorted(STORMS))
-async def test_slack_storm_then_healthy(kind: str, fake: FaultySlack, tmp_path: Path) -> None:
-    """Alerts for four channels are queued as the storm starts; while it lasts a command is
-    still answered; once it ends every alert is in every channel exactly once, no request
-    came before a Retry-After ended, and there is no dead letter."""
-    database = tmp_path / "subdesk.db"
+async def test_slack_storms_then_healthy(tmp_path: Path) -> None:
+    """Both storms at once, each against its own process and fake Web API (the minute is
+    spent once). Alerts for four channels are queued as the storm starts; while it lasts a
+    command is still answered; once it ends every alert is in every channel exactly once,
+    no request came before a Retry-After ended, and there is no dead letter."""
+    for kind in STORMS:
+        (tmp_path / kind).mkdir()
+    await asyncio.gather(*(_storm(kind, tmp_path / kind) for kind in sorted(STORMS)))
+
+
+async def _storm(kind: str, workdir: Path) -> None:
+    fake = FaultySlack()
+    await fake.start()
+    try:
+        await _weather(kind, fake, workdir)
+    finally:
+        await fake.stop()
+
+
+async def _weather(kind: str, fake: FaultySlack, workdir: Path) -> None:
+    database = workdir / "subdesk.db"
     env = slack_env(fake, SUBDESK_DATABASE_URL=f"sqlite:///{database}",
                     SUBDESK_OUTBOX_BASE_DELAY="1", SUBDESK_OUTBOX_MAX_DELAY="5",
                     SUBDESK_OUTBOX_MAX_ATTEMPTS="40")
-    subdesk = Subdesk(env, tmp_path)
+    subdesk = Subdesk(env, workdir)
     await subdesk.start()
     seconds = storm_seconds()
     try:
@@ -95,7 +101,7 @@ async def test_slack_storm_then_healthy(kind: str, fake: FaultySlack, tmp_path: 
     for channel, texts in delivered.items():
         for n in range(1, ALERTS + 1):
             name = f"storm alert {n:03d}"
-            assert sum(name in text for text in texts) == 1, (channel, name, texts)
+            assert sum(name in text for text in texts) == 1, (kind, channel, name, texts)
     statuses = {status for _, status in fake.refused}
     assert statuses == ({429} if kind == "429" else {500, 502, 503})
     per_channel = {c: sum(1 for ch, _ in fake.refused if ch == c) for c in CHANNELS}
