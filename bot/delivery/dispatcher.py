@@ -19,9 +19,6 @@ from collections import defaultdict
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
-from sqlalchemy.exc import TimeoutError as PoolTimeout
-
 from bot.clock import Clock
 from bot.delivery.intents import Audience, Dropped, Intents, UnknownIntent
 from bot.delivery.ports import DeliveryError, FailureKind, Transport
@@ -29,7 +26,7 @@ from bot.domain import MessageRef, OutboxStatus
 from bot.presentation import billing_notices, notices, ticket_cards
 from bot.presentation.messages import Message
 from bot.wiring.config import Settings
-from storage.db import Database
+from storage.db import Database, is_outage
 from storage.links import LinkStore
 from storage.outbox import OutboxItem, OutboxStore
 
@@ -40,9 +37,6 @@ LEASE = dt.timedelta(seconds=120)
 CARD_WAIT = dt.timedelta(seconds=2)
 # Recording a delivery's outcome through a database outage: tried again at most this often.
 SETTLE_MAX_DELAY = 2.0
-# What a database that is down or restarting raises (a DBAPIError only when it lost the
-# connection); anything else is a bug and is not retried.
-DATABASE_DOWN = (DBAPIError, PoolTimeout, ConnectionError, OSError)
 
 
 @dataclass
@@ -302,10 +296,8 @@ class Dispatcher:
         while True:
             try:
                 await write()
-            except DATABASE_DOWN as exc:
-                if isinstance(exc, DBAPIError) and not (
-                        exc.connection_invalidated or isinstance(exc, OperationalError
-                                                                  | InterfaceError)):
+            except Exception as exc:
+                if not is_outage(exc):
                     raise
                 if not told:
                     log.warning("outbox %s: database unavailable (%s); its outcome is "
