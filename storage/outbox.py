@@ -230,9 +230,9 @@ class OutboxStore:
             )
         )
 
-    async def postpone(self, item_id: int, at: dt.datetime) -> None:
-        """Due again at `at`, as if this attempt had not been made."""
-        await self._due_again(item_id, at, counted=False)
+    async def postpone(self, item_id: int, at: dt.datetime, error: str | None = None) -> None:
+        """Due again at `at`, as if this attempt had not been made (`error`: why)."""
+        await self._due_again(item_id, at, counted=False, error=error)
 
     async def hold_target(self, platform: str, target: str, at: dt.datetime) -> int:
         """Every waiting message to one target not due before `at` (the peer's rate limit

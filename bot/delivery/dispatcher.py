@@ -260,7 +260,8 @@ class Dispatcher:
                 return await self._hold(item, str(exc))
             if exc.kind is FailureKind.RATE_LIMITED:
                 log.info("outbox %s: %s; again in %.1f s", item.id, exc, exc.retry_after or 0)
-                await self._postpone([item], exc.retry_after or 0.0, target=True)
+                await self._postpone([item], exc.retry_after or 0.0, target=True,
+                                     error=str(exc))
                 return DispatchStats(retried=1, throttled=exc.retry_after or 0.0)
             return await self._failed(item, str(exc), exc.retry_after, exc.permanent)
         except Exception as exc:  # a transport bug or an unexpected peer answer
@@ -336,7 +337,7 @@ class Dispatcher:
         return replace(item, thread=thread, replaces=replaces)
 
     async def _postpone(self, items: list[OutboxItem], seconds: float, *,
-                        target: bool = False) -> None:
+                        target: bool = False, error: str | None = None) -> None:
         """Due again in `seconds`, the attempt not counted: a peer's rate limit says when
         to come back, and is no reason ever to dead-letter a message. With `target`, the
         other messages waiting for the same target (not claimed in this batch) wait too."""
@@ -346,7 +347,7 @@ class Dispatcher:
         async with self.db.transaction() as session:
             store = OutboxStore(session, self.clock.now())
             for item in items:
-                await store.postpone(item.id, at)
+                await store.postpone(item.id, at, error)
             if target:
                 await store.hold_target(items[0].platform, items[0].target, at)
 
