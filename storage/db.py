@@ -15,7 +15,8 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, event, text
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -62,6 +63,15 @@ def _check_sqlite_file(database: str | None) -> None:
     if not path.exists() and not os.access(path.parent, os.W_OK | os.X_OK):
         raise DatabaseUnusable(f"cannot create the SQLite database {path}: the directory is "
                                "not writable by this user")
+
+
+def is_outage(exc: BaseException) -> bool:
+    """Whether `exc` says the database is away (down, restarting, out of reach, its
+    connection lost) rather than that a statement is wrong: worth trying again later."""
+    if isinstance(exc, DBAPIError):
+        return bool(exc.connection_invalidated) or isinstance(exc, OperationalError
+                                                                | InterfaceError)
+    return isinstance(exc, PoolTimeout | ConnectionError | OSError)
 
 
 def failure_reason(exc: BaseException) -> str | None:

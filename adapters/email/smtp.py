@@ -117,7 +117,12 @@ class SmtpTransport:
             if codes & _AUTH_CODES:
                 raise _configuration(
                     f"SMTP {min(codes)}: the server wants authentication") from exc
-            raise DeliveryError("recipient refused", permanent=True) from exc
+            if all(500 <= code < 600 for code in codes):
+                raise DeliveryError(f"SMTP {min(codes)}: recipient refused",
+                                    permanent=True) from exc
+            # 421/450/451/452: the server cannot take it now (greylisting, a full
+            # mailbox, an outage): another attempt later may well succeed.
+            raise DeliveryError(f"SMTP {min(codes)}: recipient deferred") from exc
         except aiosmtplib.SMTPAuthenticationError as exc:
             raise _configuration(f"SMTP {exc.code}: authentication failed; check the user "
                                  "name and password in SUBDESK_SMTP_URL") from exc

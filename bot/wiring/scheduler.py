@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from storage.db import is_outage
+
 log = logging.getLogger(__name__)
 
 Sweep = Callable[[], Awaitable[object]]
@@ -46,7 +48,11 @@ def _guarded(job: Job) -> Callable[[], Awaitable[None]]:
     async def run() -> None:
         try:
             await job.sweep()
-        except Exception:  # the next run tries again; claims make that safe
+        except Exception as exc:  # the next run tries again; claims make that safe
+            if is_outage(exc):
+                log.warning("scheduled job %s: database unavailable (%s); the next run "
+                            "tries again", job.name, type(exc).__name__)
+                return
             log.exception("scheduled job %s failed", job.name)
 
     run.__name__ = f"sweep_{job.name}"

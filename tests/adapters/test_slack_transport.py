@@ -74,7 +74,8 @@ async def test_messages_land_where_their_address_says(
 async def test_a_rate_limit_says_when_to_come_back(
     fake: FakeSlack, transport: SlackTransport
 ) -> None:
-    """HTTP 429 is a transient failure carrying Slack's Retry-After."""
+    """HTTP 429 is a rate limit carrying Slack's Retry-After: the whole channel waits that
+    long, and no attempt is used up."""
     fake.limited["chat.postMessage"] = 7
     with pytest.raises(DeliveryError) as raised:
         await transport.deliver(item("C0OPS"), HELLO)

@@ -201,7 +201,7 @@ async def test_recipient_refused_is_dead(app: App, smtp: SmtpServer) -> None:
     assert stats.dead == 2 and stats.sent == 0
     rows = await email_rows(app)
     assert all(r.status is OutboxStatus.DEAD and r.attempts == 1 for r in rows)
-    assert all(r.last_error == "recipient refused" for r in rows)
+    assert all(r.last_error == "SMTP 550: recipient refused" for r in rows)
 
 
 async def test_data_rejected_permanently_is_dead(app: App, smtp: SmtpServer) -> None:

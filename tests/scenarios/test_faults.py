@@ -65,3 +65,26 @@ async def test_running_dispatcher_survives_a_database_outage(
     await db.dispose()
     assert "outbox dispatcher" in caplog.text
     assert "PaSsWoRd" not in caplog.text
+
+
+async def test_a_sweep_during_a_database_outage_logs_one_line(
+    broken_url: str, clock: FixedClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A scheduled sweep that meets the database down says so in one line (no traceback,
+    no password); the next run tries again."""
+    from bot.services.sla import sla_job
+    from bot.wiring.scheduler import build_scheduler
+
+    caplog.set_level(logging.WARNING)
+    db = Database(broken_url)
+    settings = Settings(_env_file=None, database_url=broken_url)
+    services = Services.build(db, settings, clock)
+    scheduler = build_scheduler([sla_job(services.sla)])
+    try:
+        await scheduler.get_job("sla").func()
+    finally:
+        await db.dispose()
+    [record] = [r for r in caplog.records if r.name == "bot.wiring.scheduler"]
+    assert record.getMessage().startswith("scheduled job sla: database unavailable (")
+    assert record.exc_info is None
+    assert "PaSsWoRd" not in caplog.text
