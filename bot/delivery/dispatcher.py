@@ -167,6 +167,7 @@ class Dispatcher:
         self.outcomes: list[Outcome] = []  # finished, not yet recorded
         self.landed = asyncio.Event()  # a flight finished
         self.recording: asyncio.Task[DispatchStats] | None = None
+        self.recording_failed = False  # the last recording met the database down
         # time.monotonic() at which lines this dispatcher paced become due again.
         self.due_hints: list[float] = []
 
@@ -540,8 +541,15 @@ class Dispatcher:
         taken early)."""
         if self.recording is not None and self.recording.done():
             if not self.recording.cancelled() and (error := self.recording.exception()):
-                log.warning("outbox dispatcher: %s while recording deliveries; retrying",
-                            type(error).__name__)
+                if not self.recording_failed:
+                    log.warning("outbox dispatcher: %s while recording deliveries; they are "
+                                "kept and recorded once the database answers",
+                                type(error).__name__)
+                self.recording_failed = True
+            elif self.recording_failed and not self.recording.cancelled():
+                log.warning("outbox dispatcher: deliveries recorded after the database "
+                            "came back")
+                self.recording_failed = False
             self.recording = None
         if self.recording is None and self.outcomes:
             self.recording = asyncio.create_task(self._record(), name="outbox record")

@@ -117,9 +117,12 @@ async def test_deep_nesting_and_huge_strings_are_400(client: TestClient[Any, Any
 
 async def test_health_stays_fast_during_a_maximal_import(client: TestClient[Any, Any]) -> None:
     """While the largest allowed import is parsed, validated and applied, /healthz answers
-    within a fraction of a second."""
+    within a fraction of a second, or, on a machine slow enough that the import takes
+    seconds, within a small part of the import's time (a blocked loop answers only at the
+    end)."""
     body = json.dumps({"organizations": [org(i, contacts=3) for i in range(100)]}).encode()
     assert len(body) < 256 * 1024
+    began = time.monotonic()
     importing = asyncio.create_task(client.post("/api/v1/orders", data=body, headers=AUTH))
     latencies: list[float] = []
     while not importing.done():
@@ -127,8 +130,10 @@ async def test_health_stays_fast_during_a_maximal_import(client: TestClient[Any,
         assert (await client.get("/healthz")).status == 200
         latencies.append(time.monotonic() - started)
         await asyncio.sleep(0.01)
+    took = time.monotonic() - began
     response = await importing
     assert response.status == 200, await response.text()
     assert (await response.json())["created"] == 100
     assert len(latencies) >= 3, "the import ran long enough to probe"
-    assert max(latencies) < 0.5, f"healthz took {max(latencies):.2f} s during the import"
+    assert max(latencies) < max(0.5, took / 4), (
+        f"healthz took {max(latencies):.2f} s during an import of {took:.2f} s")

@@ -128,7 +128,7 @@ async def test_postgresql_restarted_while_messages_are_in_flight(
     assert await _statuses(cluster.url) == {"sent": ORGS + 1}
     log = subdesk.log_text()
     assert "Traceback" not in log, log[-4000:]
-    assert "outcome recorded after the database came back" in log
+    assert "deliveries recorded after the database came back" in log
 
 
 async def _ready(subdesk: Subdesk) -> bool:
