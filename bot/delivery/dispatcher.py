@@ -297,9 +297,12 @@ class Dispatcher:
                     waiting = await store.resume(platform)
                     log.warning("outbox: %s delivery works again; %s held message(s) due now",
                                 platform, waiting)
-        if self.interval > 0:
-            for s in sent:
-                heapq.heappush(self.due_hints, s.landed + self.interval)
+        # Each line's next message is claimable now that its last is recorded: due once
+        # the pace allows (at once without one), so a backlog on one line does not wait
+        # for the next poll between its messages.
+        for s in sent:
+            heapq.heappush(self.due_hints, s.landed + self.interval)
+        self.landed.set()
 
     async def _renew(self) -> None:
         """Extend the leases of deliveries that have run for a third of theirs."""

@@ -421,6 +421,29 @@ async def test_running_dispatcher_delivers_when_poked_and_stops(
     await asyncio.wait_for(task, timeout=2)
 
 
+async def test_a_line_with_a_backlog_drains_without_waiting_for_polls(
+    db: Database, settings: Settings, clock: FixedClock
+) -> None:
+    """Twelve messages to one target go out one after another as each is recorded, not one
+    per poll: with a 30 s poll they all arrive long before a second poll."""
+    s = tuned(settings, outbox_poll_interval=30.0, outbox_per_target_interval=0.0)
+    transport = Recorder()
+    d = dispatcher(db, s, clock, transport)
+    ids = [await enqueue(db, clock, f"backlog-{n}") for n in range(12)]
+    stop = asyncio.Event()
+    task = asyncio.create_task(d.run_forever(stop))
+    try:
+        for _ in range(2000):
+            if len(transport.delivered) == len(ids):
+                break
+            await asyncio.sleep(0.01)
+        assert transport.delivered == ids, "the line waited for the poll between messages"
+    finally:
+        stop.set()
+        d.poke()
+        await asyncio.wait_for(task, timeout=5)
+
+
 async def test_poke_during_a_poll_is_not_lost(
     db: Database, settings: Settings, clock: FixedClock
 ) -> None:
