@@ -35,6 +35,7 @@ from nio import (
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
+from adapters import downloads
 from adapters.matrix import files, inbound
 from adapters.matrix.client import (
     Failed,
@@ -502,7 +503,7 @@ class MatrixAdapter:
         if said.file is not None:
             try:
                 fetched = await self.download([said.file])
-            except (files.TooLarge, files.NotFetched) as exc:
+            except (downloads.TooLarge, downloads.NotFetched) as exc:
                 await self._answer(said.room_id, said.event_id, said.thread_root,
                                    Reply.error(exc.message()), said.sender)
                 return

@@ -18,6 +18,8 @@ import aiohttp
 from nio.crypto.attachments import decrypt_attachment
 from nio.exceptions import EncryptionError
 
+from adapters import downloads
+from adapters.downloads import TooLarge
 from adapters.matrix.inbound import SharedFile
 from bot.commands.invocation import IncomingFile
 
@@ -26,26 +28,10 @@ TIMEOUT = aiohttp.ClientTimeout(total=120, sock_connect=10)
 _MXC = re.compile(r"^mxc://([A-Za-z0-9.:\-\[\]]{1,255})/([A-Za-z0-9_\-]{1,255})$")
 
 
-class TooLarge(Exception):
-    def __init__(self, name: str, limit: int) -> None:
-        super().__init__(name)
-        self.name, self.limit = name, limit
-
-    def message(self) -> str:
-        size = (f"{self.limit / (1024 * 1024):.1f} MB" if self.limit >= 1024 * 1024
-                else f"{self.limit} bytes")
-        return f"{self.name} is larger than the limit of {size}. Nothing was stored."
-
-
-class NotFetched(Exception):
+class NotFetched(downloads.NotFetched):
     """A file that could not be downloaded or decrypted."""
 
-    def __init__(self, name: str) -> None:
-        super().__init__(name)
-        self.name = name
-
-    def message(self) -> str:
-        return f"{self.name} could not be fetched from Matrix. Nothing was stored."
+    source = "Matrix"
 
 
 def media_path(url: str) -> str | None:

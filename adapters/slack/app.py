@@ -39,6 +39,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
+from adapters import downloads
 from adapters.slack import files, inbound
 from adapters.slack.installs import (
     KEY_HINT,
@@ -543,7 +544,7 @@ class SlackAdapter:
         shared = self._simple_files(message)
         try:
             invocation = replace(invocation, files=await self.download(client, shared))
-        except (files.TooLarge, files.NotFetched) as exc:
+        except (downloads.TooLarge, downloads.NotFetched) as exc:
             await self._tell(client, channel, reactor, Reply.error(exc.message()))
             return
         reply = await self.app.core.handle(invocation)
@@ -622,7 +623,7 @@ class SlackAdapter:
                               shared: Sequence[files.Shared], *, channel: str | None) -> None:
         try:
             invocation = replace(invocation, files=await self.download(client, shared))
-        except (files.TooLarge, files.NotFetched) as exc:
+        except (downloads.TooLarge, downloads.NotFetched) as exc:
             await self._answer(client, Reply.error(exc.message()), invocation, channel=channel)
             return
         await self._run(client, invocation, channel=channel)
@@ -638,7 +639,7 @@ class SlackAdapter:
         if shared:
             try:
                 invocation = replace(invocation, files=await self.download(client, shared))
-            except (files.TooLarge, files.NotFetched) as exc:
+            except (downloads.TooLarge, downloads.NotFetched) as exc:
                 await self._answer(client, Reply.error(exc.message()), invocation,
                                    channel=thread.channel, thread=thread)
                 return

@@ -15,6 +15,8 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
+from adapters import downloads
+from adapters.downloads import TooLarge
 from bot.commands.invocation import IncomingFile
 
 CHUNK = 64 * 1024
@@ -47,26 +49,10 @@ def shared(files: object) -> tuple[Shared, ...]:
     return tuple(found)
 
 
-class TooLarge(Exception):
-    def __init__(self, name: str, limit: int) -> None:
-        super().__init__(name)
-        self.name, self.limit = name, limit
-
-    def message(self) -> str:
-        size = (f"{self.limit / (1024 * 1024):.1f} MB" if self.limit >= 1024 * 1024
-                else f"{self.limit} bytes")
-        return f"{self.name} is larger than the limit of {size}. Nothing was stored."
-
-
-class NotFetched(Exception):
+class NotFetched(downloads.NotFetched):
     """A file that could not be downloaded (foreign host, refused, redirected)."""
 
-    def __init__(self, name: str) -> None:
-        super().__init__(name)
-        self.name = name
-
-    def message(self) -> str:
-        return f"{self.name} could not be fetched from Slack. Nothing was stored."
+    source = "Slack"
 
 
 def trusted(url: str, api_url: str) -> bool:
