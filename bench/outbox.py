@@ -67,6 +67,7 @@ def stats(fake: FakeSlack) -> dict[str, Any]:
     channels: Counter[str] = Counter()
     times: list[float] = []
     last: dict[str, float] = {}
+    first: dict[str, float] = {}
     gaps: list[float] = []
     for call in fake.calls:
         if call.method != "chat.postMessage" or not call.result.get("ok"):
@@ -78,6 +79,7 @@ def stats(fake: FakeSlack) -> dict[str, Any]:
         channel = str(call.args["channel"])
         channels[channel] += 1
         times.append(call.at)
+        first.setdefault(channel, call.at)
         if channel in last:
             gaps.append(call.at - last[channel])
         last[channel] = call.at
@@ -89,6 +91,8 @@ def stats(fake: FakeSlack) -> dict[str, Any]:
             "lookups": len(fake.of("conversations.history")),
             "most_per_channel": max(channels.values(), default=0),
             "first": min(times, default=0.0), "last": max(times, default=0.0),
+            "spread": max(first.values(), default=0.0) - min(first.values(), default=0.0),
+            "span": max((last[c] - first[c] for c in last), default=0.0),
             "gap_p50": gaps[len(gaps) // 2] if gaps else 0.0,
             "gap_p90": gaps[len(gaps) * 9 // 10] if gaps else 0.0}
 
@@ -254,7 +258,8 @@ async def run(base_url: str, replicas: int, channels: int, each: int,
             "rate": 100 * fastest / elapsed if elapsed > 0 else 0.0,
             "first_post": seen["first"] - queued_at, "all_sent": all_sent,
             "queue_seconds": queue_seconds, "shares": shares,
-            "gaps": (seen["gap_p50"], seen["gap_p90"])}
+            "gaps": (seen["gap_p50"], seen["gap_p90"]),
+            "spread": seen["spread"], "span": seen["span"]}
 
 
 def show(r: dict[str, Any]) -> None:
@@ -264,7 +269,8 @@ def show(r: dict[str, Any]) -> None:
           f"{r['rate']:.1f} % of the allowed rate; queueing {r['queue_seconds']:.2f} s, "
           f"first post {r['first_post']:.2f} s after, all marked sent "
           f"{r['all_sent']:.2f} s after; per replica {r['shares']}; gap between posts to "
-          f"a channel p50 {r['gaps'][0]:.3f} s, p90 {r['gaps'][1]:.3f} s", flush=True)
+          f"a channel p50 {r['gaps'][0]:.3f} s, p90 {r['gaps'][1]:.3f} s; first posts spread over "
+          f"{r['spread']:.2f} s; the longest channel took {r['span']:.2f} s", flush=True)
 
 
 async def main() -> None:

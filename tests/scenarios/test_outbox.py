@@ -11,6 +11,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 import pytest
+from sqlalchemy import text
 
 from bot.clock import Clock, FixedClock, SystemClock
 from bot.delivery.dispatcher import LEASE, Dispatcher, backoff
@@ -19,6 +20,7 @@ from bot.domain import MessageRef, OutboxStatus, Platform
 from bot.presentation.messages import Message
 from bot.wiring.config import Settings
 from bot.wiring.demo import DEMO_MAIN
+from storage.bulk import ANALYZE_AFTER, OutboxDraft
 from storage.db import Database
 from storage.outbox import OutboxItem, OutboxStore
 from tests.harness import Harness
@@ -540,6 +542,30 @@ async def test_concurrent_dispatchers_never_double_deliver(
     async with db.read() as session:
         counts = await OutboxStore(session, clock.now()).counts()
     assert counts["sent"] == 200 and counts["pending"] == counts["sending"] == 0
+
+
+async def test_a_burst_queued_on_postgresql_refreshes_the_claim_statistics(
+    db: Database, clock: FixedClock
+) -> None:
+    """Thousands of messages queued at once on PostgreSQL are analyzed with the queueing:
+    planned on stale statistics (a near-empty table) the claim query rescans every line for
+    each row, seconds per claim, until autovacuum looks a minute later."""
+    if not db.is_postgres:
+        pytest.skip("planner statistics are PostgreSQL's")
+    drafts = [OutboxDraft(key=f"burst:{n}", platform="console", target=f"line-{n % 1000}",
+                          kind="dm", recipient="", payload=Message(f"m{n}").to_json())
+              for n in range(ANALYZE_AFTER + 500)]
+    async with db.transaction() as session:
+        await session.execute(text("ANALYZE outbox"))  # statistics of the empty table
+        assert await OutboxStore(session, clock.now()).enqueue_many(drafts) == len(drafts)
+    async with db.read() as session:
+        planned = await session.scalar(
+            text("SELECT reltuples FROM pg_class WHERE oid = 'outbox'::regclass"))
+    assert planned is not None and planned >= len(drafts)
+    async with db.transaction() as session:
+        claimed = await OutboxStore(session, clock.now()).claim_due(
+            limit=1000, worker="w", lease=LEASE, platforms=["console"])
+    assert len(claimed) == 1000 and len({item.target for item in claimed}) == 1000
 
 
 async def test_console_shows_deliveries_to_others_as_who_they_are_for(
