@@ -46,9 +46,11 @@ LEASE = dt.timedelta(seconds=60)
 CARD_WAIT = dt.timedelta(seconds=2)
 # Pause that gathers finished deliveries into one write.
 BATCH_WINDOW = 0.02
-# A running dispatcher claims at most this often, taking the lines due within as long
-# (each delivery then waits for its line's time): one claim query serves many lines.
+# A running dispatcher claims at most this often, taking the lines due within `AHEAD`
+# (each delivery then waits for its line's time): one claim query serves many lines, and
+# a line is claimed before its time comes rather than after.
 CLAIM_EVERY = 0.1
+AHEAD = 0.25
 # Seconds a stopping dispatcher waits for the deliveries under way before handing them back.
 HAND_BACK_GRACE = 3.0
 
@@ -104,6 +106,7 @@ class _Flight:
     item: OutboxItem
     task: asyncio.Task[Outcome]
     renewed: float
+    started: bool = False  # past its line's time and holding a delivery slot
 
 
 @dataclass(frozen=True)
@@ -157,6 +160,8 @@ class Dispatcher:
         self.rng = rng or random.Random()
         self.lease = lease or dt.timedelta(seconds=settings.outbox_lease)
         self.capacity = max(1, settings.outbox_concurrency)
+        # Deliveries under way at once; as many more may be claimed, waiting for their time.
+        self.slots = asyncio.Semaphore(self.capacity)
         self.interval = max(0.0, settings.outbox_per_target_interval)
         self.intents = intents or standard_intents()
         self.feed = feed
@@ -325,7 +330,10 @@ class Dispatcher:
         if (wait := (item.next_attempt_at - self.clock.now()).total_seconds()) > 0:
             await asyncio.sleep(wait)
         try:
-            return await self._deliver(item)
+            async with self.slots:
+                if (flight := self.flights.get(item.id)) is not None:
+                    flight.started = True
+                return await self._deliver(item)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # the database failed while recording a failure
@@ -497,10 +505,11 @@ class Dispatcher:
     async def run_forever(self, stop: asyncio.Event) -> None:
         """Deliver until `stop` is set, then hand back what is still in hand.
 
-        Lines are claimed as their first message comes due, up to `outbox_concurrency`
-        deliveries at once, at most every `CLAIM_EVERY` seconds; finished ones are recorded
-        together. Between rounds it sleeps until a delivery finishes, a line it paced is
-        about to come due, it is poked, or the poll interval passes.
+        Lines are claimed shortly before their first message comes due (`AHEAD`), at most
+        every `CLAIM_EVERY` seconds, up to `outbox_concurrency` deliveries under way at once
+        and as many waiting for their time; finished ones are recorded together. Between
+        rounds it sleeps until a delivery finishes, a line it paced is about to come due, it
+        is poked, or the poll interval passes.
         """
         poll = self.settings.outbox_poll_interval
         fed_at = claimed_at = -poll
@@ -521,14 +530,14 @@ class Dispatcher:
                     # another replica paced) wakes this one in time.
                     if (wait := await self._next_due()) is not None and wait < poll:
                         heapq.heappush(self.due_hints, now + max(0.0, wait))
-                room = self.capacity - len(self.flights)
-                soon = bool(self.due_hints) and self.due_hints[0] <= now + CLAIM_EVERY
+                room = 2 * self.capacity - len(self.flights)
+                soon = bool(self.due_hints) and self.due_hints[0] <= now + AHEAD
                 if room > 0 and (poked or polled or full or soon) and (
                         poked or now - claimed_at >= CLAIM_EVERY):
                     claimed_at = now
-                    while self.due_hints and self.due_hints[0] <= now + CLAIM_EVERY:
+                    while self.due_hints and self.due_hints[0] <= now + AHEAD:
                         heapq.heappop(self.due_hints)
-                    items = await self._claim(room, ahead=CLAIM_EVERY)
+                    items = await self._claim(room, ahead=AHEAD)
                     full = len(items) == room
                     self._launch(items)
             except Exception as exc:  # database down: keep going, nothing is lost
@@ -563,8 +572,8 @@ class Dispatcher:
         now = time.monotonic()
         until = poll_at
         if self.due_hints:
-            until = min(until, max(self.due_hints[0] - CLAIM_EVERY, claim_at))
-        if full and len(self.flights) < self.capacity:
+            until = min(until, max(self.due_hints[0] - AHEAD, claim_at))
+        if full and len(self.flights) < 2 * self.capacity:
             until = min(until, claim_at)
         if self.outcomes:
             until = min(until, now + BATCH_WINDOW)
@@ -580,21 +589,28 @@ class Dispatcher:
 
     async def _hand_back(self) -> None:
         """Stopping: let deliveries under way finish for a moment, record them, and hand
-        back the ones still out, due again at once (in doubt: they may have arrived)."""
-        if self.flights:
-            await asyncio.wait([f.task for f in self.flights.values()],
-                               timeout=HAND_BACK_GRACE)
+        back the ones still out, due again at once (in doubt: they may have arrived); the
+        ones claimed ahead and not started go back as they were."""
+        waiting = [f.item.id for f in self.flights.values() if not f.started]
+        for flight in self.flights.values():
+            if not flight.started:
+                flight.task.cancel()
+        if started := [f.task for f in self.flights.values() if f.started]:
+            await asyncio.wait(started, timeout=HAND_BACK_GRACE)
         if self.recording is not None:
             with contextlib.suppress(Exception):
                 await self.recording
-        out = [f.item.id for f in self.flights.values()]
+        out = [f.item.id for f in self.flights.values() if f.item.id not in waiting]
         for flight in list(self.flights.values()):
             flight.task.cancel()
         try:
             await self._record()
-            if out:
+            if waiting or out:
                 async with self.db.transaction() as session:
-                    await OutboxStore(session, self.clock.now()).hand_back(out, self.worker)
+                    store = OutboxStore(session, self.clock.now())
+                    await store.release(waiting, self.worker)
+                    await store.hand_back(out, self.worker)
+            if out:
                 log.info("outbox: handed back %s message(s) in flight", len(out))
         except Exception as exc:
             log.warning("outbox: could not record or hand back deliveries on stopping (%s); "

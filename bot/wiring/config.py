@@ -239,9 +239,11 @@ class Settings(BaseSettings):
         validation_alias=_env("SUBDESK_OUTBOX_PER_TARGET_INTERVAL", "outbox_per_target_interval"),
     )
     # Deliveries one process (replica) has under way at once, each the first message of its
-    # line; with several replicas the lines spread across them.
+    # line (as many more may be claimed, waiting for their time); with several replicas the
+    # lines spread across them.
     outbox_concurrency: int = Field(
-        200, ge=1, validation_alias=_env("SUBDESK_OUTBOX_CONCURRENCY", "outbox_concurrency")
+        200, ge=1, le=10_000,
+        validation_alias=_env("SUBDESK_OUTBOX_CONCURRENCY", "outbox_concurrency"),
     )
     # Seconds a claim holds a message; its holder renews it while delivering, and a message
     # whose holder died is taken by another replica once it runs out.

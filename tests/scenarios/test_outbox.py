@@ -373,9 +373,11 @@ async def test_stopping_hands_back_deliveries_in_flight(
     db: Database, settings: Settings
 ) -> None:
     """A dispatcher told to stop waits a moment for its deliveries, then hands back the ones
-    still out: due again at once for another dispatcher, in doubt."""
+    still out: due again at once for another dispatcher, in doubt. One it claimed that is
+    still waiting for a delivery slot goes back as it was: not tried, not in doubt."""
     item_id = await enqueue(db, SystemClock(), "stuck")
-    assert item_id is not None
+    waiting_id = await enqueue(db, SystemClock(), "waiting", target="bob")
+    assert item_id is not None and waiting_id is not None
 
     @dataclass
     class Stuck(Recorder):
@@ -384,21 +386,26 @@ async def test_stopping_hands_back_deliveries_in_flight(
             await asyncio.Event().wait()
             return None
 
-    s = tuned(settings, outbox_poll_interval=0.05)
+    s = tuned(settings, outbox_poll_interval=0.05, outbox_concurrency=1)
     stuck = Stuck()
     d = dispatcher(db, s, SystemClock(), stuck, worker="stopping")
     stop = asyncio.Event()
     task = asyncio.create_task(d.run_forever(stop))
     for _ in range(300):
-        if stuck.calls:
+        if stuck.calls and (await row(db, SystemClock(), waiting_id)).status is (
+                OutboxStatus.SENDING):
             break
         await asyncio.sleep(0.01)
+    assert [item_id] == [call[0] for call in stuck.calls], "one slot: the other waits"
     stop.set()
     d.poke()
     await asyncio.wait_for(task, timeout=10)
     item = await row(db, SystemClock(), item_id)
     assert item.status is OutboxStatus.PENDING and item.in_doubt is not None
     assert item.next_attempt_at <= SystemClock().now()
+    waiting = await row(db, SystemClock(), waiting_id)
+    assert waiting.status is OutboxStatus.PENDING and waiting.in_doubt is None
+    assert waiting.attempts == 0 and stuck.calls[-1][0] == item_id
 
 
 async def test_running_dispatcher_delivers_when_poked_and_stops(
