@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import itertools
 import random
 import time
 from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
 import pytest
@@ -54,6 +56,28 @@ async def enqueue(db: Database, clock: Clock, key: str, *, platform: str = "cons
             key, platform=platform, target=target, kind="dm",
             payload=Message(text).to_json(), recipient=f"{target} <{target}@x.test>",
         )
+
+
+@contextlib.asynccontextmanager
+async def running(d: Dispatcher, *, stops_within: float = 5.0) -> AsyncIterator[None]:
+    """`d.run_forever` for the length of the block, then stopped and awaited."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(d.run_forever(stop))
+    try:
+        yield
+    finally:
+        stop.set()
+        d.poke()
+        await asyncio.wait_for(task, timeout=stops_within)
+
+
+async def eventually(check: Callable[[], Awaitable[bool] | bool], seconds: float = 5.0) -> None:
+    """Wait until `check()` holds, looking every 10 ms for up to `seconds`."""
+    for _ in range(int(seconds * 100)):
+        done = check()
+        if done if isinstance(done, bool) else await done:
+            return
+        await asyncio.sleep(0.01)
 
 
 async def row(db: Database, clock: Clock, item_id: int) -> OutboxItem:
@@ -352,20 +376,13 @@ async def test_a_running_dispatcher_renews_its_leases(
     s = tuned(settings, outbox_poll_interval=0.05, outbox_lease=0.6)
     slow = Slow()
     d = dispatcher(db, s, clock_, slow, worker="slow")
-    stop = asyncio.Event()
-    task = asyncio.create_task(d.run_forever(stop))
     other = Recorder()
-    for _ in range(10):
-        await asyncio.sleep(0.2)
-        assert (await dispatcher(db, s, clock_, other, worker="other").run_once()).sent == 0
-    release.set()
-    for _ in range(200):
-        if slow.delivered:
-            break
-        await asyncio.sleep(0.01)
-    stop.set()
-    d.poke()
-    await asyncio.wait_for(task, timeout=5)
+    async with running(d):
+        for _ in range(10):
+            await asyncio.sleep(0.2)
+            assert (await dispatcher(db, s, clock_, other, worker="other").run_once()).sent == 0
+        release.set()
+        await eventually(lambda: bool(slow.delivered), 2.0)
     assert slow.delivered == [item_id] and other.delivered == []
 
 
@@ -389,17 +406,14 @@ async def test_stopping_hands_back_deliveries_in_flight(
     s = tuned(settings, outbox_poll_interval=0.05, outbox_concurrency=1)
     stuck = Stuck()
     d = dispatcher(db, s, SystemClock(), stuck, worker="stopping")
-    stop = asyncio.Event()
-    task = asyncio.create_task(d.run_forever(stop))
-    for _ in range(300):
-        if stuck.calls and (await row(db, SystemClock(), waiting_id)).status is (
-                OutboxStatus.SENDING):
-            break
-        await asyncio.sleep(0.01)
-    assert [item_id] == [call[0] for call in stuck.calls], "one slot: the other waits"
-    stop.set()
-    d.poke()
-    await asyncio.wait_for(task, timeout=10)
+
+    async def both_claimed() -> bool:
+        waiting = await row(db, SystemClock(), waiting_id)
+        return bool(stuck.calls) and waiting.status is OutboxStatus.SENDING
+
+    async with running(d, stops_within=10):
+        await eventually(both_claimed, 3.0)
+        assert [item_id] == [call[0] for call in stuck.calls], "one slot: the other waits"
     item = await row(db, SystemClock(), item_id)
     assert item.status is OutboxStatus.PENDING and item.in_doubt is not None
     assert item.next_attempt_at <= SystemClock().now()
@@ -415,19 +429,12 @@ async def test_running_dispatcher_delivers_when_poked_and_stops(
     s = tuned(settings, outbox_poll_interval=30.0)
     transport = Recorder()
     d = dispatcher(db, s, clock, transport)
-    stop = asyncio.Event()
-    task = asyncio.create_task(d.run_forever(stop))
-    await asyncio.sleep(0.05)
-    item_id = await enqueue(db, clock, "poked")
-    d.poke()
-    for _ in range(500):
-        if transport.delivered:
-            break
-        await asyncio.sleep(0.01)
-    assert transport.delivered == [item_id]
-    stop.set()
-    d.poke()
-    await asyncio.wait_for(task, timeout=2)
+    async with running(d, stops_within=2):
+        await asyncio.sleep(0.05)
+        item_id = await enqueue(db, clock, "poked")
+        d.poke()
+        await eventually(lambda: bool(transport.delivered))
+        assert transport.delivered == [item_id]
 
 
 async def test_a_line_with_a_backlog_drains_without_waiting_for_polls(
@@ -439,18 +446,9 @@ async def test_a_line_with_a_backlog_drains_without_waiting_for_polls(
     transport = Recorder()
     d = dispatcher(db, s, clock, transport)
     ids = [await enqueue(db, clock, f"backlog-{n}") for n in range(12)]
-    stop = asyncio.Event()
-    task = asyncio.create_task(d.run_forever(stop))
-    try:
-        for _ in range(2000):
-            if len(transport.delivered) == len(ids):
-                break
-            await asyncio.sleep(0.01)
+    async with running(d):
+        await eventually(lambda: len(transport.delivered) == len(ids), 20.0)
         assert transport.delivered == ids, "the line waited for the poll between messages"
-    finally:
-        stop.set()
-        d.poke()
-        await asyncio.wait_for(task, timeout=5)
 
 
 async def test_poke_during_a_poll_is_not_lost(
@@ -474,15 +472,8 @@ async def test_poke_during_a_poll_is_not_lost(
         return items
 
     d._claim = claim  # type: ignore[method-assign]
-    stop = asyncio.Event()
-    task = asyncio.create_task(d.run_forever(stop))
-    for _ in range(500):
-        if transport.delivered:
-            break
-        await asyncio.sleep(0.01)
-    stop.set()
-    d.poke()
-    await asyncio.wait_for(task, timeout=2)
+    async with running(d, stops_within=2):
+        await eventually(lambda: bool(transport.delivered))
     assert len(transport.delivered) == 1
 
 
