@@ -46,6 +46,7 @@ from aiohttp import ClientSession
 from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
+from bench.common import pg_recreate
 from bot.clock import SystemClock
 from bot.presentation.messages import Message
 from storage.bulk import OutboxDraft
@@ -121,18 +122,9 @@ def _port() -> int:
 
 
 async def _fresh_database(base: str) -> str:
-    import asyncpg
-
-    u = make_url(base)
-    conn = await asyncpg.connect(host=u.host, port=u.port or 5432,
-                                 user=u.username or "postgres", password=u.password,
-                                 database=u.database or "postgres")
-    try:
-        await conn.execute('DROP DATABASE IF EXISTS "subdesk_bench_outbox" WITH (FORCE)')
-        await conn.execute('CREATE DATABASE "subdesk_bench_outbox"')
-    finally:
-        await conn.close()
-    url = u.set(database="subdesk_bench_outbox").render_as_string(hide_password=False)
+    url = make_url(base).set(database="subdesk_bench_outbox").render_as_string(
+        hide_password=False)
+    await pg_recreate(url)
     db = Database(url)
     try:
         await db.upgrade()

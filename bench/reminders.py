@@ -34,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from sqlalchemy.engine import make_url
 
+from bench.common import pg_connect, pg_recreate, sqlite_value
 from bot.clock import FixedClock
 from bot.wiring.config import Settings
 from bot.wiring.services import Services
@@ -116,12 +117,7 @@ class Postgres:
 
     @classmethod
     async def connect(cls, url: str) -> Postgres:
-        import asyncpg
-
-        u = make_url(url)
-        return cls(await asyncpg.connect(
-            host=u.host, port=u.port or 5432, user=u.username or "postgres",
-            password=u.password, database=u.database or "postgres"))
+        return cls(await pg_connect(url))
 
     async def load(self, due: int) -> None:
         for table, (columns, records) in rows(due).items():
@@ -164,14 +160,6 @@ class Postgres:
         await self.conn.close()
 
 
-def _sqlite_value(value: Any) -> Any:
-    if isinstance(value, dt.datetime):
-        return value.astimezone(dt.UTC).replace(tzinfo=None).strftime("%Y-%m-%d %H:%M:%S.%f")
-    if isinstance(value, dt.date):
-        return value.isoformat()
-    return value
-
-
 class Sqlite:
     """The raw side on the standard library's sqlite3, with Subdesk's WAL settings."""
 
@@ -187,12 +175,12 @@ class Sqlite:
             self.conn.executemany(
                 f"INSERT INTO {table} ({', '.join(columns)}) "
                 f"VALUES ({', '.join('?' for _ in columns)})",
-                ([_sqlite_value(v) for v in r] for r in records))
+                ([sqlite_value(v) for v in r] for r in records))
         self.conn.execute(
             "INSERT INTO reminder_claims (kind, subject_id, stage, claimed_at) "
             "SELECT 'invoice', id, due_on || ':due+30', ? FROM invoices "
             "WHERE id > ? AND id <= ?",
-            (_sqlite_value(NOW - dt.timedelta(days=1)), due, due + FINAL_CLAIMED))
+            (sqlite_value(NOW - dt.timedelta(days=1)), due, due + FINAL_CLAIMED))
         self.conn.execute("COMMIT")
         self.conn.execute("ANALYZE")
 
@@ -208,7 +196,7 @@ class Sqlite:
             "FROM invoices i "
             f"WHERE i.status = 'open' AND i.due_on IN ({dates}) "
             "ON CONFLICT (kind, subject_id, stage) DO NOTHING",
-            (_sqlite_value(NOW),))
+            (sqlite_value(NOW),))
         return cursor.rowcount
 
     async def count(self, sql: str) -> int:
@@ -285,10 +273,8 @@ async def scenario(url: str, raw: Postgres | Sqlite, due: int) -> None:
 async def main(engine: str, pg: str) -> None:
     tmp: tempfile.TemporaryDirectory[str] | None = None
     if engine == "postgresql":
-        admin = await Postgres.connect(pg)
-        await admin.conn.execute(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
-        await admin.conn.execute(f'CREATE DATABASE "{DB_NAME}"')
         url = make_url(pg).set(database=DB_NAME).render_as_string(hide_password=False)
+        await pg_recreate(url)
     else:
         tmp = tempfile.TemporaryDirectory(prefix="subdesk-bench-")
         url = f"sqlite:///{tmp.name}/reminders.db"
@@ -309,8 +295,7 @@ async def main(engine: str, pg: str) -> None:
     finally:
         await raw.close()
         if engine == "postgresql":
-            await admin.conn.execute(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
-            await admin.close()
+            await pg_recreate(url, drop_only=True)
         if tmp is not None:
             tmp.cleanup()
 

@@ -35,11 +35,10 @@ from tickets import (  # the loaders and the organizations of the tickets benchm
     PostgresLoader,
     SqliteLoader,
     World,
-    _pg_connect,
-    _pg_recreate,
     calendar,
 )
 
+from bench.common import pg_connect, pg_recreate
 from bot.clock import FixedClock
 from bot.wiring.config import Settings
 from bot.wiring.services import Services
@@ -86,12 +85,12 @@ async def run(engine: str, total: int, sizes: list[int], orgs: int, url: str | N
             url = f"sqlite:///{tmp.name}/bench-{size}.db"  # a fresh database per size
         else:
             assert url is not None
-            await _pg_recreate(url)
+            await pg_recreate(url)
         db = Database(url)
         await db.upgrade()
         loader: SqliteLoader | PostgresLoader = (
             SqliteLoader(make_url(url).database or "") if engine == "sqlite"
-            else PostgresLoader(await _pg_connect(url)))
+            else PostgresLoader(await pg_connect(url)))
 
         async def insert(table: str, columns: tuple[str, ...], rows: list[tuple[Any, ...]],
                          loader: SqliteLoader | PostgresLoader = loader) -> None:

@@ -34,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from sqlalchemy.engine import make_url
 
+from bench.common import pg_connect, pg_recreate, sqlite_value
 from bot.commands.invocation import Invocation, Sender
 from bot.domain import Platform
 from bot.wiring.config import DEFAULT_SLA_MINUTES, Settings
@@ -148,14 +149,6 @@ class World:
 
 # Loading -------------------------------------------------------------------------------
 
-def _sqlite_value(value: Any) -> Any:
-    if isinstance(value, dt.datetime):
-        return value.astimezone(dt.UTC).replace(tzinfo=None).strftime("%Y-%m-%d %H:%M:%S.%f")
-    if isinstance(value, dt.date):
-        return value.isoformat()
-    return value
-
-
 class SqliteLoader:
     def __init__(self, path: str) -> None:
         self.conn = sqlite3.connect(path, isolation_level=None)
@@ -165,7 +158,7 @@ class SqliteLoader:
         sql = (f"INSERT INTO {table} ({', '.join(columns)}) "
                f"VALUES ({', '.join('?' for _ in columns)})")
         self.conn.execute("BEGIN")
-        self.conn.executemany(sql, ([_sqlite_value(v) for v in row] for row in rows))
+        self.conn.executemany(sql, ([sqlite_value(v) for v in row] for row in rows))
         self.conn.execute("COMMIT")
 
     def analyze(self) -> None:
@@ -189,24 +182,6 @@ class PostgresLoader:
             "SELECT setval(pg_get_serial_sequence('tickets', 'id'), "
             "(SELECT coalesce(max(id), 1) FROM tickets))"
         )
-
-
-async def _pg_connect(url: str) -> Any:
-    import asyncpg  # type: ignore[import-untyped]
-
-    u = make_url(url)
-    return await asyncpg.connect(host=u.host, port=u.port or 5432, user=u.username or "postgres",
-                                 password=u.password, database=u.database)
-
-
-async def _pg_recreate(url: str) -> None:
-    admin = await _pg_connect(make_url(url).set(database="postgres").render_as_string(False))
-    name = make_url(url).database
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
 
 
 # Timing --------------------------------------------------------------------------------
@@ -233,7 +208,7 @@ class Floor:
             self.conn = await aiosqlite.connect(make_url(self.url).database or "",
                                                 isolation_level=None)
         else:
-            self.conn = await _pg_connect(self.url)
+            self.conn = await pg_connect(self.url)
 
     async def __call__(self, email: str) -> None:
         if self.engine == "sqlite":
@@ -284,7 +259,7 @@ async def run(engine: str, sizes: list[int], orgs: int, iterations: int, url: st
         name = make_url(url).database or ""
         if name in ("", "postgres", "template0", "template1") or name.startswith("subdesk_test"):
             raise SystemExit(f"refusing to drop database {name!r}; use a dedicated one")
-        await _pg_recreate(url)
+        await pg_recreate(url)
     db = Database(url)
     await db.upgrade()
     settings = Settings(_env_file=None, database_url=url)
@@ -293,7 +268,7 @@ async def run(engine: str, sizes: list[int], orgs: int, iterations: int, url: st
     if engine == "sqlite":
         loader = SqliteLoader(make_url(url).database or "")
     else:
-        loader = PostgresLoader(await _pg_connect(url))
+        loader = PostgresLoader(await pg_connect(url))
 
     async def insert(table: str, columns: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:
         if isinstance(loader, SqliteLoader):
