@@ -577,16 +577,11 @@ class MatrixAdapter:
                                said.sender)
 
     def _direct(self, room_id: str, person: str) -> bool:
-        """Whether a room is the bot's conversation with `person`: their DM in `m.direct`,
-        or a room of the two of them that is no configured channel."""
-        if room_id in self.link.direct.get(person, ()):
-            return True
-        settings = self.app.settings
-        if f"{PLATFORM}:{room_id}" in (*settings.triage_channels, *settings.billing_channels):
-            return False
-        client = self.link.client
-        room = None if client is None else client.rooms.get(room_id)
-        return room is not None and room.member_count <= 2
+        """Whether a room is the bot's conversation with `person`: their DM in the bot's
+        `m.direct` (where every room opened as a DM is recorded: one the bot made, or an
+        invite marked `is_direct`). A room of just the two of them is not enough: an alert
+        or triage room often holds only the bot and one person."""
+        return room_id in self.link.direct.get(person, ())
 
     async def _ours(self, room_id: str, root: str) -> bool:
         """Whether a message is the root of one of our threads (a card, a request)."""
