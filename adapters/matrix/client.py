@@ -56,7 +56,9 @@ class Tuning:
     backoff_base: float = 1.0  # first wait after the homeserver failed, doubled each time
     backoff_cap: float = 30.0
     lease_poll: float = 5.0  # how often a standby replica asks for the sync lease
-    lease_term: float = 60.0  # seconds the sync lease outlives its last renewal (an outage)
+    # Seconds the sync lease outlives its last renewal (a database outage); renewed after
+    # every sync, so longer than a sync's wait.
+    lease_term: float = 60.0
     room_wait: float = 20.0  # seconds a new DM room may take to reach the sync
     undecryptable_wait: float = 20.0  # seconds to wait for a message's room key
     timeline_limit: int = 50  # events per room in one sync; a longer gap is read back

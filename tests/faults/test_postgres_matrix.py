@@ -7,11 +7,14 @@ each, and a command after the outage gets its real answer."""
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from aiohttp import ClientSession
 
+from bot.wiring.config import Settings
+from storage.db import Database
 from tests.faults.world import (
     Cluster,
     RoomReader,
@@ -24,11 +27,13 @@ from tests.faults.world import (
     unavailable,
     until,
 )
+from tests.peers.matrix_world import TUNING, matrix_settings, people, start_bot
 from tests.peers.synapse import Synapse
 
 pytestmark = [pytest.mark.faults, pytest.mark.peers, pytest.mark.slow]
 
 ALERTS = 5
+TERM = 4.0  # seconds of the lease term in the one-process test
 
 
 async def test_postgresql_restarted_under_the_matrix_sync(
@@ -104,3 +109,45 @@ async def _alerts_in(reader: RoomReader, http: ClientSession, bot: str, count: i
     bodies = [str(e["content"].get("body", "")) for e in await reader.messages(http)
               if e["sender"] == bot]
     return sum("matrix alert" in body for body in bodies) >= count
+
+
+async def test_a_holder_cut_off_past_its_lease_term_stops_answering(
+    cluster: Cluster, synapse: Synapse, tmp_path: Path
+) -> None:
+    """In one process with a short lease term: during an outage a command is answered
+    "temporarily unavailable" while the term lasts; once it ran out the bot stands by, and
+    a command typed then waits, unanswered, until the database is back (after the bot waited
+    one term to take the lease again) and then gets its real answer. Neither command is
+    answered twice."""
+    bot_account, tom_account = await synapse.register("bot", "tom")
+    db = Database(cluster.url)
+    await db.upgrade()
+    settings = matrix_settings(
+        Settings(_env_file=None, database_url=cluster.url,  # type: ignore[call-arg]
+                 outbox_base_delay=0.05, outbox_max_delay=0.5),
+        synapse, bot_account, tmp_path / "data")
+    tuning = replace(TUNING, sync_timeout_ms=1_000, lease_term=TERM)
+    async with people(synapse, tmp_path, tom_account) as (tom,):
+        bot = await start_bot(settings, db, tuning=tuning)
+        try:
+            room = await tom.room(bot_account.user_id, name="alerts")
+            first = await tom.say(room, "!subdesk whoami")
+            assert not unavailable(await tom.answer(room, bot.adapter.link.user_id, first))
+
+            await asyncio.to_thread(cluster.stop)
+            during = await tom.say(room, "!subdesk whoami")
+            assert unavailable(await tom.answer(room, bot_account.user_id, during))
+            await until(lambda: not bot.adapter.leading, TERM + 10, "the term to run out")
+            late = await tom.say(room, "!subdesk whoami")
+            await asyncio.sleep(2.0)
+            assert tom.answers_to(room, bot_account.user_id, late) == [], "answered unleased"
+
+            await asyncio.to_thread(cluster.start)
+            answer = await tom.answer(room, bot_account.user_id, late, within=TERM + 30)
+            assert not unavailable(answer), answer
+            await asyncio.sleep(2.0)  # time for a second answer to show
+            assert len(tom.answers_to(room, bot_account.user_id, during)) == 1
+            assert len(tom.answers_to(room, bot_account.user_id, late)) == 1
+        finally:
+            await bot.close()
+            await db.dispose()
