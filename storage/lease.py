@@ -7,14 +7,19 @@ database (one machine) it is an exclusive `flock` on a file beside the database.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import fcntl
 import hashlib
 import logging
 import os
+import time
+from collections.abc import Callable
 from typing import Protocol
 
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from storage.db import Database
@@ -99,3 +104,66 @@ async def try_lease(db: Database, name: str) -> Lease | None:
         os.close(fd)
         return None
     return FileLease(name, fd)
+
+
+class Tenure:
+    """A lease held for a term, so its holder can ride out a database outage.
+
+    Each `check` renews the lease; when the database cannot be reached the holder keeps
+    the lease until `term` seconds after its last renewal, counted on its own clock from
+    before that renewal was asked for. A PostgreSQL lock is dropped with its connection (a
+    restarted server drops them all), so once the database answers again the lease is taken
+    anew; if another process took it first, the holder has lost it. A process that takes
+    the lease after others held it waits one term (`settle`) before acting on it: whoever
+    held it before has stopped by then, by its own clock.
+    """
+
+    def __init__(self, db: Database, name: str, lease: Lease, term: float,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.db = db
+        self.name = name
+        self.lease = lease
+        self.term = term
+        self._clock = clock
+        self._renewed = clock()
+        self.cut_off = False  # the last check could not reach the database
+
+    @property
+    def expired(self) -> bool:
+        return self._clock() - self._renewed >= self.term
+
+    async def check(self) -> bool:
+        """Renew the lease; False when it is lost (another process holds it, or the term
+        ran out while the database could not be reached)."""
+        asked = self._clock()
+        if not self.cut_off and await self.lease.alive():
+            self._renewed = asked
+            return True
+        try:
+            again = await try_lease(self.db, self.name)
+        except (OperationalError, DBAPIError, PoolTimeout, ConnectionError, OSError) as exc:
+            if not self.cut_off:
+                log.warning("lease %s: database unreachable (%s); kept for %.0f s at most",
+                            self.name, type(exc).__name__,
+                            max(0.0, self.term - (asked - self._renewed)))
+            self.cut_off = True
+            return not self.expired
+        await self.lease.release()
+        if again is None:
+            return False
+        self.lease, self._renewed, self.cut_off = again, asked, False
+        return True
+
+    async def settle(self, stopped: asyncio.Event) -> bool:
+        """Wait one term while keeping the lease (a previous holder cut off from the
+        database may act on it until then); False when it was lost meanwhile."""
+        deadline = self._clock() + self.term
+        while (left := deadline - self._clock()) > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopped.wait(), timeout=min(left, 1.0))
+            if stopped.is_set() or not await self.check():
+                return False
+        return True
+
+    async def release(self) -> None:
+        await self.lease.release()

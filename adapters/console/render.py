@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from bot.presentation.buttons import button_command
 from bot.presentation.messages import (
     Actions,
     BulletList,
@@ -61,6 +62,7 @@ def _render(message: Message) -> str:
             case BulletList(items):
                 lines.extend(f"  • {item}" for item in items)
             case Actions(buttons):
-                if buttons:
-                    lines.append("  " + "  ".join(f"[{b.label}]" for b in buttons))
+                # No buttons in a terminal or a mail: each is shown with what to type.
+                lines.extend(f"  [{b.label}] {button_command(b, PREFIX) or ''}".rstrip()
+                             for b in buttons)
     return "\n".join(lines)

@@ -8,6 +8,12 @@ after every event of its batch was handled, so a restart resumes where handling 
 events seen again are recognised by their id and run once. Answers go through the outbox
 like every other message, so a rate limit or a homeserver away delays them, never loses
 them.
+
+While the database is unreachable the holder keeps syncing for the lease's term: each
+command is answered "temporarily unavailable" straight in the room (the outbox needs the
+database), with a transaction id made from the command's event id, and is not run later.
+Once the database answers, those events are recorded as handled and the sync token saved,
+so reading the batch again runs none of them and answers none twice.
 """
 
 from __future__ import annotations
@@ -47,6 +53,7 @@ from adapters.matrix.client import (
     Unreachable,
     error_of,
 )
+from adapters.matrix.offline import AnsweredOffline
 from adapters.matrix.transport import MatrixTransport
 from bot.commands import Form, prompts
 from bot.commands.invocation import Action, IncomingFile, Invocation
@@ -56,7 +63,7 @@ from bot.presentation.messages import Message, Outcome, Reply, Tone, command
 from bot.services.base import ServiceError
 from bot.wiring.config import Settings
 from bot.wiring.runtime import App
-from storage.lease import Lease, try_lease
+from storage.lease import Lease, Tenure, try_lease
 from storage.matrix_state import MatrixStateStore
 
 log = logging.getLogger(__name__)
@@ -81,6 +88,11 @@ _DATABASE_ERRORS = (OperationalError, PoolTimeout, ConnectionError, DBAPIError)
 PROMPT_WAIT = 900.0  # seconds a question stays open for its answer
 SKIP = frozenset({"skip", "-"})
 CANCEL = frozenset({"cancel"})
+
+
+class _Lapsed(Exception):
+    """The sync lease was lost, or its term ran out while the database could not be
+    reached: nothing more may be acted on."""
 
 
 @dataclass
@@ -122,6 +134,9 @@ class MatrixAdapter:
         self._waiting: list[_Undecrypted] = []
         self._prompts: dict[tuple[str, str], _Prompt] = {}  # by (room, person)
         self._rng = random.Random()
+        self._tenure: Tenure | None = None
+        self._unsaved = False  # the token of a handled batch waits for the database
+        self._offline = AnsweredOffline(link.directory)  # to record once the database answers
         self.batches = 0  # syncs handled (tests wait on it)
 
     # The adapter contract ---------------------------------------------------------------
@@ -148,20 +163,32 @@ class MatrixAdapter:
         except OSError as exc:
             raise ServiceError(
                 f"cannot use SUBDESK_DATA_DIR for the Matrix keys: {exc.strerror}") from None
+        await self._offline.load()
 
     async def run(self) -> None:
         """Sync while holding the lease; stand by while another replica holds it."""
         try:
             while not self._stopped.is_set():
-                lease = await self._acquire()
-                if lease is None:
+                taken = await self._acquire()
+                if taken is None:
                     return
+                lease, contended = taken
+                tenure = Tenure(self.app.db, self.lease_name, lease, self.tuning.lease_term)
                 try:
-                    await self._lead(lease)
+                    if contended and self.app.db.is_postgres:
+                        # The last holder may still act for its term, cut off from the
+                        # database; it has stopped by the time this wait ends.
+                        self._status = "taking over the Matrix sync"
+                        if not await tenure.settle(self._stopped):
+                            continue
+                    self._leading = True
+                    self._tenure = tenure
+                    await self._lead(tenure)
                 finally:
                     self._leading = self._ready = False
+                    self._tenure = None
                     with contextlib.suppress(Exception):
-                        await lease.release()
+                        await tenure.release()
                     await self.link.close()
         finally:
             self._leading = self._ready = False
@@ -180,8 +207,11 @@ class MatrixAdapter:
 
     # The lease -------------------------------------------------------------------------
 
-    async def _acquire(self) -> Lease | None:
+    async def _acquire(self) -> tuple[Lease, bool] | None:
+        """The sync lease, once taken, and whether anything stood in the way first (it was
+        held, or the database unreachable): then another process may have held it."""
         told = False
+        contended = False
         while not self._stopped.is_set():
             try:
                 lease = await try_lease(self.app.db, self.lease_name)
@@ -190,10 +220,10 @@ class MatrixAdapter:
                 log.warning("Matrix: sync lease not taken: %s", type(exc).__name__)
                 lease = None
             if lease is not None:
-                self._leading = True
                 self._status = "not synced yet"
                 log.info("Matrix: this process syncs %s", self.link.user_id)
-                return lease
+                return lease, contended
+            contended = True
             if not told:
                 log.info("Matrix: another process syncs %s; standing by", self.link.user_id)
                 self._status = None
@@ -211,23 +241,33 @@ class MatrixAdapter:
 
     # Syncing ---------------------------------------------------------------------------
 
-    async def _lead(self, lease: Lease) -> None:
+    async def _lead(self, tenure: Tenure) -> None:
         """Sync until stopped or the lease is lost; reconnect after failures, backing off."""
         failures = 0
-        connected = False
+        connected = positioned = False
         told: str | None = None
+        self._unsaved = False
         while not self._stopped.is_set():
-            if not await lease.alive():
+            if not await tenure.check():
                 log.warning("Matrix: sync lease lost; standing by")
                 return
+            if not tenure.cut_off and (self._offline or self._unsaved):
+                with contextlib.suppress(*_DATABASE_ERRORS):  # tried again next time
+                    await self._catch_up()
             try:
                 if not connected:
                     await self.link.connect()
-                    await self._load_position()
+                    self._first = True
                     connected = True
-                await self._sync_once()
+                if not positioned:
+                    await self._load_position()
+                    positioned = True
+                await self._sync_once(tenure)
                 failures, told = 0, None
                 continue
+            except _Lapsed:
+                log.warning("Matrix: sync lease lost; standing by")
+                return
             except Limited as exc:
                 self._status = "rate limited by the homeserver"
                 await self._sleep(exc.retry_after)
@@ -254,7 +294,6 @@ class MatrixAdapter:
             found = await MatrixStateStore(session, self.app.clock.now()).position(
                 self.link.user_id)
         self._token = None if found is None else found.sync_token
-        self._first = True
         log.info("Matrix: syncing as %s, device %s", self.link.user_id, self.link.device_id)
         if found is not None and found.device_id != self.link.device_id:
             log.warning("Matrix: syncing as device %s (was %s): messages encrypted for the "
@@ -265,11 +304,27 @@ class MatrixAdapter:
             await MatrixStateStore(session, self.app.clock.now()).save(
                 self.link.user_id, self.link.device_id, token)
 
-    async def _sync_once(self) -> None:
+    async def _catch_up(self) -> None:
+        """What waited for the database: the events answered without it, recorded as
+        handled, and the sync token of the batches handled meanwhile."""
+        if self._offline:
+            for event_id in sorted(self._offline.events):
+                await self.app.services.events.first_time(PLATFORM,
+                                                          inbound.event_key(event_id))
+            log.info("Matrix: answered without the database: %s event(s) recorded as "
+                     "handled", len(self._offline))
+            await self._offline.clear()
+        if self._unsaved and self._token is not None:
+            await self._save_position(self._token)
+            self._unsaved = False
+
+    async def _sync_once(self, tenure: Tenure) -> None:
         client = self.link.client
         if client is None:
             raise Unreachable("not connected")
         wait_ms = 0 if self._first else self.tuning.sync_timeout_ms
+        if tenure.cut_off:  # look at the lease often: it is not renewed meanwhile
+            wait_ms = min(wait_ms, int(self.tuning.lease_poll * 1000))
         try:
             response = await asyncio.wait_for(
                 client.sync(timeout=wait_ms, sync_filter=sync_filter(self.tuning.timeline_limit),
@@ -283,10 +338,17 @@ class MatrixAdapter:
         if not isinstance(response, SyncResponse):
             raise Unreachable("unexpected sync answer")
         await self._keys()
+        if not await tenure.check():
+            raise _Lapsed()  # nothing of this batch is acted on
         self._ready = True
         self._status = None
         await self._handle(response, history=self._token is not None)
-        await self._save_position(response.next_batch)
+        try:
+            await self._save_position(response.next_batch)
+        except _DATABASE_ERRORS:
+            if tenure.expired:
+                raise
+            self._unsaved = True  # saved by `_catch_up` once the database answers
         self._token = response.next_batch
         self._first = False
         self.batches += 1
@@ -329,7 +391,8 @@ class MatrixAdapter:
         cannot hold up the sync for good (an outage is raised: the batch is retried)."""
         try:
             await self._event(room_id, event)
-        except (*_DATABASE_ERRORS, MatrixError, aiohttp.ClientError, TimeoutError, OSError):
+        except (*_DATABASE_ERRORS, MatrixError, aiohttp.ClientError, TimeoutError, OSError,
+                _Lapsed):
             raise
         except Exception:
             log.exception("Matrix: event %s in %s not handled",
@@ -379,7 +442,7 @@ class MatrixAdapter:
                 self._waiting.append(_Undecrypted(event, room_id, time.monotonic()))
             return
         said = inbound.read(getattr(event, "source", {}) or {}, room_id)
-        if said is None or said.sender == self.link.user_id:
+        if said is None or said.sender == self.link.user_id or said.event_id in self._offline:
             return
         await self._said(said)
 
@@ -514,16 +577,11 @@ class MatrixAdapter:
                                said.sender)
 
     def _direct(self, room_id: str, person: str) -> bool:
-        """Whether a room is the bot's conversation with `person`: their DM in `m.direct`,
-        or a room of the two of them that is no configured channel."""
-        if room_id in self.link.direct.get(person, ()):
-            return True
-        settings = self.app.settings
-        if f"{PLATFORM}:{room_id}" in (*settings.triage_channels, *settings.billing_channels):
-            return False
-        client = self.link.client
-        room = None if client is None else client.rooms.get(room_id)
-        return room is not None and room.member_count <= 2
+        """Whether a room is the bot's conversation with `person`: their DM in the bot's
+        `m.direct` (where every room opened as a DM is recorded: one the bot made, or an
+        invite marked `is_direct`). A room of just the two of them is not enough: an alert
+        or triage room often holds only the bot and one person."""
+        return room_id in self.link.direct.get(person, ())
 
     async def _ours(self, room_id: str, root: str) -> bool:
         """Whether a message is the root of one of our threads (a card, a request)."""
@@ -544,13 +602,29 @@ class MatrixAdapter:
     async def _answer(self, room_id: str, event_id: str, thread: str | None, reply: Reply,
                       who: str) -> None:
         """Answer in the room, as a reply to the command (in its thread when it was typed
-        in one), through the outbox. A command seen again gets no second answer."""
+        in one), through the outbox. A command seen again gets no second answer.
+
+        Without the database (the core says "temporarily unavailable", or the outbox
+        cannot take the answer) it is sent straight to the room, while the lease's term
+        lasts, and the event remembered so that it is not handled again."""
         if reply.duplicate:
             return
-        await self.app.services.answers.queue(
-            PLATFORM, MessageRef(room_id, event_id), reply.message,
-            thread=None if thread is None else MessageRef(room_id, thread), recipient=who)
-        self.app.dispatcher.poke()
+        if reply.outcome is not Outcome.UNAVAILABLE:
+            try:
+                await self.app.services.answers.queue(
+                    PLATFORM, MessageRef(room_id, event_id), reply.message,
+                    thread=None if thread is None else MessageRef(room_id, thread),
+                    recipient=who)
+            except _DATABASE_ERRORS:
+                pass
+            else:
+                self.app.dispatcher.poke()
+                return
+        tenure = self._tenure
+        if tenure is None or (tenure.cut_off and tenure.expired):
+            raise _Lapsed()
+        await self.transport.answer_now(room_id, event_id, thread, reply.message)
+        await self._offline.add(event_id)
 
 
 async def _checked(request: Any, what: str) -> None:

@@ -56,6 +56,9 @@ class Tuning:
     backoff_base: float = 1.0  # first wait after the homeserver failed, doubled each time
     backoff_cap: float = 30.0
     lease_poll: float = 5.0  # how often a standby replica asks for the sync lease
+    # Seconds the sync lease outlives its last renewal (a database outage); renewed after
+    # every sync, so longer than a sync's wait.
+    lease_term: float = 60.0
     room_wait: float = 20.0  # seconds a new DM room may take to reach the sync
     undecryptable_wait: float = 20.0  # seconds to wait for a message's room key
     timeline_limit: int = 50  # events per room in one sync; a longer gap is read back
@@ -98,7 +101,7 @@ def error_of(response: ErrorResponse, what: str) -> MatrixError:
     return Unreachable(f"{what}: {code or 'error'}")
 
 
-def _private_file(path: Path, text: str) -> None:
+def private_file(path: Path, text: str) -> None:
     """Write `text` to `path`, readable by this user only, replacing it atomically."""
     partial = path.with_name(path.name + ".part")
     fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -139,7 +142,7 @@ class MatrixLink:
         self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         key_file = self.directory / "store.key"
         if not key_file.exists():
-            _private_file(key_file, secrets.token_urlsafe(32))
+            private_file(key_file, secrets.token_urlsafe(32))
         return key_file.read_text().strip()
 
     def _credentials(self) -> dict[str, str]:
@@ -155,7 +158,7 @@ class MatrixLink:
         record = {"user_id": self.user_id, "device_id": device_id}
         if token is not None:  # a password login's token; a configured one stays in config
             record["access_token"] = token
-        _private_file(self.directory / "credentials.json", json.dumps(record))
+        private_file(self.directory / "credentials.json", json.dumps(record))
 
     async def connect(self) -> None:
         """Log in (or resume the saved login) and open the device's encryption store.

@@ -13,7 +13,7 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
-from bot.commands.grammar import BY_KEY
+from bot.presentation.buttons import button_command
 from bot.presentation.messages import (
     Actions,
     BulletList,
@@ -39,25 +39,9 @@ def _cut(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def button_command(button: Button) -> str | None:
-    """The command a button stands for, with its known arguments filled in and the others
-    named (`!triage status 12 STATUS`); None for a command this build does not know."""
-    spec = BY_KEY.get(button.command)
-    if spec is None:
-        return None
-    known = button.values
-    words = [spec.root, *spec.words]
-    for arg in spec.line_args:
-        value = known.get(arg.name)
-        if value is not None:
-            words.append(value)
-        elif not arg.optional:
-            words.append(arg.usage)
-    return PREFIX + " ".join(words)
-
-
 def _buttons(buttons: tuple[Button, ...]) -> list[tuple[str, str]]:
-    return [(b.label, line) for b in buttons if (line := button_command(b)) is not None]
+    return [(b.label, line) for b in buttons
+            if (line := button_command(b, PREFIX)) is not None]
 
 
 def plain(message: Message) -> str:

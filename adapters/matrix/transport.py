@@ -4,6 +4,7 @@ command (`m.in_reply_to`), each sent with the outbox id as its transaction id.""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -21,6 +22,18 @@ from storage.outbox import OutboxItem
 def txn_id(item: OutboxItem) -> str:
     """One transaction id per outbox message, the same on every attempt."""
     return f"subdesk.outbox.{item.id}"
+
+
+def answer_txn_id(event_id: str) -> str:
+    """The transaction id of an answer sent straight to the room (not through the outbox),
+    one per command event: reading the event again cannot post a second answer."""
+    return "subdesk.answer." + hashlib.sha256(event_id.encode()).hexdigest()[:32]
+
+
+def answer_content(message: Message, event_id: str, thread: str | None) -> dict[str, Any]:
+    """`message` as the answer to the command `event_id`, in its thread when it has one."""
+    content = render(message)
+    return in_thread(content, thread, event_id) if thread else replying(content, event_id)
 
 
 def answered(payload: Mapping[str, Any]) -> tuple[str, str, str | None] | None:
@@ -56,8 +69,7 @@ class MatrixTransport:
                 content = edit(content, item.replaces.id)
             elif (answer := answered(item.payload)) is not None:
                 room, event, thread = answer
-                content = (in_thread(content, thread, event) if thread
-                           else replying(content, event))
+                content = answer_content(message, event, thread)
             elif item.thread is not None:
                 room = item.thread.channel
                 content = in_thread(content, item.thread.id)
@@ -81,3 +93,10 @@ class MatrixTransport:
         if item.replaces is not None:
             return item.replaces  # the card stays where it was
         return MessageRef(room, event_id)
+
+    async def answer_now(self, room_id: str, event_id: str, thread: str | None,
+                         message: Message) -> None:
+        """Answer a command straight in its room, bypassing the outbox (which needs the
+        database); a failure is raised as the client's `MatrixError`."""
+        await self.link.send(room_id, answer_content(message, event_id, thread),
+                             answer_txn_id(event_id))

@@ -12,7 +12,6 @@ from bot.presentation.messages import (
     Message,
     Paragraph,
     Tone,
-    command,
 )
 from storage.alerts import Alert
 
@@ -72,9 +71,9 @@ def alert_card(alert: Alert, org_name: str | None) -> Message:
         ticket = (("ID", str(alert.ticket_id)),)
         buttons += [Button("Claim", "triage.claim", ticket),
                     Button("Reply", "triage.reply", ticket, form=True)]
+    # The actions' commands are not repeated here: where there are no buttons, each
+    # button is shown with the command it stands for.
     hint = f"alert {ref} · {_SOURCES.get(alert.source, alert.source)}"
-    if firing:
-        hint += f" · {command('alert ack', ref)} · {command('alert resolve', ref)}"
     lines = [head, *(f"{label}: {value}" for label, value in fields[1:])]
     if alert.body:
         lines.insert(1, alert.body)

@@ -218,8 +218,6 @@ def triage_card(
                     *(() if alert is None else alert_buttons(alert)),
                 )
             ),
-            Context(f"{command('triage claim', ticket.id)} · "
-                    f"{command('triage reply', ticket.id, 'TEXT')}"),
         ),
     )
 

@@ -5,8 +5,7 @@ during the outage are told "temporarily unavailable", and /readyz follows the da
 from __future__ import annotations
 
 import asyncio
-import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +16,7 @@ from tests.faults.world import (
     FaultySlack,
     Subdesk,
     orders,
-    private_directory,
+    outbox_statuses,
     slack_env,
     until,
 )
@@ -28,37 +27,11 @@ ORGS = 12
 
 
 @pytest.fixture
-def cluster() -> Iterator[Cluster]:
-    missing = Cluster.missing()
-    if missing is not None:
-        if os.environ.get("CI"):
-            pytest.fail(missing)
-        pytest.skip(missing)
-    found = Cluster(private_directory())
-    try:
-        found.init()
-        yield found
-    finally:
-        found.remove()
-
-
-@pytest.fixture
 async def fake() -> AsyncIterator[FaultySlack]:
     slack = FaultySlack()
     await slack.start()
     yield slack
     await slack.stop()
-
-
-async def _statuses(url: str) -> dict[str, int]:
-    import asyncpg
-
-    conn = await asyncpg.connect(url)
-    try:
-        rows = await conn.fetch("SELECT status, count(*) AS n FROM outbox GROUP BY status")
-    finally:
-        await conn.close()
-    return {str(r["status"]): int(r["n"]) for r in rows}
 
 
 async def test_postgresql_restarted_while_messages_are_in_flight(
@@ -125,7 +98,7 @@ async def test_postgresql_restarted_while_messages_are_in_flight(
                                        + ["DU0AFTER0001"])
     assert {channel: len(texts) for channel, texts in delivered.items()
             if len(texts) != 1} == {}, "a welcome DM was sent twice"
-    assert await _statuses(cluster.url) == {"sent": ORGS + 1}
+    assert await outbox_statuses(cluster.url) == {"sent": ORGS + 1}
     log = subdesk.log_text()
     assert "Traceback" not in log, log[-4000:]
     assert "deliveries recorded after the database came back" in log
@@ -136,5 +109,5 @@ async def _ready(subdesk: Subdesk) -> bool:
 
 
 async def _all_sent(url: str, count: int) -> bool:
-    found: dict[str, Any] = await _statuses(url)
+    found: dict[str, Any] = await outbox_statuses(url)
     return found == {"sent": count}

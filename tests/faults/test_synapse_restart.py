@@ -6,62 +6,18 @@ Matrix room while it is away are delivered once it is back, each exactly once, a
 from __future__ import annotations
 
 import asyncio
-import itertools
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
-from urllib.parse import quote
 
 import pytest
 from aiohttp import ClientSession
 
-from tests.faults.world import Subdesk, alerts, orders, until
-from tests.peers.matrix_people import Person
-from tests.peers.synapse import Account, Synapse, launch, require_synapse
+from tests.faults.world import RoomReader, Subdesk, alerts, orders, room_with_bot, until
+from tests.peers.synapse import Account, Synapse
 
 pytestmark = [pytest.mark.faults, pytest.mark.peers, pytest.mark.slow]
 
 ALERTS = 6
-_txn = itertools.count(1)
-
-
-@pytest.fixture
-def synapse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Synapse]:
-    """A homeserver of this test's own: it is stopped and started again."""
-    require_synapse()
-    server = launch(tmp_path_factory.mktemp("synapse"))
-    yield server
-    server.stop()
-
-
-class Reader:
-    """Tom reading the room (and typing in it) over the plain client-server API."""
-
-    def __init__(self, server: Synapse, token: str, room: str) -> None:
-        self.base = f"{server.url}/_matrix/client/v3/rooms/{quote(room)}"
-        self.headers = {"Authorization": f"Bearer {token}"}
-
-    async def messages(self, http: ClientSession) -> list[dict[str, Any]]:
-        """Every message of the room, oldest first."""
-        found: list[dict[str, Any]] = []
-        params = {"dir": "b", "limit": "1000"}
-        while True:
-            async with http.get(f"{self.base}/messages", params=params,
-                                headers=self.headers) as response:
-                assert response.status == 200, await response.text()
-                page = await response.json()
-            found += [e for e in page.get("chunk", []) if e.get("type") == "m.room.message"]
-            if not page.get("end") or not page.get("chunk"):
-                return list(reversed(found))
-            params["from"] = page["end"]
-
-    async def say(self, http: ClientSession, text: str) -> str:
-        url = f"{self.base}/send/m.room.message/fault{next(_txn)}"
-        async with http.put(url, json={"msgtype": "m.text", "body": text},
-                            headers=self.headers) as response:
-            assert response.status == 200, await response.text()
-            return str((await response.json())["event_id"])
 
 
 async def test_synapse_stopped_and_started_while_alerts_wait(
@@ -81,7 +37,7 @@ async def test_synapse_stopped_and_started_while_alerts_wait(
     await subdesk.start()
     try:
         await until(lambda: _ready(subdesk), 60, "the bot's first sync")
-        room, token = await _room_with_bot(synapse, tom, bot, tmp_path)
+        room, token = await room_with_bot(synapse, tom, bot, tmp_path)
         status, report = await subdesk.post(
             "/api/v1/orders", orders(1, prefix="matrix", channels=(f"matrix:{room}",)))
         assert status == 200, report
@@ -96,7 +52,7 @@ async def test_synapse_stopped_and_started_while_alerts_wait(
 
         await asyncio.to_thread(synapse.start)
         await until(lambda: _ready(subdesk), 90, "/readyz to say ready again")
-        reader = Reader(synapse, token, room)
+        reader = RoomReader(synapse, token, room)
         async with ClientSession() as http:
             await until(lambda: _alerts_in(reader, http, bot, ALERTS), 60,
                         "every alert in the room")
@@ -118,18 +74,6 @@ async def test_synapse_stopped_and_started_while_alerts_wait(
     assert "Traceback" not in subdesk.log_text()
 
 
-async def _room_with_bot(synapse: Synapse, tom: Account, bot: Account, root: Path
-                         ) -> tuple[str, str]:
-    """A room Tom made and the bot joined (it accepts invites); Tom's access token."""
-    person = await Person(synapse, tom, root / "tom").start()
-    try:
-        room = await person.room(bot.user_id, name="alerts")
-        assert person.client is not None
-        return room, str(person.client.access_token)
-    finally:
-        await person.stop()
-
-
 async def _ready(subdesk: Subdesk) -> bool:
     return (await subdesk.ready())[0] == 200
 
@@ -139,13 +83,13 @@ async def _not_ready(subdesk: Subdesk, word: str) -> bool:
     return status == 503 and word in str(body.get("status"))
 
 
-async def _alerts_in(reader: Reader, http: ClientSession, bot: Account, count: int) -> bool:
+async def _alerts_in(reader: RoomReader, http: ClientSession, bot: Account, count: int) -> bool:
     bodies = [str(e["content"].get("body", "")) for e in await reader.messages(http)
               if e["sender"] == bot.user_id]
     return sum("matrix alert" in body for body in bodies) >= count
 
 
-async def _answered(reader: Reader, http: ClientSession, bot: Account, asked: str) -> bool:
+async def _answered(reader: RoomReader, http: ClientSession, bot: Account, asked: str) -> bool:
     messages = await reader.messages(http)
     ids = [e["event_id"] for e in messages]
     if asked not in ids:

@@ -5,6 +5,7 @@ can be stopped and started without touching the shared server."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import os
 import shutil
@@ -18,13 +19,14 @@ from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, quote
 
 from aiohttp import ClientError, ClientSession, web
 
 from bot.core import UNAVAILABLE
 from tests.adapters.slack_fake import SECRET, TEAM, Call, FakeSlack, SlackClient
-from tests.peers.synapse import free_port
+from tests.peers.matrix_people import Person
+from tests.peers.synapse import Account, Synapse, free_port
 
 SUBDESK = str(Path(sys.executable).with_name("subdesk"))
 API_TOKEN = "fault-suite-token"
@@ -258,7 +260,80 @@ def alerts(org: str, count: int, *, tag: str) -> dict[str, Any]:
 
 
 def unavailable(text: str) -> bool:
-    return text == UNAVAILABLE
+    """Whether `text` is the core's "temporarily unavailable" (as a platform shows it)."""
+    return UNAVAILABLE in text
+
+
+async def outbox_statuses(url: str, platform: str | None = None) -> dict[str, int]:
+    """How many outbox messages (of `platform`, else all) are in each status, in the
+    PostgreSQL database `url`."""
+    import asyncpg
+
+    conn = await asyncpg.connect(url)
+    try:
+        rows = await conn.fetch("SELECT status, count(*) AS n FROM outbox WHERE $1::text IS "
+                                "NULL OR platform = $1 GROUP BY status", platform)
+    finally:
+        await conn.close()
+    return {str(r["status"]): int(r["n"]) for r in rows}
+
+
+# Matrix ----------------------------------------------------------------------------------
+
+_txn = itertools.count(1)
+
+
+class RoomReader:
+    """A person reading a room (and typing in it) over the plain client-server API."""
+
+    def __init__(self, server: Synapse, token: str, room: str) -> None:
+        self.base = f"{server.url}/_matrix/client/v3/rooms/{quote(room)}"
+        self.headers = {"Authorization": f"Bearer {token}"}
+
+    async def messages(self, http: ClientSession) -> list[dict[str, Any]]:
+        """Every message of the room, oldest first."""
+        found: list[dict[str, Any]] = []
+        params = {"dir": "b", "limit": "1000"}
+        while True:
+            async with http.get(f"{self.base}/messages", params=params,
+                                headers=self.headers) as response:
+                assert response.status == 200, await response.text()
+                page = await response.json()
+            found += [e for e in page.get("chunk", []) if e.get("type") == "m.room.message"]
+            if not page.get("end") or not page.get("chunk"):
+                return list(reversed(found))
+            params["from"] = page["end"]
+
+    async def say(self, http: ClientSession, text: str) -> str:
+        url = f"{self.base}/send/m.room.message/fault{next(_txn)}"
+        async with http.put(url, json={"msgtype": "m.text", "body": text},
+                            headers=self.headers) as response:
+            assert response.status == 200, await response.text()
+            return str((await response.json())["event_id"])
+
+    async def answers_to(self, http: ClientSession, sender: str, asked: str) -> list[str]:
+        """The bodies of `sender`'s replies to the event `asked`."""
+        return [str(e["content"].get("body", "")) for e in await self.messages(http)
+                if e["sender"] == sender and e["content"].get("m.relates_to", {}).get(
+                    "m.in_reply_to", {}).get("event_id") == asked]
+
+
+async def room_with_bot(synapse: Synapse, person: Account, bot: Account, root: Path
+                        ) -> tuple[str, str]:
+    """A room `person` made and the bot joined (it accepts invites); their access token."""
+    someone = await Person(synapse, person, root / person.localpart).start()
+    try:
+        room = await someone.room(bot.user_id, name="alerts")
+        assert someone.client is not None
+        return room, str(someone.client.access_token)
+    finally:
+        await someone.stop()
+
+
+def matrix_env(synapse: Synapse, bot: Account, **more: str) -> dict[str, str]:
+    """Settings for a process that serves Matrix as `bot` on `synapse`."""
+    return {"MATRIX_HOMESERVER": synapse.url, "MATRIX_USER_ID": bot.user_id,
+            "MATRIX_PASSWORD": bot.password, **more}
 
 
 # PostgreSQL ------------------------------------------------------------------------------

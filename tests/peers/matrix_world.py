@@ -26,7 +26,8 @@ from tests.peers.synapse import Account, Synapse
 
 # Quick to notice a homeserver away, quick to come back: the defaults wait far longer.
 TUNING = Tuning(sync_timeout_ms=5_000, request_timeout=5.0, backoff_base=0.2,
-                backoff_cap=2.0, lease_poll=0.3, room_wait=20.0, undecryptable_wait=5.0)
+                backoff_cap=2.0, lease_poll=0.3, lease_term=6.0, room_wait=20.0,
+                undecryptable_wait=5.0)
 
 
 def matrix_settings(settings: Settings, server: Synapse, bot: Account, data: Path,

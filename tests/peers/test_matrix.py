@@ -337,3 +337,17 @@ async def test_a_command_missing_its_input_asks_for_it_field_by_field(world: Wor
     assert await ask("cancel") == "Cancelled."
     assert (await ask("hello")).startswith("Commands start with !")
     assert len(await world.records.tickets()) == 1
+
+
+async def test_only_a_direct_room_is_a_dm_not_a_room_of_two(world: World) -> None:
+    """Chatter in Tom's DM (opened as direct) is pointed at the help; chatter in a room of
+    just Tom and the bot that is no DM is left alone, as in any shared room."""
+    dm = await world.tom_dm()
+    hello = await world.tom.say(dm, "hello")
+    assert (await world.tom.answer(dm, world.bot_id, hello)).startswith("Commands start with !")
+
+    room = await world.tom.room(world.bot_id, name="alerts")
+    hello = await world.tom.say(room, "hello")
+    asked = await world.tom.say(room, "!subdesk whoami")
+    assert "Tom Tech" in await world.tom.answer(room, world.bot_id, asked)
+    assert world.tom.answers_to(room, world.bot_id, hello) == []  # handled before the command

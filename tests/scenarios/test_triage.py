@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+from adapters.console.render import render
 from bot.presentation.messages import Tone
 from storage.models import TicketRow
 from storage.tickets import TicketStore
@@ -110,6 +111,8 @@ async def test_triage_card_is_loud_for_sev1_and_reaches_every_channel(
         assert loud.tone is Tone.DANGER and loud.plain().startswith("SEV1 — #1")
         assert calm.tone is Tone.NORMAL and "SEV1" not in calm.plain()
         assert "[Claim]" in loud.plain()
+        shown = render(calm)  # the console and email: each action once, with its command
+        assert shown.count("/triage claim 2") == 1 and shown.count("/triage reply 2") == 1
 
 
 async def test_claim_status_severity_reply_notify_the_opener(harness: Harness) -> None:

@@ -10,8 +10,9 @@ import pytest
 
 from adapters.matrix import inbound
 from adapters.matrix.files import media_path
-from adapters.matrix.render import button_command, edit, in_thread, render, replying
+from adapters.matrix.render import PREFIX, edit, in_thread, render, replying
 from bot.commands.invocation import IncomingFile
+from bot.presentation.buttons import button_command
 from bot.presentation.messages import (
     Actions,
     BulletList,
@@ -58,7 +59,7 @@ def test_command_references_and_buttons_are_written_with_the_bang() -> None:
         assert "/" not in text.replace("</", "")
         assert "!ticket comment 12 TEXT" in text
         assert "!triage claim 12" in text and "Unknown" not in text
-    assert button_command(Button("Status", "triage.status", (("ID", "12"),))) == \
+    assert button_command(Button("Status", "triage.status", (("ID", "12"),)), PREFIX) == \
         "!triage status 12 new|open|pending|on_hold|solved|closed"
     assert render(Message(f"Try {command('subdesk help')}."))["body"] == "Try !subdesk help."
 
