@@ -31,7 +31,8 @@ queue on two channels (the opener's DM and the triage channel), so they would ta
 longer than the run. Between runs, the Slack outbox rows still pending are marked `dropped`
 in the database (plain SQL, by this script), so their deliveries do not compete with the
 next run. A command refused because the backlog was full (BUSY, a 200 with a body) is
-counted apart, in the done/s column. Any answer other than 200 (a signature refused is a
+counted apart, in the done/s column (wrk counts it as an ack, in acks/s and the latencies:
+it is one, to Slack). Any answer other than 200 (a signature refused is a
 401), a socket error, a body sent twice or a command taken and left unanswered stops the
 benchmark with an error.
 """

@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 from aiohttp import ClientError, ClientSession
+from cryptography.fernet import Fernet
 
 from adapters.http.app import HttpAdapter
 from adapters.slack.app import BUSY, SlackAdapter
@@ -33,6 +34,15 @@ from bot.wiring.runtime import App, build_app
 from storage.db import Database
 from tests.adapters.slack_fake import SECRET, TEAM, FakeSlack, SlackClient, SocketSlack
 from tests.adapters.test_slack import TOM, TOM_DM, TRIAGE, World
+from tests.adapters.test_slack_oauth import (
+    ACME,
+    ACME_TOKEN,
+    BETA,
+    BETA_TOKEN,
+    CLIENT_ID,
+    CLIENT_SECRET,
+    Installs,
+)
 
 SUBDESK = str(Path(sys.executable).with_name("subdesk"))
 pytestmark = pytest.mark.slow
@@ -55,11 +65,11 @@ def _slack_env(db_url: str, fake: FakeSlack) -> dict[str, str]:
                 SUBDESK_OUTBOX_POLL_INTERVAL="0.2")
 
 
-async def _seed(settings: Settings, db: Database) -> None:
-    """The demo organization, Tom (its technical contact) linked on Slack."""
+async def _seed(settings: Settings, db: Database, team: str = TEAM) -> None:
+    """The demo organization, Tom (its technical contact) linked in `team`'s Slack."""
     app = await build_app(settings, db=db, factories={})
     await seed_demo(app.services)
-    await app.services.identity.admin_link(DEMO_TECH, Platform.SLACK, TEAM, TOM)
+    await app.services.identity.admin_link(DEMO_TECH, Platform.SLACK, team, TOM)
 
 
 async def _until(check: Any, seconds: float = 30.0) -> None:
@@ -78,18 +88,20 @@ class Front(World):
 
 @contextlib.asynccontextmanager
 async def _front(settings: Settings, db: Database, db_url: str, fake: FakeSlack,
-                 monkeypatch: pytest.MonkeyPatch, tmp_path: Path, **more: str
+                 monkeypatch: pytest.MonkeyPatch, tmp_path: Path, team: str = TEAM,
+                 **more: str | None
                  ) -> AsyncIterator[tuple[App, SlackAdapter, Background, list[Invocation]]]:
     """The front in this process, its one worker a child process (inheriting the
-    environment set here, with `more` settings); the front's core counts what it is asked
-    to handle."""
+    environment set here, with `more` settings, None unsetting one); the front's core
+    counts what it is asked to handle."""
     for name in list(os.environ):
         if name.startswith(("SUBDESK_", "SLACK_", "MATRIX_")):
             monkeypatch.delenv(name)
     for name, value in (_slack_env(db_url, fake) | more).items():
-        monkeypatch.setenv(name, value)
+        if value is not None:
+            monkeypatch.setenv(name, value)
     monkeypatch.chdir(tmp_path)  # no .env or subdesk.toml of the repository's
-    await _seed(settings, db)
+    await _seed(settings, db, team)
     app = await build_app(Settings(_env_file=None, http_port=0,  # type: ignore[call-arg]
                                    outbox_poll_interval=0.05), db=db)
     handled: list[Invocation] = []
@@ -182,6 +194,41 @@ async def test_socket_mode_requests_go_to_the_worker_too(
         await fake.wait_for("response_url", 1, seconds=30)
         await adapter.settle(30)
         assert await _tickets(db) == ["Over the link"]
+        assert handled == []
+
+
+async def test_with_oauth_installs_the_worker_authorizes_through_the_installations(
+    settings: Settings, db: Database, db_url: str, fake: FakeSlack,
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """OAuth installs: ACME and BETA installed through the front's install pages; Tom's
+    command from ACME is authorized by the worker too with ACME's token, read from the
+    installation on its own database connection (`auth.test`), and the cards go out from
+    the front with each workspace's token. The front handled nothing."""
+    key = Fernet.generate_key().decode()
+    async with _front(settings, db, db_url, fake, monkeypatch, tmp_path, team=ACME,
+                      SLACK_BOT_TOKEN=None, SLACK_CLIENT_ID=CLIENT_ID,
+                      SLACK_CLIENT_SECRET=CLIENT_SECRET, SUBDESK_SLACK_TOKEN_KEY=key,
+                      SUBDESK_TRIAGE_CHANNELS=f"slack:{BETA}:{TRIAGE}") as (
+            app, adapter, background, handled), ClientSession() as session:
+        http = app.adapters["http"]
+        assert isinstance(http, HttpAdapter) and adapter.installs is not None
+        base = f"http://127.0.0.1:{http.port}"
+        slack = SlackClient(f"{base}/slack/events", fake, session)
+        installs = Installs(app, adapter, fake, slack, session, base, key, background)
+        await installs.install(ACME, ACME_TOKEN)
+        await installs.install(BETA, BETA_TOKEN)
+        fake.calls.clear()
+        assert (await slack.command(TOM, "/ticket", "new sev2 VPN down", team=ACME))[:2] == (
+            200, "")
+        await fake.wait_for("chat.postMessage", 2, seconds=30)
+        await fake.wait_for("response_url", 1, seconds=30)
+        # bolt authorizes the request in the front, then again in the worker, each once
+        assert installs.tokens_of("auth.test") == [ACME_TOKEN, ACME_TOKEN]
+        posted = {c.args["channel"]: c.token for c in fake.calls
+                  if c.method == "chat.postMessage"}
+        assert posted == {"DU0TOM": ACME_TOKEN, TRIAGE: BETA_TOKEN}
+        assert await _tickets(db) == ["VPN down"]
         assert handled == []
 
 
