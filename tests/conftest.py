@@ -129,6 +129,7 @@ def settings(db_url: str) -> Settings:
         outbox_max_delay=0.05,
         triage_channels=("console:triage",),
         billing_channels=("console:billing",),
+        slack_workers=0,  # in-process; the worker processes have tests of their own
     )
 
 

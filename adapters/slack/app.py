@@ -5,27 +5,39 @@ slack-bolt, on the one HTTP server (`POST /slack/events`) or over Socket Mode wh
 (`SLACK_CLIENT_ID` / `SLACK_CLIENT_SECRET`, see `installs`).
 
 Every request is verified against the signing secret and acknowledged at once: the
-listeners run before the response (`process_before_response`), acknowledge, and put the
-work in a bounded queue that a few workers take it from, so no ack waits for the database
-or for bolt's ack poll, and the work acknowledged never crowds the next acks out. The answer
+listeners run before the response (`process_before_response`), acknowledge, and hand the
+work on (`_spawn`), so no ack waits for the database or for bolt's ack poll. Where the work
+runs is the adapter's role:
+
+- `front` (`subdesk run` with `SUBDESK_SLACK_WORKERS` ≥ 1): the verified request is
+  forwarded to a worker process (`pool`), so the work acknowledged never runs in the event
+  loop that acknowledges the next requests;
+- `worker` (`adapters.slack.worker`): the forwarded request is dispatched again through
+  this process's own bolt app, without verification (it comes over a local pipe); the same
+  listeners run, their ack goes nowhere, and the work runs here;
+- `local` (`SUBDESK_SLACK_WORKERS=0`): the work runs in this process, as a worker does.
+
+Work that runs in a process waits in a queue that a few tasks take it from. The answer
 follows through the command's `response_url`, a modal, or an ephemeral message.
 
-When the queue is full (`BACKLOG` requests waiting), nothing more is taken: a slash command
-is answered at once that it was not run and should be sent again in a minute, and any other
-request gets 503 — Slack sends an event again later (its retry is recognised), and shows a
-button press or a modal submission as failed, the modal kept open to submit again.
+When the backlog is full (`BACKLOG` requests acknowledged and not finished), nothing more is
+taken: a slash command is answered at once that it was not run and should be sent again in
+a minute, and any other request gets 503 — Slack sends an event again later (its retry is
+recognised), and shows a button press or a modal submission as failed, the modal kept open
+to submit again.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import re
 import time
-from collections.abc import Coroutine, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Literal
 
 from aiohttp import ClientError, web
 from pydantic import SecretStr
@@ -34,6 +46,7 @@ from slack_bolt.app.async_app import AsyncApp
 from slack_bolt.authorization import AuthorizeResult
 from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.oauth.async_oauth_settings import AsyncOAuthSettings
+from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
@@ -48,6 +61,7 @@ from adapters.slack.installs import (
     install_routes,
     oauth_parts,
 )
+from adapters.slack.pool import Pool
 from adapters.slack.render import ACTION_PREFIX, FORM_CALLBACK, form_view, home_view, render
 from adapters.slack.socket import SocketMode
 from adapters.slack.transport import InstalledWorkspaces, OneWorkspace, SlackTransport
@@ -77,14 +91,20 @@ EVENTS_PATH = "/slack/events"
 EMAIL_CACHE_SECONDS = 300.0
 TEAMS_CACHED = 10_000  # users whose workspace is remembered
 EVENTS_REMEMBERED = 4096  # reaction event ids, to tell of a retried one only once
-WORKERS = 4  # acknowledged requests worked on at once
-BACKLOG = 5000  # acknowledged requests waiting for a worker; beyond, requests are refused
-QUIET = 0.005  # seconds without a Slack request coming or going before the next job starts
-DEFER_MAX = 0.5  # seconds a job may wait for such a pause
+WORKERS = 4  # acknowledged requests worked on at once in a process that runs them
+BACKLOG = 5000  # acknowledged requests not finished; beyond, requests are refused
+STOP_SECONDS = 5.0  # how long a stop waits for the acknowledged requests to finish
 BUSY = ("Subdesk is too busy to take this right now: nothing was done. "
         "Send it again in a minute.")
 RECHECK_SECONDS = 30.0  # while Slack has not accepted the token, ask again this often
 _COMMANDS = re.compile("^/(" + "|".join(re.escape(r) for r in sorted(ROOTS)) + ")$")
+
+Role = Literal["local", "front", "worker"]
+_Work = Callable[..., Coroutine[Any, Any, None]]
+# The request bolt is dispatching (the front forwards it), and the one being replayed (a
+# worker reports it done when its work has ended).
+_REQUEST: contextvars.ContextVar[AsyncBoltRequest] = contextvars.ContextVar("slack_request")
+_REPLAYED: contextvars.ContextVar[int] = contextvars.ContextVar("slack_replayed")
 
 
 @dataclass(frozen=True)
@@ -106,9 +126,10 @@ class SlackAdapter:
 
     chat = True
 
-    def __init__(self, app: App, setup: Setup) -> None:
+    def __init__(self, app: App, setup: Setup, *, role: Role = "local") -> None:
         self.app = app
         self.setup = setup
+        self.role = role
         self.client: AsyncWebClient | None = None  # the one bot token's, if that is the mode
         self.installs: SealedInstallationStore | None = None
         self._auth: AuthorizeResult | None = None
@@ -116,12 +137,14 @@ class SlackAdapter:
         self._teams: dict[str, str] = {}
         self._seen: dict[str, None] = {}
         self.backlog = BACKLOG
-        self._queue: asyncio.Queue[Coroutine[Any, Any, None]] | None = None
+        # The work, with the replayed request it is for (a worker's), and the tasks doing it.
+        self._queue: asyncio.Queue[tuple[Coroutine[Any, Any, None], int | None]] | None = None
         self._workers: list[asyncio.Task[None]] = []
+        self._queued = 0
+        self._report: Callable[[int], None] | None = None  # a worker's "request done"
+        self.pool = (Pool(app.settings.slack_workers, app.dispatcher.poke)
+                     if role == "front" else None)
         self._refused = 0
-        self._turn = asyncio.Lock()  # the worker waiting for a pause in the requests
-        self._inflight = 0
-        self._last_request = 0.0
         self._stopped = asyncio.Event()
         # Readiness: why the last `auth.test` failed, and the background re-check of it.
         self._auth_problem: str | None = "Slack's auth.test has not run yet"
@@ -152,7 +175,8 @@ class SlackAdapter:
             # bolt's own client takes the token from `authorize`, per request
             client=AsyncWebClient(base_url=setup.api_url),
             signing_secret=setup.signing_secret or "",
-            request_verification_enabled=setup.signing_secret is not None,
+            # a worker's requests were verified by the front, and come over a local pipe
+            request_verification_enabled=setup.signing_secret is not None and role != "worker",
             authorize=authorize,
             oauth_settings=oauth,
             installation_store=self.installs,
@@ -162,7 +186,9 @@ class SlackAdapter:
             logger=log,
         )
         self.socket = (SocketMode(self.bolt, setup.app_token, setup.api_url)
-                       if setup.app_token is not None else None)
+                       if setup.app_token is not None and role != "worker" else None)
+        if self.pool is not None:
+            self.bolt.use(self._remember)
         self.bolt.command(_COMMANDS)(self._command)
         self.bolt.action(re.compile("^" + re.escape(ACTION_PREFIX)))(self._action)
         self.bolt.view_submission(FORM_CALLBACK)(self._submission)
@@ -192,9 +218,9 @@ class SlackAdapter:
 
     async def start(self) -> None:
         """Check the bot token once (`auth.test`) and learn its workspace, or seal again the
-        installs' tokens sealed under an older key; check the app token (Socket Mode). A
-        token Slack refuses stops the process; Slack out of reach does not (it is asked
-        again on the first request, and the outbox waits)."""
+        installs' tokens sealed under an older key; check the app token (Socket Mode); start
+        the worker processes (the front). A token Slack refuses stops the process; Slack out
+        of reach does not (it is asked again on the first request, and the outbox waits)."""
         if self.installs is not None:
             if resealed := await self.installs.reseal():
                 log.info("Slack tokens of %s installations sealed under the first key of %s",
@@ -209,6 +235,8 @@ class SlackAdapter:
                 log.warning("Slack not reachable at SLACK_API_URL: %s", type(exc).__name__)
         if self.socket is not None:
             await self.socket.start()
+        if self.pool is not None:
+            await self.pool.start()
 
     async def run(self) -> None:
         """Serve until stopped: over Socket Mode, connected (and reconnected) for as long;
@@ -245,6 +273,8 @@ class SlackAdapter:
         self._recheck = asyncio.create_task(recheck())
 
     async def stop(self) -> None:
+        """Take no more requests (`full` from now on), let the ones acknowledged finish
+        (up to `STOP_SECONDS`), then end what works on them."""
         self._stopped.set()
         if self._recheck is not None:
             self._recheck.cancel()
@@ -252,7 +282,9 @@ class SlackAdapter:
                 await self._recheck
         if self.socket is not None:
             await self.socket.stop()  # no new requests; the ones acknowledged finish
-        await self.settle(5.0)
+        if self.pool is not None:
+            await self.pool.stop(STOP_SECONDS)
+        await self.settle(STOP_SECONDS)
         for task in self._workers:
             task.cancel()
         for task in self._workers:
@@ -262,28 +294,54 @@ class SlackAdapter:
         if self._queue is not None and (left := self._queue.qsize()):
             log.error("Slack: %s acknowledged requests not answered at shutdown", left)
             while not self._queue.empty():
-                self._queue.get_nowait().close()
+                self._queue.get_nowait()[0].close()
                 self._queue.task_done()
         await self.transport.close()
 
-    async def settle(self, seconds: float = 10.0) -> None:
+    async def settle(self, seconds: float | None = 10.0) -> None:
         """Wait (up to `seconds`) until every acknowledged request has been answered."""
-        if self._queue is not None:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._queue.join(), seconds)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                if self.pool is not None:
+                    await self.pool.settle()
+                if self._queue is not None:
+                    await self._queue.join()
 
     # HTTP ----------------------------------------------------------------------------
 
     async def handle(self, request: web.Request) -> web.Response:
         """`POST /slack/events`: verify, dispatch to a listener, answer bolt's response."""
-        self._inflight += 1
-        self._last_request = time.monotonic()
-        try:
-            response = await self.bolt.async_dispatch(await to_bolt_request(request))
-            return await to_aiohttp_response(response)
-        finally:
-            self._inflight -= 1
-            self._last_request = time.monotonic()  # the next one may be on its way
+        response = await self.bolt.async_dispatch(await to_bolt_request(request))
+        return await to_aiohttp_response(response)
+
+    # Worker processes ------------------------------------------------------------------
+
+    async def _remember(self, req: AsyncBoltRequest, next_: Callable[[], Awaitable[None]]
+                        ) -> None:
+        """The front's bolt middleware: the request being dispatched, for `_spawn` to
+        forward. bolt runs the listener after the middleware has returned, in the same task,
+        so the value is left set: each dispatch sets its own before its listener runs."""
+        _REQUEST.set(req)
+        await next_()
+
+    async def replay(self, receive: Callable[[], Awaitable[dict[str, Any] | None]],
+                     report: Callable[[int], None]) -> None:
+        """A worker's life: each request `receive` gives is dispatched again through bolt,
+        its work queued here; `report` is told its id once the work has ended (at once
+        when a listener had none to do). Returns when `receive` has no more, once the work
+        queued has been done."""
+        self._report = report
+        while (message := await receive()) is not None:
+            token, queued = _REPLAYED.set(message["id"]), self._queued
+            try:
+                request = AsyncBoltRequest(body=message["body"], headers=message["headers"],
+                                           mode=message["mode"])
+                await self.bolt.async_dispatch(request)
+            finally:
+                _REPLAYED.reset(token)
+            if self._queued == queued:
+                report(message["id"])
+        await self.settle(None)
 
     async def _authorize(self) -> AuthorizeResult:
         """The one bot token's authorization, asked of Slack (`auth.test`) once."""
@@ -308,26 +366,41 @@ class SlackAdapter:
 
     @property
     def full(self) -> bool:
-        """Whether the backlog of acknowledged requests is full (nothing more is taken)."""
+        """Whether nothing more is taken: the backlog of acknowledged requests is full, or
+        (the front) stopping or without a worker process for the moment. A worker takes
+        whatever the front forwards."""
+        if self.pool is not None:
+            return (self._stopped.is_set() or not self.pool.running
+                    or self.pool.held >= self.backlog)
+        if self.role == "worker":
+            return False
         return self._queue is not None and self._queue.qsize() >= self.backlog
 
-    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
-        """Queue `work` for the workers (the listeners check `full` before they ack)."""
+    def _spawn(self, work: _Work, *args: Any, **kwargs: Any) -> None:
+        """Have `work(*args, **kwargs)` run (the listeners check `full` before they ack):
+        the front forwards the request to a worker process, where the same listener calls
+        this again; otherwise it is queued for this process's tasks. The coroutine is made
+        only where it runs."""
+        if self.pool is not None:
+            request = _REQUEST.get()
+            self.pool.forward({
+                "mode": request.mode, "headers": request.headers,
+                "body": request.raw_body if request.mode == "http" else request.body})
+            return
         if self._queue is None:
             self._queue = asyncio.Queue()
         if not self._workers:
             self._workers = [asyncio.create_task(self._work(), name=f"slack-worker-{n}")
                              for n in range(WORKERS)]
-        self._queue.put_nowait(work)
+        self._queue.put_nowait((work(*args, **kwargs), _REPLAYED.get(None)))
+        self._queued += 1
 
     async def _work(self) -> None:
-        """One worker: acknowledged requests, one at a time, in the order they came. A few
-        workers, not a task each, so the work waiting never competes with the next acks."""
+        """One task: acknowledged requests, one at a time, in the order they came. A few
+        tasks, not one each, so the work waiting never competes with what runs."""
         assert self._queue is not None
         while True:
-            work = await self._queue.get()
-            async with self._turn:
-                await self._pause()
+            work, replayed = await self._queue.get()
             try:
                 await work
             except Exception as error:
@@ -335,20 +408,8 @@ class SlackAdapter:
                           exc_info=error)
             finally:
                 self._queue.task_done()
-
-    async def _pause(self) -> None:
-        """Acknowledgements first: while Slack's requests keep coming, the next job waits
-        for a pause in them (`QUIET` without one arriving or answered) — at most
-        `DEFER_MAX`, and not at all once half the backlog is waiting, so the work goes on
-        under a steady load too."""
-        assert self._queue is not None
-        deadline = time.monotonic() + DEFER_MAX
-        while self._queue.qsize() < self.backlog // 2:
-            now = time.monotonic()
-            quiet = self._last_request + QUIET
-            if (self._inflight == 0 and now >= quiet) or now >= deadline:
-                return
-            await asyncio.sleep(min(max(quiet - now, 0.001), deadline - now))
+                if replayed is not None and self._report is not None:
+                    self._report(replayed)
 
     def _refuse(self, kind: str) -> BoltResponse:
         """The answer to a request that finds the backlog full (503: Slack sends an event
@@ -368,7 +429,7 @@ class SlackAdapter:
             await ack(text=BUSY, response_type="ephemeral")
             return
         await ack()
-        self._spawn(self._run_command(client, body))
+        self._spawn(self._run_command, client, body)
 
     async def _action(self, ack: AsyncAck, body: dict[str, Any], action: dict[str, Any],
                       client: AsyncWebClient) -> BoltResponse | None:
@@ -380,11 +441,10 @@ class SlackAdapter:
             return None
         channel = (body.get("channel") or {}).get("id")
         if press.form and (form := form_named(press.command, press.args)) is not None:
-            self._spawn(self._show(client, body["trigger_id"],
-                                   form_view(form, channel=channel)))
+            self._spawn(self._show, client, body["trigger_id"], form_view(form, channel=channel))
             return None
-        self._spawn(self._run(client, inbound.action_invocation(body, press),
-                              response_url=body.get("response_url"), channel=channel))
+        self._spawn(self._run, client, inbound.action_invocation(body, press),
+                    response_url=body.get("response_url"), channel=channel)
         return None
 
     async def _submission(self, ack: AsyncAck, body: dict[str, Any], view: dict[str, Any],
@@ -404,10 +464,10 @@ class SlackAdapter:
         await ack()
         invocation = inbound.submission_invocation(body, form)
         if form.files:
-            self._spawn(self._run_with_files(client, invocation, form.files,
-                                             channel=form.channel))
+            self._spawn(self._run_with_files, client, invocation, form.files,
+                        channel=form.channel)
             return None
-        self._spawn(self._run(client, invocation, channel=form.channel))
+        self._spawn(self._run, client, invocation, channel=form.channel)
         return None
 
     async def _shortcut(self, ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient
@@ -416,7 +476,7 @@ class SlackAdapter:
             return self._refuse("a shortcut")
         await ack()
         if body.get("type") == "message_action":
-            self._spawn(self._run_shortcut(client, body))
+            self._spawn(self._run_shortcut, client, body)
         return None
 
     async def _message(self, ack: AsyncAck, body: dict[str, Any], event: dict[str, Any],
@@ -426,8 +486,8 @@ class SlackAdapter:
             return self._refuse("a message event")
         await ack()
         if invocation is not None:
-            self._spawn(self._run_reply(client, invocation, event.get("channel_type") == "im",
-                                        files.shared(event.get("files"))))
+            self._spawn(self._run_reply, client, invocation, event.get("channel_type") == "im",
+                        files.shared(event.get("files")))
         return None
 
     async def _reaction(self, ack: AsyncAck, body: dict[str, Any], event: dict[str, Any],
@@ -440,8 +500,8 @@ class SlackAdapter:
             if not self._first_delivery(str(body.get("event_id", ""))):
                 return None  # Slack's retry: the ticket is the core's to dedupe, the word ours
             team = str(body.get("team_id", ""))
-            self._spawn(self._run_reaction(client, str(event["user"]), event.get("user_team"),
-                                           *found, team))
+            self._spawn(self._run_reaction, client, str(event["user"]), event.get("user_team"),
+                        *found, team)
         return None
 
     async def _home(self, ack: AsyncAck, body: dict[str, Any], event: dict[str, Any],
@@ -452,7 +512,7 @@ class SlackAdapter:
         await ack()
         if opened:
             team = str(event.get("user_team") or body.get("team_id", ""))
-            self._spawn(self._publish_home(client, inbound.sender(team, str(event["user"]))))
+            self._spawn(self._publish_home, client, inbound.sender(team, str(event["user"])))
         return None
 
     async def _publish_home(self, client: AsyncWebClient, viewer: Sender) -> None:
@@ -786,4 +846,6 @@ def plugin(settings: Settings, app: App) -> SlackAdapter | None:
     """Slack, when `SLACK_BOT_TOKEN` (one workspace) or `SLACK_CLIENT_ID` and
     `SLACK_CLIENT_SECRET` (OAuth installs) are set; over Socket Mode with `SLACK_APP_TOKEN`."""
     setup = setup_of(settings)
-    return SlackAdapter(app, setup) if setup is not None else None
+    if setup is None:
+        return None
+    return SlackAdapter(app, setup, role="front" if settings.slack_workers else "local")

@@ -129,6 +129,11 @@ class Settings(BaseSettings):
     slack_api_url: str = Field(
         "https://slack.com/api/", validation_alias=_env("SLACK_API_URL", "slack_api_url")
     )
+    # Worker processes that run the Slack requests `subdesk run` acknowledged, so the process
+    # that acknowledges does little else; 0 runs them in that process (small installs).
+    slack_workers: int = Field(
+        1, ge=0, le=16, validation_alias=_env("SUBDESK_SLACK_WORKERS", "slack_workers")
+    )
     matrix_homeserver: str | None = Field(
         None, validation_alias=_env("MATRIX_HOMESERVER", "matrix_homeserver")
     )

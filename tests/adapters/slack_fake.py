@@ -64,6 +64,7 @@ class FakeSlack:
     errors: dict[str, str] = field(default_factory=dict)  # method → `ok: false` error, once
     limited: dict[str, int] = field(default_factory=dict)  # method → Retry-After, once
     delay: float = 0.0
+    hook_delay: float = 0.0  # seconds a `response_url` takes to answer (work held that long)
     messages: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # by channel
     files: dict[str, bytes] = field(default_factory=dict)  # served at `file_url(name)`
     token: str = "xoxb-test-token"  # the bot token a file download must carry
@@ -204,6 +205,8 @@ class FakeSlack:
         raise web.HTTPFound(request.query["to"])
 
     async def _hook(self, request: web.Request) -> web.Response:
+        if self.hook_delay:
+            await asyncio.sleep(self.hook_delay)
         await self._record(Call("response_url", {"id": request.match_info["id"],
                                                  **await request.json()}))
         return web.Response(text="ok")

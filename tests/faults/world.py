@@ -163,7 +163,9 @@ class Subdesk:
                 if not k.startswith(("SUBDESK_", "SLACK_", "MATRIX_"))}
         base.update(SUBDESK_HTTP_PORT=str(self.port), SUBDESK_API_TOKEN=API_TOKEN,
                     SUBDESK_LOG_LEVEL="INFO", SUBDESK_DATA_DIR=str(self.workdir / "data"),
-                    SUBDESK_OUTBOX_POLL_INTERVAL="0.1", **self.env)
+                    SUBDESK_OUTBOX_POLL_INTERVAL="0.1",
+                    SUBDESK_SLACK_WORKERS="0",  # the faults are the outbox's; one process
+                    **self.env)
         return base
 
     async def cli(self, *args: str) -> str:

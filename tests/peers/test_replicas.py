@@ -62,6 +62,7 @@ async def _replica(db_url: str, fake: FakeSlack, cwd: Path, **extra: str
                SLACK_BOT_TOKEN="xoxb-test-token", SLACK_SIGNING_SECRET=SECRET,
                SLACK_API_URL=fake.url, SUBDESK_OUTBOX_LEASE="2",
                SUBDESK_OUTBOX_PER_TARGET_INTERVAL="0.1", SUBDESK_OUTBOX_POLL_INTERVAL="0.2",
+               SUBDESK_SLACK_WORKERS="0",  # delivery only: no Slack requests to work on
                **extra)
     return await asyncio.create_subprocess_exec(
         SUBDESK, "run", env=env, cwd=cwd, stdin=asyncio.subprocess.DEVNULL,

@@ -275,3 +275,22 @@ def test_schedule_settings_are_bounded(
         Settings(_env_file=None)  # type: ignore[call-arg]
     shown = "; ".join(".".join(str(p) for p in e["loc"]) for e in caught.value.errors())
     assert needle in shown
+
+
+@pytest.mark.nodb
+@pytest.mark.parametrize(("value", "accepted"), [
+    ("0", 0), ("16", 16), ("17", None), ("-1", None), ("two", None)])
+def test_slack_workers_are_bounded(
+    clean_env: Path, monkeypatch: pytest.MonkeyPatch, value: str, accepted: int | None
+) -> None:
+    """`SUBDESK_SLACK_WORKERS` is 1 unless set, 0 to 16; anything else is one error that
+    names the setting."""
+    assert Settings().slack_workers == 1
+    monkeypatch.setenv("SUBDESK_SLACK_WORKERS", value)
+    if accepted is not None:
+        assert Settings().slack_workers == accepted
+        return
+    with pytest.raises(ValidationError) as caught:
+        Settings()
+    [error] = caught.value.errors()
+    assert error["loc"] == ("SUBDESK_SLACK_WORKERS",)
