@@ -45,6 +45,7 @@ from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.app.async_app import AsyncApp
 from slack_bolt.authorization import AuthorizeResult
 from slack_bolt.context.ack.async_ack import AsyncAck
+from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
 from slack_bolt.oauth.async_oauth_settings import AsyncOAuthSettings
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
@@ -86,6 +87,20 @@ from bot.wiring.manifest import BOT_SCOPES, MESSAGE_SHORTCUT
 from bot.wiring.runtime import App
 
 log = logging.getLogger(__name__)
+
+
+class _NoEnvTokenNotice(logging.Filter):
+    """bolt reads `SLACK_BOT_TOKEN` from the environment on its own, and warns at every start
+    that the client it is given wins over it. Here that is the design (the client's token
+    comes from `authorize`, per request), so the notice says nothing to an operator."""
+
+    notice = warning_client_prioritized_and_token_skipped()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != self.notice
+
+
+log.addFilter(_NoEnvTokenNotice())
 
 EVENTS_PATH = "/slack/events"
 EMAIL_CACHE_SECONDS = 300.0

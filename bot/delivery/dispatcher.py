@@ -584,6 +584,11 @@ class Dispatcher:
         finally:
             for waiter in waits:
                 waiter.cancel()
+        if self.wakeup.is_set() and (rest := claim_at - time.monotonic()) > 0:
+            # Pokes coming faster than claims (one per command answered, say) are taken
+            # together: each would otherwise cost a feed, a look at the next due time and
+            # a claim, on the process that also answers the requests.
+            await asyncio.sleep(rest)
         if self.landed.is_set() and not self.wakeup.is_set():
             await asyncio.sleep(BATCH_WINDOW)  # gather the deliveries landing together
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
+import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -120,6 +121,29 @@ async def world(settings: Settings, clock: FixedClock, db: Database) -> AsyncIte
     finally:
         await app.close()
         await fake.stop()
+
+
+async def test_a_start_with_the_token_in_the_environment_logs_no_bolt_notice(
+    settings: Settings, clock: FixedClock, db: Database, monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """bolt reads SLACK_BOT_TOKEN itself and warns that the client it is given wins; the
+    token reaches bolt through `authorize` by design, so a start logs no such warning."""
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-test-token")
+    fake = FakeSlack()
+    await fake.start()
+    tuned = settings.model_copy(update={
+        "slack_bot_token": SecretStr("xoxb-test-token"), "slack_api_url": fake.url,
+        "slack_signing_secret": SecretStr(SECRET)})
+    try:
+        with caplog.at_level(logging.WARNING):
+            app = await build_app(tuned, clock=clock, db=db)
+            await app.close()
+    finally:
+        await fake.stop()
+    assert isinstance(app.adapters["slack"], SlackAdapter)
+    assert [r.getMessage() for r in caplog.records if r.name.startswith("adapters.slack")
+            and r.levelno >= logging.WARNING] == []
 
 
 async def test_slack_keeps_the_process_serving_and_answers_url_verification(

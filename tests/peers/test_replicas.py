@@ -160,13 +160,18 @@ async def test_a_replica_lost_while_holding_claims_doubles_nothing(
     total = await _queue(db, channels=20, each=3)
     fake.stall = "chat.postMessage"
     first = await _replica(db_url, fake, tmp_path, SUBDESK_OUTBOX_CONCURRENCY="10")
-    await fake.wait_for("chat.postMessage", 10, seconds=90)
-    async with db.read() as session:
-        held = int(await session.scalar(
-            select(func.count()).where(OutboxRow.status == "sending")) or 0)
-    assert held == 20, "ten posts stalled, ten more claimed, waiting for a delivery slot"
-    first.send_signal(how)
-    await asyncio.wait_for(first.communicate(), 30)
+    try:
+        await fake.wait_for("chat.postMessage", 10, seconds=90)
+        async with db.read() as session:
+            held = int(await session.scalar(
+                select(func.count()).where(OutboxRow.status == "sending")) or 0)
+        assert held == 20, "ten posts stalled, ten more claimed, waiting for a delivery slot"
+        first.send_signal(how)
+        await asyncio.wait_for(first.communicate(), 30)
+    finally:
+        if first.returncode is None:  # the test failed before: no process outlives it
+            first.kill()
+            await first.wait()
     assert first.returncode == (-signal.SIGKILL if how is signal.SIGKILL else 0)
     fake.stall = None
     fake.answer.set()

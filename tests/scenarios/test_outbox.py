@@ -451,6 +451,34 @@ async def test_a_line_with_a_backlog_drains_without_waiting_for_polls(
         assert transport.delivered == ids, "the line waited for the poll between messages"
 
 
+async def test_pokes_faster_than_claims_are_taken_together(
+    db: Database, settings: Settings, clock: FixedClock
+) -> None:
+    """A poke per answered command must not cost a feed, a look at the next due time and a
+    claim each: pokes every 2 ms for half a second make a handful of rounds, not hundreds,
+    and what was queued meanwhile is delivered."""
+    feeds = 0
+
+    async def feed() -> int:
+        nonlocal feeds
+        feeds += 1
+        return 0
+
+    transport = Recorder()
+    d = Dispatcher(db, tuned(settings, outbox_poll_interval=30.0), clock,
+                   {transport.platform: transport}, worker="w1", feed=feed)
+    async with running(d):
+        await asyncio.sleep(0.05)
+        first = feeds
+        item_id = await enqueue(db, clock, "poked-often")
+        for _ in range(250):
+            d.poke()
+            await asyncio.sleep(0.002)
+        await eventually(lambda: bool(transport.delivered))
+        assert transport.delivered == [item_id]
+    assert feeds - first <= 12, f"{feeds - first} rounds for 250 pokes"
+
+
 async def test_poke_during_a_poll_is_not_lost(
     db: Database, settings: Settings, clock: FixedClock
 ) -> None:
