@@ -24,6 +24,7 @@ from cryptography.fernet import Fernet
 
 from adapters.http.app import HttpAdapter
 from adapters.slack.app import BUSY, SlackAdapter
+from adapters.slack.worker import NICENESS
 from bot.commands.invocation import Invocation
 from bot.domain import Platform
 from bot.presentation.messages import Reply
@@ -148,6 +149,12 @@ async def test_the_front_acks_and_a_worker_process_does_the_work(front: Front) -
     await _until(lambda: front.sent(6))
     assert len(front.fake.posted(TOM_DM)) == 3 and len(front.fake.posted(TRIAGE)) == 3
     assert front.handled == []
+    pool = front.adapter.pool
+    assert pool is not None
+    workers = [w.process.pid for w in pool._workers]
+    assert workers and all(  # the work yields the CPU to the acks
+        os.getpriority(os.PRIO_PROCESS, pid) == min(19, os.getpriority(os.PRIO_PROCESS, 0)
+                                                    + NICENESS) for pid in workers)
 
 
 async def test_a_full_backlog_counts_what_the_workers_hold_and_answers_busy(
