@@ -46,9 +46,11 @@ async def test_postgresql_restarted_under_the_matrix_sync(
     the command is not run and gets no second answer. Every alert is in the room once and
     recorded as sent, and a new command gets its real answer."""
     bot, tom = await synapse.register("bot", "tom")
+    # A process stopped while the database is down cannot hand back an alert it had claimed
+    # (or sent without recording it): that one waits for its lease to run out, kept short.
     env = matrix_env(synapse, bot, SUBDESK_DATABASE_URL=cluster.url,
                      SUBDESK_OUTBOX_BASE_DELAY="0.5", SUBDESK_OUTBOX_MAX_DELAY="2",
-                     SUBDESK_OUTBOX_PER_TARGET_INTERVAL="1")
+                     SUBDESK_OUTBOX_PER_TARGET_INTERVAL="1", SUBDESK_OUTBOX_LEASE="5")
     subdesk = Subdesk(env, tmp_path)
     await subdesk.cli("db", "upgrade")
     await subdesk.start()
