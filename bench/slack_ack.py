@@ -22,7 +22,9 @@ Each part runs in a process of its own:
 The servers are pinned to CPU 1 with `taskset`, wrk, the fake and this script to CPU 0.
 For each round and each concurrency, the baseline runs, then each Subdesk, back to back. Per
 run: p50/p99 time-to-ack and acks/s from wrk, the ratio of Subdesk's acks/s to the
-baseline's, and for Subdesk the completed commands per second — commands whose ticket was
+baseline's, the CPU time per ack of the bare app and of Subdesk's front process while the
+load ran (from /proc: steadier than rates on a shared machine; a worker process's own CPU is
+not in it), and for Subdesk the completed commands per second — commands whose ticket was
 stored, cards queued, and answer sent through `response_url` — counted from the fake's calls
 (and checked against the tickets and outbox rows in the database) from the start of the load
 until the last answer, so it includes the drain after the load stops. Delivering the cards
@@ -301,6 +303,7 @@ class Row:
     done_per_s: float
     drain_s: float
     load: str
+    cpu: tuple[float, float]  # CPU seconds of the bare app and of Subdesk's front in the run
 
     def acks(self, result: dict[str, Any]) -> float:
         return float(result["requests"]) / (result["duration_us"] / 1e6)
@@ -311,6 +314,8 @@ class Row:
         return (f"| {self.round} | {self.concurrency} | {self.workers} | {ms(b['p50_us']):.2f} / "
                 f"{ms(b['p99_us']):.2f} | {self.acks(b):,.0f} | {ms(o['p50_us']):.2f} / "
                 f"{ms(o['p99_us']):.2f} | {self.acks(o):,.0f} | {ratio:.2f} | "
+                f"{1e6 * self.cpu[0] / b['requests']:.0f} / "
+                f"{1e6 * self.cpu[1] / o['requests']:.0f} | "
                 f"{self.done_per_s:,.0f} ({self.drain_s:.1f} s){self.refused()} | {self.load} |")
 
     def refused(self) -> str:
@@ -319,8 +324,14 @@ class Row:
 
 
 HEADER = ("| round | conc | workers | bare p50 / p99 ms | bare acks/s | Subdesk p50 / p99 ms | "
-          "Subdesk acks/s | ratio | Subdesk done/s (drain) | load (1 min) |\n"
-          "|---|---|---|---|---|---|---|---|---|---|")
+          "Subdesk acks/s | ratio | CPU µs per ack, bare / front | Subdesk done/s (drain) | "
+          "load (1 min) |\n|---|---|---|---|---|---|---|---|---|---|---|")
+
+
+def cpu_seconds(process: subprocess.Popen[bytes]) -> float:
+    """User and system CPU time of `process` so far (its own, not its children's)."""
+    fields = Path(f"/proc/{process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def load_average() -> str:
@@ -340,8 +351,10 @@ async def wait_ready(http: ClientSession, url: str, processes: Processes) -> Non
 
 
 async def run_subdesk(watcher: Watcher, url: str, concurrency: int, seconds: float,
-                      bodies: Path, processes: Processes) -> tuple[dict[str, Any], float, float]:
-    """Subdesk under load: wrk's figures, completed commands/s and the drain's seconds."""
+                      bodies: Path, processes: Processes, front: subprocess.Popen[bytes]
+                      ) -> tuple[dict[str, Any], float, float]:
+    """Subdesk under load: wrk's figures (with `cpu`, the CPU seconds the front spent while
+    the load ran), completed commands/s and the drain's seconds."""
     tickets0, outbox0 = watcher.rows()
     answered0 = (await watcher.counts())["response_url"]
     watcher.samples.clear()
@@ -349,7 +362,9 @@ async def run_subdesk(watcher: Watcher, url: str, concurrency: int, seconds: flo
     sampler = asyncio.create_task(watcher.sample(stop))
     started = time.perf_counter()
     try:
+        cpu = cpu_seconds(front)
         result = await wrk(url, concurrency, seconds, bodies)
+        result["cpu"] = cpu_seconds(front) - cpu
         ended = time.perf_counter()
         # Every acked command answered: wrk's completed requests, and the few it had in
         # flight when it stopped (acked too, but not counted by wrk).
@@ -399,9 +414,11 @@ async def main(args: argparse.Namespace) -> None:
             if not ends:
                 raise Failed("the fake Slack did not start: " + (tmp / "fake.log").read_text())
             bare_port = free_port()
-            processes.start(SERVER_CPU, [python, __file__, "bare", "--port", str(bare_port)],
-                            log=tmp / "bare.log")
-            ours: dict[int, tuple[str, Path]] = {}  # workers → events URL, database
+            bare_server = processes.start(
+                SERVER_CPU, [python, __file__, "bare", "--port", str(bare_port)],
+                log=tmp / "bare.log")
+            # workers → events URL, database, the front's process
+            ours: dict[int, tuple[str, Path, subprocess.Popen[bytes]]] = {}
             for workers in args.workers:
                 port, database = free_port(), tmp / f"subdesk-{workers}.db"
                 shutil.copy(seeded, database)
@@ -414,13 +431,13 @@ async def main(args: argparse.Namespace) -> None:
                 for name in ("SLACK_APP_TOKEN", "SLACK_CLIENT_ID", "SLACK_CLIENT_SECRET",
                              "MATRIX_HOMESERVER", "SUBDESK_OUTBOX_PER_TARGET_INTERVAL"):
                     env.pop(name, None)
-                processes.start(SERVER_CPU, [subdesk, "run"], env=env,
-                                log=tmp / f"subdesk-{workers}.log")
-                ours[workers] = f"http://127.0.0.1:{port}/slack/events", database
+                front = processes.start(SERVER_CPU, [subdesk, "run"], env=env,
+                                        log=tmp / f"subdesk-{workers}.log")
+                ours[workers] = f"http://127.0.0.1:{port}/slack/events", database, front
             bare_url = f"http://127.0.0.1:{bare_port}/slack/events"
             async with ClientSession() as http:
                 await wait_ready(http, f"http://127.0.0.1:{bare_port}/", processes)
-                for url, _ in ours.values():
+                for url, _, _ in ours.values():
                     await wait_ready(http, url.replace("/slack/events", "/readyz"), processes)
                 counts = f"http://127.0.0.1:{ends['counts']}/counts"
                 print(f"wrk -t1 on CPU {LOAD_CPU} (with the fake Slack), servers on CPU "
@@ -432,15 +449,17 @@ async def main(args: argparse.Namespace) -> None:
                         bodies = tmp / "bodies.txt"
                         tag = f"r{round_}c{concurrency}"
                         write_bodies(bodies, args.bodies, "bare" + tag, ends["hooks"])
+                        bare_cpu = cpu_seconds(bare_server)
                         bare = await wrk(bare_url, concurrency, args.seconds, bodies)
-                        for workers, (url, database) in ours.items():
+                        bare_cpu = cpu_seconds(bare_server) - bare_cpu
+                        for workers, (url, database, front) in ours.items():
                             await asyncio.sleep(1)
                             write_bodies(bodies, args.bodies, f"{tag}w{workers}", ends["hooks"])
                             result, done, drain = await run_subdesk(
                                 Watcher(http, counts, database), url, concurrency,
-                                args.seconds, bodies, processes)
+                                args.seconds, bodies, processes, front)
                             row = Row(round_, concurrency, workers, bare, result, done, drain,
-                                      load_average())
+                                      load_average(), (bare_cpu, result["cpu"]))
                             print(row.line(), flush=True)
                         await asyncio.sleep(1)
         except Failed:

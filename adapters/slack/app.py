@@ -266,7 +266,10 @@ class SlackAdapter:
         not refused the token or its scopes on a delivery since. Cheap: while not ready,
         `auth.test` is asked again in the background at most every `recheck_seconds`. With
         OAuth installs each workspace's token stands alone: one refused is not the adapter's
-        problem (its messages wait), so only the process-wide parts count."""
+        problem (its messages wait), so only the process-wide parts count. With worker
+        processes, not ready while none is running (requests get BUSY meanwhile)."""
+        if self.pool is not None and (problem := self.pool.problem) is not None:
+            return problem
         if self.installs is not None:
             return None
         if self._auth is None:

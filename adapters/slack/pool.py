@@ -30,7 +30,9 @@ log = logging.getLogger(__name__)
 
 MODULE = "adapters.slack.worker"
 FRAME = struct.Struct(">I")
-RESTART_AFTER = 1.0  # a worker that ended sooner than this after its start waits as long
+QUICK_END = 1.0  # a worker that ended sooner than this after its start did not start
+RESTART_AFTER = 1.0  # its successor waits this long, doubling while they keep ending as
+RESTART_MAX = 30.0  # soon, up to this
 
 
 def frame(message: dict[str, Any]) -> bytes:
@@ -69,6 +71,7 @@ class Pool:
         self._settled = asyncio.Event()
         self._settled.set()
         self._stopping = False
+        self._quick_ends = 0  # workers in a row that ended within QUICK_END of starting
 
     async def start(self) -> None:
         for _ in range(self.size):
@@ -88,6 +91,13 @@ class Pool:
     def running(self) -> bool:
         """Whether a worker is there to take a request."""
         return bool(self._workers) and not self._stopping
+
+    @property
+    def problem(self) -> str | None:
+        """Why no request can be taken now (for readiness), or None."""
+        if self._workers or self._stopping:
+            return None
+        return "no Slack worker process is running (one is being started)"
 
     @property
     def held(self) -> int:
@@ -122,11 +132,17 @@ class Pool:
         if self._stopping:
             return  # `stop` counts what is left
         self._workers.remove(worker)
+        quick = time.monotonic() - worker.started < QUICK_END
+        self._quick_ends = self._quick_ends + 1 if quick else 0
+        # Not a restart loop for a worker that cannot start (database down, say): its
+        # successors wait longer and longer, and a worker that lived resets the wait.
+        wait = min(RESTART_MAX, RESTART_AFTER * 2 ** (self._quick_ends - 1)) if quick else 0.0
         log.error("Slack worker process %s ended (exit %s) holding %s acknowledged requests, "
-                  "lost; starting another", worker.process.pid, code, len(worker.held))
+                  "lost; starting another%s", worker.process.pid, code, len(worker.held),
+                  f" in {wait:g} s" if wait else "")
         self._check_settled()
-        if time.monotonic() - worker.started < RESTART_AFTER:
-            await asyncio.sleep(RESTART_AFTER)  # not a restart loop for a worker that cannot start
+        if wait:
+            await asyncio.sleep(wait)
         if not self._stopping:
             await self._start_one()
 

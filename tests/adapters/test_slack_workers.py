@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import signal
 import socket
@@ -23,6 +24,7 @@ from aiohttp import ClientError, ClientSession
 from cryptography.fernet import Fernet
 
 from adapters.http.app import HttpAdapter
+from adapters.slack import pool as pool_module
 from adapters.slack.app import BUSY, SlackAdapter
 from adapters.slack.worker import NICENESS
 from bot.commands.invocation import Invocation
@@ -382,3 +384,30 @@ async def test_sigterm_lets_the_acknowledged_work_finish(
     assert len(fake.of("response_url")) == 3
     assert sorted(await _tickets(db)) == [f"Ending {n}" for n in range(3)]
     assert not any("not answered at shutdown" in line for line in run.lines)
+
+
+@pytest.mark.nodb
+async def test_a_worker_that_cannot_start_is_retried_ever_more_slowly(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A worker that ends as soon as it starts (say it cannot reach the database) is not
+    restarted in a loop: each successor waits twice as long, up to a cap, and meanwhile
+    the pool tells readiness that no worker is running."""
+    monkeypatch.setattr(pool_module, "MODULE", "adapters.slack.no_such_worker")
+    monkeypatch.setattr(pool_module, "RESTART_AFTER", 0.05)
+    monkeypatch.setattr(pool_module, "RESTART_MAX", 0.2)
+    pool = pool_module.Pool(1, done=lambda: None)
+    with caplog.at_level(logging.ERROR, logger=pool_module.__name__):
+        await pool.start()
+        problems = set()
+        for _ in range(300):
+            if (problem := pool.problem) is not None:
+                problems.add(problem)
+            if len(caplog.records) >= 5:
+                break
+            await asyncio.sleep(0.01)
+        await pool.stop(1.0)
+    waits = [r.getMessage().rsplit(" in ", 1)[1] for r in caplog.records[:5]]
+    assert waits == ["0.05 s", "0.1 s", "0.2 s", "0.2 s", "0.2 s"]
+    assert problems == {"no Slack worker process is running (one is being started)"}
+    assert pool.problem is None, "a stopping pool is not a readiness problem"
