@@ -523,7 +523,7 @@ class Dispatcher:
                 self._record_aside()
                 await self._renew()
                 polled = now - fed_at >= poll
-                if poked or polled:
+                if polled:  # a poke means messages were queued: a claim takes them
                     fed_at = now
                     await self._feed()
                     # A line due before the next poll (a retry, a peer's Retry-After, one
