@@ -19,6 +19,7 @@ from bot.clock import FixedClock
 from bot.wiring.config import Settings
 from storage.db import Database
 from storage.models import Base
+from tests.adapters.slack_fake import FakeSlack
 from tests.harness import Harness
 
 PG_URL = os.environ.get("SUBDESK_TEST_DATABASE_URL", "")
@@ -145,3 +146,14 @@ async def harness(settings: Settings, clock: FixedClock, db: Database) -> AsyncI
     h = await Harness.create(settings, clock, db)
     yield h
 
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeSlack]:
+    """Slack's Web API, faked on a free port (`fake.url` is the `SLACK_API_URL`); a test
+    that held its answers back (`stall`) has them released before it stops."""
+    server = FakeSlack()
+    await server.start()
+    yield server
+    server.answer.set()
+    await server.stop()

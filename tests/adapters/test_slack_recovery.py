@@ -7,7 +7,6 @@ import asyncio
 import datetime as dt
 import os
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -23,14 +22,6 @@ from tests.adapters.slack_fake import SECRET, TEAM, FakeSlack
 
 SUBDESK = str(Path(sys.executable).with_name("subdesk"))
 HELLO = Message("Hello", blocks=(Paragraph("Hello"),))
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeSlack]:
-    server = FakeSlack()
-    await server.start()
-    yield server
-    await server.stop()
 
 
 def _item(key: str, *, in_doubt: dt.datetime | None, thread: MessageRef | None = None

@@ -32,14 +32,6 @@ def item(target: str, kind: str = "channel", *, thread: MessageRef | None = None
 
 
 @pytest.fixture
-async def fake() -> AsyncIterator[FakeSlack]:
-    server = FakeSlack()
-    await server.start()
-    yield server
-    await server.stop()
-
-
-@pytest.fixture
 async def transport(fake: FakeSlack) -> AsyncIterator[SlackTransport]:
     client = AsyncWebClient(token="xoxb-test", base_url=fake.url)
     transport = SlackTransport(OneWorkspace(client, TEAM))

@@ -51,14 +51,6 @@ SUBDESK = str(Path(sys.executable).with_name("subdesk"))
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeSlack]:
-    server = FakeSlack()
-    await server.start()
-    yield server
-    await server.stop()
-
-
 def _slack_env(db_url: str, fake: FakeSlack) -> dict[str, str]:
     """What a worker process (or `subdesk run`) reads: the same database and fake Slack."""
     return dict(SUBDESK_DATABASE_URL=db_url, SUBDESK_LOG_LEVEL="WARNING",

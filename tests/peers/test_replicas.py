@@ -12,7 +12,6 @@ import signal
 import socket
 import sys
 from collections import Counter
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -36,15 +35,6 @@ pytestmark = [
 ]
 
 SUBDESK = str(Path(sys.executable).with_name("subdesk"))
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeSlack]:
-    server = FakeSlack()
-    await server.start()
-    yield server
-    server.answer.set()
-    await server.stop()
 
 
 def _port() -> int:
