@@ -4,11 +4,11 @@ and a private Synapse (no other test loses its database or homeserver)."""
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
-from tests.faults.world import Cluster, private_directory
+from tests.faults.world import Cluster, FaultySlack, private_directory
 from tests.peers.synapse import Synapse, launch, require_synapse
 
 
@@ -33,3 +33,12 @@ def synapse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Synapse]:
     server = launch(tmp_path_factory.mktemp("synapse"))
     yield server
     server.stop()
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FaultySlack]:
+    """The fake Slack that can be told to fail (5xx, 429 storms), for the fault tests."""
+    slack = FaultySlack()
+    await slack.start()
+    yield slack
+    await slack.stop()

@@ -5,7 +5,6 @@ during the outage are told "temporarily unavailable", and /readyz follows the da
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -24,14 +23,6 @@ from tests.faults.world import (
 pytestmark = [pytest.mark.faults, pytest.mark.peers, pytest.mark.slow]
 
 ORGS = 12
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FaultySlack]:
-    slack = FaultySlack()
-    await slack.start()
-    yield slack
-    await slack.stop()
 
 
 async def test_postgresql_restarted_while_messages_are_in_flight(

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
 from pathlib import Path
@@ -69,14 +69,6 @@ def relay() -> Iterator[tuple[Relay, int]]:
     controller.start()
     yield handler, port
     controller.stop()
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FaultySlack]:
-    slack = FaultySlack()
-    await slack.start()
-    yield slack
-    await slack.stop()
 
 
 def _outbox(path: Path) -> dict[tuple[str, str], int]:
