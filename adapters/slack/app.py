@@ -118,7 +118,6 @@ Role = Literal["local", "front", "worker"]
 _Work = Callable[..., Coroutine[Any, Any, None]]
 # The request bolt is dispatching (the front forwards it), and the one being replayed (a
 # worker reports it done when its work has ended).
-_REQUEST: contextvars.ContextVar[AsyncBoltRequest] = contextvars.ContextVar("slack_request")
 _REPLAYED: contextvars.ContextVar[int] = contextvars.ContextVar("slack_replayed")
 
 
@@ -202,8 +201,6 @@ class SlackAdapter:
         )
         self.socket = (SocketMode(self.bolt, setup.app_token, setup.api_url)
                        if setup.app_token is not None and role != "worker" else None)
-        if self.pool is not None:
-            self.bolt.use(self._remember)
         self.bolt.command(_COMMANDS)(self._command)
         self.bolt.action(re.compile("^" + re.escape(ACTION_PREFIX)))(self._action)
         self.bolt.view_submission(FORM_CALLBACK)(self._submission)
@@ -334,14 +331,6 @@ class SlackAdapter:
 
     # Worker processes ------------------------------------------------------------------
 
-    async def _remember(self, req: AsyncBoltRequest, next_: Callable[[], Awaitable[None]]
-                        ) -> None:
-        """The front's bolt middleware: the request being dispatched, for `_spawn` to
-        forward. bolt runs the listener after the middleware has returned, in the same task,
-        so the value is left set: each dispatch sets its own before its listener runs."""
-        _REQUEST.set(req)
-        await next_()
-
     async def replay(self, receive: Callable[[], Awaitable[dict[str, Any] | None]],
                      report: Callable[[int], None]) -> None:
         """A worker's life: each request `receive` gives is dispatched again through bolt,
@@ -394,15 +383,15 @@ class SlackAdapter:
             return False
         return self._queue is not None and self._queue.qsize() >= self.backlog
 
-    def _spawn(self, work: _Work, *args: Any, **kwargs: Any) -> None:
+    def _spawn(self, request: AsyncBoltRequest, work: _Work, *args: Any, **kwargs: Any
+               ) -> None:
         """Have `work(*args, **kwargs)` run (the listeners check `full` before they ack):
-        the front forwards the request to a worker process, where the same listener calls
+        the front forwards `request` to a worker process, where the same listener calls
         this again; otherwise it is queued for this process's tasks. The coroutine is made
         only where it runs."""
         if self.pool is not None:
-            request = _REQUEST.get()
             self.pool.forward({
-                "mode": request.mode, "headers": request.headers,
+                "mode": request.mode, "headers": _forwarded(request.headers),
                 "body": request.raw_body if request.mode == "http" else request.body})
             return
         if self._queue is None:
@@ -440,17 +429,17 @@ class SlackAdapter:
 
     # Listeners: acknowledge, then work -------------------------------------------------
 
-    async def _command(self, ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient
-                       ) -> None:
+    async def _command(self, ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient,
+                       request: AsyncBoltRequest) -> None:
         if self.full:
             self._refuse("a slash command")
             await ack(text=BUSY, response_type="ephemeral")
             return
         await ack()
-        self._spawn(self._run_command, client, body)
+        self._spawn(request, self._run_command, client, body)
 
     async def _action(self, ack: AsyncAck, body: dict[str, Any], action: dict[str, Any],
-                      client: AsyncWebClient) -> BoltResponse | None:
+                      client: AsyncWebClient, request: AsyncBoltRequest) -> BoltResponse | None:
         press = inbound.pressed(action)
         if press is not None and self.full:
             return self._refuse("a button press")
@@ -459,14 +448,16 @@ class SlackAdapter:
             return None
         channel = (body.get("channel") or {}).get("id")
         if press.form and (form := form_named(press.command, press.args)) is not None:
-            self._spawn(self._show, client, body["trigger_id"], form_view(form, channel=channel))
+            self._spawn(request, self._show, client, body["trigger_id"],
+                        form_view(form, channel=channel))
             return None
-        self._spawn(self._run, client, inbound.action_invocation(body, press),
+        self._spawn(request, self._run, client, inbound.action_invocation(body, press),
                     response_url=body.get("response_url"), channel=channel)
         return None
 
     async def _submission(self, ack: AsyncAck, body: dict[str, Any], view: dict[str, Any],
-                          client: AsyncWebClient) -> BoltResponse | None:
+                          client: AsyncWebClient, request: AsyncBoltRequest
+                          ) -> BoltResponse | None:
         form = inbound.submitted(view)
         if form is None:
             await ack()
@@ -482,34 +473,36 @@ class SlackAdapter:
         await ack()
         invocation = inbound.submission_invocation(body, form)
         if form.files:
-            self._spawn(self._run_with_files, client, invocation, form.files,
+            self._spawn(request, self._run_with_files, client, invocation, form.files,
                         channel=form.channel)
             return None
-        self._spawn(self._run, client, invocation, channel=form.channel)
+        self._spawn(request, self._run, client, invocation, channel=form.channel)
         return None
 
-    async def _shortcut(self, ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient
-                        ) -> BoltResponse | None:
+    async def _shortcut(self, ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient,
+                        request: AsyncBoltRequest) -> BoltResponse | None:
         if body.get("type") == "message_action" and self.full:
             return self._refuse("a shortcut")
         await ack()
         if body.get("type") == "message_action":
-            self._spawn(self._run_shortcut, client, body)
+            self._spawn(request, self._run_shortcut, client, body)
         return None
 
     async def _message(self, ack: AsyncAck, body: dict[str, Any], event: dict[str, Any],
-                       client: AsyncWebClient) -> BoltResponse | None:
+                       client: AsyncWebClient, request: AsyncBoltRequest
+                       ) -> BoltResponse | None:
         invocation = inbound.thread_reply(event, str(body.get("team_id", "")))
         if invocation is not None and self.full:
             return self._refuse("a message event")
         await ack()
         if invocation is not None:
-            self._spawn(self._run_reply, client, invocation, event.get("channel_type") == "im",
-                        files.shared(event.get("files")))
+            self._spawn(request, self._run_reply, client, invocation,
+                        event.get("channel_type") == "im", files.shared(event.get("files")))
         return None
 
     async def _reaction(self, ack: AsyncAck, body: dict[str, Any], event: dict[str, Any],
-                        client: AsyncWebClient) -> BoltResponse | None:
+                        client: AsyncWebClient, request: AsyncBoltRequest
+                        ) -> BoltResponse | None:
         found = inbound.reacted(event) if event.get("user") else None
         if found is not None and self.full:
             return self._refuse("a reaction event")
@@ -518,19 +511,21 @@ class SlackAdapter:
             if not self._first_delivery(str(body.get("event_id", ""))):
                 return None  # Slack's retry: the ticket is the core's to dedupe, the word ours
             team = str(body.get("team_id", ""))
-            self._spawn(self._run_reaction, client, str(event["user"]), event.get("user_team"),
-                        *found, team)
+            self._spawn(request, self._run_reaction, client, str(event["user"]),
+                        event.get("user_team"), *found, team)
         return None
 
     async def _home(self, ack: AsyncAck, body: dict[str, Any], event: dict[str, Any],
-                    client: AsyncWebClient) -> BoltResponse | None:
+                    client: AsyncWebClient, request: AsyncBoltRequest
+                    ) -> BoltResponse | None:
         opened = event.get("tab") == "home" and isinstance(event.get("user"), str)
         if opened and self.full:
             return self._refuse("an App Home event")
         await ack()
         if opened:
             team = str(event.get("user_team") or body.get("team_id", ""))
-            self._spawn(self._publish_home, client, inbound.sender(team, str(event["user"])))
+            self._spawn(request, self._publish_home, client,
+                        inbound.sender(team, str(event["user"])))
         return None
 
     async def _publish_home(self, client: AsyncWebClient, viewer: Sender) -> None:
@@ -804,6 +799,13 @@ class SlackAdapter:
         result = email if vouched else None
         self._emails[(team_id, user_id)] = (now + EMAIL_CACHE_SECONDS, result)
         return result
+
+
+def _forwarded(headers: Mapping[str, Sequence[str]]) -> dict[str, Sequence[str]]:
+    """The headers a worker's bolt reads of a request the front verified: its content type
+    and Slack's own (retries among them); the rest stay behind."""
+    return {name: value for name, value in headers.items()
+            if name == "content-type" or name.startswith("x-slack-")}
 
 
 def _problem(form: inbound.Submitted) -> tuple[str | None, str] | None:

@@ -56,6 +56,14 @@ class _Worker:
     process: asyncio.subprocess.Process
     started: float = field(default_factory=time.monotonic)
     held: set[int] = field(default_factory=set)  # requests forwarded, not reported done
+    waiting: list[bytes] = field(default_factory=list)  # frames for the next write
+
+    def flush(self) -> None:
+        """Write the frames forwarded since the last write in one go (one system call for
+        the requests acknowledged in one turn of the event loop, not one each)."""
+        if self.waiting and self.process.stdin is not None and self.process.returncode is None:
+            self.process.stdin.write(b"".join(self.waiting))
+        self.waiting.clear()
 
 
 class Pool:
@@ -107,11 +115,12 @@ class Pool:
     def forward(self, request: dict[str, Any]) -> None:
         """Hand a request to the worker holding the fewest (`running` checked before)."""
         worker = min(self._workers, key=lambda w: len(w.held))
-        assert worker.process.stdin is not None
         self._sent += 1
         worker.held.add(self._sent)
         self._settled.clear()
-        worker.process.stdin.write(frame({"id": self._sent, **request}))
+        if not worker.waiting:
+            asyncio.get_running_loop().call_soon(worker.flush)
+        worker.waiting.append(frame({"id": self._sent, **request}))
 
     async def settle(self) -> None:
         """Until every request forwarded has been reported done (or lost with its worker)."""
@@ -151,6 +160,7 @@ class Pool:
         end them; what was not finished by then is logged."""
         self._stopping = True
         for worker in self._workers:
+            worker.flush()
             assert worker.process.stdin is not None
             worker.process.stdin.close()
         ending = [asyncio.create_task(w.process.wait()) for w in self._workers]

@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import contextvars
 import datetime as dt
+import itertools
 import json
 import logging
+import os
 import re
 import sys
-import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import IO, Any
@@ -30,8 +31,13 @@ _TEXT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 _MIN_SECRET = 4  # shorter values would mask ordinary words
 
 
+_ID_PREFIX = os.urandom(4).hex()  # this process's, so replicas' ids do not collide
+_ID_COUNTER = itertools.count(1)
+
+
 def new_id() -> str:
-    return uuid.uuid4().hex[:16]
+    """A request's or command's id for the logs: unique, not secret (16 hex digits)."""
+    return f"{_ID_PREFIX}{next(_ID_COUNTER) & 0xFFFFFFFF:08x}"
 
 
 @contextmanager

@@ -149,6 +149,8 @@ async def test_the_front_acks_and_a_worker_process_does_the_work(front: Front) -
     assert workers and all(  # the work yields the CPU to the acks
         os.getpriority(os.PRIO_PROCESS, pid) == min(19, os.getpriority(os.PRIO_PROCESS, 0)
                                                     + NICENESS) for pid in workers)
+    if hasattr(os, "SCHED_IDLE"):
+        assert all(os.sched_getscheduler(pid) == os.SCHED_IDLE for pid in workers)
 
 
 async def test_a_full_backlog_counts_what_the_workers_hold_and_answers_busy(
