@@ -32,6 +32,7 @@ from storage.bulk import (
 )
 from storage.models import OutboxRow, ProcessedEventRow, ReminderClaimRow
 from storage.sql import insert_ignore
+from storage.wakeup import announce
 
 # `last_error` of a message held for the operator (see `mark_held`).
 HELD_PREFIX = "configuration: "
@@ -122,15 +123,15 @@ class OutboxStore:
 
     async def enqueue_many(self, drafts: Sequence[OutboxDraft]) -> int:
         """Queue many rows at once; rows whose key exists are skipped. Returns the count."""
-        return await enqueue_many(self.s, drafts, self.now)
+        return await self._announced(await enqueue_many(self.s, drafts, self.now)) or 0
 
     async def fan_out_to_billing_contacts(
         self, notices: Sequence[tuple[str, int, dict[str, Any]]], *, main_only: bool
     ) -> int | None:
         """Queue (key base, organization id, payload) notices to each organization's billing
         contacts in one statement; None where the engine cannot (see `storage.bulk`)."""
-        return await fan_out_to_billing_contacts(self.s, notices, main_only=main_only,
-                                                 now=self.now)
+        return await self._announced(await fan_out_to_billing_contacts(
+            self.s, notices, main_only=main_only, now=self.now))
 
     async def enqueue(
         self,
@@ -163,7 +164,7 @@ class OutboxStore:
                 )
                 .values(status=OutboxStatus.SUPERSEDED.value, lease_until=None)
             )
-        return await insert_ignore(
+        queued = await insert_ignore(
             self.s,
             OutboxRow,
             {
@@ -182,6 +183,16 @@ class OutboxStore:
             },
             ("idempotency_key",),
         )
+        if queued is not None and (not_before is None or not_before <= self.now):
+            await announce(self.s)
+        return queued
+
+    async def _announced(self, count: int | None) -> int | None:
+        """`count`, after telling the other processes when messages became due (see
+        `storage.wakeup`)."""
+        if count:
+            await announce(self.s)
+        return count
 
     async def card_copies(self, card: str) -> list[OutboxItem]:
         """The messages that are card `card`, one per target (not its edits)."""
@@ -268,6 +279,7 @@ class OutboxStore:
                         in_doubt_since=func.coalesce(OutboxRow.in_doubt_since,
                                                      OutboxRow.attempted_at, self.now))
             )
+            await announce(self.s)
 
     async def release(self, item_ids: list[int], worker: str) -> None:
         """Give back messages this worker claimed but did not try: due again, attempt undone."""
@@ -287,6 +299,7 @@ class OutboxStore:
                 attempts=OutboxRow.attempts - 1,
             )
         )
+        await announce(self.s)
 
     async def mark_sent(self, item_id: int, ref: MessageRef | None) -> None:
         await self.mark_sent_many([(item_id, ref, self.now)])
@@ -395,7 +408,7 @@ class OutboxStore:
                    OutboxRow.last_error.startswith(HELD_PREFIX))
             .values(next_attempt_at=self.now, last_error=None)
         )
-        return int(getattr(result, "rowcount", 0) or 0)
+        return await self._announced(int(getattr(result, "rowcount", 0) or 0)) or 0
 
     async def retry_dead(self, since: dt.datetime | None = None) -> int:
         """Queue every dead letter (queued at or after `since`) again with fresh attempts."""
@@ -408,7 +421,7 @@ class OutboxStore:
         if since is not None:
             stmt = stmt.where(OutboxRow.created_at >= since)
         result = await self.s.execute(stmt)
-        return int(getattr(result, "rowcount", 0) or 0)
+        return await self._announced(int(getattr(result, "rowcount", 0) or 0)) or 0
 
     async def dead_platforms(self) -> set[str]:
         """The platforms that have dead letters."""
@@ -453,7 +466,7 @@ class OutboxStore:
                 lease_until=None,
             )
         )
-        return bool(getattr(result, "rowcount", 0))
+        return bool(await self._announced(int(getattr(result, "rowcount", 0) or 0)))
 
     async def get(self, item_id: int) -> OutboxItem | None:
         row = await self.s.get(OutboxRow, item_id)

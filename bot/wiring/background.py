@@ -17,6 +17,7 @@ from bot.services.sla_report import sla_report_job
 from bot.wiring.runtime import App, configuration_gaps
 from bot.wiring.scheduler import Job, build_scheduler
 from bot.wiring.services import Services
+from storage import wakeup
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +93,9 @@ async def start_background(app: App, *, dispatcher: bool = True) -> Background:
             asyncio.create_task(app.dispatcher.run_forever(background.stop), name="dispatcher")
         )
         background.wake_dispatcher = app.dispatcher.wakeup
+        # PostgreSQL: messages other processes queue wake this one's dispatcher at once
+        background.tasks.append(asyncio.create_task(
+            wakeup.listen(app.db, app.dispatcher.poke, background.stop), name="outbox wake-ups"))
     for name, adapter in app.adapters.items():
         task = asyncio.create_task(adapter.run(), name=f"adapter {name}")
         background.tasks.append(task)

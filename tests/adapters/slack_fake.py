@@ -55,6 +55,9 @@ class Install:
     team_name: str = "Workspace"
 
 
+BACKLOG = 4096  # connections waiting to be accepted (the kernel caps it at somaxconn)
+
+
 @dataclass
 class FakeSlack:
     """The Web API at `url`, `response_url`s under `hooks`; `calls` in order."""
@@ -106,7 +109,11 @@ class FakeSlack:
         self.runner = web.AppRunner(app)
         await self.runner.setup()
         # A restart after `stop` comes back on the same port (Slack down, then up again).
-        site = web.TCPSite(self.runner, "127.0.0.1", self.port)
+        # Slack takes any number of new connections at once; with aiohttp's default accept
+        # backlog (128) a few hundred deliveries starting together would see their
+        # connections dropped and retried by the kernel a second later, an artefact of
+        # the fake, not of the client.
+        site = web.TCPSite(self.runner, "127.0.0.1", self.port, backlog=BACKLOG)
         await site.start()
         self.port = int(self.runner.addresses[0][1])
 

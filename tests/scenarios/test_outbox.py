@@ -11,6 +11,7 @@ import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 from sqlalchemy import text
@@ -22,6 +23,7 @@ from bot.domain import MessageRef, OutboxStatus, Platform
 from bot.presentation.messages import Message
 from bot.wiring.config import Settings
 from bot.wiring.demo import DEMO_MAIN
+from storage import wakeup
 from storage.bulk import ANALYZE_AFTER, OutboxDraft
 from storage.db import Database
 from storage.outbox import OutboxItem, OutboxStore
@@ -655,3 +657,61 @@ async def test_unknown_intent_is_a_dead_letter_and_render_failures_retry(
     assert dead.status is OutboxStatus.DEAD and "no_such_intent" in (dead.last_error or "")
     retried = await row(db, clock, broken)
     assert retried.status is OutboxStatus.PENDING and "KeyError" in (retried.last_error or "")
+
+
+async def test_messages_queued_by_another_process_wake_a_listening_dispatcher_at_commit(
+    db: Database, db_url: str, clock: FixedClock
+) -> None:
+    """On PostgreSQL a transaction that queues outbox messages notifies every listening
+    process when it commits (not before, and not at all when it rolls back or queues
+    nothing new): a replica claims them at once instead of at its next poll. A listener
+    whose connection is cut reconnects, and pokes on reconnecting (a notification sent
+    meanwhile was missed)."""
+    if not db.is_postgres:
+        pytest.skip("LISTEN / NOTIFY is PostgreSQL's")
+    pokes: list[float] = []
+    stop = asyncio.Event()
+    other = Database(db_url)  # another process's engine
+    listener = asyncio.create_task(wakeup.listen(other, lambda: pokes.append(time.monotonic()),
+                                                 stop))
+    try:
+        await eventually(lambda: len(pokes) == 1)  # connected: one poke for what it missed
+        assert len(pokes) == 1
+        async with db.transaction() as session:
+            await enqueue_in(session, clock, "woken-1")
+            await asyncio.sleep(0.3)
+            assert len(pokes) == 1, "nothing is told before the commit"
+        committed = time.monotonic()
+        await eventually(lambda: len(pokes) == 2, 2.0)
+        assert len(pokes) == 2 and pokes[1] - committed < 0.5
+        with contextlib.suppress(RuntimeError):
+            async with db.transaction() as session:
+                await enqueue_in(session, clock, "woken-2")
+                raise RuntimeError("rolled back")
+        async with db.transaction() as session:
+            await enqueue_in(session, clock, "woken-1")  # already queued: nothing new
+        await asyncio.sleep(0.5)
+        assert len(pokes) == 2
+        async with db.transaction() as session:  # the listener's connection is cut
+            cut = await session.scalar(text(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE application_name = :name AND datname = current_database()"),
+                {"name": wakeup.APPLICATION})
+        assert cut == 1
+        await eventually(lambda: len(pokes) == 3, wakeup.CHECK_EVERY + wakeup.RECONNECT_MIN
+                         + 5)
+        assert len(pokes) == 3
+        async with db.transaction() as session:
+            await enqueue_in(session, clock, "woken-3")
+        await eventually(lambda: len(pokes) == 4, 2.0)
+        assert len(pokes) == 4
+    finally:
+        stop.set()
+        await asyncio.wait_for(listener, 10)
+        await other.dispose()
+
+
+async def enqueue_in(session: Any, clock: Clock, key: str) -> None:
+    await OutboxStore(session, clock.now()).enqueue(
+        key, platform="console", target="someone", kind="dm",
+        payload=Message(key).to_json())
