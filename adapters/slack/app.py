@@ -100,7 +100,8 @@ class _NoEnvTokenNotice(logging.Filter):
         return record.getMessage() != self.notice
 
 
-log.addFilter(_NoEnvTokenNotice())
+_BOLT_LOG = logging.getLogger(f"{__name__}.bolt")  # bolt's own lines
+_BOLT_LOG.addFilter(_NoEnvTokenNotice())
 
 EVENTS_PATH = "/slack/events"
 EMAIL_CACHE_SECONDS = 300.0
@@ -197,7 +198,7 @@ class SlackAdapter:
             installation_store_bot_only=True if self.installs is not None else None,
             process_before_response=True,
             raise_error_for_unhandled_request=False,
-            logger=log,
+            logger=_bolt_logger(),
         )
         self.socket = (SocketMode(self.bolt, setup.app_token, setup.api_url)
                        if setup.app_token is not None and role != "worker" else None)
@@ -799,6 +800,15 @@ class SlackAdapter:
         result = email if vouched else None
         self._emails[(team_id, user_id)] = (now + EMAIL_CACHE_SECONDS, result)
         return result
+
+
+def _bolt_logger() -> logging.Logger:
+    """bolt's logger: this module's, with its effective level set on it. bolt tests the
+    level set on its logger (not the effective one) before composing its debug lines, so
+    an unset level (NOTSET, the usual) had every request compose a dozen debug lines that
+    were then thrown away."""
+    _BOLT_LOG.setLevel(log.getEffectiveLevel())
+    return _BOLT_LOG
 
 
 def _forwarded(headers: Mapping[str, Sequence[str]]) -> dict[str, Sequence[str]]:

@@ -146,6 +146,30 @@ async def test_a_start_with_the_token_in_the_environment_logs_no_bolt_notice(
             and r.levelno >= logging.WARNING] == []
 
 
+async def test_bolt_composes_its_debug_lines_only_when_debug_is_on(
+    settings: Settings, clock: FixedClock, db: Database
+) -> None:
+    """bolt looks at the level set on its logger, not the effective one, before composing
+    its debug lines (a dozen per request): its logger gets the level in effect, so at INFO
+    a dispatch composes none, and with debug logging asked for they are there."""
+    tuned = settings.model_copy(update={
+        "slack_bot_token": SecretStr("xoxb-test-token"), "slack_api_url": "http://127.0.0.1:9/",
+        "slack_signing_secret": SecretStr(SECRET)})
+    root = logging.getLogger()
+    for level in (logging.INFO, logging.DEBUG):
+        saved = root.level
+        root.setLevel(level)
+        try:
+            app = await build_app(tuned, clock=clock, db=db)
+            await app.close()
+        finally:
+            root.setLevel(saved)
+        adapter = app.adapters["slack"]
+        assert isinstance(adapter, SlackAdapter)
+        framework = adapter.bolt.logger
+        assert framework.name == "adapters.slack.app.bolt" and framework.level == level
+
+
 async def test_slack_keeps_the_process_serving_and_answers_url_verification(
     world: World,
 ) -> None:
