@@ -82,6 +82,7 @@ from bot.presentation.messages import (
     resolve_commands,
 )
 from bot.services.base import ServiceError
+from bot.wiring import logs
 from bot.wiring.config import Settings
 from bot.wiring.manifest import BOT_SCOPES, MESSAGE_SHORTCUT
 from bot.wiring.runtime import App
@@ -803,12 +804,9 @@ class SlackAdapter:
 
 
 def _bolt_logger() -> logging.Logger:
-    """bolt's logger: this module's, with its effective level set on it. bolt tests the
-    level set on its logger (not the effective one) before composing its debug lines, so
-    an unset level (NOTSET, the usual) had every request compose a dozen debug lines that
-    were then thrown away."""
-    _BOLT_LOG.setLevel(log.getEffectiveLevel())
-    return _BOLT_LOG
+    """bolt's logger: bolt tests the level set on its logger before composing a dozen debug
+    lines per request, so it gets the level in effect set on it (see `logs.pinned`)."""
+    return logs.pinned(_BOLT_LOG.name, log)
 
 
 def _forwarded(headers: Mapping[str, Sequence[str]]) -> dict[str, Sequence[str]]:

@@ -20,6 +20,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.services.base import ServiceError
+from bot.wiring import logs
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +43,10 @@ class SocketMode:
         """Ask Slack for the link's URL once (`apps.connections.open`): an app token Slack
         refuses stops the process; Slack out of reach does not (the link is asked again
         when it connects)."""
-        self.handler = AsyncSocketModeHandler(self.bolt, self.app_token, logger=log,
+        # bolt times each answer for a debug line unless the level set on this logger says
+        # otherwise (see `logs.pinned`)
+        self.handler = AsyncSocketModeHandler(self.bolt, self.app_token,
+                                              logger=logs.pinned(f"{__name__}.client", log),
                                               web_client=self.web,
                                               ping_interval=self.ping_seconds)
         try:

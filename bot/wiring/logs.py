@@ -40,6 +40,15 @@ def new_id() -> str:
     return f"{_ID_PREFIX}{next(_ID_COUNTER) & 0xFFFFFFFF:08x}"
 
 
+def pinned(name: str, like: logging.Logger) -> logging.Logger:
+    """Logger `name` with the level in effect for `like` set on it, for libraries that look
+    at a logger's own level (not `isEnabledFor`) before composing their debug lines: with
+    no level set (NOTSET) they compose them on every request and throw them away."""
+    logger = logging.getLogger(name)
+    logger.setLevel(like.getEffectiveLevel())
+    return logger
+
+
 @contextmanager
 def scope(var: contextvars.ContextVar[str | None], value: str) -> Iterator[str]:
     """Records logged inside the block carry `value` as the request or command id."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -125,6 +126,12 @@ async def test_a_command_over_the_link_is_acked_by_its_envelope_and_answered(
     async with ClientSession() as session, session.post(
             f"http://127.0.0.1:{http.port}/slack/events", data=b"{}") as resp:
         assert resp.status in (404, 405)
+    # bolt times each answer for a debug line unless the level set on the client's logger
+    # says otherwise: it carries the level in effect
+    assert linked.adapter.socket is not None and linked.adapter.socket.handler is not None
+    client_log = linked.adapter.socket.handler.client.logger
+    assert client_log.name == "adapters.slack.socket.client"
+    assert client_log.level == logging.getLogger("adapters.slack.socket").getEffectiveLevel()
 
 
 async def test_a_reply_in_the_ticket_thread_over_the_link_is_a_comment(linked: Linked) -> None:
