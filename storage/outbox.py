@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from sqlalchemy import (
     Row,
@@ -33,6 +33,9 @@ from storage.bulk import (
 from storage.models import OutboxRow, ProcessedEventRow, ReminderClaimRow
 from storage.sql import insert_ignore
 from storage.wakeup import announce
+
+# A count of messages made due, or None where nothing could be counted (see `_announced`).
+_Count = TypeVar("_Count", int, int | None)
 
 # `last_error` of a message held for the operator (see `mark_held`).
 HELD_PREFIX = "configuration: "
@@ -123,7 +126,7 @@ class OutboxStore:
 
     async def enqueue_many(self, drafts: Sequence[OutboxDraft]) -> int:
         """Queue many rows at once; rows whose key exists are skipped. Returns the count."""
-        return await self._announced(await enqueue_many(self.s, drafts, self.now)) or 0
+        return await self._announced(await enqueue_many(self.s, drafts, self.now))
 
     async def fan_out_to_billing_contacts(
         self, notices: Sequence[tuple[str, int, dict[str, Any]]], *, main_only: bool
@@ -187,7 +190,7 @@ class OutboxStore:
             await announce(self.s)
         return queued
 
-    async def _announced(self, count: int | None) -> int | None:
+    async def _announced(self, count: _Count) -> _Count:
         """`count`, after telling the other processes when messages became due (see
         `storage.wakeup`)."""
         if count:
@@ -408,7 +411,7 @@ class OutboxStore:
                    OutboxRow.last_error.startswith(HELD_PREFIX))
             .values(next_attempt_at=self.now, last_error=None)
         )
-        return await self._announced(int(getattr(result, "rowcount", 0) or 0)) or 0
+        return await self._announced(int(getattr(result, "rowcount", 0) or 0))
 
     async def retry_dead(self, since: dt.datetime | None = None) -> int:
         """Queue every dead letter (queued at or after `since`) again with fresh attempts."""
@@ -421,7 +424,7 @@ class OutboxStore:
         if since is not None:
             stmt = stmt.where(OutboxRow.created_at >= since)
         result = await self.s.execute(stmt)
-        return await self._announced(int(getattr(result, "rowcount", 0) or 0)) or 0
+        return await self._announced(int(getattr(result, "rowcount", 0) or 0))
 
     async def dead_platforms(self) -> set[str]:
         """The platforms that have dead letters."""

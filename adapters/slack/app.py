@@ -118,8 +118,7 @@ _COMMANDS = re.compile("^/(" + "|".join(re.escape(r) for r in sorted(ROOTS)) + "
 
 Role = Literal["local", "front", "worker"]
 _Work = Callable[..., Coroutine[Any, Any, None]]
-# The request bolt is dispatching (the front forwards it), and the one being replayed (a
-# worker reports it done when its work has ended).
+# The forwarded request a worker is replaying (it reports it done when its work has ended).
 _REPLAYED: contextvars.ContextVar[int] = contextvars.ContextVar("slack_replayed")
 
 
@@ -199,7 +198,9 @@ class SlackAdapter:
             installation_store_bot_only=True if self.installs is not None else None,
             process_before_response=True,
             raise_error_for_unhandled_request=False,
-            logger=_bolt_logger(),
+            # bolt composes a dozen debug lines per request unless the level set on its
+            # logger says otherwise (see `logs.pinned`)
+            logger=logs.pinned(_BOLT_LOG.name, log),
         )
         self.socket = (SocketMode(self.bolt, setup.app_token, setup.api_url)
                        if setup.app_token is not None and role != "worker" else None)
@@ -801,12 +802,6 @@ class SlackAdapter:
         result = email if vouched else None
         self._emails[(team_id, user_id)] = (now + EMAIL_CACHE_SECONDS, result)
         return result
-
-
-def _bolt_logger() -> logging.Logger:
-    """bolt's logger: bolt tests the level set on its logger before composing a dozen debug
-    lines per request, so it gets the level in effect set on it (see `logs.pinned`)."""
-    return logs.pinned(_BOLT_LOG.name, log)
 
 
 def _forwarded(headers: Mapping[str, Sequence[str]]) -> dict[str, Sequence[str]]:
