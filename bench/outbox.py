@@ -10,8 +10,10 @@ SUBDESK_TEST_DATABASE_URL or postgresql://postgres@127.0.0.1:5432/postgres). The
 are queued in one transaction once every replica answers `/readyz`.
 
 Printed per run: lost (queued, never accepted by Slack), duplicated (accepted posts beyond
-one per outbox key, read from each post's metadata), 429s, elapsed, the achieved rate, and
-each replica's share.
+one per outbox key, read from each post's metadata), 429s, elapsed, the achieved rate,
+each replica's share, and the CPU time per post of the replicas together, the fake and
+PostgreSQL (from /proc, queueing to all marked sent: on a machine with two cores they
+compete for the same CPUs).
 
 The achieved rate is a percentage of the allowed rate: Slack allows a channel one message a
 second, so n messages to one channel need at least (n − 1) s from its first to its last;
@@ -115,6 +117,32 @@ async def serve_fake() -> None:
 # The run -------------------------------------------------------------------------------
 
 
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pids: list[int] | None = None, *, named: str | None = None) -> dict[int, float]:
+    """User + system CPU seconds of each process (`pids`, or every one whose name is
+    `named`), from /proc."""
+    if pids is None:
+        pids = [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()]
+    used: dict[int, float] = {}
+    for pid in pids:
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            continue
+        name, _, rest = stat.partition(" (")[2].rpartition(") ")
+        if named is not None and name != named:
+            continue
+        fields = rest.split()
+        used[pid] = (int(fields[11]) + int(fields[12])) / _TICK
+    return used
+
+
+def cpu_since(before: dict[int, float], after: dict[int, float]) -> float:
+    return sum(t - before.get(pid, 0.0) for pid, t in after.items())
+
+
 def _port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -214,6 +242,8 @@ async def run(base_url: str, replicas: int, channels: int, each: int,
                               kind="channel", recipient="",
                               payload=Message(f"message {n} to channel {c}").to_json())
                   for n in range(each) for c in range(channels)]
+        watched = [p.pid for p in procs] + [fake.pid]
+        cpu_before = cpu_seconds(watched), cpu_seconds(named="postgres")
         queued_at = time.monotonic()
         async with db.transaction() as session:
             await OutboxStore(session, SystemClock().now()).enqueue_many(drafts)
@@ -228,6 +258,7 @@ async def run(base_url: str, replicas: int, channels: int, each: int,
                 break
             await asyncio.sleep(0.25)
         all_sent = time.monotonic() - queued_at
+        cpu_after = cpu_seconds(watched), cpu_seconds(named="postgres")
         await asyncio.sleep(1.0)  # anything late would show as doubled
         seen = await _ask(fake)
         async with db.read() as session:
@@ -242,6 +273,12 @@ async def run(base_url: str, replicas: int, channels: int, each: int,
         fake.stdin.close()
         await fake.wait()
         await db.dispose()
+    replica_pids = {p.pid for p in procs}
+    cpu = {part: 1e6 * cpu_since({p: t for p, t in cpu_before[0].items() if keep(p)},
+                                 {p: t for p, t in cpu_after[0].items() if keep(p)}) / total
+           for part, keep in (("replicas", replica_pids.__contains__),
+                              ("fake", lambda pid: pid == fake.pid))}
+    cpu["postgresql"] = 1e6 * cpu_since(cpu_before[1], cpu_after[1]) / total
     elapsed = seen["last"] - seen["first"]
     fastest = (each - 1) * PACE
     return {"replicas": replicas, "messages": total, "sent": sent,
@@ -251,7 +288,7 @@ async def run(base_url: str, replicas: int, channels: int, each: int,
             "first_post": seen["first"] - queued_at, "all_sent": all_sent,
             "queue_seconds": queue_seconds, "shares": shares,
             "gaps": (seen["gap_p50"], seen["gap_p90"]),
-            "spread": seen["spread"], "span": seen["span"]}
+            "spread": seen["spread"], "span": seen["span"], "cpu": cpu}
 
 
 def show(r: dict[str, Any]) -> None:
@@ -262,7 +299,9 @@ def show(r: dict[str, Any]) -> None:
           f"first post {r['first_post']:.2f} s after, all marked sent "
           f"{r['all_sent']:.2f} s after; per replica {r['shares']}; gap between posts to "
           f"a channel p50 {r['gaps'][0]:.3f} s, p90 {r['gaps'][1]:.3f} s; first posts spread over "
-          f"{r['spread']:.2f} s; the longest channel took {r['span']:.2f} s", flush=True)
+          f"{r['spread']:.2f} s; the longest channel took {r['span']:.2f} s; CPU per post "
+          f"(queueing to all marked sent): replicas {r['cpu']['replicas']:.0f} µs, the fake "
+          f"{r['cpu']['fake']:.0f} µs, PostgreSQL {r['cpu']['postgresql']:.0f} µs", flush=True)
 
 
 async def main() -> None:
