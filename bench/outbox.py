@@ -139,8 +139,11 @@ def cpu_seconds(pids: list[int] | None = None, *, named: str | None = None) -> d
     return used
 
 
-def cpu_since(before: dict[int, float], after: dict[int, float]) -> float:
-    return sum(t - before.get(pid, 0.0) for pid, t in after.items())
+def cpu_since(before: dict[int, float], after: dict[int, float],
+              pids: set[int] | None = None) -> float:
+    """CPU seconds spent between two readings (by `pids` only, when given)."""
+    return sum(t - before.get(pid, 0.0) for pid, t in after.items()
+               if pids is None or pid in pids)
 
 
 def _port() -> int:
@@ -273,12 +276,11 @@ async def run(base_url: str, replicas: int, channels: int, each: int,
         fake.stdin.close()
         await fake.wait()
         await db.dispose()
-    replica_pids = {p.pid for p in procs}
-    cpu = {part: 1e6 * cpu_since({p: t for p, t in cpu_before[0].items() if keep(p)},
-                                 {p: t for p, t in cpu_after[0].items() if keep(p)}) / total
-           for part, keep in (("replicas", replica_pids.__contains__),
-                              ("fake", lambda pid: pid == fake.pid))}
-    cpu["postgresql"] = 1e6 * cpu_since(cpu_before[1], cpu_after[1]) / total
+    per_post = 1e6 / total  # seconds of CPU → µs per post
+    cpu = {"replicas": per_post * cpu_since(cpu_before[0], cpu_after[0],
+                                            {p.pid for p in procs}),
+           "fake": per_post * cpu_since(cpu_before[0], cpu_after[0], {fake.pid}),
+           "postgresql": per_post * cpu_since(cpu_before[1], cpu_after[1])}
     elapsed = seen["last"] - seen["first"]
     fastest = (each - 1) * PACE
     return {"replicas": replicas, "messages": total, "sent": sent,
