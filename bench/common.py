@@ -1,9 +1,13 @@
-"""What the benchmarks share: PostgreSQL connections and throwaway databases, and values
-written to SQLite the way Subdesk's own tables store them."""
+"""What the benchmarks share: PostgreSQL connections and throwaway databases, values
+written to SQLite the way Subdesk's own tables store them, and the CPU time processes
+spent (from /proc)."""
 
 from __future__ import annotations
 
 import datetime as dt
+import os
+from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy.engine import make_url
@@ -38,3 +42,33 @@ def sqlite_value(value: Any) -> Any:
     if isinstance(value, dt.date):
         return value.isoformat()
     return value
+
+
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pids: Iterable[int] | None = None, *, named: str | None = None
+                ) -> dict[int, float]:
+    """User + system CPU seconds of each process so far (its own, not its children's):
+    of `pids`, or of every process whose name is `named`."""
+    if pids is None:
+        pids = [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()]
+    used: dict[int, float] = {}
+    for pid in pids:
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:  # it has ended
+            continue
+        name, _, rest = stat.partition(" (")[2].rpartition(") ")
+        if named is not None and name != named:
+            continue
+        fields = rest.split()
+        used[pid] = (int(fields[11]) + int(fields[12])) / _TICK
+    return used
+
+
+def cpu_since(before: dict[int, float], after: dict[int, float],
+              pids: set[int] | None = None) -> float:
+    """CPU seconds spent between two `cpu_seconds` readings (by `pids` only, when given)."""
+    return sum(t - before.get(pid, 0.0) for pid, t in after.items()
+               if pids is None or pid in pids)

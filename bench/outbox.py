@@ -48,7 +48,7 @@ from aiohttp import ClientSession
 from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
-from bench.common import pg_recreate
+from bench.common import cpu_seconds, cpu_since, pg_recreate
 from bot.clock import SystemClock
 from bot.presentation.messages import Message
 from storage.bulk import OutboxDraft
@@ -115,35 +115,6 @@ async def serve_fake() -> None:
 
 
 # The run -------------------------------------------------------------------------------
-
-
-_TICK = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_seconds(pids: list[int] | None = None, *, named: str | None = None) -> dict[int, float]:
-    """User + system CPU seconds of each process (`pids`, or every one whose name is
-    `named`), from /proc."""
-    if pids is None:
-        pids = [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()]
-    used: dict[int, float] = {}
-    for pid in pids:
-        try:
-            stat = Path(f"/proc/{pid}/stat").read_text()
-        except OSError:
-            continue
-        name, _, rest = stat.partition(" (")[2].rpartition(") ")
-        if named is not None and name != named:
-            continue
-        fields = rest.split()
-        used[pid] = (int(fields[11]) + int(fields[12])) / _TICK
-    return used
-
-
-def cpu_since(before: dict[int, float], after: dict[int, float],
-              pids: set[int] | None = None) -> float:
-    """CPU seconds spent between two readings (by `pids` only, when given)."""
-    return sum(t - before.get(pid, 0.0) for pid, t in after.items()
-               if pids is None or pid in pids)
 
 
 def _port() -> int:

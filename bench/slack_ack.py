@@ -66,6 +66,7 @@ sys.path.insert(0, str(ROOT))
 
 from aiohttp import ClientSession, web  # noqa: E402
 
+from bench.common import cpu_seconds, cpu_since  # noqa: E402
 from tests.adapters.slack_fake import SECRET, TEAM, Call, FakeSlack  # noqa: E402
 
 LUA = Path(__file__).with_name("slack_ack.lua")
@@ -328,12 +329,6 @@ HEADER = ("| round | conc | workers | bare p50 / p99 ms | bare acks/s | Subdesk 
           "load (1 min) |\n|---|---|---|---|---|---|---|---|---|---|---|")
 
 
-def cpu_seconds(process: subprocess.Popen[bytes]) -> float:
-    """User and system CPU time of `process` so far (its own, not its children's)."""
-    fields = Path(f"/proc/{process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def load_average() -> str:
     return f"{os.getloadavg()[0]:.2f}"
 
@@ -362,9 +357,9 @@ async def run_subdesk(watcher: Watcher, url: str, concurrency: int, seconds: flo
     sampler = asyncio.create_task(watcher.sample(stop))
     started = time.perf_counter()
     try:
-        cpu = cpu_seconds(front)
+        cpu = cpu_seconds([front.pid])
         result = await wrk(url, concurrency, seconds, bodies)
-        result["cpu"] = cpu_seconds(front) - cpu
+        result["cpu"] = cpu_since(cpu, cpu_seconds([front.pid]))
         ended = time.perf_counter()
         # Every acked command answered: wrk's completed requests, and the few it had in
         # flight when it stopped (acked too, but not counted by wrk).
@@ -449,9 +444,9 @@ async def main(args: argparse.Namespace) -> None:
                         bodies = tmp / "bodies.txt"
                         tag = f"r{round_}c{concurrency}"
                         write_bodies(bodies, args.bodies, "bare" + tag, ends["hooks"])
-                        bare_cpu = cpu_seconds(bare_server)
+                        before = cpu_seconds([bare_server.pid])
                         bare = await wrk(bare_url, concurrency, args.seconds, bodies)
-                        bare_cpu = cpu_seconds(bare_server) - bare_cpu
+                        bare_cpu = cpu_since(before, cpu_seconds([bare_server.pid]))
                         for workers, (url, database, front) in ours.items():
                             await asyncio.sleep(1)
                             write_bodies(bodies, args.bodies, f"{tag}w{workers}", ends["hooks"])
