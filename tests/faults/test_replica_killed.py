@@ -32,18 +32,18 @@ async def test_a_replica_killed_while_holding_claims(
 ) -> None:
     """Twelve welcome DMs are claimed by the first replica: Slack has stored eight of its
     posts and not answered yet, four more wait for a delivery slot. It is killed with
-    SIGKILL. Two other replicas start on the same database; while the
-    dead replica's leases still hold, a slash command sent to one of them gets its real
-    answer, not silence and not "temporarily unavailable". Once the leases run out they take
-    the twelve messages over, look for the ones that may have arrived, and every DM is in
-    Slack exactly once, each recorded as sent."""
+    SIGKILL. Two other replicas start on the same database; while the dead replica's leases
+    still hold, a slash command sent to one of them gets its real answer, not silence and
+    not "temporarily unavailable". Once the leases run out they take the twelve messages
+    over, look for the ones that may have arrived, and every DM is in Slack exactly once,
+    each recorded as sent."""
     env = slack_env(fake, SUBDESK_DATABASE_URL=cluster.url, SUBDESK_OUTBOX_LEASE=str(LEASE),
                     SUBDESK_OUTBOX_CONCURRENCY=str(CONCURRENCY),
                     SUBDESK_OUTBOX_PER_TARGET_INTERVAL="0")
-    (tmp_path / "a").mkdir()
-    first = Subdesk(env, tmp_path / "a")
+    first, *others = [Subdesk(env, tmp_path / name) for name in ("a", "b", "c")]
+    for replica in (first, *others):
+        replica.workdir.mkdir()
     await first.cli("db", "upgrade")
-    others = [Subdesk(env, tmp_path / name) for name in ("b", "c")]
     try:
         await first.start()
         fake.stall = "chat.postMessage"  # Slack stores each post and does not answer
@@ -66,7 +66,6 @@ async def test_a_replica_killed_while_holding_claims(
         fake.answer.set()
 
         for replica in others:
-            replica.workdir.mkdir()
             await replica.start()
         slack = others[0].slack(fake)
         assert (await slack.command("U0ORG0001", "/subdesk", "whoami"))[0] == 200
@@ -85,9 +84,6 @@ async def test_a_replica_killed_while_holding_claims(
             delivered)
         assert len(fake.of("conversations.history")) >= CONCURRENCY, (
             "the messages in doubt were looked for before any was sent again")
-    finally:
-        if first.http is not None:
-            await first.http.close()
-            first.http = None
-        for replica in others:
+    finally:  # no process outlives the test, whatever failed (the killed one is gone)
+        for replica in (first, *others):
             await replica.stop()
