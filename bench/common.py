@@ -1,12 +1,13 @@
 """What the benchmarks share: PostgreSQL connections and throwaway databases, values
-written to SQLite the way Subdesk's own tables store them, and the CPU time processes
-spent (from /proc)."""
+written to SQLite the way Subdesk's own tables store them, the CPU time processes spent
+(from /proc), and the checks of their numeric arguments."""
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -72,3 +73,29 @@ def cpu_since(before: dict[int, float], after: dict[int, float],
     """CPU seconds spent between two `cpu_seconds` readings (by `pids` only, when given)."""
     return sum(t - before.get(pid, 0.0) for pid, t in after.items()
                if pids is None or pid in pids)
+
+
+def number(least: int) -> Callable[[str], int]:
+    """An argparse type: a whole number (`10_000` allowed) of at least `least`, or one
+    clear line saying what is wrong."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text.strip())
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+        if value < least:
+            raise argparse.ArgumentTypeError(f"{value} is below {least}")
+        return value
+    return parse
+
+
+def numbers(least: int) -> Callable[[str], list[int]]:
+    """An argparse type: comma-separated whole numbers, each of at least `least`."""
+    one = number(least)
+
+    def parse(text: str) -> list[int]:
+        values = [one(part) for part in text.split(",") if part.strip()]
+        if not values:
+            raise argparse.ArgumentTypeError("no number given")
+        return values
+    return parse

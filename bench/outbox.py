@@ -48,7 +48,7 @@ from aiohttp import ClientSession
 from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
-from bench.common import cpu_seconds, cpu_since, pg_recreate
+from bench.common import cpu_seconds, cpu_since, number, numbers, pg_recreate
 from bot.clock import SystemClock
 from bot.presentation.messages import Message
 from storage.bulk import OutboxDraft
@@ -279,10 +279,12 @@ def show(r: dict[str, Any]) -> None:
 
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--channels", type=int, default=1000)
-    parser.add_argument("--each", type=int, default=10)
-    parser.add_argument("--replicas", default="1,3")
-    parser.add_argument("--concurrency", type=int, default=None,
+    parser.add_argument("--channels", type=number(1), default=1000)
+    parser.add_argument("--each", type=number(2), default=10,
+                        help="messages per channel (two at least: the rate is between them)")
+    parser.add_argument("--replicas", type=numbers(1), default=[1, 3],
+                        help="comma-separated replica counts, a run each")
+    parser.add_argument("--concurrency", type=number(1), default=None,
                         help="SUBDESK_OUTBOX_CONCURRENCY of each replica (default: its own)")
     parser.add_argument("--serve-fake", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--hammer", nargs=3, type=int, help=argparse.SUPPRESS)
@@ -298,7 +300,7 @@ async def main() -> None:
           flush=True)
     base = os.environ.get("SUBDESK_TEST_DATABASE_URL",
                           "postgresql://postgres@127.0.0.1:5432/postgres")
-    for replicas in (int(n) for n in args.replicas.split(",")):
+    for replicas in args.replicas:
         show(await run(base, replicas, args.channels, args.each, args.concurrency))
 
 

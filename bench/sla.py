@@ -38,7 +38,7 @@ from tickets import (  # the loaders and the organizations of the tickets benchm
     calendar,
 )
 
-from bench.common import pg_connect, pg_recreate
+from bench.common import numbers, pg_connect, pg_recreate
 from bot.clock import FixedClock
 from bot.wiring.config import Settings
 from bot.wiring.services import Services
@@ -138,14 +138,13 @@ def main() -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--engine", choices=("sqlite", "postgresql"), default="sqlite")
     parser.add_argument("--total", type=int, default=1_000_000)
-    parser.add_argument("--open", default="10000,100000",
+    parser.add_argument("--open", type=numbers(1), default="10000,100000",
                         help="comma-separated counts of open tickets, one run each")
     parser.add_argument("--orgs", type=int, default=1_000)
     parser.add_argument("--url", help="database URL (PostgreSQL: a dedicated database; it is "
                                       f"dropped and recreated). Default {PG_DEFAULT}")
     args = parser.parse_args()
-    sizes = [int(s.replace("_", "")) for s in args.open.split(",") if s.strip()]
-    asyncio.run(run(args.engine, args.total, sizes, args.orgs, args.url))
+    asyncio.run(run(args.engine, args.total, args.open, args.orgs, args.url))
 
 
 if __name__ == "__main__":

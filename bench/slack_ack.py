@@ -66,7 +66,7 @@ sys.path.insert(0, str(ROOT))
 
 from aiohttp import ClientSession, web  # noqa: E402
 
-from bench.common import cpu_seconds, cpu_since  # noqa: E402
+from bench.common import cpu_seconds, cpu_since, number, numbers  # noqa: E402
 from tests.adapters.slack_fake import SECRET, TEAM, Call, FakeSlack  # noqa: E402
 
 LUA = Path(__file__).with_name("slack_ack.lua")
@@ -472,14 +472,12 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("part", nargs="?", choices=("fake", "bare"), help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--concurrency", default="1,10,50",
-                        type=lambda text: [int(c) for c in text.split(",")])
+    parser.add_argument("--rounds", type=number(1), default=3)
+    parser.add_argument("--concurrency", default=[1, 10, 50], type=numbers(1))
     parser.add_argument("--seconds", type=float, default=5.0, help="of load per run")
-    parser.add_argument("--workers", default="1",
-                        type=lambda text: [int(w) for w in text.split(",")],
+    parser.add_argument("--workers", default=[1], type=numbers(0),
                         help="SUBDESK_SLACK_WORKERS, a `subdesk run` each (say 0,1)")
-    parser.add_argument("--bodies", type=int, default=40_000,
+    parser.add_argument("--bodies", type=number(1), default=40_000,
                         help="signed commands prepared per run (more than wrk can send)")
     arguments = parser.parse_args()
     try:

@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from sqlalchemy.engine import make_url
 
-from bench.common import pg_connect, pg_recreate, sqlite_value
+from bench.common import numbers, pg_connect, pg_recreate, sqlite_value
 from bot.commands.invocation import Invocation, Sender
 from bot.domain import Platform
 from bot.wiring.config import DEFAULT_SLA_MINUTES, Settings
@@ -351,7 +351,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--engine", choices=("sqlite", "postgresql"), default="sqlite")
-    parser.add_argument("--tickets", default="10000,1000000",
+    parser.add_argument("--tickets", type=numbers(1), default="10000,1000000",
                         help="comma-separated sizes, measured in increasing order")
     parser.add_argument("--orgs", type=int, default=10_000)
     parser.add_argument("--iterations", type=int, default=1000,
@@ -359,8 +359,7 @@ def main() -> None:
     parser.add_argument("--url", help="database URL (PostgreSQL: a dedicated database; it is "
                                       f"dropped and recreated). Default {PG_DEFAULT}")
     args = parser.parse_args()
-    sizes = [int(s.replace("_", "")) for s in args.tickets.split(",") if s.strip()]
-    asyncio.run(run(args.engine, sizes, args.orgs, args.iterations, args.url))
+    asyncio.run(run(args.engine, args.tickets, args.orgs, args.iterations, args.url))
 
 
 if __name__ == "__main__":
