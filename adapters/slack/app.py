@@ -65,7 +65,12 @@ from adapters.slack.installs import (
 from adapters.slack.pool import Pool
 from adapters.slack.render import ACTION_PREFIX, FORM_CALLBACK, form_view, home_view, render
 from adapters.slack.socket import SocketMode
-from adapters.slack.transport import InstalledWorkspaces, OneWorkspace, SlackTransport
+from adapters.slack.transport import (
+    InstalledWorkspaces,
+    OneWorkspace,
+    SlackTransport,
+    delivery_client,
+)
 from bot.commands import ParseError, form_named, parse_values
 from bot.commands.grammar import ROOTS
 from bot.commands.invocation import IncomingFile, Invocation, Sender
@@ -177,7 +182,7 @@ class SlackAdapter:
             self.installs, oauth, authorize = parts.store, parts.settings, parts.authorize
             self.transport = SlackTransport(InstalledWorkspaces(self.installs, setup.api_url))
         else:
-            self.client = AsyncWebClient(token=setup.bot_token, base_url=setup.api_url)
+            self.client = delivery_client(setup.bot_token, setup.api_url)
             self._one = OneWorkspace(self.client)
             self.transport = SlackTransport(self._one)
 

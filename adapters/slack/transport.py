@@ -44,6 +44,13 @@ LOOKUP_MARGIN = dt.timedelta(seconds=60)
 LOOKUP_PAGES = 5
 
 
+def delivery_client(token: str | None, base_url: str) -> AsyncWebClient:
+    """A Web API client for the outbox. slack_sdk's own retry is off: it would send a post
+    again blindly after a reset connection, when Slack may have stored it already; the
+    outbox retries instead, looking for the post first (see `SlackTransport`)."""
+    return AsyncWebClient(token=token, base_url=base_url, retry_handlers=[])
+
+
 def delivery_error(exc: SlackApiError) -> DeliveryError:
     """The outbox's reading of a failed Web API call."""
     response = exc.response
@@ -59,7 +66,9 @@ def delivery_error(exc: SlackApiError) -> DeliveryError:
                              kind=FailureKind.CONFIGURATION)
     if error in PERMANENT_ERRORS:
         return DeliveryError(f"Slack cannot deliver this message: {error}", permanent=True)
-    return DeliveryError(f"Slack error: {error or f'HTTP {status}'}")
+    # A server error may come after the call was carried out (a gateway timing out behind
+    # Slack, say): a post answered so is looked for before it is sent again.
+    return DeliveryError(f"Slack error: {error or f'HTTP {status}'}", in_doubt=status >= 500)
 
 
 def _retry_after(headers: Any) -> float:
@@ -107,7 +116,7 @@ class InstalledWorkspaces:
         if token is None:
             raise DeliveryError(f"no Slack installation for workspace {team[:32]}",
                                 permanent=True)
-        return AsyncWebClient(token=token, base_url=self.base_url)
+        return delivery_client(token, self.base_url)
 
     def refused(self, team: str, error: DeliveryError) -> DeliveryError:
         """One workspace's token refused (revoked, scopes withdrawn): only its messages
@@ -177,13 +186,17 @@ class SlackTransport:
             if error.kind is FailureKind.CONFIGURATION:
                 raise self.workspaces.refused(team, error) from None
             raise error from None
-        except (TimeoutError, aiohttp.ServerDisconnectedError) as exc:
-            # The post may have arrived: the next attempt looks for it first.
+        except aiohttp.ClientConnectorError as exc:  # no connection: nothing was sent
+            raise DeliveryError(f"Slack unreachable: {type(exc).__name__}") from None
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            # Connected, but no whole answer came back (a timeout, a reset, a body cut
+            # short): the post may have arrived, so the next attempt looks for it first.
             raise DeliveryError(f"Slack did not answer: {type(exc).__name__}",
                                 in_doubt=True) from None
-        except (aiohttp.ClientError, OSError) as exc:
-            raise DeliveryError(f"Slack unreachable: {type(exc).__name__}") from None
-        return MessageRef(str(response["channel"]), str(response["ts"]))
+        landed, ts = response.get("channel"), response.get("ts")
+        if not landed or not ts:  # `ok`, but naming no message: it may be there all the same
+            raise DeliveryError("Slack's answer named no message", in_doubt=True)
+        return MessageRef(str(landed), str(ts))
 
     def _session(self) -> aiohttp.ClientSession:
         if self._http is None or self._http.closed:

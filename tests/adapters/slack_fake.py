@@ -23,6 +23,8 @@ import asyncio
 import base64
 import itertools
 import json
+import socket
+import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -85,6 +87,10 @@ class FakeSlack:
     # set: the sender never learns the outcome.
     stall: str | None = None
     answer: asyncio.Event = field(default_factory=asyncio.Event)
+    # method → how its next answer breaks after the call was carried out (a post stored),
+    # once: "reset" (the connection reset), "cut" (the body cut short), "bare" (`ok`
+    # alone, no channel or ts), "502" (a gateway's error page).
+    broken: dict[str, str] = field(default_factory=dict)
     pace: float = 0.0  # seconds between posts to one channel; 0: no limit
     last_post: dict[str, float] = field(default_factory=dict)  # channel → time.monotonic()
     refused: int = 0  # posts answered 429 for going faster than `pace`
@@ -259,7 +265,30 @@ class FakeSlack:
         await self._record(call)
         if method == self.stall:
             await self.answer.wait()
+        if (how := self.broken.pop(method, None)) is not None:
+            return await self._broken(request, how)
         return web.json_response(call.result)
+
+    async def _broken(self, request: web.Request, how: str) -> web.StreamResponse:
+        """An answer that never reaches the caller whole (see `broken`)."""
+        if how == "bare":
+            return web.json_response({"ok": True})
+        if how == "502":
+            return web.Response(status=502, text="<html>Bad Gateway</html>",
+                                content_type="text/html")
+        transport = request.transport
+        assert transport is not None
+        if how == "reset":
+            sock = transport.get_extra_info("socket")
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            transport.abort()
+            return web.Response()  # never sent: the connection is gone
+        answer = web.StreamResponse(headers={"Content-Type": "application/json",
+                                             "Content-Length": "100"})
+        await answer.prepare(request)
+        await answer.write(b'{"ok": true, "chan')
+        transport.close()
+        return answer
 
     def _store(self, args: dict[str, Any], ts: str) -> None:
         """Keep a posted message for `conversations.history` and `.replies`."""

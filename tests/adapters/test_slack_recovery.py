@@ -6,16 +6,20 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import os
+import socket
 import sys
 from pathlib import Path
 
 import pytest
 from slack_sdk.web.async_client import AsyncWebClient
 
-from adapters.slack.transport import OneWorkspace, SlackTransport
+from adapters.slack.transport import OneWorkspace, SlackTransport, delivery_client
 from bot.clock import SystemClock
+from bot.delivery.dispatcher import Dispatcher
+from bot.delivery.ports import DeliveryError
 from bot.domain import MessageRef, OutboxStatus
 from bot.presentation.messages import Message, Paragraph
+from bot.wiring.config import Settings
 from storage.db import Database
 from storage.outbox import OutboxItem, OutboxStore
 from tests.adapters.slack_fake import SECRET, TEAM, FakeSlack
@@ -62,6 +66,66 @@ async def test_a_message_in_doubt_is_looked_up_in_its_channel_or_thread(
     other = await transport.deliver(_item("other-key", in_doubt=since, thread=root), HELLO)
     await transport.close()
     assert other not in (root, reply) and len(fake.of("chat.postMessage")) == 3
+
+
+@pytest.mark.parametrize("how", ["reset", "cut", "bare", "502", "reset-default-client"])
+async def test_a_post_whose_answer_broke_is_looked_up_not_posted_again(
+    fake: FakeSlack, db: Database, settings: Settings, how: str
+) -> None:
+    """Slack stored the post, but its answer never came back whole: the connection reset,
+    the body cut short, `ok` naming no message, or a gateway's 502. The dispatcher retries
+    it in doubt, finds it by its metadata and records it: one message in the channel.
+    With slack_sdk's default client instead of the outbox's (the negative control), its
+    own retry sends the post again at once after the reset: two in the channel."""
+    default_client = how == "reset-default-client"
+    how = how.removesuffix("-default-client")
+    clock = SystemClock()
+    async with db.transaction() as session:
+        item_id = await OutboxStore(session, clock.now()).enqueue(
+            f"broken-{how}", platform="slack", target="C0CUT", kind="channel",
+            payload=HELLO.to_json())
+    assert item_id is not None
+    fake.broken["chat.postMessage"] = how
+    client = (AsyncWebClient(token="xoxb-t", base_url=fake.url) if default_client
+              else delivery_client("xoxb-t", fake.url))
+    transport = SlackTransport(OneWorkspace(client, TEAM))
+    settings = settings.model_copy(update={"outbox_base_delay": 1.0, "outbox_max_delay": 1.0})
+    try:
+        first = await Dispatcher(db, settings, clock, {"slack": transport}).run_once()
+        if default_client:
+            assert first.sent == 1 and len(fake.posted("C0CUT")) == 2, "posted twice"
+            return
+        async with db.read() as session:
+            doubted = await OutboxStore(session, clock.now()).get(item_id)
+        assert first.retried == 1 and doubted is not None
+        assert doubted.status is OutboxStatus.PENDING and doubted.in_doubt is not None
+        await asyncio.sleep(1.05)  # past its backoff (0.5 to 1 s)
+        again = await Dispatcher(db, settings, clock, {"slack": transport}).run_once()
+    finally:
+        await transport.close()
+    async with db.read() as session:
+        done = await OutboxStore(session, clock.now()).get(item_id)
+    posts = fake.posted("C0CUT")
+    assert again.sent == 1 and transport.found == 1
+    assert len(posts) == 1, "found by its metadata, not posted again"
+    assert done is not None and done.status is OutboxStatus.SENT
+    assert done.platform_ref == posts[0][1]
+
+
+@pytest.mark.nodb
+async def test_a_post_that_never_connected_is_not_in_doubt() -> None:
+    """Nothing listening: the post cannot have arrived, so its retry is not looked up."""
+    with socket.socket() as sock:  # a free port, closed again: nothing listens there
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    transport = SlackTransport(OneWorkspace(
+        delivery_client("xoxb-t", f"http://127.0.0.1:{port}/api/"), TEAM))
+    try:
+        with pytest.raises(DeliveryError) as failed:
+            await transport.deliver(_item("nowhere", in_doubt=None), HELLO)
+    finally:
+        await transport.close()
+    assert not failed.value.in_doubt and "unreachable" in str(failed.value)
 
 
 def _env(db_url: str, fake: FakeSlack) -> dict[str, str]:
