@@ -89,7 +89,12 @@ def _authorized(app: App, request: web.Request) -> web.Response | None:
     header = request.headers.get("Authorization", "")
     scheme, _, given = header.partition(" ")
     expected = token.get_secret_value().encode()
-    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), expected):
+    try:
+        offered = given.strip().encode()
+    except UnicodeEncodeError:  # bytes no token has
+        offered = b""
+    if (scheme.lower() != "bearer" or not offered
+            or not hmac.compare_digest(offered, expected)):
         return web.json_response(
             {"error": "missing or wrong bearer token"},
             status=401,

@@ -295,6 +295,20 @@ class Settings(BaseSettings):
         5000, ge=1, validation_alias=_env("SUBDESK_API_MAX_INVOICES", "api_max_invoices")
     )
 
+    @field_validator("api_token", "smtp_url", "slack_bot_token", "slack_signing_secret",
+                     "slack_app_token", "slack_client_id", "slack_client_secret",
+                     "slack_token_key", "matrix_homeserver", "matrix_user_id",
+                     "matrix_password", "matrix_access_token", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        """`SUBDESK_API_TOKEN=` (empty, or spaces) is unset, never a secret everybody knows:
+        an empty signing secret or API token would let anyone in."""
+        if isinstance(value, str) and not value.strip():
+            return None
+        if isinstance(value, SecretStr) and not value.get_secret_value().strip():
+            return None
+        return value
+
     @field_validator("database_url")
     @classmethod
     def _check_database_url(cls, value: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -90,6 +91,37 @@ async def test_disabled_without_a_configured_token(
     async with TestClient(TestServer(build_http_app(harness.app))) as c:
         response = await c.post("/api/v1/invoices", json=INVOICES, headers=AUTH)
         assert response.status == 503
+
+
+@pytest.mark.parametrize("blank", ["", " ", "\u3000"])
+async def test_a_blank_token_leaves_the_api_off(
+    settings: Settings, clock: FixedClock, db: Database, monkeypatch: pytest.MonkeyPatch,
+    blank: str
+) -> None:
+    """SUBDESK_API_TOKEN set to nothing (or spaces) is not a token: 503 to everyone, even
+    to a bearer of nothing but a space."""
+    monkeypatch.setenv("SUBDESK_API_TOKEN", blank)
+    settings = Settings(_env_file=None,  # type: ignore[call-arg]
+                        database_url=settings.database_url)
+    assert settings.api_token is None
+    harness = await Harness.create(settings, clock, db)
+    async with TestClient(TestServer(build_http_app(harness.app))) as c:
+        for credential in ("Bearer \u3000", "Bearer  ", f"Bearer {blank}"):
+            response = await c.post("/api/v1/orders", json=ORDER,
+                                    headers={"Authorization": credential})
+            assert response.status in (400, 503), credential
+
+
+async def test_a_token_of_bytes_no_token_has_is_refused(client: TestClient[Any, Any]) -> None:
+    """A credential that is not UTF-8 is a wrong one (401), not a server error."""
+    assert client.server.port is not None
+    reader, writer = await asyncio.open_connection("127.0.0.1", client.server.port)
+    writer.write(b"POST /api/v1/orders HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \xa0\xff"
+                 b"\r\nContent-Type: application/json\r\nContent-Length: 2\r\n"
+                 b"Connection: close\r\n\r\n{}")
+    status = (await reader.readline()).split()[1]
+    writer.close()
+    assert status == b"401"
 
 
 async def test_orders_carry_an_optional_country(client: TestClient[Any, Any]) -> None:

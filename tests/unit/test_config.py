@@ -155,6 +155,27 @@ def test_bad_channels_are_refused_by_name(
 
 
 @pytest.mark.nodb
+@pytest.mark.parametrize("blank", ["", "   ", "\u3000"])
+def test_a_blank_secret_is_unset(clean_env: Path, monkeypatch: pytest.MonkeyPatch,
+                                  blank: str) -> None:
+    """`SUBDESK_API_TOKEN=` (or spaces) leaves the API off, never open to an empty token;
+    likewise every other secret, so an empty SLACK_SIGNING_SECRET cannot check (and pass)
+    requests signed with an empty key: Slack over HTTP is refused until it is set."""
+    from adapters.slack.app import setup_of
+    from bot.services.base import ServiceError
+
+    for name in SECRETS:
+        monkeypatch.setenv(name, blank)
+    monkeypatch.setenv("SLACK_BOT_TOKEN", TOKEN)
+    settings = Settings()
+    assert settings.api_token is None and settings.slack_signing_secret is None
+    assert settings.smtp_url is None and settings.matrix_password is None
+    assert settings.slack_bot_token is not None
+    with pytest.raises(ServiceError, match="SLACK_SIGNING_SECRET is needed"):
+        setup_of(settings)
+
+
+@pytest.mark.nodb
 def test_secrets_print_masked(clean_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Tokens, passwords and the SMTP URL never appear in repr, str or JSON dumps."""
     for name, value in SECRETS.items():
