@@ -41,7 +41,7 @@ from typing import Any, Literal
 
 from aiohttp import ClientError, web
 from pydantic import SecretStr
-from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.app.async_app import AsyncApp
 from slack_bolt.authorization import AuthorizeResult
 from slack_bolt.context.ack.async_ack import AsyncAck
@@ -50,6 +50,7 @@ from slack_bolt.oauth.async_oauth_settings import AsyncOAuthSettings
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
 from slack_sdk.errors import SlackApiError
+from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
@@ -116,6 +117,10 @@ EVENTS_REMEMBERED = 4096  # reaction event ids, to tell of a retried one only on
 WORKERS = 4  # acknowledged requests worked on at once in a process that runs them
 BACKLOG = 5000  # acknowledged requests not finished; beyond, requests are refused
 STOP_SECONDS = 5.0  # how long a stop waits for the acknowledged requests to finish
+# Bytes a request to /slack/events may carry: Slack's largest payloads (a modal's values, a
+# message event with blocks) are some tens of kilobytes.
+MAX_BODY = 1024 * 1024
+REFUSALS_LOGGED_EVERY = 60.0  # seconds: refused requests are counted in one line at most
 BUSY = ("Subdesk is too busy to take this right now: nothing was done. "
         "Send it again in a minute.")
 RECHECK_SECONDS = 30.0  # while Slack has not accepted the token, ask again this often
@@ -207,6 +212,12 @@ class SlackAdapter:
             # logger says otherwise (see `logs.pinned`)
             logger=logs.pinned(_BOLT_LOG.name, log),
         )
+        # Checks requests over HTTP before bolt reads them (see `handle`); a worker's come
+        # from the front, checked there.
+        self.verifier = (SignatureVerifier(setup.signing_secret)
+                         if setup.signing_secret is not None and role != "worker" else None)
+        self.unread = 0  # requests refused unread since the last line said so
+        self._unread_logged = -REFUSALS_LOGGED_EVERY
         self.socket = (SocketMode(self.bolt, setup.app_token, setup.api_url)
                        if setup.app_token is not None and role != "worker" else None)
         self.bolt.command(_COMMANDS)(self._command)
@@ -333,9 +344,48 @@ class SlackAdapter:
     # HTTP ----------------------------------------------------------------------------
 
     async def handle(self, request: web.Request) -> web.Response:
-        """`POST /slack/events`: verify, dispatch to a listener, answer bolt's response."""
-        response = await self.bolt.async_dispatch(await to_bolt_request(request))
+        """`POST /slack/events`: verify, dispatch to a listener, answer bolt's response.
+
+        The signature is checked on the raw bytes before anything reads them: a request
+        not signed by Slack costs one HMAC, never a parse, and nothing of it is logged."""
+        if request.content_length is not None and request.content_length > MAX_BODY:
+            return _refusal(413, "too large")
+        try:
+            raw = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            return _refusal(413, "too large")
+        if len(raw) > MAX_BODY:
+            return _refusal(413, "too large")
+        try:
+            body = raw.decode()
+        except UnicodeDecodeError:
+            return self._unread(400, "not UTF-8")
+        if self.verifier is not None:
+            try:
+                signed = self.verifier.is_valid(
+                    body, request.headers.get("X-Slack-Request-Timestamp"),
+                    request.headers.get("X-Slack-Signature"))
+            except ValueError:  # a timestamp that is not a number
+                signed = False
+            if not signed:
+                return self._unread(401, "bad or stale signature")
+        try:
+            bolt_request = AsyncBoltRequest(body=body, query=request.query_string,
+                                            headers=request.headers)  # type: ignore[arg-type]
+        except (ValueError, TypeError, AttributeError, RecursionError):
+            return self._unread(400, "not a Slack payload")
+        response = await self.bolt.async_dispatch(bolt_request)
         return await to_aiohttp_response(response)
+
+    def _unread(self, status: int, why: str) -> web.Response:
+        """A request refused unread: counted, and logged in one line a minute at most."""
+        self.unread += 1
+        now = time.monotonic()
+        if now - self._unread_logged >= REFUSALS_LOGGED_EVERY:
+            log.warning("Slack request refused (%s); %s refused since the last such line",
+                        why, self.unread)
+            self._unread_logged, self.unread = now, 0
+        return _refusal(status, why)
 
     # Worker processes ------------------------------------------------------------------
 
@@ -807,6 +857,10 @@ class SlackAdapter:
         result = email if vouched else None
         self._emails[(team_id, user_id)] = (now + EMAIL_CACHE_SECONDS, result)
         return result
+
+
+def _refusal(status: int, why: str) -> web.Response:
+    return web.json_response({"error": f"Slack request refused: {why}"}, status=status)
 
 
 def _forwarded(headers: Mapping[str, Sequence[str]]) -> dict[str, Sequence[str]]:

@@ -193,6 +193,41 @@ async def test_forged_or_stale_signatures_are_refused_and_nothing_runs(world: Wo
     assert world.fake.of("response_url") == [] and await world.tickets() == []
 
 
+async def test_requests_not_signed_by_slack_are_refused_unread(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The signature is checked before the body is parsed or logged: unsigned bodies that
+    are not even Slack's (bad JSON, a list, bytes that are not UTF-8, a timestamp that is
+    not a number) get 401 or 400, never a 500 or a traceback, and no line quotes them; the
+    refusals are counted in one line. A body over a megabyte is 413 unread. A signed body
+    that is no Slack payload is one 400."""
+    marker = "MARKER-" + "x" * 64
+    forged = [
+        (f"payload=%7Bnot-json{marker}", "application/x-www-form-urlencoded", {}),
+        (f'[1, 2, "{marker}"]', "application/json", {}),
+        (f"text={marker}", "application/x-www-form-urlencoded",
+         {"X-Slack-Request-Timestamp": "soon"}),
+    ]
+    caplog.set_level(logging.INFO)
+    for body, kind, headers in forged:
+        status, text, _ = await world.slack.post(body, kind, secret="x" * 32, headers=headers)
+        assert status == 401 and marker not in text, (body, status, text)
+    async with world.slack.http.post(world.slack.events_url, data=b"text=caf\xe9\xff",
+                                     headers={"Content-Type": "text/plain"}) as resp:
+        assert resp.status == 400
+    huge = "text=" + "a" * (1024 * 1024)
+    status, _, _ = await world.slack.post(huge, "application/x-www-form-urlencoded")
+    assert status == 413, "even signed: no Slack payload is that large"
+    status, _, _ = await world.slack.post("payload=%7Bnot-json", "application/json")
+    assert status == 400
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+    assert not [r for r in caplog.records if marker in r.getMessage()]
+    refusals = [r for r in caplog.records if "Slack request refused" in r.getMessage()]
+    assert len(refusals) == 1, "one line for the lot"
+    await world.adapter.settle()
+    assert world.fake.of("response_url") == [] and await world.tickets() == []
+
+
 async def test_a_command_is_acked_at_once_even_when_the_database_is_slow(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
