@@ -452,22 +452,27 @@ class MatrixAdapter:
         client = self.link.client
         if not self._waiting or client is None:
             return
-        still: list[_Undecrypted] = []
-        for pending in self._waiting:
+        waiting, self._waiting = self._waiting, []
+        for n, pending in enumerate(waiting):
             try:
                 event = client.decrypt_event(pending.event)
             except Exception:
                 event = pending.event
-            if not isinstance(event, MegolmEvent):
-                await self._event(pending.room_id, event)
-            elif time.monotonic() - pending.since < self.tuning.undecryptable_wait:
-                still.append(pending)
-            else:
-                log.warning("Matrix: a message from %s in %s could not be decrypted",
-                            pending.event.sender, pending.room_id)
-                await self._answer(pending.room_id, pending.event.event_id, None, Reply(
-                    UNREADABLE), pending.event.sender)
-        self._waiting = still
+            try:
+                if not isinstance(event, MegolmEvent):
+                    # like any other event: one that breaks the handling is logged and
+                    # skipped, never the end of the sync
+                    await self._guarded(pending.room_id, event)
+                elif time.monotonic() - pending.since < self.tuning.undecryptable_wait:
+                    self._waiting.append(pending)
+                else:
+                    log.warning("Matrix: a message from %s in %s could not be decrypted",
+                                pending.event.sender, pending.room_id)
+                    await self._answer(pending.room_id, pending.event.event_id, None, Reply(
+                        UNREADABLE), pending.event.sender)
+            except BaseException:  # an outage: this one and the rest wait for the next sync
+                self._waiting.extend(waiting[n:])
+                raise
 
     async def _said(self, said: inbound.Said) -> None:
         """A person's message: a command, the answer to a question of an open form, a reply
