@@ -10,6 +10,7 @@ command that does the same (`!triage claim 12`), with the arguments it still nee
 
 from __future__ import annotations
 
+import json
 from html import escape
 from typing import Any
 
@@ -31,6 +32,11 @@ MSGTYPE = "m.notice"  # what bots send: clients and other bots do not answer not
 HTML = "org.matrix.custom.html"
 BODY_MAX = 16_000  # characters of the plain body (an event holds at most 64 KiB)
 HTML_MAX = 32_000  # a longer formatted body is left out; the plain body stands alone
+# Bytes the content may take as JSON with everything beyond ASCII escaped (six bytes a
+# letter, twelve an emoji), which is how an encrypted room's payload is written before it
+# is encrypted and grows by a third in base64: well within the 64 KiB of an event, in any
+# room, whatever the script. An edit carries its content twice (see `edit`): half each.
+CONTENT_BYTES = 40_000
 
 _MARK = {Tone.NORMAL: "", Tone.GOOD: "✅ ", Tone.WARNING: "⚠️ ", Tone.DANGER: "🚨 "}
 
@@ -101,14 +107,25 @@ def _lines(text: str) -> str:
     return "<br>".join(escape(line) for line in text.split("\n"))
 
 
-def render(message: Message) -> dict[str, Any]:
-    """The `m.room.message` content of `message`."""
+def render(message: Message, *, budget: int = CONTENT_BYTES) -> dict[str, Any]:
+    """The `m.room.message` content of `message`, within `budget` bytes (see
+    `CONTENT_BYTES`): a formatted body that does not fit is left out, and then a plain body
+    that does not fit is shortened."""
     content: dict[str, Any] = {"msgtype": MSGTYPE, "body": plain(message)}
     formatted = html(message)
     if formatted and len(formatted) <= HTML_MAX:
         content["format"] = HTML
         content["formatted_body"] = formatted
+        if _size(content) > budget:
+            del content["format"], content["formatted_body"]
+    while (size := _size(content)) > budget:
+        body = content["body"]
+        content["body"] = _cut(body, max(1, len(body) * budget // size - 16))
     return content
+
+
+def _size(content: dict[str, Any]) -> int:
+    return len(json.dumps(content))  # ensure_ascii, as an encrypted payload is written
 
 
 def edit(content: dict[str, Any], original: str) -> dict[str, Any]:

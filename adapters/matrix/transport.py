@@ -11,7 +11,7 @@ from typing import Any
 import aiohttp
 
 from adapters.matrix.client import Failed, Limited, MatrixLink, Refused, Unreachable
-from adapters.matrix.render import edit, in_thread, render, replying
+from adapters.matrix.render import CONTENT_BYTES, edit, in_thread, render, replying
 from bot.delivery.ports import DeliveryError, FailureKind
 from bot.domain import MessageRef
 from bot.presentation.messages import Message
@@ -66,7 +66,7 @@ class MatrixTransport:
         try:
             if item.replaces is not None:
                 room = item.replaces.channel
-                content = edit(content, item.replaces.id)
+                content = edit(render(message, budget=CONTENT_BYTES // 2), item.replaces.id)
             elif (answer := answered(item.payload)) is not None:
                 room, event, thread = answer
                 content = answer_content(message, event, thread)

@@ -134,6 +134,26 @@ async def test_a_ticket_from_an_encrypted_dm_with_comments_files_and_triage(
     ) + 1  # edited, not posted again
 
 
+async def test_a_long_answer_in_another_script_is_shortened_to_fit_not_lost(
+    world: World,
+) -> None:
+    """A ticket with two comments of 3,900 Cyrillic letters each: `!ticket show` would be
+    over twice the 64 KiB an event holds once encrypted (every such letter is six bytes in
+    the encrypted payload). The answer comes, shortened to fit, plain text only."""
+    room = await world.tom_dm()
+    await world.tom.say(room, "!ticket new sev3 Printer")
+    card = await world.tom.wait_for(room, world.bot_id,
+                                    lambda e: is_root(e) and "Printer" in text_of(e))
+    for letter in "жщ":
+        await world.tom.say(room, letter * 3900, thread=card["event_id"])
+        await until(lambda letter=letter: _has_comment(world, letter * 3900),  # type: ignore[misc]
+                    what="the comment")
+    ticket = (await world.records.tickets())[0][0]
+    asked = await world.tom.say(room, f"!ticket show {ticket}")
+    shown = await world.tom.answer(room, world.bot_id, asked)
+    assert "Printer" in shown and "жжжж" in shown and shown.endswith("…")
+
+
 async def _has_comment(world: World, text: str) -> bool:
     return (text, False) in await world.records.comments()
 

@@ -4,13 +4,14 @@ a person said (commands, thread replies, files; edits and notices are not comman
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 
 from adapters.matrix import inbound
 from adapters.matrix.files import media_path
-from adapters.matrix.render import PREFIX, edit, in_thread, render, replying
+from adapters.matrix.render import CONTENT_BYTES, PREFIX, edit, in_thread, render, replying
 from bot.commands.invocation import IncomingFile
 from bot.presentation.buttons import button_command
 from bot.presentation.messages import (
@@ -67,6 +68,22 @@ def test_command_references_and_buttons_are_written_with_the_bang() -> None:
 def test_a_huge_message_keeps_its_plain_body_within_an_event() -> None:
     content = render(Message("x" * 100_000, blocks=(Paragraph("<" * 40_000),)))
     assert len(content["body"]) <= 16_000 and "formatted_body" not in content
+
+
+@pytest.mark.parametrize("letter", ["ж", "漢", "🚨", "x"])
+def test_any_script_fits_an_event_even_encrypted_and_edited(letter: str) -> None:
+    """Measured as an encrypted payload is written (non-ASCII escaped), the content stays
+    within its budget: the formatted body goes first, then the plain body is shortened;
+    an edit, which carries its content twice, gets half each."""
+    message = Message("Ticket", blocks=(Heading("#1 Printer"), Paragraph(letter * 3900),
+                                        Paragraph(letter * 3900)))
+    content = render(message)
+    assert len(json.dumps(content)) <= CONTENT_BYTES
+    assert content["body"].startswith("#1 Printer") and letter * 100 in content["body"]
+    edited = edit(render(message, budget=CONTENT_BYTES // 2), "$card")
+    assert len(json.dumps(edited)) <= CONTENT_BYTES + 200
+    small = render(Message("Ticket", blocks=(Paragraph(letter * 100),)))
+    assert "formatted_body" in small and not small["body"].endswith("…"), "room to spare"
 
 
 def test_edits_threads_and_answers_carry_their_relations() -> None:
