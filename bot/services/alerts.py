@@ -83,10 +83,11 @@ def from_alertmanager(alert: AmAlert) -> Event:
 
 
 def _technical(contacts: list[Contact]) -> list[Contact]:
-    """Who gets an organization's technical alerts (a sole Main Contact stands in)."""
-    if len(contacts) == 1 and contacts[0].is_main:
-        return contacts
-    return [c for c in contacts if ContactRole.TECHNICAL in c.roles]
+    """Who gets an organization's technical alerts: its Technical Contacts, or, with none
+    (a sole Main Contact, or a Main and an Administrative Contact only), the Main Contact,
+    so an alert never reaches nobody."""
+    technical = [c for c in contacts if ContactRole.TECHNICAL in c.roles]
+    return technical or [c for c in contacts if c.is_main]
 
 
 class AlertService(Service):

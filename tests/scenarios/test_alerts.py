@@ -69,6 +69,24 @@ async def test_alert_reaches_channels_and_technical_contacts(
     assert [(r.source, r.level, r.status) for r in rows] == [("staff", "warning", "firing")]
 
 
+async def test_without_technical_contacts_or_channels_the_main_contact_is_told(
+    harness: Harness, chat: FakeChat
+) -> None:
+    """An organization with a Main and an Administrative Contact only, and no alert
+    channel: the alert goes to the Main Contact rather than to nobody."""
+    await world(harness)
+    await harness.import_orders(form(organization(
+        "nobiz", [contact("main", "max@nobiz.test", "Max Main"),
+                  contact("administrative", "ada@nobiz.test", "Ada Admin")])))
+    await harness.drain()
+    harness.console.delivered.clear()
+    harness.email.delivered.clear()
+    reply = await harness.as_(SAM).send("/alert warning nobiz Datacenter fire")
+    assert reply.ok and "1 message(s) queued" in reply.message.text, reply.message.text
+    await harness.drain()
+    assert [item.target for item, _ in harness.delivered] == ["max@nobiz.test"]
+
+
 async def test_critical_alert_to_all_also_emails_linked_contacts(
     harness: Harness, chat: FakeChat
 ) -> None:
