@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from bot.business_time import Schedule
 from bot.domain import Level, Ticket, TicketStatus
 from bot.presentation.messages import command
-from bot.presentation.ticket_cards import customer_update, zone
+from bot.presentation.ticket_cards import customer_update, triage_update, zone
 from bot.services.base import Tx
 from bot.services.sla import schedule_for, status_changes
 from bot.services.tickets import TicketBase
@@ -35,6 +35,7 @@ class AutoCloseResult:
     reminded: int = 0
     solved: int = 0
     closed: int = 0
+    unreachable: int = 0  # due a reminder nobody could get: the support engineers were told
 
 
 def _stamp(at: dt.datetime) -> int:
@@ -56,7 +57,7 @@ class AutoCloseService(TicketBase):
     async def sweep(self) -> AutoCloseResult:
         """Claim and act on every due step: remind, solve, close."""
         now = self.clock.now()
-        reminded = solved = closed = 0
+        reminded = solved = closed = unreachable = 0
         # n business days hold at least n day-lengths of calendar time: a safe lower bound.
         shortest = min(self.settings.business_hours(level).day_length for level in Level)
         pending_cutoff = now - shortest * self.settings.pending_reminder_days
@@ -68,6 +69,7 @@ class AutoCloseService(TicketBase):
                     step = await self._pending_step(tx, item, now)
                     reminded += step == "remind"
                     solved += step == "solve"
+                    unreachable += step == "unreachable"
             if len(batch) < BATCH:
                 break
             after = batch[-1].ticket.id
@@ -81,9 +83,10 @@ class AutoCloseService(TicketBase):
             if len(batch) < BATCH:
                 break
             after = batch[-1].ticket.id
-        if reminded or solved or closed:
-            log.info("Auto-close: %s reminded, %s solved, %s closed", reminded, solved, closed)
-        return AutoCloseResult(reminded, solved, closed)
+        if reminded or solved or closed or unreachable:
+            log.info("Auto-close: %s reminded, %s solved, %s closed, %s with nobody to remind",
+                     reminded, solved, closed, unreachable)
+        return AutoCloseResult(reminded, solved, closed, unreachable)
 
     async def _pending_step(self, tx: Tx, item: OrgTicket, now: dt.datetime) -> str | None:
         ticket = item.ticket
@@ -109,14 +112,17 @@ class AutoCloseService(TicketBase):
         else:
             won = await tx.claims.claim_many(CLAIM_KIND, [(ticket.id, f"remind:{spell}")])
             if won:
-                await self._remind(tx, ticket, _day(solve_at, schedule))
-                return "remind"
+                told = await self._remind(tx, ticket, _day(solve_at, schedule))
+                return "remind" if told else "unreachable"
         return None
 
-    async def _remind(self, tx: Tx, ticket: Ticket, solve_day: str) -> None:
+    async def _remind(self, tx: Tx, ticket: Ticket, solve_day: str) -> int:
+        """Remind the customers; with nobody to remind (whoever opened it is no longer a
+        contact), tell the support engineers instead. The number of customers told."""
         days = self.settings.pending_reminder_days
-        await self._tell_customers(
-            tx, ticket, f"ticket:{ticket.id}:autoclose:remind:{_stamp(tx.now)}",
+        key = f"ticket:{ticket.id}:autoclose:remind:{_stamp(tx.now)}"
+        told = await self._tell_customers(
+            tx, ticket, key,
             customer_update(
                 ticket, f"Ticket {ticket.ref} is waiting for your answer",
                 f"We have been waiting {days} business days for your answer. Without one, "
@@ -124,6 +130,13 @@ class AutoCloseService(TicketBase):
                 f"{command('ticket comment', ticket.id, 'TEXT')}.",
             ),
         )
+        if not told:
+            await self._tell_triage(tx, f"{key}:triage", triage_update(
+                ticket, f"Nobody can be reminded that {ticket.ref} waits for an answer",
+                f"It has waited {days} business days for the customer, and whoever opened "
+                f"it is no longer a contact of the organization. Without an answer it will "
+                f"be solved on {solve_day}."), reach_someone=True)
+        return told
 
     async def _solve(self, tx: Tx, ticket: Ticket) -> None:
         org = await tx.directory.org(ticket.org_id)

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 from bot.services.autoclose import AutoCloseResult
 from storage.models import TicketRow
 from tests.harness import Harness
-from tests.scenarios.tickets_world import SAM, TOM, build
+from tests.scenarios.tickets_world import ANA, SAM, TOM, build
 
 MADRID = ZoneInfo("Europe/Madrid")
 
@@ -63,6 +63,29 @@ async def test_pending_is_reminded_then_solved_then_closed(harness: Harness) -> 
     assert await status(harness, 1) == "closed"
     await harness.drain()
     assert told(harness, "Ticket #1 is closed")
+
+
+async def test_a_reminder_nobody_can_get_is_told_to_the_support_engineers(
+    harness: Harness
+) -> None:
+    """The opener stopped being a contact while the ticket waited for them: the reminder
+    reaches no customer, so the triage channel is told instead, and it is not counted as
+    a reminder."""
+    await build(harness)
+    await harness.as_(TOM).send("/ticket new sev3 Need your logs")
+    await harness.as_(SAM).send("/triage reply 1 Please send the logs")
+    await harness.as_(SAM).send("/triage status 1 pending")
+    removed = await harness.as_(ANA).send(f"/contacts remove-technical {TOM}")
+    assert removed.ok, removed.message.text
+    await harness.drain()
+    harness.clock.set(madrid(2026, 11, 30, 11, 0))
+    assert await harness.app.services.autoclose.sweep() == AutoCloseResult(unreachable=1)
+    await harness.drain()
+    assert not told(harness, "is waiting for your answer")
+    triage = [m.resolved("/").plain() for item, m in harness.delivered
+              if item.target == "triage"]
+    assert [t for t in triage if "Nobody can be reminded that #1 waits" in t
+            and "solved on Fri 4 Dec" in t]
 
 
 async def test_a_customer_comment_keeps_the_ticket_open(harness: Harness) -> None:
