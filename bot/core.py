@@ -77,19 +77,20 @@ class Core:
 
     async def _handle(self, invocation: Invocation) -> Reply:
         action = invocation.action
-        if action is None and invocation.thread is not None and not is_command(invocation.text):
-            found = await self.services.threads.meaning_of(
-                invocation.sender.platform.value, invocation.thread
-            )
-            if found is None:
-                return Reply.error(f"That thread is not one of mine. Try {_HELP}.")
-            action = found.action(invocation.text)
-        parsed = (
-            parse(invocation.text)
-            if action is None
-            else parse_values(action.command, dict(action.values))
-        )
         try:
+            if action is None and invocation.thread is not None and not is_command(
+                    invocation.text):
+                found = await self.services.threads.meaning_of(
+                    invocation.sender.platform.value, invocation.thread
+                )
+                if found is None:
+                    return Reply.error(f"That thread is not one of mine. Try {_HELP}.")
+                action = found.action(invocation.text)
+            parsed = (
+                parse(invocation.text)
+                if action is None
+                else parse_values(action.command, dict(action.values))
+            )
             actor = await self.services.identity.actor(invocation.sender)
             spec = parsed.spec
             if spec is not None and not allows(actor, spec.permission):

@@ -33,6 +33,7 @@ from nio import (
     InviteMemberEvent,
     MegolmEvent,
     MessageDirection,
+    RoomGetEventResponse,
     RoomMessagesResponse,
     SyncError,
     SyncResponse,
@@ -492,7 +493,7 @@ class MatrixAdapter:
         if prompt is not None:
             await self._prompted(said, prompt)
             return
-        if root is not None and await self._ours(said.room_id, root):
+        if root is not None and await self._ours(said.room_id, root, said.sender):
             await self._reply_in_thread(said, root)
             return
         if self._direct(said.room_id, said.sender) and said.thread_root is None:
@@ -588,13 +589,29 @@ class MatrixAdapter:
         or triage room often holds only the bot and one person."""
         return room_id in self.link.direct.get(person, ())
 
-    async def _ours(self, room_id: str, root: str) -> bool:
-        """Whether a message is the root of one of our threads (a card, a request)."""
+    async def _ours(self, room_id: str, root: str, sender: str) -> bool:
+        """Whether a message is the root of one of our threads (a card, a request).
+
+        Without the database nobody can tell: the core answers "unavailable" where the
+        reply may be meant for us (the person's DM, or under a message the bot sent),
+        never to people replying to each other in a shared room."""
         try:
             return await self.app.services.threads.meaning_of(
                 PLATFORM, MessageRef(room_id, root)) is not None
-        except _DATABASE_ERRORS:  # the core answers "unavailable" in the thread
-            return True
+        except _DATABASE_ERRORS:
+            return self._direct(room_id, sender) or await self._sent_by_us(room_id, root)
+
+    async def _sent_by_us(self, room_id: str, event_id: str) -> bool:
+        """Whether the homeserver says the bot sent `event_id` (False when it cannot say)."""
+        client = self.link.client
+        if client is None:
+            return False
+        try:
+            found = await client.room_get_event(room_id, event_id)
+        except (aiohttp.ClientError, TimeoutError, OSError):
+            return False
+        return (isinstance(found, RoomGetEventResponse)
+                and getattr(found.event, "sender", None) == self.link.user_id)
 
     async def download(self, shared: Sequence[inbound.SharedFile]) -> tuple[IncomingFile, ...]:
         """Files shared in Matrix, from the bot's homeserver, decrypted, within the limit."""

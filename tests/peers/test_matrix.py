@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 
 from adapters.matrix import inbound
 from bot.domain import Platform
@@ -152,6 +153,29 @@ async def test_a_long_answer_in_another_script_is_shortened_to_fit_not_lost(
     asked = await world.tom.say(room, f"!ticket show {ticket}")
     shown = await world.tom.answer(room, world.bot_id, asked)
     assert "Printer" in shown and "жжжж" in shown and shown.endswith("…")
+
+
+async def test_without_the_database_people_replying_to_each_other_get_no_answer(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The database down (the threads cannot be looked up), in a room Tom and Sam share
+    with the bot: Sam's reply to Tom is their conversation, and gets nothing; a reply under
+    the bot's own message may be meant for it, and is told "temporarily unavailable"."""
+    room = await world.sam.room(world.tom.user_id, world.bot_id)
+    asked = await world.tom.say(room, "!subdesk whoami")
+    await world.tom.answer(room, world.bot_id, asked)
+    [ours] = world.tom.posts(room, world.bot_id)
+
+    async def down(*_: object) -> None:
+        raise OperationalError("SELECT", {}, ConnectionError("database down"))
+
+    monkeypatch.setattr(world.bot.app.services.threads, "meaning_of", down)
+    hello = await world.tom.say(room, "hello team")
+    chatter = await world.sam.say(room, "hi Tom, how are you?", reply_to=hello)
+    thanks = await world.sam.say(room, "thanks", reply_to=str(ours["event_id"]))
+    assert "temporarily unavailable" in await world.sam.answer(room, world.bot_id, thanks)
+    assert world.sam.answers_to(room, world.bot_id, chatter) == []
+    assert len(world.sam.posts(room, world.bot_id)) == 2
 
 
 async def _has_comment(world: World, text: str) -> bool:
