@@ -85,6 +85,8 @@ HINT = Message(f"Commands start with !. Try {command('subdesk help')}.")
 UNREADABLE = Message(
     "I could not read your last message: it was encrypted with keys my device did not "
     "receive. Please send it again.", tone=Tone.WARNING)
+UNREADABLE_EVERY = 600.0  # seconds between two such requests to one person in a shared room
+ASKED_AGAIN_KEPT = 10_000  # (room, person) pairs remembered for that
 _DATABASE_ERRORS = (OperationalError, PoolTimeout, ConnectionError, DBAPIError)
 PROMPT_WAIT = 900.0  # seconds a question stays open for its answer
 SKIP = frozenset({"skip", "-"})
@@ -133,6 +135,7 @@ class MatrixAdapter:
         self._token: str | None = None
         self._first = True  # the next sync is the first of this connection (full state)
         self._waiting: list[_Undecrypted] = []
+        self._asked_again: dict[tuple[str, str], float] = {}  # (room, person) → when
         self._prompts: dict[tuple[str, str], _Prompt] = {}  # by (room, person)
         self._rng = random.Random()
         self._tenure: Tenure | None = None
@@ -469,11 +472,27 @@ class MatrixAdapter:
                 else:
                     log.warning("Matrix: a message from %s in %s could not be decrypted",
                                 pending.event.sender, pending.room_id)
-                    await self._answer(pending.room_id, pending.event.event_id, None, Reply(
-                        UNREADABLE), pending.event.sender)
+                    if self._ask_again(pending.room_id, pending.event.sender):
+                        await self._answer(pending.room_id, pending.event.event_id, None,
+                                           Reply(UNREADABLE), pending.event.sender)
             except BaseException:  # an outage: this one and the rest wait for the next sync
                 self._waiting.extend(waiting[n:])
                 raise
+
+    def _ask_again(self, room_id: str, sender: str) -> bool:
+        """Whether to ask `sender` to send an unreadable message again: always in their DM;
+        in a shared room (where it may be chatter not meant for the bot) once in a while
+        per person, not once per message."""
+        if self._direct(room_id, sender):
+            return True
+        now = time.monotonic()
+        asked = self._asked_again.get((room_id, sender))
+        if asked is not None and now - asked < UNREADABLE_EVERY:
+            return False
+        if len(self._asked_again) >= ASKED_AGAIN_KEPT:
+            self._asked_again.clear()
+        self._asked_again[(room_id, sender)] = now
+        return True
 
     async def _said(self, said: inbound.Said) -> None:
         """A person's message: a command, the answer to a question of an open form, a reply

@@ -349,6 +349,29 @@ async def test_a_message_the_bot_cannot_decrypt_is_asked_for_again(world: World)
     assert "Tom Tech" in await world.tom.answer(room, world.bot_id, again)
 
 
+async def test_in_a_shared_room_unreadable_messages_are_asked_for_once(world: World) -> None:
+    """In an encrypted room Tom shares with Sam and the bot, Tom's client stops sharing
+    keys with the bot: of his two unreadable messages (chatter, perhaps, not meant for the
+    bot) he is asked to send again once, not once per message."""
+    room = await world.tom.room(world.sam.user_id, world.bot_id, encrypted=True)
+    warm = await world.tom.say(room, "!subdesk whoami")
+    await world.tom.answer(room, world.bot_id, warm)
+    client = world.tom.client
+    assert client is not None
+    (device,) = client.device_store.active_user_devices(world.bot_id)
+    client.blacklist_device(device)
+    client.invalidate_outbound_session(room)
+    first = await world.tom.say(room, "lunch at noon, Sam?")
+    second = await world.tom.say(room, "or one?")
+    said = await world.tom.answer(room, world.bot_id, first, within=40)
+    assert "could not read your last message" in said
+    client.unblacklist_device(device)
+    client.invalidate_outbound_session(room)
+    again = await world.tom.say(room, "!subdesk whoami")
+    assert "Tom Tech" in await world.tom.answer(room, world.bot_id, again)
+    assert world.tom.answers_to(room, world.bot_id, second) == []
+
+
 async def test_a_command_missing_its_input_asks_for_it_field_by_field(world: World) -> None:
     """`!ticket new` alone opens the ticket form in Tom's encrypted DM: each question is
     a reply to his last message, a refused answer is asked again, `skip` leaves out an
