@@ -57,9 +57,10 @@ def sender(user_id: str) -> Sender:
 
 
 def _strip_fallback(body: str) -> str:
-    """A reply's body without the quoted fallback (`> <@a:b> …` lines and a blank one)."""
+    """A reply's body without the quoted fallback (`> <@a:b> …` lines and a blank one);
+    lines a person quoted themselves (a log pasted as a quote) are kept."""
     lines = body.split("\n")
-    if not lines or not lines[0].startswith("> "):
+    if not lines[0].startswith(("> <@", "> * <@")):
         return body
     index = 0
     while index < len(lines) and lines[index].startswith(">"):

@@ -122,6 +122,12 @@ def test_a_command_a_thread_reply_and_a_reply_with_its_fallback() -> None:
         "msgtype": "m.text", "body": "> <@bot:vendor.test> Ticket #1\n> more\n\nThanks!",
         "m.relates_to": {"m.in_reply_to": {"event_id": "$card"}}}), "!r:acme.test")
     assert quoted is not None and quoted.text == "Thanks!" and quoted.reply_to == "$card"
+    pasted = inbound.read(event({
+        "msgtype": "m.text", "body": "> kernel: eth0 link down\n> kernel: eth0 link up\n"
+                                     "This repeats hourly",
+        "m.relates_to": {"m.in_reply_to": {"event_id": "$card"}}}), "!r:acme.test")
+    assert pasted is not None and pasted.text.startswith("> kernel: eth0 link down"), \
+        "a quote of the person's own is no reply fallback"
 
 
 @pytest.mark.parametrize("source", [
