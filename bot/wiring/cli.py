@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
 from bot.domain import OutboxStatus, Platform, StaffRole
 
@@ -52,8 +53,15 @@ err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def _fail(message: str, code: int = 1) -> typer.Exit:
-    err.print(f"[red]error:[/red] {message}", markup=True, highlight=False)
+    """One red line; `message` is printed as written (what a user typed or a database
+    holds may look like markup: `[/b]` is text here, not a style)."""
+    err.print(Text.assemble(("error:", "red"), " ", message), highlight=False)
     return typer.Exit(code)
+
+
+def _cell(value: str) -> Text:
+    """A table cell or title shown as written, never read as markup."""
+    return Text(value)
 
 
 def _run(coro: Coroutine[Any, Any, T]) -> T:
@@ -69,9 +77,7 @@ def _run(coro: Coroutine[Any, Any, T]) -> T:
         raise _fail(str(exc)) from None
     except ImportFailed as exc:
         if len(exc.errors) == 1:
-            from rich.markup import escape
-
-            raise _fail(escape(f"nothing was imported: {exc.errors[0]}")) from None
+            raise _fail(f"nothing was imported: {exc.errors[0]}") from None
         err.print("[red]error:[/red] nothing was imported:")
         for line in exc.errors:
             err.print(f"  {line}", markup=False)
@@ -451,8 +457,9 @@ def outbox_status(
         if report.items:
             table = Table("id", "platform", "recipient", "attempts", "status", "last error")
             for item in report.items:
-                table.add_row(str(item.id), item.platform, item.recipient or item.target,
-                              str(item.attempts), item.status.value, (item.last_error or "")[:80])
+                table.add_row(str(item.id), _cell(item.platform),
+                              _cell(item.recipient or item.target), str(item.attempts),
+                              item.status.value, _cell((item.last_error or "")[:80]))
             out.print(table)
 
     _run(_with_app(go))
@@ -556,9 +563,10 @@ def report_sla(
                 writer.writerow([report.org.key, report.month, measure, value])
             sys.stdout.write(buffer.getvalue())
             return
-        table = Table("measure", "value", title=f"SLA report: {report.org.name}, {report.month}")
+        table = Table("measure", "value",
+                      title=_cell(f"SLA report: {report.org.name}, {report.month}"))
         for measure, value in report.rows():
-            table.add_row(measure, value)
+            table.add_row(_cell(measure), _cell(value))
         out.print(table)
 
     _run(_with_app(go))

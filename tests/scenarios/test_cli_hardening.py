@@ -65,3 +65,37 @@ def test_outbox_retry_all_and_since(db_url: str, tmp_path: Path) -> None:
         assert bad.returncode == 1 and bad.stderr.strip().splitlines() == [
             bad.stderr.strip()], bad.stderr
         assert bad.stderr.startswith(message), bad.stderr
+
+
+def test_text_that_looks_like_markup_is_printed_as_written(db_url: str, tmp_path: Path) -> None:
+    """What a person typed or the database holds may look like Rich markup (`[/b]`): an
+    error line shows it as typed, and `outbox status` shows a recipient and an error so
+    named, where they used to end in "unexpected failure (MarkupError)"."""
+    import asyncio
+
+    from storage.db import Database
+    from storage.outbox import OutboxStore
+    from tests.conftest import NOW
+
+    async def add_dead() -> None:
+        db = Database(db_url)
+        try:
+            async with db.transaction() as session:
+                store = OutboxStore(session, NOW)
+                item_id = await store.enqueue("dead-markup", platform="email",
+                                              target="ops@acme.test", kind="email",
+                                              recipient="Ana [/b] Main <ops@acme.test>",
+                                              payload={"text": "dead letter"})
+                assert item_id is not None
+                await store.mark_dead(item_id, "SMTP 550 [/red] refused")
+        finally:
+            await db.dispose()
+
+    env = environment(db_url)
+    typed = run(tmp_path, env, "link", "[/b]@acme.test", "--slack", "T9:U9")
+    assert typed.returncode == 1 and "unexpected failure" not in typed.stderr
+    assert "[/b]@acme.test" in typed.stderr and typed.stderr.startswith("error: ")
+    asyncio.run(add_dead())
+    status = run(tmp_path, env, "outbox", "status", "--show", "dead")
+    assert status.returncode == 0, status.stderr
+    assert "Ana [/b] Main" in status.stdout and "[/red] refused" in status.stdout
