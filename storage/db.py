@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from storage import sqlite_driver
+from storage.urls import pg_options
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +103,7 @@ def async_url(url: str) -> URL:
     if backend == "sqlite":
         return parsed.set(drivername="sqlite+aiosqlite")
     if backend in ("postgresql", "postgres"):
-        return parsed.set(drivername="postgresql+asyncpg")
+        return parsed.set(drivername="postgresql+asyncpg", query=pg_options(parsed.query))
     raise ValueError(f"unsupported database URL scheme {parsed.drivername!r}")
 
 

@@ -338,6 +338,9 @@ class Settings(BaseSettings):
             raise ValueError(f"is not a valid URL; {_ENCODE_HINT}") from None
         if url.host is not None and "@" in url.host:
             raise ValueError(f"is not a valid URL; {_ENCODE_HINT}")
+        from storage.urls import pg_options
+
+        pg_options(url.query)  # an option asyncpg cannot take is refused by name
         return value
 
     @field_validator("triage_channels", "billing_channels", mode="before")

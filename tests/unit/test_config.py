@@ -260,6 +260,35 @@ def test_supported_database_urls(clean_env: Path, url: str) -> None:
 
 
 @pytest.mark.nodb
+def test_a_postgresql_url_takes_libpq_ssl_modes(clean_env: Path) -> None:
+    """`?sslmode=require`, as managed PostgreSQL services write their URLs, is asyncpg's
+    `ssl=require`; an option asyncpg cannot take is refused by name, not by value."""
+    from storage.db import async_url
+
+    url = "postgresql://app:s3cret@db.internal/subdesk?sslmode=require"
+    assert Settings(database_url=url).database_url == url
+    assert dict(async_url(url).query) == {"ssl": "require"}
+    with pytest.raises(ValidationError, match="query option 'application_name'") as refused:
+        Settings(database_url="postgresql://app:s3cret@db/x?application_name=subdesk")
+    assert "s3cret" not in str(refused.value)
+
+
+async def test_sslmode_disable_connects(db_url: str) -> None:
+    """The same URL with `sslmode=disable` reaches the test PostgreSQL (it was a TypeError
+    from the driver before it was translated)."""
+    from storage.db import Database
+
+    if not db_url.startswith("postgresql"):
+        pytest.skip("needs PostgreSQL (SUBDESK_TEST_DATABASE_URL)")
+    separator = "&" if "?" in db_url else "?"
+    db = Database(f"{db_url}{separator}sslmode=disable")
+    try:
+        await db.ping()
+    finally:
+        await db.dispose()
+
+
+@pytest.mark.nodb
 @pytest.mark.parametrize("url", ["mysql://db/x", "subdesk.db", "", "http://db"])
 def test_unsupported_database_urls_are_refused(clean_env: Path, url: str) -> None:
     """Anything but SQLite or PostgreSQL is a configuration error naming the setting."""
