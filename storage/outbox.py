@@ -37,8 +37,10 @@ from storage.wakeup import announce
 # A count of messages made due, or None where nothing could be counted (see `_announced`).
 _Count = TypeVar("_Count", int, int | None)
 
-# `last_error` of a message held for the operator (see `mark_held`).
+# `last_error` of a message held for the operator, or until its peer can be reached again
+# (see `mark_held`).
 HELD_PREFIX = "configuration: "
+UNREACHABLE_PREFIX = "unreachable: "
 
 
 @dataclass(frozen=True, slots=True)
@@ -364,10 +366,12 @@ class OutboxStore:
         reached the peer all the same (no answer came)."""
         await self._due_again(item_id, at, error=error, in_doubt=in_doubt)
 
-    async def mark_held(self, item_id: int, at: dt.datetime, error: str) -> None:
-        """Wait for the operator (a configuration failure): due again at `at`, and the
-        attempt does not count towards dead-lettering."""
-        await self._due_again(item_id, at, counted=False, error=HELD_PREFIX + error)
+    async def mark_held(self, item_id: int, at: dt.datetime, error: str, *,
+                        prefix: str = HELD_PREFIX) -> None:
+        """Wait for the operator (a configuration failure), or, with `UNREACHABLE_PREFIX`,
+        for the peer to answer again: due again at `at`, and the attempt does not count
+        towards dead-lettering."""
+        await self._due_again(item_id, at, counted=False, error=prefix + error)
 
     async def _due_again(
         self, item_id: int, at: dt.datetime, *, counted: bool = True, error: str | None = None,
@@ -403,12 +407,14 @@ class OutboxStore:
         return out
 
     async def resume(self, platform: str) -> int:
-        """The operator fixed `platform`: held messages are due now. Returns how many."""
+        """`platform` delivers again (the operator fixed it, or its peer answers): held
+        messages are due now. Returns how many."""
         result = await self.s.execute(
             update(OutboxRow)
             .where(OutboxRow.platform == platform,
                    OutboxRow.status == OutboxStatus.PENDING.value,
-                   OutboxRow.last_error.startswith(HELD_PREFIX))
+                   or_(OutboxRow.last_error.startswith(HELD_PREFIX),
+                       OutboxRow.last_error.startswith(UNREACHABLE_PREFIX)))
             .values(next_attempt_at=self.now, last_error=None)
         )
         return await self._announced(int(getattr(result, "rowcount", 0) or 0))

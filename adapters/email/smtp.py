@@ -144,5 +144,8 @@ class SmtpTransport:
             if isinstance(exc, ssl.SSLError) or isinstance(exc.__cause__, ssl.SSLError):
                 raise _configuration("SMTP TLS failed (certificate or TLS mode); check "
                                      "SUBDESK_SMTP_URL") from exc
-            raise DeliveryError(f"SMTP unavailable ({type(exc).__name__})") from exc
+            # No session with the relay (refused, timed out, cut): every message waits
+            # for it, and none uses up its attempts meanwhile.
+            raise DeliveryError(f"SMTP unavailable ({type(exc).__name__})",
+                                kind=FailureKind.UNREACHABLE) from exc
         return MessageRef(item.target, str(email["Message-ID"]))

@@ -187,7 +187,8 @@ class SlackTransport:
                 raise self.workspaces.refused(team, error) from None
             raise error from None
         except aiohttp.ClientConnectorError as exc:  # no connection: nothing was sent
-            raise DeliveryError(f"Slack unreachable: {type(exc).__name__}") from None
+            raise DeliveryError(f"Slack unreachable: {type(exc).__name__}",
+                                kind=FailureKind.UNREACHABLE) from None
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             # Connected, but no whole answer came back (a timeout, a reset, a body cut
             # short): the post may have arrived, so the next attempt looks for it first.

@@ -37,7 +37,7 @@ from bot.presentation.messages import Message
 from bot.wiring.config import Settings
 from storage.db import Database
 from storage.links import LinkStore
-from storage.outbox import OutboxItem, OutboxStore
+from storage.outbox import HELD_PREFIX, UNREACHABLE_PREFIX, OutboxItem, OutboxStore
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +51,8 @@ BATCH_WINDOW = 0.02
 # a line is claimed before its time comes rather than after.
 CLAIM_EVERY = 0.1
 AHEAD = 0.25
+# Longest wait between two probes of a platform that cannot be reached (see `_hold`).
+OUTAGE_PROBE_EVERY = 30.0
 # Seconds a stopping dispatcher waits for the deliveries under way before handing them back.
 HAND_BACK_GRACE = 3.0
 
@@ -356,8 +358,8 @@ class Dispatcher:
         except UnknownIntent as exc:
             return await self._failed(item, str(exc), None, True)
         except DeliveryError as exc:
-            if exc.kind is FailureKind.CONFIGURATION:
-                return await self._hold(item, str(exc))
+            if exc.kind in (FailureKind.CONFIGURATION, FailureKind.UNREACHABLE):
+                return await self._hold(item, str(exc), exc.kind)
             if exc.kind is FailureKind.RATE_LIMITED:
                 log.info("outbox %s: %s; again in %.1f s", item.id, exc, exc.retry_after or 0)
                 await self._postpone(item, exc.retry_after or 0.0, str(exc))
@@ -416,20 +418,29 @@ class Dispatcher:
         log.info("outbox %s dropped: %s", item.id, reason)
         return DispatchStats(dropped=1)
 
-    async def _hold(self, item: OutboxItem, reason: str) -> DispatchStats:
-        """A configuration failure: keep the message (the attempt does not count), stop
-        sending on this platform, probe again with capped backoff, and say so once."""
+    async def _hold(self, item: OutboxItem, reason: str,
+                    kind: FailureKind = FailureKind.CONFIGURATION) -> DispatchStats:
+        """A configuration failure, or the peer out of reach: keep the message (the attempt
+        does not count), stop sending on this platform, probe again with capped backoff
+        (an outage at least every `OUTAGE_PROBE_EVERY` seconds), and say so once."""
+        outage = kind is FailureKind.UNREACHABLE
         previous = self.holds.get(item.platform)
         failures = previous.failures + 1 if previous else 1
+        cap = self.settings.outbox_max_delay
         delay = backoff(failures, self.settings.outbox_base_delay,
-                        self.settings.outbox_max_delay, self.rng)
+                        min(cap, OUTAGE_PROBE_EVERY) if outage else cap, self.rng)
         self.holds[item.platform] = Hold(reason, time.monotonic() + delay, failures)
         async with self.db.transaction() as session:
             store = OutboxStore(session, self.clock.now())
-            await store.mark_held(item.id, self.clock.now() + dt.timedelta(seconds=delay), reason)
+            await store.mark_held(item.id, self.clock.now() + dt.timedelta(seconds=delay),
+                                  reason, prefix=UNREACHABLE_PREFIX if outage else HELD_PREFIX)
         if previous is None or previous.reason != reason:
-            log.error("outbox: %s delivery stopped until the configuration is fixed: %s; "
-                      "messages stay queued", item.platform, reason)
+            if outage:
+                log.warning("outbox: %s cannot be reached: %s; messages stay queued and go "
+                            "out once it answers", item.platform, reason)
+            else:
+                log.error("outbox: %s delivery stopped until the configuration is fixed: "
+                          "%s; messages stay queued", item.platform, reason)
         return DispatchStats(held=1)
 
     async def _failed(

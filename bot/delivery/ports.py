@@ -20,6 +20,9 @@ class FailureKind(Enum):
     PERMANENT = "permanent"  # nobody's: this message cannot be delivered (unknown address)
     CONFIGURATION = "configuration"  # the operator's: hold every message until it is fixed
     RATE_LIMITED = "rate_limited"  # the peer asked to wait `retry_after`: no attempt used
+    # The peer's service is down or out of reach (no connection at all): hold every
+    # message of the platform and probe with one, no attempt used, until it answers.
+    UNREACHABLE = "unreachable"
 
 
 class DeliveryError(Exception):

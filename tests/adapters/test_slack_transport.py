@@ -91,13 +91,16 @@ async def test_slack_errors_read_as_the_right_failure(
     assert raised.value.kind is kind and error in str(raised.value)
 
 
-async def test_a_peer_that_cannot_be_reached_is_transient(transport: SlackTransport) -> None:
-    """Slack down (nothing listening) is retried later, not dead-lettered."""
+async def test_a_peer_that_cannot_be_reached_holds_the_platform(
+    transport: SlackTransport
+) -> None:
+    """Slack out of reach (nothing listening) holds Slack delivery until it answers again,
+    with no attempt used, not in doubt (nothing was sent); never a dead letter."""
     transport.workspaces = OneWorkspace(
         AsyncWebClient(token="xoxb-test", base_url="http://127.0.0.1:9/api/"), TEAM)
     with pytest.raises(DeliveryError) as raised:
         await transport.deliver(item("C0OPS"), HELLO)
-    assert raised.value.kind is FailureKind.TRANSIENT
+    assert raised.value.kind is FailureKind.UNREACHABLE and not raised.value.in_doubt
 
 
 async def test_another_workspace_is_not_reached_with_this_token(
