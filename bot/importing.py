@@ -45,29 +45,45 @@ def describe(error: ValidationError, prefix: str = "") -> list[str]:
     return lines
 
 
+BOM = b"\xef\xbb\xbf"  # UTF-8's byte order mark, which some editors write first
+
+
 def detect_format(name: str, data: bytes) -> str:
     lowered = name.lower()
     if lowered.endswith(".json"):
         return "json"
     if lowered.endswith(".csv"):
         return "csv"
-    return "json" if data.lstrip()[:1] in (b"{", b"[") else "csv"
+    return "json" if data.removeprefix(BOM).lstrip()[:1] in (b"{", b"[") else "csv"
 
 
 def parse_json(data: bytes, max_depth: int = MAX_JSON_DEPTH) -> Any:
     """JSON bytes to Python values; raises `ImportFailed` (one line) for text that is not
     UTF-8, not JSON, or nested deeper than `max_depth` arrays and objects."""
     try:
-        raw = json.loads(data.decode("utf-8"))
+        # utf-8-sig: a byte order mark (as some editors save) is not part of the JSON
+        raw = json.loads(data.decode("utf-8-sig"), object_pairs_hook=_unique_keys)
     except UnicodeDecodeError as exc:
         raise ImportFailed([f"the file is not UTF-8 text (byte {exc.start})"]) from exc
     except json.JSONDecodeError as exc:
         raise ImportFailed([f"line {exc.lineno}, column {exc.colno}: {exc.msg}"]) from exc
     except RecursionError:
         raise ImportFailed([f"nested too deeply (at most {max_depth} levels)"]) from None
+    except ValueError:  # an integer of thousands of digits
+        raise ImportFailed(["a number is too long"]) from None
     if json_depth(raw) > max_depth:
         raise ImportFailed([f"nested too deeply (at most {max_depth} levels)"])
     return raw
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object whose keys differ: one named twice is refused (which one was meant?)."""
+    found: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in found:
+            raise ImportFailed([f"the key {key[:40]!r} appears twice in one object"])
+        found[key] = value
+    return found
 
 
 def json_depth(value: Any) -> int:

@@ -115,6 +115,28 @@ async def test_deep_nesting_and_huge_strings_are_400(client: TestClient[Any, Any
     assert all(len(e) < 400 for e in errors)
 
 
+async def test_absurd_numbers_repeated_keys_and_a_byte_order_mark(
+    client: TestClient[Any, Any]
+) -> None:
+    """An integer of thousands of digits and a key named twice in one object are one 400
+    each (the first was a 500 with a traceback, the second kept the last value silently);
+    a byte order mark before the JSON is no error."""
+    for path in ("/api/v1/orders", "/api/v1/invoices", "/hooks/alertmanager"):
+        response = await client.post(path, data=b'{"organizations": ' + b"9" * 5000 + b"}",
+                                     headers=AUTH)
+        assert response.status == 400, (path, response.status)
+        [error] = (await response.json())["errors"]
+        assert error.endswith("a number is too long"), error
+    twice = json.dumps({"organizations": [org(0)]})[:-1] + ', "organizations": []}'
+    response = await client.post("/api/v1/orders", data=twice.encode(), headers=AUTH)
+    assert response.status == 400
+    assert (await response.json())["errors"] == [
+        "body: the key 'organizations' appears twice in one object"]
+    marked = b"\xef\xbb\xbf" + json.dumps({"organizations": [org(0)]}).encode()
+    response = await client.post("/api/v1/orders", data=marked, headers=AUTH)
+    assert response.status == 200, await response.text()
+
+
 async def test_health_stays_fast_during_a_maximal_import(client: TestClient[Any, Any]) -> None:
     """While the largest allowed import is parsed, validated and applied, /healthz answers
     within a fraction of a second, or, on a machine slow enough that the import takes
