@@ -272,7 +272,7 @@ async def request_ids(request: web.Request, handler: Any) -> web.StreamResponse:
     """Each request's log records carry its id (the caller's `X-Request-Id` when it is a
     plain token, else a new one), echoed in the response."""
     given = request.headers.get("X-Request-Id", "")
-    rid = given if _REQUEST_ID.match(given) else logs.new_id()
+    rid = given if _REQUEST_ID.fullmatch(given) else logs.new_id()
     with logs.scope(logs.request_id, rid):
         response: web.StreamResponse = await handler(request)
         log.debug("%s %s: %s", request.method, request.path[:200], response.status)

@@ -36,7 +36,7 @@ class NotFetched(downloads.NotFetched):
 
 def media_path(url: str) -> str | None:
     """The authenticated download path of an `mxc://server/id` URL; None when malformed."""
-    found = _MXC.match(url)
+    found = _MXC.fullmatch(url)
     if found is None:
         return None
     server, media = found.groups()

@@ -234,23 +234,23 @@ def _convert(arg: Arg, token: str) -> ArgValue | ParseError:
                 return token.lower()
             return ParseError(f"{arg.name} must be one of {', '.join(arg.choices)}.")
         case ArgKind.TICKET:
-            if m := _TICKET.match(token):
+            if m := _TICKET.fullmatch(token):
                 return int(m.group(1))
             return ParseError(f"{arg.name} must be a ticket number like #1042.")
         case ArgKind.NUMBER:
-            if (m := _NUMBER.match(token)) and int(m.group(1)) > 0:
+            if (m := _NUMBER.fullmatch(token)) and int(m.group(1)) > 0:
                 return int(m.group(1))
             return ParseError(f"{arg.name} must be a positive whole number.")
         case ArgKind.EMAIL:
-            if len(token) <= 254 and _EMAIL.match(token):
+            if len(token) <= 254 and _EMAIL.fullmatch(token):
                 return token.lower()
             return ParseError(f"{arg.name} must be an email address like ana@example.com.")
         case ArgKind.CODE:
-            if _CODE.match(token):
+            if _CODE.fullmatch(token):
                 return token
             return ParseError(f"{arg.name} must be the 6-digit code from the email.")
         case ArgKind.WORD:
-            if _WORD.match(token):
+            if _WORD.fullmatch(token):
                 return token
             return ParseError(f"{arg.name} must be a single word (letters, digits, - _ .).")
         case ArgKind.TEXT:  # pragma: no cover - handled by the caller

@@ -59,7 +59,7 @@ class InvoiceIn(BaseModel):
     @field_validator("number")
     @classmethod
     def _number(cls, value: str) -> str:
-        if not _NUMBER.match(value):
+        if not _NUMBER.fullmatch(value):
             raise ValueError("must be letters, digits, '.', '_', '/' or '-' (at most 64)")
         return value
 

@@ -85,7 +85,7 @@ class ContactIn(BaseModel):
     @field_validator("slack")
     @classmethod
     def _slack(cls, value: str | None) -> str | None:
-        if value and not _SLACK_ID.match(value):
+        if value and not _SLACK_ID.fullmatch(value):
             raise ValueError("must look like TEAM_ID:USER_ID, e.g. T0ACME:U0TOM")
         if value and max(len(part) for part in value.split(":")) > _ID_MAX:
             raise ValueError(f"Slack ids have at most {_ID_MAX} characters")
@@ -94,7 +94,7 @@ class ContactIn(BaseModel):
     @field_validator("matrix")
     @classmethod
     def _matrix(cls, value: str | None) -> str | None:
-        if value and not _MXID.match(value):
+        if value and not _MXID.fullmatch(value):
             raise ValueError("must be a Matrix user id like @tom:example.org")
         if value and len(value) > _ID_MAX:
             raise ValueError(f"Matrix user ids have at most {_ID_MAX} characters")
@@ -128,7 +128,7 @@ class OrganizationIn(BaseModel):
     @field_validator("key")
     @classmethod
     def _key(cls, value: str) -> str:
-        if not _KEY.match(value):
+        if not _KEY.fullmatch(value):
             raise ValueError("must be lower-case letters, digits, - or _ (at most 64)")
         return value
 
@@ -144,7 +144,7 @@ class OrganizationIn(BaseModel):
     @classmethod
     def _channels(cls, value: list[str]) -> list[str]:
         for channel in value:
-            if not _CHANNEL.match(channel):
+            if not _CHANNEL.fullmatch(channel):
                 raise ValueError(f"{channel[:80]!r} must be slack:CHANNEL_ID or "
                                  "matrix:!ROOM_ID")
             if len(channel.partition(":")[2]) > _ID_MAX:

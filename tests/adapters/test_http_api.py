@@ -124,6 +124,24 @@ async def test_a_token_of_bytes_no_token_has_is_refused(client: TestClient[Any, 
     assert status == b"401"
 
 
+async def test_a_trailing_newline_is_no_part_of_a_key_or_number(
+    client: TestClient[Any, Any]
+) -> None:
+    """`acme` followed by a newline is not a second organization `acme`, nor `INV-1` and a
+    newline a second invoice: each is a 400 naming the field (`$` matched before it)."""
+    order = {"organizations": [dict(ORDER["organizations"][0], key="acme\n")]}
+    response = await client.post("/api/v1/orders", json=order, headers=AUTH)
+    assert response.status == 400, await response.text()
+    assert any("key" in e for e in (await response.json())["errors"])
+    response = await client.post("/api/v1/orders", json=ORDER, headers=AUTH)
+    assert response.status == 200
+    invoices = {"invoices": [dict(INVOICES["invoices"][0], number="INV-1\n")],
+                "payments": []}
+    response = await client.post("/api/v1/invoices", json=invoices, headers=AUTH)
+    assert response.status == 400, await response.text()
+    assert any("number" in e for e in (await response.json())["errors"])
+
+
 async def test_orders_carry_an_optional_country(client: TestClient[Any, Any]) -> None:
     """The API accepts `country` (ISO 3166 alpha-2) beside the timezone."""
     order = {"organizations": [dict(ORDER["organizations"][0], country="ES")]}
