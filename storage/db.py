@@ -172,8 +172,10 @@ class Database:
             yield session
 
     async def ping(self) -> None:
-        async with self.engine.connect() as conn:
-            await conn.execute(text("SELECT 1"))
+        """Whether the database answers: a read, so it never waits behind a writer (on
+        SQLite a plain connection would begin a write transaction and wait for the lock)."""
+        async with self.read() as session:
+            await session.execute(text("SELECT 1"))
 
     async def upgrade(self, revision: str = "head") -> None:
         """Run Alembic migrations up to `revision` on this database."""

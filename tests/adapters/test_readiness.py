@@ -15,6 +15,7 @@ from typing import Any
 from aiohttp import ClientSession
 from aiohttp.test_utils import TestClient, TestServer
 from pydantic import SecretStr
+from sqlalchemy import text
 
 from adapters.http.app import HttpAdapter
 from adapters.http.server import build_http_app
@@ -194,3 +195,20 @@ async def test_plugins_without_readiness_count_as_ready(harness: Harness) -> Non
             "adapters": {"broken": "its readiness check failed (RuntimeError)",
                          "down": "peer down for maintenance"},
         }
+
+
+async def test_readiness_does_not_wait_behind_a_long_write(
+    settings: Settings, clock: FixedClock, db: Database
+) -> None:
+    """While an import holds a write transaction open, /readyz still answers at once that
+    the database is there (on SQLite its check used to take the write lock itself, and
+    waited for it, up to 30 s, then said "unavailable")."""
+    harness = await Harness.create(settings, clock, db)
+    async with (TestClient(TestServer(build_http_app(harness.app))) as client,
+                db.transaction() as session):
+        await session.execute(text("UPDATE outbox SET attempts = attempts"))
+        started = asyncio.get_running_loop().time()
+        response = await client.get("/readyz")
+        took = asyncio.get_running_loop().time() - started
+        body = await response.json()
+    assert "database unavailable" not in str(body) and took < 5, (took, body)
