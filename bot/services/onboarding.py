@@ -158,6 +158,7 @@ class OrganizationIn(BaseModel):
         and an entry given twice counts once."""
         first: dict[str, tuple[int, ContactIn]] = {}
         unique: list[ContactIn] = []
+        given: set[tuple[str, ContactRole]] = set()  # with the check above, a whole entry
         for index, contact in enumerate(self.contacts):
             seen = first.get(contact.email)
             if seen is None:
@@ -168,7 +169,8 @@ class OrganizationIn(BaseModel):
                     f"contacts[{index}] ({contact.email}): {', '.join(differ)} differs from "
                     f"contacts[{seen[0]}]; one email is one person"
                 )
-            if contact not in unique:
+            if (contact.email, contact.role) not in given:  # a set: a long list stays linear
+                given.add((contact.email, contact.role))
                 unique.append(contact)
         self.contacts = unique
         return self
