@@ -299,13 +299,28 @@ async def _with_progress(
         return await run(lambda done, _total: bar.update(task, completed=done))
 
 
+# Bytes an import file may hold: far beyond any real order form or invoice batch, and a
+# bound on what one command reads into memory (a device or a runaway export).
+IMPORT_MAX_BYTES = 64 * 1024 * 1024
+
+
+def _read(file: Path) -> bytes:
+    """The import file's bytes; one larger than `IMPORT_MAX_BYTES` is refused unread."""
+    with file.open("rb") as stream:
+        data = stream.read(IMPORT_MAX_BYTES + 1)
+    if len(data) > IMPORT_MAX_BYTES:
+        raise _fail(f"{file.name} is larger than {IMPORT_MAX_BYTES // (1024 * 1024)} MB; "
+                    "split it")
+    return data
+
+
 @import_cli.command("orders")
 def import_orders(file: Annotated[Path, typer.Argument(exists=True, dir_okay=False)]) -> None:
     """Create or update organizations and contacts from an order form (idempotent by key)."""
     from bot.services.onboarding import parse_orders
 
     async def go(app: App) -> None:
-        form = parse_orders(file.name, file.read_bytes())
+        form = parse_orders(file.name, _read(file))
         report = await _with_progress(
             "organizations", len(form.organizations),
             lambda progress: app.services.onboarding.import_orders(form, progress=progress),
@@ -326,7 +341,7 @@ def import_invoices(file: Annotated[Path, typer.Argument(exists=True, dir_okay=F
     from bot.services.billing import parse_invoices
 
     async def go(app: App) -> None:
-        batch = parse_invoices(file.name, file.read_bytes())
+        batch = parse_invoices(file.name, _read(file))
         report = await _with_progress(
             "invoices and payments", len(batch.file.invoices) + len(batch.file.payments),
             lambda progress: app.services.billing.import_invoices(batch, progress=progress),

@@ -99,3 +99,10 @@ def test_text_that_looks_like_markup_is_printed_as_written(db_url: str, tmp_path
     status = run(tmp_path, env, "outbox", "status", "--show", "dead")
     assert status.returncode == 0, status.stderr
     assert "Ana [/b] Main" in status.stdout and "[/red] refused" in status.stdout
+
+
+def test_an_endless_import_file_is_refused_unread(db_url: str, tmp_path: Path) -> None:
+    """`/dev/zero` as an order form is one line and exit 1, not memory running out."""
+    result = run(tmp_path, environment(db_url), "import", "orders", "/dev/zero")
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == ["error: zero is larger than 64 MB; split it"]
