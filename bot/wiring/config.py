@@ -24,6 +24,17 @@ from bot.domain import Level, Severity
 
 DEFAULT_DATABASE_URL = "sqlite:///subdesk.db"
 SMTP_SCHEMES = ("smtp", "smtps", "smtp+plain", "smtp+starttls")
+_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+_LEVELS = tuple(level.value for level in Level)
+_SEVERITIES = tuple(severity.value for severity in Severity)
+_YEAR_MINUTES = 366 * 24 * 60
+
+
+def _known(name: str, known: tuple[str, ...], what: str) -> None:
+    if name not in known:
+        raise ValueError(f"{name[:20]!r} is not a {what} ({', '.join(known)})")
+
+
 _ENCODE_HINT = (
     "percent-encode special characters in the user name and password "
     "(# as %23, / as %2F, ? as %3F, @ as %40, % as %25, : as %3A)"
@@ -93,7 +104,8 @@ class Settings(BaseSettings):
         DEFAULT_DATABASE_URL, validation_alias=_env("SUBDESK_DATABASE_URL", "database_url")
     )
     http_host: str = Field("127.0.0.1", validation_alias=_env("SUBDESK_HTTP_HOST", "http_host"))
-    http_port: int = Field(3000, validation_alias=_env("SUBDESK_HTTP_PORT", "http_port"))
+    http_port: int = Field(3000, ge=0, le=65535,  # 0: any free port
+                           validation_alias=_env("SUBDESK_HTTP_PORT", "http_port"))
     api_token: SecretStr | None = Field(
         None, validation_alias=_env("SUBDESK_API_TOKEN", "api_token")
     )
@@ -228,19 +240,23 @@ class Settings(BaseSettings):
 
     # Outbox dispatcher.
     outbox_max_attempts: int = Field(
-        8, validation_alias=_env("SUBDESK_OUTBOX_MAX_ATTEMPTS", "outbox_max_attempts")
+        8, ge=1, le=1000,
+        validation_alias=_env("SUBDESK_OUTBOX_MAX_ATTEMPTS", "outbox_max_attempts")
     )
     outbox_base_delay: float = Field(
-        2.0, validation_alias=_env("SUBDESK_OUTBOX_BASE_DELAY", "outbox_base_delay")
+        2.0, ge=0, le=86_400,
+        validation_alias=_env("SUBDESK_OUTBOX_BASE_DELAY", "outbox_base_delay")
     )
     outbox_max_delay: float = Field(
-        900.0, validation_alias=_env("SUBDESK_OUTBOX_MAX_DELAY", "outbox_max_delay")
+        900.0, ge=0, le=86_400,
+        validation_alias=_env("SUBDESK_OUTBOX_MAX_DELAY", "outbox_max_delay")
     )
     outbox_poll_interval: float = Field(
-        0.5, validation_alias=_env("SUBDESK_OUTBOX_POLL_INTERVAL", "outbox_poll_interval")
+        0.5, gt=0, le=3600,
+        validation_alias=_env("SUBDESK_OUTBOX_POLL_INTERVAL", "outbox_poll_interval")
     )
     outbox_per_target_interval: float = Field(
-        1.0,
+        1.0, ge=0, le=3600,
         validation_alias=_env("SUBDESK_OUTBOX_PER_TARGET_INTERVAL", "outbox_per_target_interval"),
     )
     # Deliveries one process (replica) has under way at once, each the first message of its
@@ -256,10 +272,12 @@ class Settings(BaseSettings):
         60.0, gt=0, validation_alias=_env("SUBDESK_OUTBOX_LEASE", "outbox_lease")
     )
     link_code_ttl_minutes: int = Field(
-        15, validation_alias=_env("SUBDESK_LINK_CODE_TTL_MINUTES", "link_code_ttl_minutes")
+        15, ge=1, le=10_080,
+        validation_alias=_env("SUBDESK_LINK_CODE_TTL_MINUTES", "link_code_ttl_minutes")
     )
     link_code_attempts: int = Field(
-        5, validation_alias=_env("SUBDESK_LINK_CODE_ATTEMPTS", "link_code_attempts")
+        5, ge=1, le=100,
+        validation_alias=_env("SUBDESK_LINK_CODE_ATTEMPTS", "link_code_attempts")
     )
     # Link-code limits, per chat account and per contact (held in the database).
     link_code_cooldown_seconds: int = Field(
@@ -307,6 +325,43 @@ class Settings(BaseSettings):
             return None
         if isinstance(value, SecretStr) and not value.get_secret_value().strip():
             return None
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _check_log_level(cls, value: str) -> str:
+        if value.upper() not in _LOG_LEVELS:
+            raise ValueError(f"must be one of {', '.join(_LOG_LEVELS)}")
+        return value.upper()
+
+    @field_validator("technical_limits")
+    @classmethod
+    def _check_limits(cls, value: dict[str, int]) -> dict[str, int]:
+        for level, limit in value.items():
+            _known(level, _LEVELS, "level")
+            if not 0 <= limit <= 1000:
+                raise ValueError(f"{level[:20]}: {limit} is not between 0 and 1000")
+        return value
+
+    @field_validator("sla_minutes", "sla_next_minutes")
+    @classmethod
+    def _check_minutes(cls, value: dict[str, dict[str, int]]) -> dict[str, dict[str, int]]:
+        for level, targets in value.items():
+            _known(level, _LEVELS, "level")
+            for severity, minutes in targets.items():
+                _known(severity, _SEVERITIES, "severity")
+                if not 1 <= minutes <= _YEAR_MINUTES:
+                    raise ValueError(f"{level[:20]}.{severity[:20]}: {minutes} minutes is not "
+                                     f"between 1 and {_YEAR_MINUTES} (a year)")
+        return value
+
+    @field_validator("sla_always")
+    @classmethod
+    def _check_always(cls, value: dict[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
+        for level, severities in value.items():
+            _known(level, _LEVELS, "level")
+            for severity in severities:
+                _known(severity, _SEVERITIES, "severity")
         return value
 
     @field_validator("database_url")
