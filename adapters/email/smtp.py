@@ -13,6 +13,7 @@ import html
 import ssl
 from dataclasses import dataclass, field
 from email.message import EmailMessage
+from email.policy import SMTPUTF8
 from email.utils import formataddr, parseaddr
 from urllib.parse import unquote, urlsplit
 
@@ -68,10 +69,14 @@ def _one_line(text: str) -> str:
 def build_email(item: OutboxItem, message: Message, sender: str) -> EmailMessage:
     message = message.resolved(prefix_for(message.commands_for) if message.commands_for
                                else PREFIX)
-    email = EmailMessage()
+    if item.target.isascii():
+        email = EmailMessage()
+        name, address = parseaddr(_one_line(item.recipient))
+        to = formataddr((name, item.target)) if address == item.target else item.target
+    else:  # an international address (josé@bücher.example): sent with SMTPUTF8
+        email, to = EmailMessage(policy=SMTPUTF8), item.target
     email["From"] = sender
-    name, address = parseaddr(_one_line(item.recipient))
-    email["To"] = formataddr((name, item.target)) if address == item.target else item.target
+    email["To"] = to
     email["Subject"] = _one_line(message.email_subject)
     digest = hashlib.sha256(item.key.encode()).hexdigest()[:24]
     domain = parseaddr(sender)[1].partition("@")[2] or "subdesk.invalid"
@@ -138,6 +143,9 @@ class SmtpTransport:
             permanent = 500 <= exc.code < 600
             raise DeliveryError(f"SMTP {exc.code}", permanent=permanent) from exc
         except aiosmtplib.SMTPNotSupported as exc:
+            if not item.target.isascii():  # this address only: the others go on
+                raise DeliveryError("SMTP relay takes no international addresses (SMTPUTF8)",
+                                    permanent=True) from exc
             raise _configuration("SMTP server does not support what SUBDESK_SMTP_URL asks "
                                  "for (STARTTLS or AUTH)") from exc
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:

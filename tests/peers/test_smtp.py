@@ -75,13 +75,15 @@ class SmtpServer:
     port: int
     mailbox: Mailbox
     controller: Controller | None = None
+    utf8: bool = False  # announces SMTPUTF8 (international addresses)
 
     @property
     def url(self) -> str:
         return f"smtp+plain://127.0.0.1:{self.port}"
 
     def start(self) -> None:
-        self.controller = Controller(self.mailbox, hostname="127.0.0.1", port=self.port)
+        self.controller = Controller(self.mailbox, hostname="127.0.0.1", port=self.port,
+                                     enable_SMTPUTF8=self.utf8)
         self.controller.start()
 
     def stop(self) -> None:
@@ -203,6 +205,31 @@ async def test_smtp_down_keeps_the_message_and_resumes(
     assert ids == sorted(str(r.platform_ref) for r in delivered)
     assert len(smtp.mailbox.received) == 2
     assert (await app.dispatcher.drain(max_wait=0)).sent == 0
+
+
+@pytest.mark.parametrize("utf8", [True, False], ids=["relay-takes-utf8", "relay-does-not"])
+async def test_an_international_address_is_sent_with_smtputf8(
+    app: App, smtp: SmtpServer, utf8: bool
+) -> None:
+    """A contact at josé@bücher.test gets mail through a relay that takes SMTPUTF8 (it
+    could not be written at all before, and was retried until dead); a relay that does
+    not makes that one message a dead letter, and holds up nobody else's mail."""
+    smtp.stop()
+    smtp.utf8 = utf8
+    smtp.start()
+    order = form(organization("bucher", [contact("main", "josé@bücher.test", "José"),
+                                         contact("technical", "tom@bucher.test", "Tom")]))
+    await app.services.onboarding.import_orders(OrderForm.model_validate(order))
+    stats = await app.dispatcher.drain(max_wait=0)
+    rows = {r.target: r.status for r in await email_rows(app)}
+    received = {str(m["To"]) for m in smtp.mailbox.received}
+    if utf8:
+        assert stats.sent == 2 and set(rows.values()) == {OutboxStatus.SENT}
+        assert "josé@bücher.test" in received and "Tom <tom@bucher.test>" in received
+    else:
+        assert rows == {"josé@bücher.test": OutboxStatus.DEAD, "tom@bucher.test":
+                        OutboxStatus.SENT}
+        assert received == {"Tom <tom@bucher.test>"}
 
 
 async def test_recipient_refused_is_dead(app: App, smtp: SmtpServer) -> None:
