@@ -13,7 +13,7 @@ from functools import lru_cache
 
 from babel.core import get_global
 from babel.dates import format_date
-from babel.numbers import format_currency
+from babel.numbers import format_currency, get_currency_precision
 
 from bot.domain import Region
 
@@ -67,3 +67,14 @@ def currency_in_use(code: str, on: dt.date) -> bool:
         (start is None or start <= on) and (end is None or on <= end)
         for start, end in _tender_periods().get(code, ())
     )
+
+
+def in_minor_units(amount: Decimal, code: str) -> bool:
+    """Whether `amount` can be written in `code` (JPY has no cents, KWD has fils: three
+    decimal places): no finer than the currency's smallest unit."""
+    step = Decimal(1).scaleb(-get_currency_precision(code))
+    return amount == amount.quantize(step)
+
+
+def minor_digits(code: str) -> int:
+    return int(get_currency_precision(code))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -28,7 +29,7 @@ from bot.importing import ImportFailed, csv_rows_to_models, detect_format, load_
 from bot.policy import may_view_billing, staff_roles
 from bot.presentation import billing_notices
 from bot.presentation.messages import command
-from bot.presentation.money import currency_in_use
+from bot.presentation.money import currency_in_use, in_minor_units, minor_digits
 from bot.reminder_stages import zone
 from bot.services.base import Denied, Invalid, NotFound, Service, Tx
 from storage.billing import (
@@ -73,6 +74,13 @@ class InvoiceIn(BaseModel):
                              "such as EUR or USD")
         return code
 
+    @model_validator(mode="after")
+    def _amount_in_its_currency(self) -> InvoiceIn:
+        if not in_minor_units(self.amount, self.currency):
+            raise ValueError(f"amount: {self.amount} is finer than {self.currency} allows "
+                             f"({minor_digits(self.currency)} decimal places)")
+        return self
+
     @field_validator("due_on")
     @classmethod
     def _after_issue(cls, value: dt.date, info: ValidationInfo) -> dt.date:
@@ -98,8 +106,8 @@ class InvoiceFile(BaseModel):
 
     @model_validator(mode="after")
     def _unique(self) -> InvoiceFile:
-        numbers = [i.number for i in self.invoices]
-        dupes = sorted({n for n in numbers if numbers.count(n) > 1})
+        dupes = sorted(n for n, seen in Counter(i.number for i in self.invoices).items()
+                       if seen > 1)
         if dupes:
             raise ValueError(f"invoice number(s) repeated: {', '.join(dupes)}")
         return self
@@ -261,9 +269,15 @@ class BillingService(Service):
                 elif old and old.paid_amount and old.currency != inv.currency:
                     errors.append(f"{at}currency: invoice {inv.number!r} has payments in "
                                   f"{old.currency}; its currency cannot change")
+            currencies = {n: i.currency for n, i in known.items()}
+            currencies.update((i.number, i.currency) for i in form.invoices)
             for at, pay in zip(batch.payment_at, form.payments, strict=True):
-                if pay.invoice not in in_file and pay.invoice not in known:
+                currency = currencies.get(pay.invoice)
+                if currency is None:
                     errors.append(f"{at}invoice: no invoice numbered {pay.invoice!r}")
+                elif not in_minor_units(pay.amount, currency):
+                    errors.append(f"{at}amount: {pay.amount} is finer than {currency} allows "
+                                  f"({minor_digits(currency)} decimal places)")
             if errors:
                 raise ImportFailed(errors)
             ids: dict[str, int] = {n: i.id for n, i in known.items()}

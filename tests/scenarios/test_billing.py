@@ -119,6 +119,28 @@ async def test_json_errors_name_the_field_and_write_nothing(harness: Harness) ->
     assert "No invoices yet." in reply.message.text
 
 
+async def test_amounts_finer_than_their_currency_are_refused(harness: Harness) -> None:
+    """Yen have no cents: an invoice of 120000.50 JPY is refused, and so is a payment of
+    100.50 to a yen invoice (which left a half yen owing that no statement could show)."""
+    await harness.seed_demo()
+    yen = dict(INVOICES["invoices"][0], number="INV-JPY", amount="120000.50", currency="JPY")
+    with pytest.raises(ImportFailed) as info:
+        await _import(harness, {"invoices": [yen]})
+    assert info.value.errors == [
+        "invoices[0]: Value error, amount: 120000.50 is finer than JPY allows "
+        "(0 decimal places)"]
+    await _import(harness, {"invoices": [dict(yen, amount="120000.00")]})
+    with pytest.raises(ImportFailed) as info:
+        await _import(harness, {"payments": [{"invoice": "INV-JPY", "paid_on": "2026-10-20",
+                                              "amount": "100.50"}]})
+    assert info.value.errors == [
+        "payments[0].amount: 100.50 is finer than JPY allows (0 decimal places)"]
+    report = await _import(harness, {"payments": [{"invoice": "INV-JPY",
+                                                   "paid_on": "2026-10-20",
+                                                   "amount": "120000"}]})
+    assert report.paid == 1
+
+
 async def test_csv_errors_name_line_and_field(harness: Harness) -> None:
     """CSV rows are checked one by one; errors carry the file line and column."""
     await harness.seed_demo()
