@@ -347,7 +347,7 @@ class Dispatcher:
         transport = self.transports[item.platform]
         try:
             message = await self.intents.render(
-                self.db, self.clock, item.payload, Audience(item.platform)
+                self.db, self.clock, item.payload, Audience(item.platform, target=item.target)
             )
             if isinstance(message, Dropped):
                 return await self._dropped(item, message.reason)

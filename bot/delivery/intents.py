@@ -24,10 +24,13 @@ MESSAGE = "message"
 
 @dataclass(frozen=True, slots=True)
 class Audience:
-    """Who a queued intent is rendered for: the delivering platform, and a locale hook."""
+    """Who a queued intent is rendered for: the delivering platform, the address it goes
+    to (a renderer may check that it still belongs to someone it is meant for), and a
+    locale hook."""
 
     platform: str
     locale: str | None = None
+    target: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,6 +13,7 @@ from decimal import Decimal
 from typing import Any
 
 from bot.delivery.intents import Audience, Dropped, Intents, Rendered
+from bot.domain import Platform
 from bot.presentation.messages import (
     Actions,
     Button,
@@ -120,6 +121,8 @@ async def render_invoice_reminder(
     org = await tx.directory.org(invoice.org_id)
     if org is None:
         return Dropped("the organization no longer exists")
+    if not await _still_billing_contact(tx, org.id, audience, main_only=False):
+        return Dropped("the recipient is no longer a Main or Administrative Contact")
     return invoice_reminder(
         org_name=org.name, region=org.region.value, number=invoice.number,
         due_on=invoice.due_on, outstanding=outstanding, currency=invoice.currency,
@@ -136,10 +139,26 @@ async def render_renewal_notice(
         return Dropped("the organization no longer exists")
     if org.ends_on is None or org.ends_on.isoformat() != intent["ends_on"]:
         return Dropped(f"{org.name}'s subscription no longer ends on {intent['ends_on']}")
+    if not await _still_billing_contact(tx, org.id, audience, main_only=True):
+        return Dropped("the recipient is no longer the Main Contact")
     return renewal_notice(
         org_name=org.name, region=org.region.value, level=org.level.value,
         ends_on=org.ends_on, days_before=int(intent["days"]),
     )
+
+
+async def _still_billing_contact(tx: Tx, org_id: int, audience: Audience, *,
+                                 main_only: bool) -> bool:
+    """Whether the address a notice goes to still belongs to one of the organization's
+    Main (or Administrative) contacts, by the rule it was queued by: their email, or a chat
+    account linked to them. A contact replaced since it was queued gets nothing."""
+    if audience.target is None:
+        return True
+    people = (await tx.billing.billing_recipients([org_id], main_only=main_only)).get(
+        org_id, [])
+    if audience.platform == Platform.EMAIL.value:
+        return any(p.email == audience.target for p in people)
+    return any((audience.platform, audience.target) in p.accounts for p in people)
 
 
 def register(intents: Intents) -> None:

@@ -88,6 +88,37 @@ async def test_whole_invoice_life_sends_each_stage_once(harness: Harness) -> Non
         "first sweep at or after 09:00 CET (08:00 UTC) on a weekday, with 3-hour steps")
 
 
+async def test_a_reminder_queued_for_a_replaced_contact_is_not_sent_to_them(
+    harness: Harness
+) -> None:
+    """The due-today reminder is queued for Ana (Main) and Ada (Administrative); before it
+    goes out, Ana makes Bob the Main Contact: Ana does not get the invoice's reminder (she
+    is told she was replaced), her queued row ends dropped with the reason, Ada's goes
+    out; the next stage goes to Bob and Ada."""
+    await harness.seed_demo()
+    await _invoice(harness, "INV-MOVE", "2027-01-15")
+    harness.clock.set(at("2027-01-15T09:30:00"))
+    await harness.app.services.reminders.sweep()
+    await harness.app.services.reminders.queue_claimed()
+    assert len(await _reminder_keys(harness)) == 2
+    moved = await harness.as_(DEMO_MAIN).send("/contacts set main bob@demo.test Bob New")
+    assert moved.ok, moved.message.text
+    await harness.drain()
+    today = "Invoice INV-MOVE: €1,200.00 is due today, 15 Jan 2027"
+    assert _subjects(harness, DEMO_MAIN) == [] and _subjects(harness, DEMO_ADMIN) == [today]
+    async with harness.app.db.read() as session:
+        items = await OutboxStore(session, harness.clock.now()).items(limit=100)
+    [dropped] = [i for i in items if i.key.startswith("reminder:")
+                 and i.status is OutboxStatus.DROPPED]
+    assert dropped.target == DEMO_MAIN
+    assert "no longer a Main or Administrative Contact" in (dropped.last_error or "")
+    await _sweep_until(harness, at("2027-01-23T00:00:00"), dt.timedelta(hours=3))
+    overdue = "Invoice INV-MOVE: €1,200.00 is 7 days overdue"
+    assert _subjects(harness, "bob@demo.test") == [overdue]
+    assert _subjects(harness, DEMO_ADMIN) == [today, overdue] and not _subjects(
+        harness, DEMO_MAIN)
+
+
 async def test_stage_is_reached_at_nine_local_and_weekends_wait(harness: Harness) -> None:
     """Nothing before 09:00 local; a stage on a Saturday waits for Monday 09:00."""
     await harness.seed_demo()
