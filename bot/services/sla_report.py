@@ -32,7 +32,7 @@ _MONTH = re.compile(r"^(\d{4})-(\d{2})$")
 def parse_month(text: str) -> tuple[int, int]:
     """`2026-11` → (2026, 11); Invalid naming the expected form otherwise."""
     match = _MONTH.fullmatch(text.strip())
-    if match is None or not 1 <= int(match[2]) <= 12 or int(match[1]) < 1970:
+    if match is None or not 1 <= int(match[2]) <= 12 or not 1970 <= int(match[1]) <= 9000:
         raise Invalid(f"--month takes a month like 2026-11, not {text[:20]!r}")
     return int(match[1]), int(match[2])
 

@@ -503,6 +503,8 @@ def outbox_retry(
         except ValueError:
             raise _fail("--since takes an ISO time like 2026-12-01T09:00:00Z") from None
         after = after if after.tzinfo else after.replace(tzinfo=dt.UTC)
+        if not 1970 <= after.year <= 9000:
+            raise _fail("--since must be a time between the years 1970 and 9000")
 
     async def go(app: App) -> None:
         if item_id is None:

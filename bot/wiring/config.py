@@ -386,6 +386,10 @@ class Settings(BaseSettings):
         from sqlalchemy.engine import make_url
 
         if value.lower().startswith("sqlite"):
+            scheme, sep, _ = value.partition(":///")
+            if not sep or scheme.lower() not in ("sqlite", "sqlite+aiosqlite"):
+                raise ValueError("a SQLite URL is sqlite:///relative/path or "
+                                 "sqlite:////absolute/path")
             return value
         try:
             url = make_url(value)

@@ -289,6 +289,14 @@ async def test_sslmode_disable_connects(db_url: str) -> None:
 
 
 @pytest.mark.nodb
+@pytest.mark.parametrize("url", ["sqlite:relative.db", "sqlite://user@/x.db"])
+def test_misshapen_sqlite_urls_are_refused(clean_env: Path, url: str) -> None:
+    """A SQLite URL without its three slashes is a configuration error saying the form."""
+    with pytest.raises(ValidationError, match="sqlite:///relative/path"):
+        Settings(database_url=url)
+
+
+@pytest.mark.nodb
 @pytest.mark.parametrize("url", ["mysql://db/x", "subdesk.db", "", "http://db"])
 def test_unsupported_database_urls_are_refused(clean_env: Path, url: str) -> None:
     """Anything but SQLite or PostgreSQL is a configuration error naming the setting."""
