@@ -222,8 +222,8 @@ async def _console_main(
                 finally:
                     await background.close()
         elif console is not None:
+            await console.start()  # an unknown --as stops here, before anything is delivered
             await app.dispatcher.drain(max_wait=0)
-            await console.start()
             try:
                 await console.run()
             finally:

@@ -171,6 +171,9 @@ def test_staff_add_link_and_piped_console(subdesk: Run, tmp_path: Path) -> None:
     assert unknown.returncode == 1 and "No contact or staff member" in unknown.stderr
     both = subdesk("link", "ana@acme.test", "--slack", "T0:U0", "--matrix", "@a:b")
     assert both.returncode != 0 and "exactly one" in both.stderr
+    early = subdesk("console", "--as", "who@nowhere.test", stdin="/contacts\n")
+    assert early.returncode == 1 and early.stdout == "", "nothing delivered for a stranger"
+    assert "neither a contact nor a staff member" in early.stderr
 
     session = subdesk("console", "--as", "ana@acme.test", stdin=(
         "/subdesk whoami\n"
