@@ -29,7 +29,7 @@ from storage.models import (
     StaffRow,
     TechnicalRequestRow,
 )
-from storage.sql import chunks
+from storage.sql import chunks, insert_ignore
 
 
 def org_value(row: OrganizationRow) -> Organization:
@@ -152,16 +152,25 @@ class Directory:
         return [org_value(r) for r in rows]
 
     async def upsert_org(self, fields: OrgFields) -> tuple[Organization, Organization | None]:
-        """Create or update by key; returns (after, before) with before None when created."""
+        """Create or update by key; returns (after, before) with before None when created.
+
+        The row is inserted if missing (`ON CONFLICT DO NOTHING`) and then locked, so two
+        imports of a new organization at once take turns instead of one failing on the
+        unique key."""
+        created = await insert_ignore(self.s, OrganizationRow, {
+            "key": fields.key, "name": fields.name, "program": fields.program.value,
+            "level": fields.level.value, "region": fields.region.value,
+            "timezone": fields.timezone, "starts_on": fields.starts_on,
+            "ends_on": fields.ends_on, "sharing": False,
+            "alert_channels": list(fields.alert_channels), "country": fields.country,
+            "created_at": self.now, "updated_at": self.now,
+        }, ("key",))
         row = await self.s.scalar(
             select(OrganizationRow).where(OrganizationRow.key == fields.key).with_for_update()
+            .execution_options(populate_existing=True)
         )
-        before = None if row is None else org_value(row)
-        if row is None:
-            row = OrganizationRow(
-                key=fields.key, sharing=False, created_at=self.now, updated_at=self.now
-            )
-            self.s.add(row)
+        assert row is not None
+        before = None if created is not None else org_value(row)
         row.name = fields.name
         row.program = fields.program.value
         row.level = fields.level.value
