@@ -31,6 +31,7 @@ class Alert:
     resolved_by: str | None = None
     ticket_id: int | None = None  # the ticket an internal alert is about
     resolution: str | None = None  # why its source resolved it
+    started_at: dt.datetime | None = None  # when the monitored episode started
 
     @property
     def card_key(self) -> str:
@@ -43,7 +44,7 @@ def _value(row: AlertRow | Row[Any]) -> Alert:
     return Alert(
         row.id, row.source, row.fingerprint, row.org_id, row.level, row.status, row.title,
         row.body, row.episode, row.created_at, row.updated_at, row.acked_by, row.acked_at,
-        row.resolved_by, row.ticket_id, row.resolution,
+        row.resolved_by, row.ticket_id, row.resolution, row.started_at,
     )
 
 
@@ -55,6 +56,7 @@ class AlertStore:
     async def add(
         self, source: str, fingerprint: str, *, org_id: int | None, level: str, status: str,
         title: str, body: str, ticket_id: int | None = None,
+        started_at: dt.datetime | None = None,
     ) -> Alert | None:
         """A new alert row; None when (source, fingerprint) exists already."""
         table = AlertRow.__table__
@@ -63,7 +65,7 @@ class AlertStore:
             insert_for(self.s, AlertRow)
             .values(source=source, fingerprint=fingerprint, org_id=org_id, level=level,
                     status=status, title=title, body=body, episode=1, ticket_id=ticket_id,
-                    created_at=self.now, updated_at=self.now)
+                    started_at=started_at, created_at=self.now, updated_at=self.now)
             .on_conflict_do_nothing(index_elements=["source", "fingerprint"])
             .returning(*table.c)
         )).first()

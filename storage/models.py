@@ -457,6 +457,8 @@ class AlertRow(Base):
     ticket_id: Mapped[int | None] = _fk("tickets.id", nullable=True)
     # Why the source resolved it ("answered by Sam", "renewed until 2027-12-31").
     resolution: Mapped[str | None] = mapped_column(String(200))
+    # When the monitored episode started (Alertmanager's startsAt), if the source says.
+    started_at: Mapped[dt.datetime | None]
 
 
 class OutboxRow(Base):

@@ -17,6 +17,7 @@ atomically with the change that caused it.
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 from typing import Literal
 
@@ -54,6 +55,9 @@ class Event:
     org_key: str | None = None
     org_id: int | None = None
     ticket_id: int | None = None
+    # When the monitored episode started, where the source says (Alertmanager's startsAt):
+    # a notification of an episode that has ended changes nothing.
+    started_at: dt.datetime | None = None
 
 
 def on_ticket_card(alert: Alert) -> bool:
@@ -74,26 +78,31 @@ class Alerting:
         """One firing or resolved notification of `event.fingerprint`: what it changed."""
         org = await self._org(tx, event)
         org_id = org.id if org is not None else None
-        if event.status == "firing":  # most often a new alert: one statement for it
-            added = await tx.alerts.add(
-                source, event.fingerprint, org_id=org_id, level=event.level, status="firing",
-                title=event.title[:TITLE_MAX], body=event.body[:BODY_MAX],
-                ticket_id=event.ticket_id,
-            )
-            if added is not None:
-                await self._post(tx, added, org)
-                return "posted", added
+        # Most often a new alert: one statement for it. A `resolved` never seen firing is
+        # recorded too (nothing posted), so its `firing` arriving late changes nothing.
+        added = await tx.alerts.add(
+            source, event.fingerprint, org_id=org_id, level=event.level, status=event.status,
+            title=event.title[:TITLE_MAX], body=event.body[:BODY_MAX],
+            ticket_id=event.ticket_id, started_at=event.started_at,
+        )
+        if added is not None:
+            if event.status == "resolved":
+                return "unchanged", added
+            await self._post(tx, added, org)
+            return "posted", added
         alert = await tx.alerts.by_fingerprint(source, event.fingerprint)
-        if alert is None:
-            return "unchanged", None  # resolved, never seen firing: nothing to update
+        assert alert is not None  # it existed a moment ago, and alerts are never deleted
         if event.status == "firing" and alert.status == "firing":
             return "unchanged", alert
         if event.status == "firing":
+            if (event.started_at is not None and alert.started_at is not None
+                    and event.started_at <= alert.started_at):
+                return "unchanged", alert  # a replay of an episode that has ended
             alert = await tx.alerts.update(
                 alert.id, status="firing", episode=alert.episode + 1, level=event.level,
                 title=event.title[:TITLE_MAX], body=event.body[:BODY_MAX], org_id=org_id,
                 ticket_id=event.ticket_id, acked_by=None, acked_at=None, resolved_by=None,
-                resolution=None,
+                resolution=None, started_at=event.started_at,
             )
             await self._post(tx, alert, org)
             return "posted", alert

@@ -9,6 +9,7 @@ the card's buttons or `/alert ack|resolve ID`.
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -44,6 +45,7 @@ class AmAlert(BaseModel):
     labels: dict[str, str] = Field(default_factory=dict)
     annotations: dict[str, str] = Field(default_factory=dict)
     fingerprint: str = Field(min_length=1, max_length=255)
+    startsAt: dt.datetime | None = None  # Alertmanager's name
 
 
 class AmPayload(BaseModel):
@@ -78,8 +80,11 @@ def from_alertmanager(alert: AmAlert) -> Event:
     level = _LEVELS.get(labels.get("severity", "").lower(), "info")
     title = notes.get("summary") or labels.get("alertname") or "Alert"
     body = notes.get("description", "")
+    started = alert.startsAt
+    if started is not None and started.tzinfo is None:
+        started = started.replace(tzinfo=dt.UTC)
     return Event(alert.fingerprint, alert.status, level, title[:TITLE_MAX], body[:4000],
-                 labels.get("org") or None)
+                 labels.get("org") or None, started_at=started)
 
 
 def _technical(contacts: list[Contact]) -> list[Contact]:

@@ -42,7 +42,7 @@ def notification(status: str, *alerts: dict[str, Any]) -> dict[str, Any]:
 
 
 def alert(fingerprint: str, status: str = "firing", org: str | None = "acme",
-          severity: str = "critical") -> dict[str, Any]:
+          severity: str = "critical", starts: str = "2026-11-25T09:58:00Z") -> dict[str, Any]:
     labels = {"alertname": "HighErrorRate", "severity": severity, "instance": "api-1:9100"}
     if org is not None:
         labels["org"] = org
@@ -50,7 +50,7 @@ def alert(fingerprint: str, status: str = "firing", org: str | None = "acme",
         "status": status, "labels": labels,
         "annotations": {"summary": "API error rate above 5%",
                         "description": "5xx responses are 7.2% of requests."},
-        "startsAt": "2026-11-25T09:58:00Z",
+        "startsAt": starts,
         "endsAt": "0001-01-01T00:00:00Z" if status == "firing" else "2026-11-25T10:20:00Z",
         "generatorURL": "http://prometheus:9090/graph?g0.expr=...",
         "fingerprint": fingerprint,
@@ -127,11 +127,30 @@ async def test_one_message_per_fingerprint_edited_in_place(world: World) -> None
     status, body = await world.post(notification("resolved", alert("fp-1", "resolved")))
     assert body == {"posted": 0, "updated": 0, "unchanged": 1}
     status, body = await world.post(notification("firing", alert("fp-1")))
+    assert body == {"posted": 0, "updated": 0, "unchanged": 1}, "a replay of the ended episode"
+    assert world.chat.posts == [card]
+    later = "2026-11-25T11:05:00Z"
+    status, body = await world.post(notification("firing", alert("fp-1", starts=later)))
     assert body == {"posted": 1, "updated": 0, "unchanged": 0}
     assert [p.target for p in world.chat.posts] == [ACME, ACME]
     again = world.chat.posts[1]
     assert again.thread is None and buttons(again) == ["Acknowledge", "Resolve"]
     assert len(card.edits) == 2
+
+
+async def test_a_resolved_arriving_first_keeps_its_late_firing_quiet(world: World) -> None:
+    """Notifications out of order: the `resolved` of an episode comes before its `firing`.
+    The late `firing` posts nothing (the episode is over, and no `resolved` would follow
+    to close it); the next episode posts as usual."""
+    status, body = await world.post(notification("resolved", alert("fp-late", "resolved")))
+    assert (status, body) == (200, {"posted": 0, "updated": 0, "unchanged": 1})
+    status, body = await world.post(notification("firing", alert("fp-late")))
+    assert body == {"posted": 0, "updated": 0, "unchanged": 1}
+    assert world.chat.posts == []
+    later = "2026-11-25T12:00:00Z"
+    status, body = await world.post(notification("firing", alert("fp-late", starts=later)))
+    assert body == {"posted": 1, "updated": 0, "unchanged": 0}
+    assert [p.target for p in world.chat.posts] == [ACME]
 
 
 async def test_unlabelled_and_unknown_orgs_go_to_triage(world: World) -> None:
