@@ -56,6 +56,9 @@ _ID_MAX = 255  # Matrix user and room ids have at most 255 characters; so do the
 def _one_line(value: str) -> str:
     if any(unicodedata.category(ch) == "Cc" for ch in value):
         raise ValueError("must be one line of text without control characters")
+    # Blank is no name: spaces, and format characters such as a zero-width space, alone.
+    if not "".join(ch for ch in value if unicodedata.category(ch) != "Cf").strip():
+        raise ValueError("must not be blank")
     return value.strip()
 
 

@@ -142,6 +142,18 @@ async def test_a_trailing_newline_is_no_part_of_a_key_or_number(
     assert any("number" in e for e in (await response.json())["errors"])
 
 
+@pytest.mark.parametrize("blank", ["   ", "\u200b", " \u200b "])
+async def test_a_blank_name_is_refused(client: TestClient[Any, Any], blank: str) -> None:
+    """An organization or contact named with spaces or a zero-width space alone is a 400
+    naming the field (it was stored as an empty name)."""
+    org = dict(ORDER["organizations"][0], name=blank)
+    response = await client.post("/api/v1/orders", json={"organizations": [org]},
+                                 headers=AUTH)
+    assert response.status == 400, await response.text()
+    assert any(e.startswith("organizations[0].name") and "blank" in e
+               for e in (await response.json())["errors"])
+
+
 async def test_orders_carry_an_optional_country(client: TestClient[Any, Any]) -> None:
     """The API accepts `country` (ISO 3166 alpha-2) beside the timezone."""
     order = {"organizations": [dict(ORDER["organizations"][0], country="ES")]}
