@@ -31,6 +31,7 @@ from bot.services.billing import parse_invoices
 from bot.services.onboarding import OrderForm
 from bot.wiring import logs
 from bot.wiring.runtime import App, configuration_gaps
+from storage.db import is_outage
 
 log = logging.getLogger(__name__)
 
@@ -216,6 +217,9 @@ async def _import(request: web.Request, kind: str) -> web.Response:
     except ServiceError as exc:
         return _json_error(400, str(exc))
     except (OperationalError, DBAPIError, OSError) as exc:
+        if not is_outage(exc):  # a statement the database refused: a bug, not an outage
+            log.exception("import API: the database refused the import")
+            return _json_error(500, "the import could not be applied; nothing was written")
         log.warning("import API: database unavailable (%s)", type(exc).__name__)
         return _json_error(503, "temporarily unavailable; nothing was written")
     app.dispatcher.poke()

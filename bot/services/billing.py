@@ -43,6 +43,8 @@ from storage.billing import (
 Progress = Callable[[int, int], None]
 _NUMBER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,63}$")
 _AMOUNT = Field(gt=0, max_digits=14, decimal_places=2)
+# The most an invoice's payments may add up to (what its `paid_amount` column holds).
+PAID_MAX = Decimal("999999999999.99")
 MAX_SERVERS = 100_000
 
 log = logging.getLogger(__name__)
@@ -271,6 +273,7 @@ class BillingService(Service):
                                   f"{old.currency}; its currency cannot change")
             currencies = {n: i.currency for n, i in known.items()}
             currencies.update((i.number, i.currency) for i in form.invoices)
+            paid = {n: i.paid_amount for n, i in known.items()}
             for at, pay in zip(batch.payment_at, form.payments, strict=True):
                 currency = currencies.get(pay.invoice)
                 if currency is None:
@@ -278,6 +281,11 @@ class BillingService(Service):
                 elif not in_minor_units(pay.amount, currency):
                     errors.append(f"{at}amount: {pay.amount} is finer than {currency} allows "
                                   f"({minor_digits(currency)} decimal places)")
+                else:
+                    paid[pay.invoice] = paid.get(pay.invoice, Decimal(0)) + pay.amount
+                    if paid[pay.invoice] > PAID_MAX:
+                        errors.append(f"{at}amount: the payments of invoice {pay.invoice!r} "
+                                      f"would add up to more than {PAID_MAX}")
             if errors:
                 raise ImportFailed(errors)
             ids: dict[str, int] = {n: i.id for n, i in known.items()}

@@ -142,6 +142,25 @@ async def test_a_trailing_newline_is_no_part_of_a_key_or_number(
     assert any("number" in e for e in (await response.json())["errors"])
 
 
+async def test_payments_adding_up_beyond_what_can_be_stored_are_a_400(
+    client: TestClient[Any, Any]
+) -> None:
+    """Two payments each valid but together beyond what an invoice's paid total holds: a
+    400 naming the payment (PostgreSQL refused the sum, answered "unavailable", and an
+    integrator retried forever; SQLite stored it)."""
+    response = await client.post("/api/v1/orders", json=ORDER, headers=AUTH)
+    assert response.status == 200
+    biggest = "999999999999.99"
+    invoices = {"invoices": [dict(INVOICES["invoices"][0], amount=biggest)],
+                "payments": [{"invoice": "INV-1", "paid_on": "2026-11-22", "amount": biggest},
+                             {"invoice": "INV-1", "paid_on": "2026-11-23", "amount": biggest}]}
+    response = await client.post("/api/v1/invoices", json=invoices, headers=AUTH)
+    assert response.status == 400, await response.text()
+    assert (await response.json())["errors"] == [
+        "payments[1].amount: the payments of invoice 'INV-1' would add up to more than "
+        "999999999999.99"]
+
+
 @pytest.mark.parametrize("blank", ["   ", "\u200b", " \u200b "])
 async def test_a_blank_name_is_refused(client: TestClient[Any, Any], blank: str) -> None:
     """An organization or contact named with spaces or a zero-width space alone is a 400
