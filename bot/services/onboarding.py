@@ -437,7 +437,7 @@ class OnboardingService(Service):
         )
         org, before = await tx.directory.upsert_org(fields)
         await tx.directory.lock_org(org.id)
-        changed = before is None or before != org
+        org_changed = changed = before is None or before != org
         if before is None:
             report.created += 1
             await tx.directory.audit("import", org.id, "org.created", org.key, None,
@@ -510,8 +510,10 @@ class OnboardingService(Service):
                                   "is already linked to another person")
         for contact_id in stripped:
             await tx.directory.delete_contact_if_roleless(contact_id)
-        if not changed and before is not None:
+        if before is not None and not changed:
             report.unchanged += 1
+        elif before is not None and not org_changed:  # its contacts alone changed
+            report.updated += 1
         # Welcome messages: keyed by org and email, so a re-import never sends them twice.
         for contact in await tx.directory.contacts(org.id):
             if contact.is_main:

@@ -141,6 +141,16 @@ async def test_json_and_csv_of_the_same_form_are_the_same_import(harness: Harnes
     assert report.unchanged == 1 and report.messages_queued == 0
 
 
+async def test_a_change_of_contacts_alone_counts_as_an_update(harness: Harness) -> None:
+    """Re-importing with only a contact's name changed reports the organization updated
+    (it was counted nowhere: 0 created, 0 updated, 0 unchanged)."""
+    await run_import(harness, "orders.json", json.dumps(ACME))
+    renamed = json.loads(json.dumps(ACME))
+    renamed["organizations"][0]["contacts"][0]["name"] = "Ana Renamed"
+    report = await run_import(harness, "orders.json", json.dumps(renamed))
+    assert (report.created, report.updated, report.unchanged) == (0, 1, 0)
+
+
 async def test_update_changes_fields_and_moves_main(harness: Harness) -> None:
     """Re-importing with changes updates the organization (audited), moves the Main Contact
     and welcomes the new one."""
