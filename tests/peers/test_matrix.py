@@ -4,6 +4,7 @@ encryption on) talk to the bot in encrypted DMs and rooms."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -328,6 +329,21 @@ async def test_linking_on_matrix_by_emailed_code_and_from_the_command_line(
         smtp.stop()
 
 
+@asynccontextmanager
+async def keys_withheld(world: World, room: str) -> AsyncIterator[None]:
+    """Tom's client shares no room keys with the bot's device in `room` meanwhile."""
+    client = world.tom.client
+    assert client is not None
+    (device,) = client.device_store.active_user_devices(world.bot_id)
+    client.blacklist_device(device)
+    client.invalidate_outbound_session(room)
+    try:
+        yield
+    finally:
+        client.unblacklist_device(device)
+        client.invalidate_outbound_session(room)
+
+
 async def test_a_message_the_bot_cannot_decrypt_is_asked_for_again(world: World) -> None:
     """Tom's client stops sharing room keys with the bot's device: the bot cannot read his
     next message, waits a while for its key, then asks him to send it again. Once his
@@ -335,16 +351,10 @@ async def test_a_message_the_bot_cannot_decrypt_is_asked_for_again(world: World)
     room = await world.tom_dm()
     warm = await world.tom.say(room, "!subdesk whoami")
     await world.tom.answer(room, world.bot_id, warm)
-    client = world.tom.client
-    assert client is not None
-    (device,) = client.device_store.active_user_devices(world.bot_id)
-    client.blacklist_device(device)
-    client.invalidate_outbound_session(room)
-    unreadable = await world.tom.say(room, "!subdesk whoami")
-    said = await world.tom.answer(room, world.bot_id, unreadable, within=40)
+    async with keys_withheld(world, room):
+        unreadable = await world.tom.say(room, "!subdesk whoami")
+        said = await world.tom.answer(room, world.bot_id, unreadable, within=40)
     assert "could not read your last message" in said
-    client.unblacklist_device(device)
-    client.invalidate_outbound_session(room)
     again = await world.tom.say(room, "!subdesk whoami")
     assert "Tom Tech" in await world.tom.answer(room, world.bot_id, again)
 
@@ -356,17 +366,11 @@ async def test_in_a_shared_room_unreadable_messages_are_asked_for_once(world: Wo
     room = await world.tom.room(world.sam.user_id, world.bot_id, encrypted=True)
     warm = await world.tom.say(room, "!subdesk whoami")
     await world.tom.answer(room, world.bot_id, warm)
-    client = world.tom.client
-    assert client is not None
-    (device,) = client.device_store.active_user_devices(world.bot_id)
-    client.blacklist_device(device)
-    client.invalidate_outbound_session(room)
-    first = await world.tom.say(room, "lunch at noon, Sam?")
-    second = await world.tom.say(room, "or one?")
-    said = await world.tom.answer(room, world.bot_id, first, within=40)
+    async with keys_withheld(world, room):
+        first = await world.tom.say(room, "lunch at noon, Sam?")
+        second = await world.tom.say(room, "or one?")
+        said = await world.tom.answer(room, world.bot_id, first, within=40)
     assert "could not read your last message" in said
-    client.unblacklist_device(device)
-    client.invalidate_outbound_session(room)
     again = await world.tom.say(room, "!subdesk whoami")
     assert "Tom Tech" in await world.tom.answer(room, world.bot_id, again)
     assert world.tom.answers_to(room, world.bot_id, second) == []

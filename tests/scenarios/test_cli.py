@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import os
 import pty
@@ -246,26 +247,31 @@ def test_demo_again_keeps_changes_and_sends_nothing_twice(subdesk: Run) -> None:
     assert "Tom Tech <tom@demo.test> — Administrative Contact, Technical Contact" in again.stdout
 
 
-def test_outbox_status_drain_and_retry(subdesk: Run, tmp_path: Path, db_url: str) -> None:
-    """`outbox status` counts, `drain` delivers what is due, `retry` requeues a dead letter."""
-    assert subdesk("import", "orders", str(orders_file(tmp_path))).returncode == 0
-
-    async def add_dead() -> int:
+def dead_letter(db_url: str, key: str, *, recipient: str = "", error: str = "SMTP 550",
+                queued: dt.datetime = NOW) -> int:
+    """An email to ops@acme.test queued at `queued` and dead with `error`; its id."""
+    async def add() -> int:
         db = Database(db_url)
         try:
             async with db.transaction() as session:
-                store = OutboxStore(session, NOW)
-                item_id = await store.enqueue("cli-dead", platform="email",
-                                              target="ops@acme.test", kind="email",
-                                              payload={"text": "dead letter"},
-                                              recipient="Ops <ops@acme.test>")
+                store = OutboxStore(session, queued)
+                item_id = await store.enqueue(key, platform="email", target="ops@acme.test",
+                                              kind="email", payload={"text": "dead letter"},
+                                              recipient=recipient)
                 assert item_id is not None
-                await store.mark_dead(item_id, "SMTP 550")
+                await store.mark_dead(item_id, error)
                 return item_id
         finally:
             await db.dispose()
 
-    dead_id = asyncio.run(add_dead())
+    return asyncio.run(add())
+
+
+def test_outbox_status_drain_and_retry(subdesk: Run, tmp_path: Path, db_url: str) -> None:
+    """`outbox status` counts, `drain` delivers what is due, `retry` requeues a dead letter."""
+    assert subdesk("import", "orders", str(orders_file(tmp_path))).returncode == 0
+
+    dead_id = dead_letter(db_url, "cli-dead", recipient="Ops <ops@acme.test>")
     status = subdesk("outbox", "status")
     assert status.returncode == 0, status.stderr
     assert "pending: 2" in status.stdout and "dead: 1" in status.stdout

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import subprocess
 from pathlib import Path
 
-from tests.scenarios.test_cli import SUBDESK, environment
+from tests.conftest import NOW
+from tests.scenarios.test_cli import SUBDESK, dead_letter, environment
 
 
 def run(tmp_path: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
@@ -27,28 +29,8 @@ def test_deeply_nested_files_are_refused_in_one_line(db_url: str, tmp_path: Path
 def test_outbox_retry_all_and_since(db_url: str, tmp_path: Path) -> None:
     """`outbox retry --all` requeues every dead letter, `--since` those queued since then;
     bad ids and dates are one line and exit 1."""
-    import asyncio
-    import datetime as dt
-
-    from storage.db import Database
-    from storage.outbox import OutboxStore
-    from tests.conftest import NOW
-
-    async def add_dead() -> None:
-        db = Database(db_url)
-        try:
-            async with db.transaction() as session:
-                for n, at in enumerate((NOW - dt.timedelta(days=3), NOW, NOW)):
-                    store = OutboxStore(session, at)
-                    item_id = await store.enqueue(f"dead-{n}", platform="email",
-                                                  target=f"ops{n}@acme.test", kind="email",
-                                                  payload={"text": "dead letter"})
-                    assert item_id is not None
-                    await store.mark_dead(item_id, "SMTP 550")
-        finally:
-            await db.dispose()
-
-    asyncio.run(add_dead())
+    for n, at in enumerate((NOW - dt.timedelta(days=3), NOW, NOW)):
+        dead_letter(db_url, f"dead-{n}", queued=at)
     env = environment(db_url)
     since = (NOW - dt.timedelta(hours=1)).isoformat()
     recent = run(tmp_path, env, "outbox", "retry", "--since", since)
@@ -71,31 +53,12 @@ def test_text_that_looks_like_markup_is_printed_as_written(db_url: str, tmp_path
     """What a person typed or the database holds may look like Rich markup (`[/b]`): an
     error line shows it as typed, and `outbox status` shows a recipient and an error so
     named, where they used to end in "unexpected failure (MarkupError)"."""
-    import asyncio
-
-    from storage.db import Database
-    from storage.outbox import OutboxStore
-    from tests.conftest import NOW
-
-    async def add_dead() -> None:
-        db = Database(db_url)
-        try:
-            async with db.transaction() as session:
-                store = OutboxStore(session, NOW)
-                item_id = await store.enqueue("dead-markup", platform="email",
-                                              target="ops@acme.test", kind="email",
-                                              recipient="Ana [/b] Main <ops@acme.test>",
-                                              payload={"text": "dead letter"})
-                assert item_id is not None
-                await store.mark_dead(item_id, "SMTP 550 [/red] refused")
-        finally:
-            await db.dispose()
-
     env = environment(db_url)
     typed = run(tmp_path, env, "link", "[/b]@acme.test", "--slack", "T9:U9")
     assert typed.returncode == 1 and "unexpected failure" not in typed.stderr
     assert "[/b]@acme.test" in typed.stderr and typed.stderr.startswith("error: ")
-    asyncio.run(add_dead())
+    dead_letter(db_url, "dead-markup", recipient="Ana [/b] Main <ops@acme.test>",
+                error="SMTP 550 [/red] refused")
     status = run(tmp_path, env, "outbox", "status", "--show", "dead")
     assert status.returncode == 0, status.stderr
     assert "Ana [/b] Main" in status.stdout and "[/red] refused" in status.stdout
