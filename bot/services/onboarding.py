@@ -212,9 +212,14 @@ class OrderForm(BaseModel):
 _zone_cache: set[str] = set()
 
 
+# Names the system's zone database lists that are no place's time: the machine's own
+# setting, and a placeholder zone.
+_NOT_ZONES = frozenset({"localtime", "Factory", "posixrules"})
+
+
 def _zones() -> set[str]:
     if not _zone_cache:
-        _zone_cache.update(available_timezones())
+        _zone_cache.update(available_timezones() - _NOT_ZONES)
     return _zone_cache
 
 

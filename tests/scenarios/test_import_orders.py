@@ -199,6 +199,8 @@ async def test_csv_bad_email_names_the_line(harness: Harness) -> None:
         (lambda s: s.replace(",technical,", ",boss,"), ["line 3", "role"]),
         (lambda s: s.replace("T0ACME:U0TOM", "tom"), ["line 3", "slack"]),
         (lambda s: s.replace("Europe/Madrid", "Mars/Olympus"), ["line 2", "timezone"]),
+        (lambda s: s.replace("Europe/Madrid", "localtime"), ["line 2", "timezone"]),
+        (lambda s: s.replace("Europe/Madrid", "Factory"), ["line 2", "timezone"]),
         (lambda s: s.replace(",main,", ",technical,"), ["line 2", "main contact"]),
         (lambda s: s.replace("customer", "reseller"), ["line 2", "program"]),
         (lambda s: s.replace("standard", "premium", 1), ["line 3", "differ", "level"]),
