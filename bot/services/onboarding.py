@@ -77,6 +77,25 @@ class Subscription(BaseModel):
         return self
 
 
+def slack_account_problem(value: str) -> str | None:
+    """What is wrong with a Slack account written TEAM_ID:USER_ID (None: nothing); the
+    rule of order forms, `subdesk link` and `subdesk staff add` alike."""
+    if not _SLACK_ID.fullmatch(value):
+        return "must look like TEAM_ID:USER_ID, e.g. T0ACME:U0TOM"
+    if max(len(part) for part in value.split(":")) > _ID_MAX:
+        return f"Slack ids have at most {_ID_MAX} characters"
+    return None
+
+
+def matrix_account_problem(value: str) -> str | None:
+    """What is wrong with a Matrix user id (None: nothing)."""
+    if not _MXID.fullmatch(value):
+        return "must be a Matrix user id like @tom:example.org"
+    if len(value) > _ID_MAX:
+        return f"Matrix user ids have at most {_ID_MAX} characters"
+    return None
+
+
 class ContactIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     role: ContactRole
@@ -88,19 +107,15 @@ class ContactIn(BaseModel):
     @field_validator("slack")
     @classmethod
     def _slack(cls, value: str | None) -> str | None:
-        if value and not _SLACK_ID.fullmatch(value):
-            raise ValueError("must look like TEAM_ID:USER_ID, e.g. T0ACME:U0TOM")
-        if value and max(len(part) for part in value.split(":")) > _ID_MAX:
-            raise ValueError(f"Slack ids have at most {_ID_MAX} characters")
+        if value and (problem := slack_account_problem(value)):
+            raise ValueError(problem)
         return value or None
 
     @field_validator("matrix")
     @classmethod
     def _matrix(cls, value: str | None) -> str | None:
-        if value and not _MXID.fullmatch(value):
-            raise ValueError("must be a Matrix user id like @tom:example.org")
-        if value and len(value) > _ID_MAX:
-            raise ValueError(f"Matrix user ids have at most {_ID_MAX} characters")
+        if value and (problem := matrix_account_problem(value)):
+            raise ValueError(problem)
         return value or None
 
 

@@ -383,15 +383,19 @@ def reminders_run_once(
 
 
 def _parse_slack(value: str) -> tuple[Platform, str, str]:
-    team, sep, user = value.partition(":")
-    if not sep or not team or not user:
-        raise _fail("--slack takes TEAM:USER, e.g. T0ACME:U0TOM")
+    from bot.services.onboarding import slack_account_problem
+
+    if problem := slack_account_problem(value):
+        raise _fail(f"--slack {problem}")
+    team, _, user = value.partition(":")
     return Platform.SLACK, team, user
 
 
 def _parse_matrix(value: str) -> tuple[Platform, str, str]:
-    if not value.startswith("@") or ":" not in value:
-        raise _fail("--matrix takes a Matrix user id like @tom:example.org")
+    from bot.services.onboarding import matrix_account_problem
+
+    if problem := matrix_account_problem(value):
+        raise _fail(f"--matrix {problem}")
     return Platform.MATRIX, value.split(":", 1)[1], value
 
 

@@ -69,3 +69,16 @@ def test_an_endless_import_file_is_refused_unread(db_url: str, tmp_path: Path) -
     result = run(tmp_path, environment(db_url), "import", "orders", "/dev/zero")
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == ["error: zero is larger than 64 MB; split it"]
+
+
+def test_chat_accounts_from_the_command_line_follow_the_order_form_rule(
+    db_url: str, tmp_path: Path
+) -> None:
+    """`staff add --slack` and `--matrix` take what an order form takes (a space or lower
+    case in a Slack id was accepted here and refused there)."""
+    env = environment(db_url)
+    for flag, value in (("--slack", "T 1:U 1"), ("--slack", "t1:u1"), ("--matrix", "tom")):
+        result = run(tmp_path, env, "staff", "add", "x@vendor.test", "--role", "engineer",
+                     flag, value)
+        assert result.returncode == 1, (value, result.stderr)
+        assert result.stderr.startswith(f"error: {flag} must "), result.stderr
