@@ -114,6 +114,7 @@ class _Undecrypted:
     event: MegolmEvent
     room_id: str
     since: float
+    resume: str | None = None  # the sync token of the batch it came in (from before it)
 
 
 class MatrixAdapter:
@@ -303,6 +304,14 @@ class MatrixAdapter:
             log.warning("Matrix: syncing as device %s (was %s): messages encrypted for the "
                         "old device only cannot be read", self.link.device_id, found.device_id)
 
+    def _position(self, next_batch: str) -> str:
+        """The sync token to save: past the batch just handled, unless a message in it or
+        before still waits for its room key; then from before the batch it came in, so a
+        process started meanwhile sees it again (what was handled already is not handled
+        twice: events are recorded as handled)."""
+        held = [w.resume for w in self._waiting if w.resume is not None]
+        return held[0] if held else next_batch
+
     async def _save_position(self, token: str) -> None:
         async with self.app.db.transaction() as session:
             await MatrixStateStore(session, self.app.clock.now()).save(
@@ -319,7 +328,7 @@ class MatrixAdapter:
                      "handled", len(self._offline))
             await self._offline.clear()
         if self._unsaved and self._token is not None:
-            await self._save_position(self._token)
+            await self._save_position(self._position(self._token))
             self._unsaved = False
 
     async def _sync_once(self, tenure: Tenure) -> None:
@@ -348,7 +357,7 @@ class MatrixAdapter:
         self._status = None
         await self._handle(response, history=self._token is not None)
         try:
-            await self._save_position(response.next_batch)
+            await self._save_position(self._position(response.next_batch))
         except _DATABASE_ERRORS:
             if tenure.expired:
                 raise
@@ -443,7 +452,8 @@ class MatrixAdapter:
     async def _event(self, room_id: str, event: Any) -> None:
         if isinstance(event, MegolmEvent):
             if event.sender != self.link.user_id:
-                self._waiting.append(_Undecrypted(event, room_id, time.monotonic()))
+                self._waiting.append(_Undecrypted(event, room_id, time.monotonic(),
+                                                  self._token))
             return
         said = inbound.read(getattr(event, "source", {}) or {}, room_id)
         if said is None or said.sender == self.link.user_id or said.event_id in self._offline:

@@ -1,6 +1,7 @@
 """Messages read once their room key arrives late go through the same guard as any other
 event: a bug in handling one is logged and skipped, never the end of the sync, and an
-outage leaves them waiting for the next sync."""
+outage leaves them waiting for the next sync; while one waits, the sync position saved
+stays before it, so a process started meanwhile sees it again."""
 
 from __future__ import annotations
 
@@ -85,3 +86,16 @@ async def test_an_outage_leaves_late_messages_waiting(
         await adapter._retry_undecrypted()
     assert handled == ["$sealed1", "$sealed2"]
     assert [p.event.event_id for p in adapter._waiting] == ["$sealed2"], "handled: not again"
+
+
+async def test_the_saved_position_stays_before_a_message_waiting_for_its_key(
+    harness: Harness, tmp_path: Path
+) -> None:
+    adapter = _adapter(harness, tmp_path)
+    adapter._waiting = [_Undecrypted(_encrypted(1), ROOM, time.monotonic(), "s10"),
+                        _Undecrypted(_encrypted(2), ROOM, time.monotonic(), "s12")]
+    assert adapter._position("s15") == "s10", "from before the oldest one waiting"
+    adapter._waiting = [_Undecrypted(_encrypted(3), ROOM, time.monotonic(), None)]
+    assert adapter._position("s15") == "s15", "the first sync has nothing before it"
+    adapter._waiting = []
+    assert adapter._position("s15") == "s15"
