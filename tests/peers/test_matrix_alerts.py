@@ -199,7 +199,8 @@ async def test_one_message_per_fingerprint_on_slack_and_matrix(world: World) -> 
     channels (Slack and Matrix) and none in triage; the same notification again posts
     nothing. Sam acknowledges from Matrix with the command the message names: both messages
     are edited to show him. `resolved` edits them again (`m.replace`, `chat.update`), no new
-    message; resolved again changes nothing; firing after that is a new message on each."""
+    message; resolved again changes nothing; a new episode firing after that is a new message
+    on each."""
     assert await world.notify("firing", alert("fp-1")) == {
         "posted": 1, "updated": 0, "unchanged": 0}
     room = await world.room(world.acme)
@@ -244,7 +245,7 @@ async def test_one_message_per_fingerprint_on_slack_and_matrix(world: World) -> 
 
     assert await world.notify("resolved", alert("fp-1", "resolved")) == {
         "posted": 0, "updated": 0, "unchanged": 1}
-    assert await world.notify("firing", alert("fp-1")) == {
+    assert await world.notify("firing", alert("fp-1", starts="2026-11-25T11:05:00Z")) == {
         "posted": 1, "updated": 0, "unchanged": 0}
     room = await world.room(world.acme)
     assert len(posts(room)) == 3 and len(edits(room, card)) == 2
