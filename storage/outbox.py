@@ -199,6 +199,19 @@ class OutboxStore:
             await announce(self.s)
         return count
 
+    async def waiting_for(self, addresses: Sequence[tuple[str, str]]) -> list[OutboxItem]:
+        """Messages not yet tried to any of (platform, target), in order."""
+        if not addresses:
+            return []
+        rows = await self.s.scalars(
+            select(OutboxRow)
+            .where(_ACTIVE_ROWS, OutboxRow.status == OutboxStatus.PENDING.value,
+                   or_(*((OutboxRow.platform == platform) & (OutboxRow.target == target)
+                         for platform, target in addresses)))
+            .order_by(OutboxRow.id)
+        )
+        return [_item(r) for r in rows]
+
     async def card_copies(self, card: str) -> list[OutboxItem]:
         """The messages that are card `card`, one per target (not its edits)."""
         rows = await self.s.scalars(

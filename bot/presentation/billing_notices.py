@@ -147,6 +147,21 @@ async def render_renewal_notice(
     )
 
 
+async def notice_of(tx: Tx, payload: Mapping[str, Any], org_id: int) -> str | None:
+    """The kind of billing notice `payload` is when it is about organization `org_id`
+    (INVOICE_REMINDER or RENEWAL_NOTICE); None for anything else."""
+    kind = payload.get("kind")
+    try:
+        if kind == INVOICE_REMINDER:
+            invoice = await tx.billing.invoice(int(payload["invoice"]))
+            return kind if invoice is not None and invoice.org_id == org_id else None
+        if kind == RENEWAL_NOTICE:
+            return kind if int(payload["org"]) == org_id else None
+    except (KeyError, TypeError, ValueError):
+        return None
+    return None
+
+
 async def _still_billing_contact(tx: Tx, org_id: int, audience: Audience, *,
                                  main_only: bool) -> bool:
     """Whether the address a notice goes to still belongs to one of the organization's

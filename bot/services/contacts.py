@@ -4,10 +4,21 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Any
 
-from bot.domain import Actor, Contact, ContactRole, Organization, RequestStatus, StaffRole
+from bot.delivery.intents import Intent
+from bot.domain import (
+    Actor,
+    Contact,
+    ContactRole,
+    Organization,
+    Platform,
+    RequestStatus,
+    StaffRole,
+)
 from bot.policy import Permission, allows, may_manage_contacts
 from bot.presentation import notices
+from bot.presentation.billing_notices import INVOICE_REMINDER, RENEWAL_NOTICE, notice_of
 from bot.presentation.messages import Actions, Button, Fields, Heading, Message, Paragraph, command
 from bot.services.base import Denied, Invalid, NotFound, Service, Tx
 from bot.services.reserved import require_customer_email
@@ -114,6 +125,8 @@ class ContactService(Service):
                                       {**(before or {}), "name": name})
                     return Designation(await self._reload(tx, target.id))
                 raise Invalid(f"{email} is already the {role_label(role)}.")
+            # Where billing notices queued for the holders went (handed over below).
+            handed = await self._billing_notices_of(tx, org, current, role)
             await tx.directory.clear_role(org.id, role)
             for previous in current:
                 after_prev = await self._reload(tx, previous.id)
@@ -152,8 +165,28 @@ class ContactService(Service):
             await self.notifier.to_contact(
                 tx, target, f"role:{role.value}:{org.id}:{target.id}:{tx.now.isoformat()}", message
             )
+            for key, payload in handed.items():  # theirs are dropped as they go out
+                await self.notifier.to_contact(tx, target, f"{key}:to:{target.id}",
+                                               Intent(payload))
             notes.extend(await self._sole_contact_ends(tx, org, everyone))
             return Designation(target, tuple(notes))
+
+    async def _billing_notices_of(
+        self, tx: Tx, org: Organization, holders: list[Contact], role: ContactRole
+    ) -> dict[str, dict[str, Any]]:
+        """The billing notices of `org` queued for `holders` of `role` and not sent yet, by
+        their key without the address (one per notice, however many accounts it was queued
+        to): reminders for a Main or Administrative Contact, renewal notices for a Main."""
+        kinds = ({INVOICE_REMINDER, RENEWAL_NOTICE} if role is ContactRole.MAIN
+                 else {INVOICE_REMINDER})
+        addresses = [(Platform.EMAIL.value, h.email) for h in holders]
+        addresses += [(i.platform.value, i.address) for i in
+                      await tx.identities.identities_of_contacts([h.id for h in holders])]
+        found: dict[str, dict[str, Any]] = {}
+        for item in await tx.outbox.waiting_for(addresses):
+            if await notice_of(tx, item.payload, org.id) in kinds:
+                found[item.key.removesuffix(f":{item.platform}:{item.target}")] = item.payload
+        return found
 
     async def _sole_contact_ends(
         self, tx: Tx, org: Organization, before: list[Contact]

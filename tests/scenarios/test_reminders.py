@@ -93,8 +93,8 @@ async def test_a_reminder_queued_for_a_replaced_contact_is_not_sent_to_them(
 ) -> None:
     """The due-today reminder is queued for Ana (Main) and Ada (Administrative); before it
     goes out, Ana makes Bob the Main Contact: Ana does not get the invoice's reminder (she
-    is told she was replaced), her queued row ends dropped with the reason, Ada's goes
-    out; the next stage goes to Bob and Ada."""
+    is told she was replaced), her queued row ends dropped with the reason, Bob gets it
+    instead, Ada's goes out; the next stage goes to Bob and Ada."""
     await harness.seed_demo()
     await _invoice(harness, "INV-MOVE", "2027-01-15")
     harness.clock.set(at("2027-01-15T09:30:00"))
@@ -114,7 +114,7 @@ async def test_a_reminder_queued_for_a_replaced_contact_is_not_sent_to_them(
     assert "no longer a Main or Administrative Contact" in (dropped.last_error or "")
     await _sweep_until(harness, at("2027-01-23T00:00:00"), dt.timedelta(hours=3))
     overdue = "Invoice INV-MOVE: €1,200.00 is 7 days overdue"
-    assert _subjects(harness, "bob@demo.test") == [overdue]
+    assert _subjects(harness, "bob@demo.test") == [today, overdue]
     assert _subjects(harness, DEMO_ADMIN) == [today, overdue] and not _subjects(
         harness, DEMO_MAIN)
 
