@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +22,7 @@ from bot.presentation import notices
 from bot.presentation.billing_notices import INVOICE_REMINDER, RENEWAL_NOTICE, notice_of
 from bot.presentation.messages import Actions, Button, Fields, Heading, Message, Paragraph, command
 from bot.services.base import Denied, Invalid, NotFound, Service, Tx
+from bot.services.notify import Notifier
 from bot.services.reserved import require_customer_email
 from storage.directory import TechnicalRequest
 
@@ -126,7 +128,7 @@ class ContactService(Service):
                     return Designation(await self._reload(tx, target.id))
                 raise Invalid(f"{email} is already the {role_label(role)}.")
             # Where billing notices queued for the holders went (handed over below).
-            handed = await self._billing_notices_of(tx, org, current, role)
+            handed = await queued_billing_notices(tx, org, current, role)
             await tx.directory.clear_role(org.id, role)
             for previous in current:
                 after_prev = await self._reload(tx, previous.id)
@@ -165,28 +167,9 @@ class ContactService(Service):
             await self.notifier.to_contact(
                 tx, target, f"role:{role.value}:{org.id}:{target.id}:{tx.now.isoformat()}", message
             )
-            for key, payload in handed.items():  # theirs are dropped as they go out
-                await self.notifier.to_contact(tx, target, f"{key}:to:{target.id}",
-                                               Intent(payload))
+            await hand_over(tx, self.notifier, handed, target)
             notes.extend(await self._sole_contact_ends(tx, org, everyone))
             return Designation(target, tuple(notes))
-
-    async def _billing_notices_of(
-        self, tx: Tx, org: Organization, holders: list[Contact], role: ContactRole
-    ) -> dict[str, dict[str, Any]]:
-        """The billing notices of `org` queued for `holders` of `role` and not sent yet, by
-        their key without the address (one per notice, however many accounts it was queued
-        to): reminders for a Main or Administrative Contact, renewal notices for a Main."""
-        kinds = ({INVOICE_REMINDER, RENEWAL_NOTICE} if role is ContactRole.MAIN
-                 else {INVOICE_REMINDER})
-        addresses = [(Platform.EMAIL.value, h.email) for h in holders]
-        addresses += [(i.platform.value, i.address) for i in
-                      await tx.identities.identities_of_contacts([h.id for h in holders])]
-        found: dict[str, dict[str, Any]] = {}
-        for item in await tx.outbox.waiting_for(addresses):
-            if await notice_of(tx, item.payload, org.id) in kinds:
-                found[item.key.removesuffix(f":{item.platform}:{item.target}")] = item.payload
-        return found
 
     async def _sole_contact_ends(
         self, tx: Tx, org: Organization, before: list[Contact]
@@ -366,3 +349,33 @@ class ContactService(Service):
         after: dict[str, object] | None,
     ) -> None:
         await tx.directory.audit(actor.label, org.id, action, target, before, after)
+
+
+async def queued_billing_notices(
+    tx: Tx, org: Organization, holders: Sequence[Contact], role: ContactRole
+) -> dict[str, dict[str, Any]]:
+    """The billing notices of `org` queued for `holders` of `role` and not sent yet, by
+    their key without the address (one per notice, however many accounts it was queued
+    to): reminders for a Main or Administrative Contact, renewal notices for a Main. Read
+    before the role moves; whoever takes it gets them (`hand_over`), and the holders' own
+    are dropped as they go out."""
+    kinds = ({INVOICE_REMINDER, RENEWAL_NOTICE} if role is ContactRole.MAIN
+             else {INVOICE_REMINDER})
+    addresses = [(Platform.EMAIL.value, h.email) for h in holders]
+    addresses += [(i.platform.value, i.address) for i in
+                  await tx.identities.identities_of_contacts([h.id for h in holders])]
+    found: dict[str, dict[str, Any]] = {}
+    for item in await tx.outbox.waiting_for(addresses):
+        if await notice_of(tx, item.payload, org.id) in kinds:
+            found[item.key.removesuffix(f":{item.platform}:{item.target}")] = item.payload
+    return found
+
+
+async def hand_over(tx: Tx, notifier: Notifier, notices: Mapping[str, dict[str, Any]],
+                    successor: Contact) -> int:
+    """Queue `notices` (from `queued_billing_notices`) for `successor`; the rows queued."""
+    queued = 0
+    for key, payload in notices.items():
+        queued += await notifier.to_contact(tx, successor, f"{key}:to:{successor.id}",
+                                            Intent(payload))
+    return queued

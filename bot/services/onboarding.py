@@ -41,6 +41,7 @@ from bot.importing import (
 from bot.presentation import notices
 from bot.presentation.messages import command
 from bot.services.base import Service, Tx
+from bot.services.contacts import hand_over, queued_billing_notices
 from bot.services.reserved import reserved_emails
 from storage.directory import OrgFields
 
@@ -479,18 +480,21 @@ class OnboardingService(Service):
                     f"renewed until {org.ends_on}" if renewed else f"now ends on {org.ends_on}")
         # Exclusive roles move to whoever the form names; Technical roles are added.
         stripped: list[int] = []
+        handed: dict[ContactRole, dict[str, dict[str, Any]]] = {}
         for role in (ContactRole.MAIN, ContactRole.ADMINISTRATIVE):
             named = {c.email for c in org_in.contacts if c.role is role}
             if not named:
                 continue
-            for holder in await tx.directory.contacts(org.id):
-                if role in holder.roles and holder.email not in named:
-                    await tx.directory.set_role(holder.id, role, False)
-                    await tx.directory.audit("import", org.id, f"role.{role.value}.removed",
-                                             holder.email, {"roles": _roles(holder)},
-                                             {"roles": _roles(holder, without=role)})
-                    stripped.append(holder.id)
-                    changed = True
+            leaving = [h for h in await tx.directory.contacts(org.id)
+                       if role in h.roles and h.email not in named]
+            handed[role] = await queued_billing_notices(tx, org, leaving, role)
+            for holder in leaving:
+                await tx.directory.set_role(holder.id, role, False)
+                await tx.directory.audit("import", org.id, f"role.{role.value}.removed",
+                                         holder.email, {"roles": _roles(holder)},
+                                         {"roles": _roles(holder, without=role)})
+                stripped.append(holder.id)
+                changed = True
         for contact_in in org_in.contacts:
             contact = await tx.directory.contact_by_email(org.id, contact_in.email)
             if contact is None:
@@ -528,6 +532,10 @@ class OnboardingService(Service):
                     # An import never moves a chat account to another person.
                     errors.append(f"{where}: {account[0]} account {given} of {contact.email} "
                                   "is already linked to another person")
+        for role, notices_left in handed.items():  # to whoever holds the role now
+            for successor in await tx.directory.contacts(org.id):
+                if role in successor.roles:
+                    await hand_over(tx, self.notifier, notices_left, successor)
         for contact_id in stripped:
             await tx.directory.delete_contact_if_roleless(contact_id)
         if before is not None and not changed:

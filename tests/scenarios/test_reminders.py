@@ -18,6 +18,7 @@ from storage.db import Database
 from storage.models import ReminderClaimRow
 from storage.outbox import OutboxStore
 from tests.harness import Harness
+from tests.scenarios.orders import contact, form, organization
 
 UTC = dt.UTC
 
@@ -117,6 +118,26 @@ async def test_a_reminder_queued_for_a_replaced_contact_is_not_sent_to_them(
     assert _subjects(harness, "bob@demo.test") == [today, overdue]
     assert _subjects(harness, DEMO_ADMIN) == [today, overdue] and not _subjects(
         harness, DEMO_MAIN)
+
+
+async def test_an_order_form_moving_the_main_contact_hands_over_queued_reminders(
+    harness: Harness
+) -> None:
+    """The same, with the Main Contact moved by an order form: Bob, whom it names, gets
+    the reminder queued for Ana; Ana does not."""
+    await harness.seed_demo()
+    await _invoice(harness, "INV-FORM", "2027-01-15")
+    harness.clock.set(at("2027-01-15T09:30:00"))
+    await harness.app.services.reminders.sweep()
+    await harness.app.services.reminders.queue_claimed()
+    await harness.import_orders(form(organization("demo", [
+        contact("main", "bob@demo.test", "Bob New"),
+        contact("administrative", DEMO_ADMIN, "Ada Admin"),
+        contact("technical", DEMO_TECH, "Tom Tech")], name="Demo Corp", ends_on="2027-12-31")))
+    await harness.drain()
+    today = "Invoice INV-FORM: €1,200.00 is due today, 15 Jan 2027"
+    assert _subjects(harness, "bob@demo.test") == [today]
+    assert _subjects(harness, DEMO_MAIN) == [] and _subjects(harness, DEMO_ADMIN) == [today]
 
 
 async def test_stage_is_reached_at_nine_local_and_weekends_wait(harness: Harness) -> None:
