@@ -157,19 +157,21 @@ class Directory:
         The row is inserted if missing (`ON CONFLICT DO NOTHING`) and then locked, so two
         imports of a new organization at once take turns instead of one failing on the
         unique key."""
-        created = await insert_ignore(self.s, OrganizationRow, {
-            "key": fields.key, "name": fields.name, "program": fields.program.value,
-            "level": fields.level.value, "region": fields.region.value,
-            "timezone": fields.timezone, "starts_on": fields.starts_on,
-            "ends_on": fields.ends_on, "sharing": False,
-            "alert_channels": list(fields.alert_channels), "country": fields.country,
-            "created_at": self.now, "updated_at": self.now,
-        }, ("key",))
-        row = await self.s.scalar(
-            select(OrganizationRow).where(OrganizationRow.key == fields.key).with_for_update()
-            .execution_options(populate_existing=True)
-        )
-        assert row is not None
+        locked = (select(OrganizationRow).where(OrganizationRow.key == fields.key)
+                  .with_for_update().execution_options(populate_existing=True))
+        row = await self.s.scalar(locked)
+        created = None
+        if row is None:  # a new key (the common re-import finds it above, in one statement)
+            created = await insert_ignore(self.s, OrganizationRow, {
+                "key": fields.key, "name": fields.name, "program": fields.program.value,
+                "level": fields.level.value, "region": fields.region.value,
+                "timezone": fields.timezone, "starts_on": fields.starts_on,
+                "ends_on": fields.ends_on, "sharing": False,
+                "alert_channels": list(fields.alert_channels), "country": fields.country,
+                "created_at": self.now, "updated_at": self.now,
+            }, ("key",))
+            row = await self.s.scalar(locked)
+            assert row is not None
         before = None if created is not None else org_value(row)
         row.name = fields.name
         row.program = fields.program.value

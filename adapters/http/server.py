@@ -22,6 +22,7 @@ from openapi_core.contrib.aiohttp import AIOHTTPOpenAPIWebRequest
 from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy.exc import DBAPIError, OperationalError
 
+from adapters.http.bodies import read_within
 from adapters.http.limits import over_limits
 from bot.delivery.ports import Route, readiness_of
 from bot.importing import ImportFailed, field_path, parse_json, validate
@@ -117,12 +118,8 @@ def _too_large(limit: int) -> web.Response:
 
 async def _read_body(request: web.Request, limit: int) -> bytes | web.Response:
     """The body, refused with 413 as soon as it is known to exceed `limit` bytes."""
-    if request.content_length is not None and request.content_length > limit:
-        return _too_large(limit)
-    try:
-        return await request.read()  # the application's client_max_size stops it at limit
-    except web.HTTPRequestEntityTooLarge:
-        return _too_large(limit)
+    body = await read_within(request, limit)
+    return _too_large(limit) if body is None else body
 
 
 def _prepare(kind: str, settings: Any, openapi_request: Any, raw: bytes) -> Any:

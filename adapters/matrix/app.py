@@ -309,8 +309,7 @@ class MatrixAdapter:
         before still waits for its room key; then from before the batch it came in, so a
         process started meanwhile sees it again (what was handled already is not handled
         twice: events are recorded as handled)."""
-        held = [w.resume for w in self._waiting if w.resume is not None]
-        return held[0] if held else next_batch
+        return next((w.resume for w in self._waiting if w.resume is not None), next_batch)
 
     async def _save_position(self, token: str) -> None:
         async with self.app.db.transaction() as session:

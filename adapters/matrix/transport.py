@@ -62,7 +62,6 @@ class MatrixTransport:
         return self._active()
 
     async def deliver(self, item: OutboxItem, message: Message) -> MessageRef | None:
-        content = render(message)
         try:
             if item.replaces is not None:
                 room = item.replaces.channel
@@ -72,11 +71,11 @@ class MatrixTransport:
                 content = answer_content(message, event, thread)
             elif item.thread is not None:
                 room = item.thread.channel
-                content = in_thread(content, item.thread.id)
-            elif item.kind == "dm":
-                room = await self.link.dm_room(item.target)
+                content = in_thread(render(message), item.thread.id)
             else:
-                room = item.target
+                room = (await self.link.dm_room(item.target) if item.kind == "dm"
+                        else item.target)
+                content = render(message)
             event_id = await self.link.send(room, content, txn_id(item))
         except Limited as exc:
             raise DeliveryError(str(exc), retry_after=exc.retry_after,

@@ -55,6 +55,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from adapters import downloads
+from adapters.http.bodies import read_within
 from adapters.slack import files, inbound
 from adapters.slack.installs import (
     KEY_HINT,
@@ -348,13 +349,8 @@ class SlackAdapter:
 
         The signature is checked on the raw bytes before anything reads them: a request
         not signed by Slack costs one HMAC, never a parse, and nothing of it is logged."""
-        if request.content_length is not None and request.content_length > MAX_BODY:
-            return _refusal(413, "too large")
-        try:
-            raw = await request.read()
-        except web.HTTPRequestEntityTooLarge:
-            return _refusal(413, "too large")
-        if len(raw) > MAX_BODY:
+        raw = await read_within(request, MAX_BODY)
+        if raw is None:
             return _refusal(413, "too large")
         try:
             body = raw.decode()

@@ -487,7 +487,8 @@ class OnboardingService(Service):
                 continue
             leaving = [h for h in await tx.directory.contacts(org.id)
                        if role in h.roles and h.email not in named]
-            handed[role] = await queued_billing_notices(tx, org, leaving, role)
+            if leaving and (queued := await queued_billing_notices(tx, org, leaving, role)):
+                handed[role] = queued
             for holder in leaving:
                 await tx.directory.set_role(holder.id, role, False)
                 await tx.directory.audit("import", org.id, f"role.{role.value}.removed",
@@ -535,7 +536,8 @@ class OnboardingService(Service):
         for role, notices_left in handed.items():  # to whoever holds the role now
             for successor in await tx.directory.contacts(org.id):
                 if role in successor.roles:
-                    await hand_over(tx, self.notifier, notices_left, successor)
+                    report.messages_queued += await hand_over(tx, self.notifier,
+                                                              notices_left, successor)
         for contact_id in stripped:
             await tx.directory.delete_contact_if_roleless(contact_id)
         if before is not None and not changed:

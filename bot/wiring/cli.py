@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import logging
 import sys
 import tomllib
@@ -57,11 +58,6 @@ def _fail(message: str, code: int = 1) -> typer.Exit:
     holds may look like markup: `[/b]` is text here, not a style)."""
     err.print(Text.assemble(("error:", "red"), " ", message), highlight=False)
     return typer.Exit(code)
-
-
-def _cell(value: str) -> Text:
-    """A table cell or title shown as written, never read as markup."""
-    return Text(value)
 
 
 def _run(coro: Coroutine[Any, Any, T]) -> T:
@@ -363,23 +359,28 @@ def reminders_run_once(
     ] = None,
 ) -> None:
     """One reminder sweep: claim every due stage and queue its messages, then exit."""
-    import datetime as dt
-
-    at = None
-    if now is not None:
-        try:
-            at = dt.datetime.fromisoformat(now)
-        except ValueError:
-            raise _fail(f"--now takes an ISO time like 2026-12-01T09:00:00Z, not {now!r}") from None
-        at = at if at.tzinfo else at.replace(tzinfo=dt.UTC)
-        if not 1970 <= at.year <= 9000:
-            raise _fail(f"--now must be a time between the years 1970 and 9000, not {now!r}")
+    at = None if now is None else _iso_time("--now", now)
 
     async def go(app: App) -> None:
         report = await app.services.reminders.run_once(at)
         out.print(f"Reminder sweep: {report}.", markup=False)
 
     _run(_with_app(go))
+
+
+def _iso_time(flag: str, text: str) -> dt.datetime:
+    """An option's ISO time (UTC when it names no offset), within the years the sweeps and
+    the database handle; one clear line otherwise."""
+    try:
+        at = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise _fail(f"{flag} takes an ISO time like 2026-12-01T09:00:00Z, not "
+                    f"{text[:40]!r}") from None
+    at = at if at.tzinfo else at.replace(tzinfo=dt.UTC)
+    if not 1970 <= at.year <= 9000:
+        raise _fail(f"{flag} must be a time between the years 1970 and 9000, not "
+                    f"{text[:40]!r}")
+    return at
 
 
 def _parse_slack(value: str) -> tuple[Platform, str, str]:
@@ -476,9 +477,9 @@ def outbox_status(
         if report.items:
             table = Table("id", "platform", "recipient", "attempts", "status", "last error")
             for item in report.items:
-                table.add_row(str(item.id), _cell(item.platform),
-                              _cell(item.recipient or item.target), str(item.attempts),
-                              item.status.value, _cell((item.last_error or "")[:80]))
+                table.add_row(str(item.id), Text(item.platform),
+                              Text(item.recipient or item.target), str(item.attempts),
+                              item.status.value, Text((item.last_error or "")[:80]))
             out.print(table)
 
     _run(_with_app(go))
@@ -494,21 +495,11 @@ def outbox_retry(
 ) -> None:
     """Queue a dead (or waiting) message again with fresh attempts; or, with --all or
     --since, every dead letter (queued since then)."""
-    import datetime as dt
-
     if (item_id is None) == (not all_ and since is None):
         raise _fail("give a message id, or --all / --since ISO for dead letters in bulk")
     if item_id is not None and not 0 < item_id < 2**63:  # ids are positive 64-bit integers
         raise _fail(f"no unsent outbox message #{item_id}")
-    after = None
-    if since is not None:
-        try:
-            after = dt.datetime.fromisoformat(since)
-        except ValueError:
-            raise _fail("--since takes an ISO time like 2026-12-01T09:00:00Z") from None
-        after = after if after.tzinfo else after.replace(tzinfo=dt.UTC)
-        if not 1970 <= after.year <= 9000:
-            raise _fail("--since must be a time between the years 1970 and 9000")
+    after = None if since is None else _iso_time("--since", since)
 
     async def go(app: App) -> None:
         if item_id is None:
@@ -585,9 +576,9 @@ def report_sla(
             sys.stdout.write(buffer.getvalue())
             return
         table = Table("measure", "value",
-                      title=_cell(f"SLA report: {report.org.name}, {report.month}"))
+                      title=Text(f"SLA report: {report.org.name}, {report.month}"))
         for measure, value in report.rows():
-            table.add_row(_cell(measure), _cell(value))
+            table.add_row(Text(measure), Text(value))
         out.print(table)
 
     _run(_with_app(go))
